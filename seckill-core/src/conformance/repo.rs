@@ -1,0 +1,426 @@
+//! Conformance cases of the repositories ([`Repos`]).
+
+use crate::domain::{
+    Activity, ActivityId, CancelReason, HoldId, Money, Order, OrderId, OrderStatus, Payment,
+    PaymentId, PaymentStatus, Product, ProductId, Role, User, UserId,
+};
+use crate::registry::Repos;
+use crate::repo::{
+    CreateOrder, OrderFilter, OrderRejection, PageRequest, PaymentRecorded, StatusChange,
+    StatusChanged,
+};
+use crate::{Error, Timestamp};
+use chrono::{Duration as CDuration, TimeZone, Utc};
+
+/// The backend under test.
+pub type Backend = Repos;
+
+fn t0() -> Timestamp {
+    Utc.with_ymd_and_hms(2030, 1, 1, 12, 0, 0).unwrap()
+}
+
+fn id() -> i64 {
+    super::unique_id()
+}
+
+async fn activity(b: &Backend, total: u32, limit: u32) -> Activity {
+    let p = Product {
+        id: ProductId(id()),
+        name: "Concert A".into(),
+        description: "front row".into(),
+        list_price: Money(10_000),
+        created_at: t0(),
+    };
+    b.catalog.insert_product(&p).await.unwrap();
+    let a = Activity {
+        id: ActivityId(id()),
+        product_id: p.id,
+        title: "flash".into(),
+        price: Money(4_800),
+        total_stock: total,
+        sold: 0,
+        per_user_limit: limit,
+        starts_at: t0(),
+        ends_at: t0() + CDuration::hours(1),
+        cancelled: false,
+        created_at: t0(),
+    };
+    b.catalog.insert_activity(&a).await.unwrap();
+    a
+}
+
+fn order(a: &Activity, user: i64, qty: u32) -> Order {
+    Order {
+        id: OrderId(id()),
+        hold_id: HoldId(id()),
+        user_id: UserId(user),
+        activity_id: a.id,
+        quantity: qty,
+        amount: Money(a.price.0 * i64::from(qty)),
+        status: OrderStatus::PendingPayment,
+        expires_at: t0() + CDuration::minutes(15),
+        payment_id: None,
+        cancel_reason: None,
+        created_at: t0(),
+        updated_at: t0(),
+    }
+}
+
+fn to(from: OrderStatus, to: OrderStatus) -> StatusChange {
+    StatusChange {
+        from,
+        to,
+        at: t0() + CDuration::minutes(1),
+        payment_id: None,
+        cancel_reason: (to == OrderStatus::Cancelled).then_some(CancelReason::User),
+    }
+}
+
+/// Usernames are unique; users read back by id and name.
+pub async fn users_are_unique(b: &Backend) {
+    let name = format!("alice{}", id());
+    let u = User {
+        id: UserId(id()),
+        username: name.clone(),
+        phone: Some("13800000000".into()),
+        password_hash: "$argon2id$x".into(),
+        role: Role::User,
+        token_version: 0,
+        created_at: t0(),
+    };
+    b.users.insert_user(&u).await.unwrap();
+    let dup = User {
+        id: UserId(id()),
+        ..u.clone()
+    };
+    assert!(matches!(
+        b.users.insert_user(&dup).await,
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(b.users.user(u.id).await.unwrap(), Some(u.clone()));
+    assert_eq!(b.users.user_by_name(&name).await.unwrap(), Some(u.clone()));
+    let changed = User {
+        token_version: 1,
+        ..u.clone()
+    };
+    b.users.update_user(&changed).await.unwrap();
+    assert_eq!(b.users.user(u.id).await.unwrap().unwrap().token_version, 1);
+}
+
+/// Activities need their product; updates never touch `sold` and never drop below it.
+pub async fn catalog_round_trips(b: &Backend) {
+    let a = activity(b, 10, 2).await;
+    assert_eq!(b.catalog.activity(a.id).await.unwrap(), Some(a.clone()));
+    assert!(b.catalog.product(a.product_id).await.unwrap().is_some());
+    let orphan = Activity {
+        id: ActivityId(id()),
+        product_id: ProductId(id()),
+        ..a.clone()
+    };
+    assert!(matches!(
+        b.catalog.insert_activity(&orphan).await,
+        Err(Error::NotFound(_))
+    ));
+    let o = order(&a, 1, 2);
+    b.orders.create_from_hold("m1", &o).await.unwrap();
+    let update = Activity {
+        title: "renamed".into(),
+        sold: 0,
+        ..a.clone()
+    };
+    b.catalog.update_activity(&update).await.unwrap();
+    let now = b.catalog.activity(a.id).await.unwrap().unwrap();
+    assert_eq!((now.title.as_str(), now.sold), ("renamed", 2));
+    let too_small = Activity {
+        total_stock: 1,
+        ..a.clone()
+    };
+    assert!(matches!(
+        b.catalog.update_activity(&too_small).await,
+        Err(Error::Conflict(_))
+    ));
+    let page = b
+        .catalog
+        .list_activities(PageRequest::DEFAULT)
+        .await
+        .unwrap();
+    assert!(page.items.iter().any(|x| x.id == a.id));
+}
+
+/// The order transaction: created once; a redelivery or a second message for the same hold is
+/// a duplicate; `sold` grows once.
+pub async fn order_insert_is_idempotent(b: &Backend) {
+    let a = activity(b, 10, 5).await;
+    let o = order(&a, 1, 2);
+    assert_eq!(
+        b.orders.create_from_hold("m1", &o).await.unwrap(),
+        CreateOrder::Created(o.clone())
+    );
+    assert_eq!(
+        b.orders.create_from_hold("m1", &o).await.unwrap(),
+        CreateOrder::Duplicate(o.clone())
+    );
+    let same_hold = Order {
+        id: OrderId(id()),
+        ..o.clone()
+    };
+    assert_eq!(
+        b.orders.create_from_hold("m2", &same_hold).await.unwrap(),
+        CreateOrder::Duplicate(o.clone())
+    );
+    assert_eq!(b.catalog.activity(a.id).await.unwrap().unwrap().sold, 2);
+    assert_eq!(
+        b.orders.order_by_hold(o.hold_id).await.unwrap(),
+        Some(o.clone())
+    );
+}
+
+/// The database refuses what would oversell or exceed the per-user limit.
+pub async fn order_guard_refuses_oversell_and_limit(b: &Backend) {
+    let a = activity(b, 3, 2).await;
+    let o1 = order(&a, 1, 2);
+    b.orders.create_from_hold("a", &o1).await.unwrap();
+    assert_eq!(
+        b.orders
+            .create_from_hold("b", &order(&a, 1, 1))
+            .await
+            .unwrap(),
+        CreateOrder::Rejected(OrderRejection::LimitExceeded)
+    );
+    assert_eq!(
+        b.orders
+            .create_from_hold("c", &order(&a, 2, 2))
+            .await
+            .unwrap(),
+        CreateOrder::Rejected(OrderRejection::SoldOut)
+    );
+    b.orders
+        .create_from_hold("d", &order(&a, 2, 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.orders
+            .create_from_hold("e", &order(&a, 3, 1))
+            .await
+            .unwrap(),
+        CreateOrder::Rejected(OrderRejection::SoldOut)
+    );
+    assert_eq!(b.catalog.activity(a.id).await.unwrap().unwrap().sold, 3);
+    // Cancelling gives units and quota back.
+    b.orders
+        .change_status(
+            o1.id,
+            to(OrderStatus::PendingPayment, OrderStatus::Cancelled),
+        )
+        .await
+        .unwrap();
+    assert_eq!(b.catalog.activity(a.id).await.unwrap().unwrap().sold, 1);
+    assert!(matches!(
+        b.orders
+            .create_from_hold("f", &order(&a, 1, 2))
+            .await
+            .unwrap(),
+        CreateOrder::Created(_)
+    ));
+}
+
+/// Status changes are compare-and-set and only along legal transitions.
+pub async fn status_changes_are_compare_and_set(b: &Backend) {
+    let a = activity(b, 10, 5).await;
+    let o = order(&a, 1, 1);
+    b.orders.create_from_hold("m", &o).await.unwrap();
+    let pay = StatusChange {
+        payment_id: Some(PaymentId(77)),
+        ..to(OrderStatus::PendingPayment, OrderStatus::Paid)
+    };
+    match b.orders.change_status(o.id, pay).await.unwrap() {
+        StatusChanged::Applied(p) => {
+            assert_eq!(p.status, OrderStatus::Paid);
+            assert_eq!(p.payment_id, Some(PaymentId(77)));
+        }
+        other => panic!("{other:?}"),
+    }
+    match b
+        .orders
+        .change_status(
+            o.id,
+            to(OrderStatus::PendingPayment, OrderStatus::Cancelled),
+        )
+        .await
+        .unwrap()
+    {
+        StatusChanged::Conflict(now) => assert_eq!(now.status, OrderStatus::Paid),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        b.orders
+            .change_status(o.id, to(OrderStatus::Paid, OrderStatus::Cancelled))
+            .await,
+        Err(Error::InvalidArgument(_))
+    ));
+    assert_eq!(
+        b.orders
+            .change_status(OrderId(id()), to(OrderStatus::Paid, OrderStatus::Refunded))
+            .await
+            .unwrap(),
+        StatusChanged::NotFound
+    );
+    assert_eq!(b.catalog.activity(a.id).await.unwrap().unwrap().sold, 1);
+}
+
+/// Lists filter by user and status, newest first, with pagination; expired pending orders are
+/// found by deadline.
+pub async fn lists_filter_and_paginate(b: &Backend) {
+    let a = activity(b, 100, 100).await;
+    let user = id();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let mut o = order(&a, user, 1);
+        o.expires_at = t0() + CDuration::minutes(i);
+        b.orders
+            .create_from_hold(&format!("m{i}"), &o)
+            .await
+            .unwrap();
+        ids.push(o.id);
+    }
+    b.orders
+        .create_from_hold("other", &order(&a, id(), 1))
+        .await
+        .unwrap();
+    let f = OrderFilter {
+        user_id: Some(UserId(user)),
+        ..OrderFilter::default()
+    };
+    let p1 = b
+        .orders
+        .list_orders(
+            &f,
+            PageRequest {
+                page: 1,
+                page_size: 2,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(p1.total, 5);
+    assert_eq!(
+        p1.items.iter().map(|o| o.id).collect::<Vec<_>>(),
+        [ids[4], ids[3]]
+    );
+    let p3 = b
+        .orders
+        .list_orders(
+            &f,
+            PageRequest {
+                page: 3,
+                page_size: 2,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(p3.items.len(), 1);
+    b.orders
+        .change_status(
+            ids[0],
+            to(OrderStatus::PendingPayment, OrderStatus::Cancelled),
+        )
+        .await
+        .unwrap();
+    let cancelled = OrderFilter {
+        status: Some(OrderStatus::Cancelled),
+        ..f.clone()
+    };
+    assert_eq!(
+        b.orders
+            .list_orders(&cancelled, PageRequest::DEFAULT)
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+    let expired = b
+        .orders
+        .expired_pending(t0() + CDuration::minutes(2), 100)
+        .await
+        .unwrap();
+    let mine: Vec<_> = expired
+        .iter()
+        .filter(|o| o.user_id == UserId(user))
+        .map(|o| o.id)
+        .collect();
+    assert_eq!(mine, [ids[1], ids[2]]);
+}
+
+/// Payment results are compare-and-set, idempotent per transaction id, and transaction ids are
+/// unique; a refund happens once.
+pub async fn payments_record_once(b: &Backend) {
+    let mk = |order: OrderId| Payment {
+        id: PaymentId(id()),
+        order_id: order,
+        user_id: UserId(1),
+        provider: "mock".into(),
+        amount: Money(4_800),
+        status: PaymentStatus::Pending,
+        provider_txn_id: None,
+        callbacks_seen: 0,
+        created_at: t0(),
+        updated_at: t0(),
+    };
+    let p = mk(OrderId(id()));
+    b.payments.insert_payment(&p).await.unwrap();
+    let txn = format!("txn-{}", id());
+    let at = t0();
+    assert!(matches!(
+        b.payments.record_result(p.id, &txn, PaymentStatus::Succeeded, at).await.unwrap(),
+        PaymentRecorded::Applied(ref x) if x.status == PaymentStatus::Succeeded
+    ));
+    assert!(matches!(
+        b.payments
+            .record_result(p.id, &txn, PaymentStatus::Succeeded, at)
+            .await
+            .unwrap(),
+        PaymentRecorded::Duplicate(_)
+    ));
+    assert!(matches!(
+        b.payments
+            .record_result(p.id, "other-txn", PaymentStatus::Succeeded, at)
+            .await
+            .unwrap(),
+        PaymentRecorded::Conflict(_)
+    ));
+    let q = mk(p.order_id);
+    b.payments.insert_payment(&q).await.unwrap();
+    assert!(matches!(
+        b.payments
+            .record_result(q.id, &txn, PaymentStatus::Succeeded, at)
+            .await
+            .unwrap(),
+        PaymentRecorded::Conflict(_)
+    ));
+    assert_eq!(
+        b.payments.order_payments(p.order_id).await.unwrap().len(),
+        2
+    );
+    assert!(b.payments.mark_refunded(p.id, at).await.unwrap());
+    assert!(!b.payments.mark_refunded(p.id, at).await.unwrap());
+    assert_eq!(
+        b.payments.payment(p.id).await.unwrap().unwrap().status,
+        PaymentStatus::Refunded
+    );
+}
+
+/// Stamps out every case of this suite as a test for a backend.
+#[macro_export]
+macro_rules! repo_conformance {
+    ($make:path) => {
+        $crate::__conformance_tests!(repo, $make;
+            users_are_unique,
+            catalog_round_trips,
+            order_insert_is_idempotent,
+            order_guard_refuses_oversell_and_limit,
+            status_changes_are_compare_and_set,
+            lists_filter_and_paginate,
+            payments_record_once,
+        );
+    };
+}

@@ -1,0 +1,275 @@
+//! Conformance cases of [`StockReserver`].
+
+use crate::domain::{ActivityId, HoldId, HoldState, OrderId, UserId};
+use crate::stock::{ReserveOutcome, ReserveRequest, StockReserver, StockSpec, Transition};
+use crate::Timestamp;
+use chrono::{Duration as CDuration, TimeZone, Utc};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The backend under test.
+pub type Backend = Arc<dyn StockReserver>;
+
+fn t0() -> Timestamp {
+    Utc.with_ymd_and_hms(2030, 1, 1, 12, 0, 0).unwrap()
+}
+
+async fn fresh(b: &Backend, total: u32, limit: u32) -> ActivityId {
+    let id = ActivityId(super::unique_id());
+    b.load(&StockSpec {
+        activity_id: id,
+        total,
+        sold: 0,
+        per_user_limit: limit,
+        starts_at: t0(),
+        ends_at: t0() + CDuration::hours(1),
+        user_counts: vec![],
+    })
+    .await
+    .expect("load");
+    id
+}
+
+fn req(a: ActivityId, user: i64, qty: u32, key: &str) -> ReserveRequest {
+    ReserveRequest {
+        activity_id: a,
+        user_id: UserId(user),
+        quantity: qty,
+        request_id: key.to_string(),
+        hold_id: HoldId(super::unique_id()),
+        order_id: OrderId(super::unique_id()),
+        now: t0() + CDuration::minutes(1),
+        expires_at: t0() + CDuration::minutes(16),
+    }
+}
+
+async fn reserved(b: &Backend, r: &ReserveRequest) -> crate::domain::Hold {
+    match b.reserve(r).await.expect("reserve") {
+        ReserveOutcome::Reserved { hold, .. } => hold,
+        other => panic!("expected a reservation, got {other:?}"),
+    }
+}
+
+/// A reserve takes the units, records a held hold, counts them for the user and appends one
+/// outbox entry.
+pub async fn reserve_takes_units_and_records_hold(b: &Backend) {
+    let a = fresh(b, 10, 5).await;
+    let r = req(a, 1, 3, "k1");
+    let hold = reserved(b, &r).await;
+    assert_eq!(
+        (hold.id, hold.order_id, hold.quantity),
+        (r.hold_id, r.order_id, 3)
+    );
+    assert_eq!(hold.expires_at, r.expires_at);
+    let s = b.snapshot(a).await.unwrap().expect("loaded");
+    assert_eq!((s.total, s.available, s.held, s.sold), (10, 7, 3, 0));
+    assert_eq!(
+        b.hold(a, hold.id).await.unwrap().unwrap().state,
+        HoldState::Held
+    );
+    assert_eq!(b.user_count(a, UserId(1)).await.unwrap(), 3);
+    let entries = b.outbox_claim(100, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(entries.iter().filter(|e| e.hold.id == hold.id).count(), 1);
+}
+
+/// Outside the window or before warm-up nothing is reserved.
+pub async fn window_and_warm_up_are_checked(b: &Backend) {
+    let a = fresh(b, 10, 5).await;
+    let mut r = req(a, 1, 1, "early");
+    r.now = t0() - CDuration::seconds(1);
+    assert_eq!(b.reserve(&r).await.unwrap(), ReserveOutcome::NotStarted);
+    let mut r = req(a, 1, 1, "late");
+    r.now = t0() + CDuration::hours(1);
+    assert_eq!(b.reserve(&r).await.unwrap(), ReserveOutcome::Ended);
+    let cold = req(ActivityId(super::unique_id()), 1, 1, "cold");
+    assert_eq!(b.reserve(&cold).await.unwrap(), ReserveOutcome::NotLoaded);
+    assert_eq!(b.snapshot(a).await.unwrap().unwrap().available, 10);
+}
+
+/// The per-user limit counts units across holds, not holds.
+pub async fn per_user_limit_counts_units(b: &Backend) {
+    let a = fresh(b, 100, 3).await;
+    reserved(b, &req(a, 1, 2, "a")).await;
+    assert_eq!(
+        b.reserve(&req(a, 1, 2, "b")).await.unwrap(),
+        ReserveOutcome::LimitExceeded { held: 2, limit: 3 }
+    );
+    reserved(b, &req(a, 1, 1, "c")).await;
+    reserved(b, &req(a, 2, 3, "d")).await;
+    assert_eq!(b.snapshot(a).await.unwrap().unwrap().available, 94);
+}
+
+/// Running out: fewer than asked is `InsufficientStock`, none is `SoldOut`.
+pub async fn sold_out_and_insufficient(b: &Backend) {
+    let a = fresh(b, 3, 3).await;
+    reserved(b, &req(a, 1, 2, "a")).await;
+    assert_eq!(
+        b.reserve(&req(a, 2, 2, "b")).await.unwrap(),
+        ReserveOutcome::InsufficientStock { available: 1 }
+    );
+    reserved(b, &req(a, 2, 1, "c")).await;
+    assert_eq!(
+        b.reserve(&req(a, 3, 1, "d")).await.unwrap(),
+        ReserveOutcome::SoldOut
+    );
+    let s = b.snapshot(a).await.unwrap().unwrap();
+    assert_eq!((s.available, s.held), (0, 3));
+}
+
+/// The same request id returns the same hold and takes nothing more.
+pub async fn request_id_replays(b: &Backend) {
+    let a = fresh(b, 10, 10).await;
+    let first = reserved(b, &req(a, 1, 2, "same")).await;
+    match b.reserve(&req(a, 1, 2, "same")).await.unwrap() {
+        ReserveOutcome::Reserved { hold, replayed } => {
+            assert!(replayed);
+            assert_eq!(hold, first);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Another user's identical key is another request.
+    let other = reserved(b, &req(a, 2, 2, "same")).await;
+    assert_ne!(other.id, first.id);
+    let s = b.snapshot(a).await.unwrap().unwrap();
+    assert_eq!(s.available, 6);
+    let entries = b.outbox_claim(100, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(entries.iter().filter(|e| e.hold.id == first.id).count(), 1);
+}
+
+/// Confirm and release move units between held, sold and available, once each.
+pub async fn confirm_and_release_are_idempotent(b: &Backend) {
+    let a = fresh(b, 10, 10).await;
+    let h1 = reserved(b, &req(a, 1, 2, "a")).await;
+    let h2 = reserved(b, &req(a, 1, 3, "b")).await;
+    assert_eq!(b.confirm(a, h1.id).await.unwrap(), Transition::Applied);
+    assert_eq!(b.confirm(a, h1.id).await.unwrap(), Transition::AlreadyDone);
+    let s = b.snapshot(a).await.unwrap().unwrap();
+    assert_eq!((s.available, s.held, s.sold), (5, 3, 2));
+    // Release a held hold and a confirmed one.
+    assert_eq!(b.release(a, h2.id).await.unwrap(), Transition::Applied);
+    assert_eq!(b.release(a, h1.id).await.unwrap(), Transition::Applied);
+    assert_eq!(b.release(a, h1.id).await.unwrap(), Transition::AlreadyDone);
+    assert_eq!(
+        b.confirm(a, h2.id).await.unwrap(),
+        Transition::Refused(HoldState::Released)
+    );
+    assert_eq!(b.confirm(a, HoldId(1)).await.unwrap(), Transition::Unknown);
+    let s = b.snapshot(a).await.unwrap().unwrap();
+    assert_eq!((s.available, s.held, s.sold), (10, 0, 0));
+    assert_eq!(b.user_count(a, UserId(1)).await.unwrap(), 0);
+    assert!(b.live_holds(a).await.unwrap().is_empty());
+    // The quota came back: the user can reserve up to the limit again.
+    reserved(b, &req(a, 1, 10, "c")).await;
+}
+
+/// Many concurrent reserves never take more than the stock.
+pub async fn concurrent_reserves_never_oversell(b: &Backend) {
+    let a = fresh(b, 50, 1).await;
+    let mut tasks = Vec::new();
+    for u in 0..200 {
+        let b = b.clone();
+        tasks.push(tokio::spawn(async move {
+            b.reserve(&req(a, 1000 + u, 1, "k")).await.unwrap()
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            ReserveOutcome::Reserved { .. } => won += 1,
+            ReserveOutcome::SoldOut => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(won, 50);
+    let s = b.snapshot(a).await.unwrap().unwrap();
+    assert_eq!((s.available, s.held), (0, 50));
+}
+
+/// Loading again keeps holds and never re-sells a unit.
+pub async fn reload_keeps_holds(b: &Backend) {
+    let a = fresh(b, 10, 10).await;
+    let h1 = reserved(b, &req(a, 1, 2, "a")).await;
+    reserved(b, &req(a, 2, 3, "b")).await;
+    b.confirm(a, h1.id).await.unwrap();
+    b.load(&StockSpec {
+        activity_id: a,
+        total: 12,
+        sold: 0,
+        per_user_limit: 10,
+        starts_at: t0(),
+        ends_at: t0() + CDuration::hours(2),
+        user_counts: vec![],
+    })
+    .await
+    .unwrap();
+    let s = b.snapshot(a).await.unwrap().unwrap();
+    assert_eq!((s.total, s.available, s.held, s.sold), (12, 7, 3, 2));
+    assert_eq!(b.live_holds(a).await.unwrap().len(), 2);
+    assert_eq!(b.user_count(a, UserId(2)).await.unwrap(), 3);
+}
+
+/// A fresh load counts the database's sold units and per-user counts.
+pub async fn fresh_load_counts_prior_sales(b: &Backend) {
+    let a = ActivityId(super::unique_id());
+    b.load(&StockSpec {
+        activity_id: a,
+        total: 10,
+        sold: 4,
+        per_user_limit: 3,
+        starts_at: t0(),
+        ends_at: t0() + CDuration::hours(1),
+        user_counts: vec![(UserId(7), 3)],
+    })
+    .await
+    .unwrap();
+    let s = b.snapshot(a).await.unwrap().unwrap();
+    assert_eq!((s.available, s.sold), (6, 4));
+    assert!(matches!(
+        b.reserve(&req(a, 7, 1, "x")).await.unwrap(),
+        ReserveOutcome::LimitExceeded { held: 3, limit: 3 }
+    ));
+}
+
+/// Outbox entries go to one claimer at a time, come back after their lease, and leave on ack.
+pub async fn outbox_claims_lease_and_ack(b: &Backend) {
+    let a = fresh(b, 10, 10).await;
+    for k in ["a", "b", "c"] {
+        reserved(b, &req(a, 1, 1, k)).await;
+    }
+    let lease = Duration::from_millis(300);
+    let first = b.outbox_claim(2, lease).await.unwrap();
+    assert_eq!(first.len(), 2);
+    let second = b.outbox_claim(10, lease).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert!(first.iter().all(|e| e.id != second[0].id));
+    assert!(b.outbox_claim(10, lease).await.unwrap().is_empty());
+    b.outbox_ack(&[first[0].id.clone(), second[0].id.clone()])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let again = b.outbox_claim(10, lease).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, first[1].id);
+    assert_eq!(again[0].attempts, 2);
+    b.outbox_ack(&[again[0].id.clone()]).await.unwrap();
+    assert_eq!(b.outbox_len().await.unwrap(), 0);
+}
+
+/// Stamps out every case of this suite as a test for a backend.
+#[macro_export]
+macro_rules! stock_reserver_conformance {
+    ($make:path) => {
+        $crate::__conformance_tests!(stock, $make;
+            reserve_takes_units_and_records_hold,
+            window_and_warm_up_are_checked,
+            per_user_limit_counts_units,
+            sold_out_and_insufficient,
+            request_id_replays,
+            confirm_and_release_are_idempotent,
+            concurrent_reserves_never_oversell,
+            reload_keeps_holds,
+            fresh_load_counts_prior_sales,
+            outbox_claims_lease_and_ack,
+        );
+    };
+}

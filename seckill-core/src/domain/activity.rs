@@ -1,0 +1,95 @@
+//! Activities: flash sales of a product.
+
+use super::{ActivityId, Money, ProductId};
+use crate::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// Where an activity stands. `Scheduled`, `Live` and `Ended` follow from the clock;
+/// `Cancelled` is set by an operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivityStatus {
+    /// Before `starts_at`.
+    Scheduled,
+    /// Between `starts_at` (inclusive) and `ends_at` (exclusive).
+    Live,
+    /// At or after `ends_at`.
+    Ended,
+    /// Called off by an operator; nothing can be bought.
+    Cancelled,
+}
+
+/// A flash sale of one product: a price, a stock and a time window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activity {
+    /// Snowflake id.
+    pub id: ActivityId,
+    /// What is sold.
+    pub product_id: ProductId,
+    /// Display title.
+    pub title: String,
+    /// Sale price of one unit, in minor units.
+    pub price: Money,
+    /// Units for sale.
+    pub total_stock: u32,
+    /// Units in orders that are pending payment, paid or refunded (the database's count; the
+    /// guard `sold + n <= total_stock` is checked on every order insert).
+    pub sold: u32,
+    /// Most units one user may hold across all their live orders of this activity.
+    pub per_user_limit: u32,
+    /// Sale opens (inclusive).
+    pub starts_at: Timestamp,
+    /// Sale closes (exclusive).
+    pub ends_at: Timestamp,
+    /// Set by an operator to call the sale off.
+    pub cancelled: bool,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+impl Activity {
+    /// The status at `now`.
+    pub fn status_at(&self, now: Timestamp) -> ActivityStatus {
+        if self.cancelled {
+            ActivityStatus::Cancelled
+        } else if now < self.starts_at {
+            ActivityStatus::Scheduled
+        } else if now < self.ends_at {
+            ActivityStatus::Live
+        } else {
+            ActivityStatus::Ended
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    #[test]
+    fn status_follows_the_clock() {
+        let t = chrono::Utc::now();
+        let mut a = Activity {
+            id: ActivityId(1),
+            product_id: ProductId(1),
+            title: "t".into(),
+            price: Money(100),
+            total_stock: 1,
+            sold: 0,
+            per_user_limit: 1,
+            starts_at: t,
+            ends_at: t + Duration::hours(1),
+            cancelled: false,
+            created_at: t,
+        };
+        assert_eq!(
+            a.status_at(t - Duration::seconds(1)),
+            ActivityStatus::Scheduled
+        );
+        assert_eq!(a.status_at(t), ActivityStatus::Live);
+        assert_eq!(a.status_at(t + Duration::hours(1)), ActivityStatus::Ended);
+        a.cancelled = true;
+        assert_eq!(a.status_at(t), ActivityStatus::Cancelled);
+    }
+}

@@ -1,0 +1,22 @@
+//! The domain: products, activities, holds, orders, payments and users.
+//!
+//! Money is integer minor units ([`Money`]), time is UTC ([`crate::Timestamp`]), and ids are
+//! snowflake `i64`s in their own types ([`ids`]).
+
+mod activity;
+mod hold;
+pub mod ids;
+mod money;
+mod order;
+mod payment;
+mod product;
+mod user;
+
+pub use activity::{Activity, ActivityStatus};
+pub use hold::{Hold, HoldEvent, HoldState};
+pub use ids::{ActivityId, HoldId, OrderId, PaymentId, ProductId, Snowflake, UserId};
+pub use money::Money;
+pub use order::{CancelReason, Order, OrderStatus};
+pub use payment::{Payment, PaymentStatus};
+pub use product::Product;
+pub use user::{Role, User};

@@ -1,0 +1,45 @@
+//! Payments.
+
+use super::{Money, OrderId, PaymentId, UserId};
+use crate::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// Where a payment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    /// Created at the provider, waiting for its callback.
+    Pending,
+    /// The provider reported the money taken.
+    Succeeded,
+    /// The provider reported a failure.
+    Failed,
+    /// The money went back (a late payment for a cancelled order, a second payment for a paid
+    /// order, or a refund of a paid order).
+    Refunded,
+}
+
+/// One payment attempt for an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    /// Snowflake id; sent to the provider as the merchant reference.
+    pub id: PaymentId,
+    /// The order paid for.
+    pub order_id: OrderId,
+    /// The payer.
+    pub user_id: UserId,
+    /// Provider name (`mock`, …).
+    pub provider: String,
+    /// The order's amount at creation.
+    pub amount: Money,
+    /// Where it stands.
+    pub status: PaymentStatus,
+    /// The provider's transaction id, once it called back (unique across payments).
+    pub provider_txn_id: Option<String>,
+    /// How many verified callbacks arrived for it (duplicates included).
+    pub callbacks_seen: u32,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+}

@@ -1,0 +1,199 @@
+//! Step 1, the hot path: gate, then one atomic reserve. Never waits for the broker or the DB.
+
+use super::Engine;
+use crate::domain::{ActivityId, ActivityStatus, HoldId, OrderId, UserId};
+use crate::rate_limit::RateDecision;
+use crate::stock::{ReserveOutcome, ReserveRequest};
+use crate::{Error, Result, Timestamp};
+use std::time::Duration;
+
+/// A buy attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuyRequest {
+    /// The buyer.
+    pub user_id: UserId,
+    /// The activity.
+    pub activity_id: ActivityId,
+    /// Units (≥ 1).
+    pub quantity: u32,
+    /// Idempotency key: retrying with the same key returns the same hold. `None` makes every
+    /// call a new attempt.
+    pub request_id: Option<String>,
+}
+
+/// Why a buy was refused. All of these are normal outcomes of a flash sale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuyRejection {
+    /// No such activity.
+    UnknownActivity,
+    /// Before the start.
+    NotStarted,
+    /// After the end.
+    Ended,
+    /// Called off.
+    Cancelled,
+    /// Its stock was not warmed up.
+    NotWarmedUp,
+    /// Nothing left.
+    SoldOut,
+    /// Less left than asked.
+    InsufficientStock {
+        /// Units left.
+        available: u32,
+    },
+    /// The per-user limit would be exceeded.
+    LimitExceeded {
+        /// Units the user already has.
+        held: u32,
+        /// The limit.
+        limit: u32,
+    },
+    /// Too many attempts by this user.
+    RateLimited {
+        /// When to try again.
+        retry_after: Duration,
+    },
+}
+
+impl BuyRejection {
+    /// A stable name, used as the `reason` label of `seckill_fail_reason`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            BuyRejection::UnknownActivity => "unknown_activity",
+            BuyRejection::NotStarted => "not_started",
+            BuyRejection::Ended => "ended",
+            BuyRejection::Cancelled => "cancelled",
+            BuyRejection::NotWarmedUp => "not_warmed_up",
+            BuyRejection::SoldOut => "sold_out",
+            BuyRejection::InsufficientStock { .. } => "insufficient_stock",
+            BuyRejection::LimitExceeded { .. } => "limit_exceeded",
+            BuyRejection::RateLimited { .. } => "rate_limited",
+        }
+    }
+}
+
+/// The answer to a buy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuyOutcome {
+    /// Units reserved; the order will be written from the hold shortly.
+    Reserved {
+        /// The hold.
+        hold_id: HoldId,
+        /// The order it becomes (poll it).
+        order_id: OrderId,
+        /// Units.
+        quantity: u32,
+        /// Payment deadline.
+        expires_at: Timestamp,
+        /// Whether this answers a retry of an earlier request with the same key.
+        replayed: bool,
+    },
+    /// Refused.
+    Rejected(BuyRejection),
+}
+
+impl Engine {
+    /// Buys: gate, then the atomic reserve. Returns at once with the order id; the rest of the
+    /// pipeline runs behind the outbox.
+    pub async fn buy(&self, req: BuyRequest) -> Result<BuyOutcome> {
+        let m = self.metrics();
+        m.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let outcome = self.buy_inner(req).await;
+        match &outcome {
+            Ok(BuyOutcome::Reserved { .. }) => {
+                m.successes
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(BuyOutcome::Rejected(r)) => m.fail(r.reason()),
+            Err(e) if matches!(e, Error::InvalidArgument(_)) => m.fail("invalid_request"),
+            Err(_) => m.fail("error"),
+        }
+        outcome
+    }
+
+    async fn buy_inner(&self, req: BuyRequest) -> Result<BuyOutcome> {
+        use BuyRejection as R;
+        if req.quantity == 0 {
+            return Err(Error::invalid("quantity must be at least 1"));
+        }
+        if req
+            .request_id
+            .as_ref()
+            .is_some_and(|k| k.is_empty() || k.len() > 128)
+        {
+            return Err(Error::invalid(
+                "idempotency key must be 1 to 128 characters",
+            ));
+        }
+        let Some(activity) = self.activity_cached(req.activity_id).await? else {
+            return Ok(BuyOutcome::Rejected(R::UnknownActivity));
+        };
+        let now = self.now();
+        match activity.status_at(now) {
+            ActivityStatus::Scheduled => return Ok(BuyOutcome::Rejected(R::NotStarted)),
+            ActivityStatus::Ended => return Ok(BuyOutcome::Rejected(R::Ended)),
+            ActivityStatus::Cancelled => return Ok(BuyOutcome::Rejected(R::Cancelled)),
+            ActivityStatus::Live => {}
+        }
+        if req.quantity > activity.per_user_limit {
+            return Ok(BuyOutcome::Rejected(R::LimitExceeded {
+                held: 0,
+                limit: activity.per_user_limit,
+            }));
+        }
+        // A retry with a key must reach the backend so it can replay the first hold.
+        if req.request_id.is_none() && self.is_sold_out(req.activity_id) {
+            return Ok(BuyOutcome::Rejected(R::SoldOut));
+        }
+        if let Some(quota) = self.config().buy_quota {
+            let key = format!("buy:{}", req.user_id);
+            if let RateDecision::Limited { retry_after } =
+                self.backends().rate_limiter.check(&key, 1, quota).await?
+            {
+                return Ok(BuyOutcome::Rejected(R::RateLimited { retry_after }));
+            }
+        }
+        let expires_at = now
+            + chrono::Duration::from_std(self.config().payment_timeout).map_err(Error::invalid)?;
+        let request_id = req
+            .request_id
+            .unwrap_or_else(|| format!("auto-{:032x}", rand::random::<u128>()));
+        let outcome = self
+            .backends()
+            .stock
+            .reserve(&ReserveRequest {
+                activity_id: req.activity_id,
+                user_id: req.user_id,
+                quantity: req.quantity,
+                request_id,
+                hold_id: HoldId(self.next_id()),
+                order_id: OrderId(self.next_id()),
+                now,
+                expires_at,
+            })
+            .await?;
+        Ok(match outcome {
+            ReserveOutcome::Reserved { hold, replayed } => BuyOutcome::Reserved {
+                hold_id: hold.id,
+                order_id: hold.order_id,
+                quantity: hold.quantity,
+                expires_at: hold.expires_at,
+                replayed,
+            },
+            ReserveOutcome::SoldOut => {
+                self.set_sold_out(req.activity_id, true);
+                BuyOutcome::Rejected(R::SoldOut)
+            }
+            ReserveOutcome::InsufficientStock { available } => {
+                BuyOutcome::Rejected(R::InsufficientStock { available })
+            }
+            ReserveOutcome::LimitExceeded { held, limit } => {
+                BuyOutcome::Rejected(R::LimitExceeded { held, limit })
+            }
+            ReserveOutcome::NotStarted => BuyOutcome::Rejected(R::NotStarted),
+            ReserveOutcome::Ended => BuyOutcome::Rejected(R::Ended),
+            ReserveOutcome::NotLoaded => BuyOutcome::Rejected(R::NotWarmedUp),
+        })
+    }
+}

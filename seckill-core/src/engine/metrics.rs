@@ -1,0 +1,156 @@
+//! Counters and histograms the engine keeps, with the names of the seed spec. The server renders
+//! them in Prometheus text format ([`EngineMetrics::render_prometheus`]).
+
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// A fixed-bucket histogram of seconds.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    counts: [AtomicU64; 12],
+    over: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        match BUCKETS.iter().position(|b| s <= *b) {
+            Some(i) => self.counts[i].fetch_add(1, Ordering::Relaxed),
+            None => self.over.fetch_add(1, Ordering::Relaxed),
+        };
+        self.sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum::<u64>()
+            + self.over.load(Ordering::Relaxed)
+    }
+
+    /// Appends the histogram in Prometheus text format.
+    pub fn render(&self, out: &mut String, name: &str, help: &str, labels: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cum = 0;
+        for (i, b) in BUCKETS.iter().enumerate() {
+            cum += self.counts[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cum}");
+        }
+        cum += self.over.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cum}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}_sum{braces} {sum}\n{name}_count{braces} {cum}");
+    }
+}
+
+/// The engine's metrics.
+#[derive(Debug, Default)]
+pub struct EngineMetrics {
+    /// `seckill_request_total`: buy attempts.
+    pub requests: AtomicU64,
+    /// `seckill_success_total`: buys that reserved.
+    pub successes: AtomicU64,
+    /// `seckill_fail_reason{reason}`: rejected buys by reason.
+    pub fail_reasons: Mutex<BTreeMap<&'static str, u64>>,
+    /// `order_create_duration_seconds`: hold reserved → order committed.
+    pub order_create: Histogram,
+    /// `seckill_orders_created_total`.
+    pub orders_created: AtomicU64,
+    /// `seckill_orders_rejected_total`: holds the database guard refused.
+    pub orders_rejected: AtomicU64,
+    /// `seckill_orders_cancelled_total`.
+    pub orders_cancelled: AtomicU64,
+    /// `seckill_relay_published_total`.
+    pub relayed: AtomicU64,
+    /// `seckill_payments_succeeded_total`.
+    pub payments_succeeded: AtomicU64,
+    /// `seckill_payments_refunded_total`.
+    pub payments_refunded: AtomicU64,
+}
+
+impl EngineMetrics {
+    /// Counts a rejected buy.
+    pub fn fail(&self, reason: &'static str) {
+        *self.fail_reasons.lock().entry(reason).or_insert(0) += 1;
+    }
+
+    /// Appends all metrics in Prometheus text format.
+    pub fn render_prometheus(&self, out: &mut String) {
+        let counters: [(&str, &str, &AtomicU64); 8] = [
+            ("seckill_request_total", "Buy attempts.", &self.requests),
+            (
+                "seckill_success_total",
+                "Buys that reserved stock.",
+                &self.successes,
+            ),
+            (
+                "seckill_orders_created_total",
+                "Orders written.",
+                &self.orders_created,
+            ),
+            (
+                "seckill_orders_rejected_total",
+                "Holds refused by the database guard.",
+                &self.orders_rejected,
+            ),
+            (
+                "seckill_orders_cancelled_total",
+                "Orders cancelled.",
+                &self.orders_cancelled,
+            ),
+            (
+                "seckill_relay_published_total",
+                "Outbox entries published.",
+                &self.relayed,
+            ),
+            (
+                "seckill_payments_succeeded_total",
+                "Orders paid.",
+                &self.payments_succeeded,
+            ),
+            (
+                "seckill_payments_refunded_total",
+                "Payments refunded.",
+                &self.payments_refunded,
+            ),
+        ];
+        for (name, help, v) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP seckill_fail_reason Rejected buys by reason.\n# TYPE seckill_fail_reason counter"
+        );
+        for (reason, n) in self.fail_reasons.lock().iter() {
+            let _ = writeln!(out, "seckill_fail_reason{{reason=\"{reason}\"}} {n}");
+        }
+        self.order_create.render(
+            out,
+            "order_create_duration_seconds",
+            "Time from reserve to committed order.",
+            "",
+        );
+    }
+}

@@ -1,0 +1,279 @@
+//! The sale engine: the pipeline of DESIGN §5, one file per step.
+//!
+//! ```text
+//! buy ─► gate (activity live? local sold-out flag? rate limit?) ─► StockReserver::reserve
+//!        (one atomic step: limit, stock, hold, outbox entry) ─► {hold_id, order_id}
+//! relay: outbox ─► MessageBroker::publish_batch ─► ack outbox              (relay.rs)
+//! order worker: consume ─► OrderRepo::create_from_hold (inbox + guard + insert)
+//!        ─► confirm hold ─► DelayQueue::schedule(deadline) ─► ack          (order_worker.rs)
+//! timeout worker: claim ─► cancel if still pending (CAS) ─► release hold  (cancel.rs)
+//! pay: create payment ─► signed callback ─► verify ─► pending→paid (CAS);
+//!        late payment on a cancelled order ─► refund                       (pay.rs)
+//! reconciler: total = available + held + sold; repairs                     (reconcile.rs)
+//! ```
+//!
+//! Every step after the reserve is idempotent and safe to repeat, so a crash between any two
+//! steps (see [`faults`]) only causes a retry.
+
+mod buy;
+mod cancel;
+pub mod faults;
+mod metrics;
+mod order_worker;
+mod pay;
+mod reconcile;
+mod relay;
+mod runner;
+mod warmup;
+
+pub use buy::{BuyOutcome, BuyRejection, BuyRequest};
+pub use metrics::{EngineMetrics, Histogram};
+pub use order_worker::OrderWorker;
+pub use pay::{CallbackOutcome, PaymentStarted};
+pub use reconcile::{Issue, ReconcileReport};
+pub use runner::{Role, Runner};
+
+use crate::broker::MessageBroker;
+use crate::clock::{Clock, SystemClock};
+use crate::delay::DelayQueue;
+use crate::domain::{Activity, ActivityId, Snowflake};
+use crate::idempotency::IdempotencyStore;
+use crate::lock::Lock;
+use crate::memory::{
+    MemoryBroker, MemoryDelayQueue, MemoryIdempotencyStore, MemoryLock, MemoryRateLimiter,
+    MemoryStockReserver, MemoryStore,
+};
+use crate::payment::PaymentProvider;
+use crate::rate_limit::{Quota, RateLimiter};
+use crate::repo::{CatalogRepo, OrderRepo, PaymentRepo, UserRepo};
+use crate::stock::StockReserver;
+use crate::{Error, Result, Timestamp};
+use faults::{CrashPoint, FaultInjector};
+use parking_lot::RwLock;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The backends the engine runs on, each chosen independently.
+#[derive(Debug, Clone)]
+pub struct Backends {
+    /// The atomic reserve step and its outbox.
+    pub stock: Arc<dyn StockReserver>,
+    /// Holds travel from the relay to the order workers here.
+    pub broker: Arc<dyn MessageBroker>,
+    /// Payment deadlines.
+    pub delay: Arc<dyn DelayQueue>,
+    /// Warm-up and reconciliation locks.
+    pub lock: Arc<dyn Lock>,
+    /// Per-user buy rate limit.
+    pub rate_limiter: Arc<dyn RateLimiter>,
+    /// Request de-duplication for the API.
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    /// Users.
+    pub users: Arc<dyn UserRepo>,
+    /// Products and activities.
+    pub catalog: Arc<dyn CatalogRepo>,
+    /// Orders and the inbox.
+    pub orders: Arc<dyn OrderRepo>,
+    /// Payments.
+    pub payments: Arc<dyn PaymentRepo>,
+    /// The payment provider.
+    pub provider: Arc<dyn PaymentProvider>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Backends {
+    /// Every backend in memory, on `clock`, paying through `provider`.
+    pub fn in_memory(clock: Arc<dyn Clock>, provider: Arc<dyn PaymentProvider>) -> Self {
+        let store = Arc::new(MemoryStore::new());
+        Self {
+            stock: Arc::new(MemoryStockReserver::new(clock.clone())),
+            broker: Arc::new(MemoryBroker::new(clock.clone(), 5, Duration::from_secs(30))),
+            delay: Arc::new(MemoryDelayQueue::new()),
+            lock: Arc::new(MemoryLock::new(clock.clone())),
+            rate_limiter: Arc::new(MemoryRateLimiter::new(clock.clone())),
+            idempotency: Arc::new(MemoryIdempotencyStore::new(clock.clone())),
+            users: store.clone(),
+            catalog: store.clone(),
+            orders: store.clone(),
+            payments: store,
+            provider,
+            clock,
+        }
+    }
+
+    /// Every backend in memory on the system clock with the `mock` provider signing with
+    /// `secret`.
+    pub fn in_memory_default(secret: &[u8]) -> Self {
+        Self::in_memory(
+            Arc::new(SystemClock),
+            Arc::new(crate::payment::MockProvider::new(secret.to_vec())),
+        )
+    }
+}
+
+/// Tunables of the pipeline.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How long a new order waits for payment.
+    pub payment_timeout: Duration,
+    /// Topic the relay publishes holds to.
+    pub holds_topic: String,
+    /// Consumer group of the order workers.
+    pub order_group: String,
+    /// Delay queue of payment deadlines.
+    pub timeout_queue: String,
+    /// Per-user buy rate, if any.
+    pub buy_quota: Option<Quota>,
+    /// How long a relay owns claimed outbox entries.
+    pub outbox_lease: Duration,
+    /// How long a timeout worker owns claimed deadlines.
+    pub timeout_lease: Duration,
+    /// Items per batch in the relay and the workers.
+    pub batch_size: usize,
+    /// A hold older than this with no order is treated as stranded by the reconciler.
+    pub reconcile_grace: Duration,
+    /// How long the buy gate trusts its cached copy of an activity.
+    pub activity_cache_ttl: Duration,
+    /// Snowflake worker id of this process.
+    pub worker_id: u16,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            payment_timeout: Duration::from_secs(15 * 60),
+            holds_topic: "seckill.holds".into(),
+            order_group: "order-workers".into(),
+            timeout_queue: "order-timeouts".into(),
+            buy_quota: None,
+            outbox_lease: Duration::from_secs(30),
+            timeout_lease: Duration::from_secs(30),
+            batch_size: 256,
+            reconcile_grace: Duration::from_secs(60),
+            activity_cache_ttl: Duration::from_secs(1),
+            worker_id: 0,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    b: Backends,
+    cfg: EngineConfig,
+    ids: Snowflake,
+    sold_out: RwLock<HashSet<ActivityId>>,
+    activities: RwLock<HashMap<ActivityId, (Arc<Activity>, Instant)>>,
+    faults: Option<Arc<dyn FaultInjector>>,
+    metrics: EngineMetrics,
+}
+
+/// The sale engine. Cheap to clone; every clone shares the same state.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    /// An engine on `backends`.
+    pub fn new(backends: Backends, cfg: EngineConfig) -> Self {
+        Self::build(backends, cfg, None)
+    }
+
+    /// An engine that crashes where `faults` says (tests only).
+    pub fn with_faults(
+        backends: Backends,
+        cfg: EngineConfig,
+        faults: Arc<dyn FaultInjector>,
+    ) -> Self {
+        Self::build(backends, cfg, Some(faults))
+    }
+
+    fn build(
+        backends: Backends,
+        cfg: EngineConfig,
+        faults: Option<Arc<dyn FaultInjector>>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                ids: Snowflake::new(cfg.worker_id),
+                b: backends,
+                cfg,
+                sold_out: RwLock::new(HashSet::new()),
+                activities: RwLock::new(HashMap::new()),
+                faults,
+                metrics: EngineMetrics::default(),
+            }),
+        }
+    }
+
+    /// The backends.
+    pub fn backends(&self) -> &Backends {
+        &self.inner.b
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.cfg
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &EngineMetrics {
+        &self.inner.metrics
+    }
+
+    /// The current time on the engine's clock.
+    pub fn now(&self) -> Timestamp {
+        self.inner.b.clock.now()
+    }
+
+    /// A fresh snowflake id.
+    pub fn next_id(&self) -> i64 {
+        self.inner.ids.next_id()
+    }
+
+    /// Stops with [`Error::Crashed`] if the fault injector says the process dies at `at`.
+    fn crash_point(&self, at: CrashPoint) -> Result<()> {
+        match &self.inner.faults {
+            Some(f) if f.crash_at(at) => Err(Error::Crashed(at.name())),
+            _ => Ok(()),
+        }
+    }
+
+    /// The activity, from a short-lived cache (the buy gate reads it on every request).
+    pub async fn activity_cached(&self, id: ActivityId) -> Result<Option<Arc<Activity>>> {
+        if let Some((a, at)) = self.inner.activities.read().get(&id) {
+            if at.elapsed() < self.inner.cfg.activity_cache_ttl {
+                return Ok(Some(a.clone()));
+            }
+        }
+        let Some(a) = self.inner.b.catalog.activity(id).await? else {
+            self.inner.activities.write().remove(&id);
+            return Ok(None);
+        };
+        let a = Arc::new(a);
+        self.inner
+            .activities
+            .write()
+            .insert(id, (a.clone(), Instant::now()));
+        Ok(Some(a))
+    }
+
+    /// Forgets the cached copy of an activity (after an admin update in this process).
+    pub fn invalidate_activity(&self, id: ActivityId) {
+        self.inner.activities.write().remove(&id);
+    }
+
+    fn is_sold_out(&self, id: ActivityId) -> bool {
+        self.inner.sold_out.read().contains(&id)
+    }
+
+    fn set_sold_out(&self, id: ActivityId, sold_out: bool) {
+        if sold_out {
+            self.inner.sold_out.write().insert(id);
+        } else if self.is_sold_out(id) {
+            self.inner.sold_out.write().remove(&id);
+        }
+    }
+}

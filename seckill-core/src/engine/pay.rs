@@ -1,0 +1,181 @@
+//! Step 5: payment. The buyer opens a payment; the provider calls back with a signed result;
+//! the callback is verified, recorded (de-duplicated by transaction id), and the order moves
+//! `pending_payment → paid` by compare-and-set. A payment that finds its order cancelled, or
+//! paid by another payment, is refunded. The callback is answered 2xx only after all of this is
+//! committed, so the provider retries until it is.
+
+use super::faults::CrashPoint;
+use super::Engine;
+use crate::domain::{Order, OrderId, OrderStatus, Payment, PaymentId, PaymentStatus, UserId};
+use crate::payment::{Callback, Checkout};
+use crate::repo::{PaymentRecorded, StatusChange, StatusChanged};
+use crate::{Error, Result};
+use std::sync::atomic::Ordering;
+
+/// A payment opened at the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentStarted {
+    /// Our record.
+    pub payment: Payment,
+    /// What the provider returned.
+    pub checkout: Checkout,
+}
+
+/// What a callback did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackOutcome {
+    /// The order is paid by this payment (now or before).
+    Paid,
+    /// The provider reported a failure; the order stays pending.
+    Failed,
+    /// The order could not take this payment (cancelled, or paid by another); refunded.
+    Refunded,
+}
+
+impl Engine {
+    /// Opens a payment for the buyer's pending order. Someone else's order is `NotFound`; an
+    /// order that is not pending, or past its deadline, is `Conflict`.
+    pub async fn start_payment(&self, user: UserId, order_id: OrderId) -> Result<PaymentStarted> {
+        let b = self.backends();
+        let order = match b.orders.order(order_id).await? {
+            Some(o) if o.user_id == user => o,
+            _ => return Err(Error::not_found(format!("order {order_id}"))),
+        };
+        if order.status != OrderStatus::PendingPayment {
+            return Err(Error::conflict(format!(
+                "order {order_id} is {}",
+                order.status
+            )));
+        }
+        let now = self.now();
+        if order.expires_at <= now {
+            return Err(Error::conflict(format!(
+                "order {order_id} passed its payment deadline"
+            )));
+        }
+        let payment = Payment {
+            id: PaymentId(self.next_id()),
+            order_id,
+            user_id: user,
+            provider: b.provider.name().to_string(),
+            amount: order.amount,
+            status: PaymentStatus::Pending,
+            provider_txn_id: None,
+            callbacks_seen: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        b.payments.insert_payment(&payment).await?;
+        let checkout = b.provider.create(&payment).await?;
+        Ok(PaymentStarted { payment, checkout })
+    }
+
+    /// Handles a provider callback. `Err(Unauthenticated)` for a bad signature; any `Ok` means
+    /// its effect is committed and the provider may stop retrying.
+    pub async fn handle_callback(&self, provider: &str, cb: &Callback) -> Result<CallbackOutcome> {
+        let b = self.backends();
+        if provider != b.provider.name() {
+            return Err(Error::not_found(format!("payment provider {provider:?}")));
+        }
+        let n = b.provider.verify_callback(cb)?;
+        let Some(payment) = b.payments.payment(n.payment_id).await? else {
+            return Err(Error::not_found(format!("payment {}", n.payment_id)));
+        };
+        if n.amount != payment.amount {
+            return Err(Error::invalid(format!(
+                "callback amount {} differs from payment amount {}",
+                n.amount, payment.amount
+            )));
+        }
+        let status = if n.succeeded {
+            PaymentStatus::Succeeded
+        } else {
+            PaymentStatus::Failed
+        };
+        let payment = match b
+            .payments
+            .record_result(payment.id, &n.txn_id, status, self.now())
+            .await?
+        {
+            PaymentRecorded::Applied(p) | PaymentRecorded::Duplicate(p) => p,
+            PaymentRecorded::Conflict(p) => {
+                return Err(Error::conflict(format!(
+                    "payment {} already settled differently ({:?})",
+                    p.id, p.status
+                )))
+            }
+        };
+        self.crash_point(CrashPoint::PayAfterRecord)?;
+        self.settle(&payment).await
+    }
+
+    /// Brings a recorded payment's order in line with it: pays the order, or refunds the
+    /// payment. Idempotent; the reconciler calls it for every succeeded payment.
+    pub async fn settle(&self, payment: &Payment) -> Result<CallbackOutcome> {
+        match payment.status {
+            PaymentStatus::Failed | PaymentStatus::Pending => return Ok(CallbackOutcome::Failed),
+            PaymentStatus::Refunded => return Ok(CallbackOutcome::Refunded),
+            PaymentStatus::Succeeded => {}
+        }
+        let b = self.backends();
+        let Some(mut order) = b.orders.order(payment.order_id).await? else {
+            return Err(Error::not_found(format!("order {}", payment.order_id)));
+        };
+        loop {
+            match order.status {
+                OrderStatus::PendingPayment => {
+                    let change = StatusChange {
+                        from: OrderStatus::PendingPayment,
+                        to: OrderStatus::Paid,
+                        at: self.now(),
+                        payment_id: Some(payment.id),
+                        cancel_reason: None,
+                    };
+                    match b.orders.change_status(order.id, change).await? {
+                        StatusChanged::Applied(_) => {
+                            self.metrics()
+                                .payments_succeeded
+                                .fetch_add(1, Ordering::Relaxed);
+                            b.delay
+                                .cancel(&self.config().timeout_queue, &order.id.to_string())
+                                .await?;
+                            return Ok(CallbackOutcome::Paid);
+                        }
+                        StatusChanged::Conflict(o) => order = o,
+                        StatusChanged::NotFound => {
+                            return Err(Error::not_found(format!("order {}", order.id)))
+                        }
+                    }
+                }
+                OrderStatus::Paid if order.payment_id == Some(payment.id) => {
+                    return Ok(CallbackOutcome::Paid)
+                }
+                _ => return self.refund(payment, &order).await,
+            }
+        }
+    }
+
+    async fn refund(&self, payment: &Payment, order: &Order) -> Result<CallbackOutcome> {
+        tracing::info!(payment = %payment.id, order = %order.id, status = %order.status,
+            "refunding a payment its order cannot take");
+        let b = self.backends();
+        b.provider.refund(payment).await?;
+        self.crash_point(CrashPoint::PayAfterRefund)?;
+        if b.payments.mark_refunded(payment.id, self.now()).await? {
+            self.metrics()
+                .payments_refunded
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(CallbackOutcome::Refunded)
+    }
+
+    /// A payment, if the user owns it (else `None`).
+    pub async fn payment_of(&self, user: UserId, id: PaymentId) -> Result<Option<Payment>> {
+        Ok(self
+            .backends()
+            .payments
+            .payment(id)
+            .await?
+            .filter(|p| p.user_id == user))
+    }
+}

@@ -1,0 +1,48 @@
+//! Step 2: the relay hands outbox entries to the broker, in batches, then acks them. A crash
+//! between publish and ack only re-publishes: the order worker absorbs the duplicate.
+
+use super::faults::CrashPoint;
+use super::Engine;
+use crate::broker::Message;
+use crate::domain::HoldEvent;
+use crate::{Error, Result};
+use std::sync::atomic::Ordering;
+
+/// Header carrying the de-duplication id of a message.
+pub const MESSAGE_ID_HEADER: &str = "message-id";
+
+impl Engine {
+    /// Moves up to one batch of outbox entries to the broker. Returns how many it moved.
+    pub async fn relay_once(&self) -> Result<usize> {
+        let b = self.backends();
+        let entries = b
+            .stock
+            .outbox_claim(self.config().batch_size, self.config().outbox_lease)
+            .await?;
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let mut messages = Vec::with_capacity(entries.len());
+        for e in &entries {
+            let event = HoldEvent {
+                hold: e.hold.clone(),
+            };
+            let payload = serde_json::to_vec(&event).map_err(|e| Error::backend("json", e))?;
+            messages.push(
+                Message::new(e.hold.activity_id.to_string(), payload)
+                    .with_header(MESSAGE_ID_HEADER, event.message_id()),
+            );
+        }
+        self.crash_point(CrashPoint::RelayBeforePublish)?;
+        b.broker
+            .publish_batch(&self.config().holds_topic, messages)
+            .await?;
+        self.crash_point(CrashPoint::RelayBeforeAck)?;
+        let ids: Vec<String> = entries.into_iter().map(|e| e.id).collect();
+        b.stock.outbox_ack(&ids).await?;
+        self.metrics()
+            .relayed
+            .fetch_add(ids.len() as u64, Ordering::Relaxed);
+        Ok(ids.len())
+    }
+}

@@ -1,0 +1,186 @@
+//! [`StockReserver`]: the atomic reserve step and the outbox that leaves it.
+//!
+//! The stock backend is where a flash sale is decided. One call to [`StockReserver::reserve`]
+//! checks, **atomically**, the activity's window, the caller's idempotency key, the per-user
+//! limit and the stock; then decrements the stock, records the [`Hold`] and appends its outbox
+//! entry. Nothing else on the buy path writes anything, so the outbox entry is the durable
+//! hand-off to the rest of the pipeline.
+
+use crate::domain::{ActivityId, Hold, HoldId, HoldState, OrderId, UserId};
+use crate::{Result, Timestamp};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// What [`StockReserver::load`] installs for an activity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockSpec {
+    /// The activity.
+    pub activity_id: ActivityId,
+    /// Units for sale.
+    pub total: u32,
+    /// Units already in orders according to the database, excluding orders whose holds the
+    /// backend still has (those it counts itself).
+    pub sold: u32,
+    /// Most units one user may have in live holds and orders.
+    pub per_user_limit: u32,
+    /// Sale opens (inclusive).
+    pub starts_at: Timestamp,
+    /// Sale closes (exclusive).
+    pub ends_at: Timestamp,
+    /// Units each user already has in orders (from the database, same exclusion as `sold`).
+    pub user_counts: Vec<(UserId, u32)>,
+}
+
+/// One buy attempt, as the engine hands it to the backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReserveRequest {
+    /// The activity.
+    pub activity_id: ActivityId,
+    /// The buyer.
+    pub user_id: UserId,
+    /// Units wanted (≥ 1).
+    pub quantity: u32,
+    /// The caller's idempotency key: a second reserve with the same `(activity, user,
+    /// request_id)` returns the first one's hold instead of reserving again.
+    pub request_id: String,
+    /// Id of the hold to create (ignored on a replay).
+    pub hold_id: HoldId,
+    /// Id of the order the hold becomes (ignored on a replay).
+    pub order_id: OrderId,
+    /// The engine's current time: the window is checked against it and the hold stamped with it.
+    pub now: Timestamp,
+    /// Payment deadline of the hold.
+    pub expires_at: Timestamp,
+}
+
+/// The result of a reserve: every business outcome is a value, not an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReserveOutcome {
+    /// Units reserved. `replayed` is true when the request id had reserved before and this is
+    /// that same hold.
+    Reserved {
+        /// The hold.
+        hold: Hold,
+        /// Whether this is a replay of an earlier reserve.
+        replayed: bool,
+    },
+    /// No units left at all.
+    SoldOut,
+    /// Fewer units left than asked for (but some).
+    InsufficientStock {
+        /// Units still available.
+        available: u32,
+    },
+    /// The user would exceed the per-user limit.
+    LimitExceeded {
+        /// Units the user already has.
+        held: u32,
+        /// The limit.
+        limit: u32,
+    },
+    /// Before `starts_at`.
+    NotStarted,
+    /// At or after `ends_at`.
+    Ended,
+    /// The activity's stock was never loaded (not warmed up).
+    NotLoaded,
+}
+
+/// Stock figures of an activity. The backend keeps `total = available + held + sold`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockSnapshot {
+    /// Units for sale.
+    pub total: u32,
+    /// Units anyone may still reserve. Signed so that a broken backend shows up as negative
+    /// instead of wrapping.
+    pub available: i64,
+    /// Units in holds whose order is not confirmed yet.
+    pub held: u32,
+    /// Units in confirmed holds (orders) plus the `sold` loaded at warm-up.
+    pub sold: u32,
+}
+
+impl StockSnapshot {
+    /// Whether `total = available + held + sold` and nothing is negative.
+    pub fn balanced(&self) -> bool {
+        self.available >= 0
+            && i64::from(self.total) == self.available + i64::from(self.held) + i64::from(self.sold)
+    }
+}
+
+/// A hold as the backend stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldRecord {
+    /// The hold.
+    pub hold: Hold,
+    /// Its state.
+    pub state: HoldState,
+}
+
+/// What a [`StockReserver::confirm`] or [`StockReserver::release`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// The hold moved to the asked state now.
+    Applied,
+    /// The hold was already in the asked state; nothing changed (a retry).
+    AlreadyDone,
+    /// The hold is in another state that forbids the move (confirm of a released hold).
+    Refused(HoldState),
+    /// No such hold.
+    Unknown,
+}
+
+/// An outbox entry handed out by [`StockReserver::outbox_claim`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// The backend's id of the entry (monotonic per backend).
+    pub id: String,
+    /// The hold it announces.
+    pub hold: Hold,
+    /// How many times it was claimed (1 the first time).
+    pub attempts: u32,
+}
+
+/// The atomic stock step and its outbox. See the module docs.
+///
+/// # Contract (checked by [`crate::conformance::stock`])
+/// - `reserve` is atomic: concurrent reserves never take more than `total` units, never give a
+///   user more than `per_user_limit` units across their live holds, and a replay of a request id
+///   returns the first hold without taking stock again. A rejection changes nothing.
+/// - Every successful reserve appends exactly one outbox entry, in the same atomic step.
+/// - `confirm` moves `Held → Confirmed` (units go from held to sold); `release` moves
+///   `Held | Confirmed → Released` (units go back to available, the user's quota comes back).
+///   Both are idempotent, and `confirm` of a released hold is refused.
+/// - Holds never vanish by themselves (no TTL): their units must come back by `release`.
+/// - `load` on a fresh activity installs the spec; on an activity the backend already has, it
+///   updates total, window and limit and recomputes `available = total − sold − held − confirmed`
+///   without touching holds, so re-warming never re-sells a unit.
+/// - `outbox_claim` hands an entry to one claimer at a time; an entry not acked within its lease
+///   is handed out again. `outbox_ack` removes entries for good.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait StockReserver: Send + Sync + std::fmt::Debug {
+    /// Installs or refreshes an activity's stock (warm-up).
+    async fn load(&self, spec: &StockSpec) -> Result<()>;
+    /// The atomic reserve step.
+    async fn reserve(&self, req: &ReserveRequest) -> Result<ReserveOutcome>;
+    /// Marks a hold's order as written.
+    async fn confirm(&self, activity: ActivityId, hold: HoldId) -> Result<Transition>;
+    /// Gives a hold's units and the user's quota back.
+    async fn release(&self, activity: ActivityId, hold: HoldId) -> Result<Transition>;
+    /// The activity's stock figures, or `None` if never loaded.
+    async fn snapshot(&self, activity: ActivityId) -> Result<Option<StockSnapshot>>;
+    /// One hold, in any state.
+    async fn hold(&self, activity: ActivityId, hold: HoldId) -> Result<Option<HoldRecord>>;
+    /// The activity's holds in state `Held` or `Confirmed`.
+    async fn live_holds(&self, activity: ActivityId) -> Result<Vec<HoldRecord>>;
+    /// Units the user has in live holds of the activity.
+    async fn user_count(&self, activity: ActivityId, user: UserId) -> Result<u32>;
+    /// Claims up to `max` outbox entries for `lease`.
+    async fn outbox_claim(&self, max: usize, lease: Duration) -> Result<Vec<OutboxEntry>>;
+    /// Removes entries (after the broker has them).
+    async fn outbox_ack(&self, ids: &[String]) -> Result<()>;
+    /// Entries not yet acked (for the outbox-lag metric).
+    async fn outbox_len(&self) -> Result<u64>;
+}

@@ -1,0 +1,72 @@
+//! The in-memory backends pass every conformance suite.
+
+use seckill_core::conformance::broker::Backend as BrokerBackend;
+use seckill_core::memory::*;
+use seckill_core::registry::Repos;
+use seckill_core::{DelayQueue, IdempotencyStore, Lock, RateLimiter, StockReserver};
+use std::sync::Arc;
+use std::time::Duration;
+
+async fn stock() -> Option<Arc<dyn StockReserver>> {
+    Some(Arc::new(MemoryStockReserver::default()))
+}
+async fn broker() -> Option<BrokerBackend> {
+    Some(BrokerBackend {
+        broker: Arc::new(MemoryBroker::new(
+            Arc::new(seckill_core::SystemClock),
+            3,
+            Duration::from_secs(30),
+        )),
+        max_deliveries: 3,
+    })
+}
+async fn delay() -> Option<Arc<dyn DelayQueue>> {
+    Some(Arc::new(MemoryDelayQueue::new()))
+}
+async fn lock() -> Option<Arc<dyn Lock>> {
+    Some(Arc::new(MemoryLock::default()))
+}
+async fn rate_limiter() -> Option<Arc<dyn RateLimiter>> {
+    Some(Arc::new(MemoryRateLimiter::default()))
+}
+async fn idempotency() -> Option<Arc<dyn IdempotencyStore>> {
+    Some(Arc::new(MemoryIdempotencyStore::default()))
+}
+async fn repos() -> Option<Repos> {
+    let s = Arc::new(MemoryStore::new());
+    Some(Repos {
+        users: s.clone(),
+        catalog: s.clone(),
+        orders: s.clone(),
+        payments: s,
+    })
+}
+
+mod stock_suite {
+    use super::*;
+    seckill_core::stock_reserver_conformance!(stock);
+}
+mod broker_suite {
+    use super::*;
+    seckill_core::message_broker_conformance!(broker);
+}
+mod delay_suite {
+    use super::*;
+    seckill_core::delay_queue_conformance!(delay);
+}
+mod lock_suite {
+    use super::*;
+    seckill_core::lock_conformance!(lock);
+}
+mod rate_limit_suite {
+    use super::*;
+    seckill_core::rate_limiter_conformance!(rate_limiter);
+}
+mod idempotency_suite {
+    use super::*;
+    seckill_core::idempotency_conformance!(idempotency);
+}
+mod repo_suite {
+    use super::*;
+    seckill_core::repo_conformance!(repos);
+}
