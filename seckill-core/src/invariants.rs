@@ -113,13 +113,9 @@ pub async fn check(engine: &Engine, activity: ActivityId, expect: &Expect) -> Re
                         - l.refunded.get(&p.id).map_or(0, |m| m.0)
                 })
                 .sum();
+            // While callbacks are in flight a buyer may be charged twice (they paid twice);
+            // the guarantee is that the extra payment is refunded, checked at rest below.
             ledger_by_order.insert(o.id, net);
-            if net > o.amount.0 {
-                v.push(format!(
-                    "order {} charged {net} for an amount of {}",
-                    o.id, o.amount
-                ));
-            }
         }
         if expect.quiescent {
             let expected = usize::from(o.status == OrderStatus::Paid);

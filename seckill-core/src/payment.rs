@@ -57,6 +57,9 @@ pub trait PaymentProvider: Send + Sync + std::fmt::Debug {
     async fn create(&self, payment: &Payment) -> Result<Checkout>;
     /// Verifies and parses a callback.
     fn verify_callback(&self, callback: &Callback) -> Result<Notification>;
+    /// Asks the provider where a payment stands: `None` while the buyer has not paid. Used to
+    /// settle payments whose callback never arrived.
+    async fn query(&self, payment: &Payment) -> Result<Option<Notification>>;
     /// Gives the money of a succeeded payment back.
     async fn refund(&self, payment: &Payment) -> Result<()>;
 }
@@ -133,17 +136,21 @@ impl MockProvider {
     /// The buyer pays: the provider takes `payment.amount` (once per payment: paying again
     /// returns the same transaction) and returns the callback it sends.
     pub fn pay(&self, payment: &Payment) -> Callback {
-        let txn_id = {
-            let mut ledger = self.ledger.lock();
-            ledger.charged.entry(payment.id).or_insert(payment.amount);
-            format!("mock-txn-{}", payment.id)
-        };
-        self.callback_for(&Notification {
-            payment_id: payment.id,
-            txn_id,
-            amount: payment.amount,
+        self.ledger
+            .lock()
+            .charged
+            .entry(payment.id)
+            .or_insert(payment.amount);
+        self.callback_for(&Self::succeeded(payment.id, payment.amount))
+    }
+
+    fn succeeded(id: PaymentId, amount: Money) -> Notification {
+        Notification {
+            payment_id: id,
+            txn_id: format!("mock-txn-{id}"),
+            amount,
             succeeded: true,
-        })
+        }
     }
 
     /// A copy of the money movements so far.
@@ -189,6 +196,15 @@ impl PaymentProvider for MockProvider {
             amount: body.amount,
             succeeded,
         })
+    }
+
+    async fn query(&self, payment: &Payment) -> Result<Option<Notification>> {
+        Ok(self
+            .ledger
+            .lock()
+            .charged
+            .get(&payment.id)
+            .map(|amount| Self::succeeded(payment.id, *amount)))
     }
 
     async fn refund(&self, payment: &Payment) -> Result<()> {

@@ -106,7 +106,7 @@ impl Engine {
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             Ok(BuyOutcome::Rejected(r)) => m.fail(r.reason()),
-            Err(e) if matches!(e, Error::InvalidArgument(_)) => m.fail("invalid_request"),
+            Err(Error::InvalidArgument(_)) => m.fail("invalid_request"),
             Err(_) => m.fail("error"),
         }
         outcome

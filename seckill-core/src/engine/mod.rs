@@ -31,7 +31,7 @@ pub use metrics::{EngineMetrics, Histogram};
 pub use order_worker::OrderWorker;
 pub use pay::{CallbackOutcome, PaymentStarted};
 pub use reconcile::{Issue, ReconcileReport};
-pub use runner::{Role, Runner};
+pub use runner::{runner_pace_for_tests, Pace, Role, Runner};
 
 use crate::broker::MessageBroker;
 use crate::clock::{Clock, SystemClock};

@@ -7,7 +7,7 @@
 use super::faults::CrashPoint;
 use super::Engine;
 use crate::domain::{Order, OrderId, OrderStatus, Payment, PaymentId, PaymentStatus, UserId};
-use crate::payment::{Callback, Checkout};
+use crate::payment::{Callback, Checkout, Notification};
 use crate::repo::{PaymentRecorded, StatusChange, StatusChanged};
 use crate::{Error, Result};
 use std::sync::atomic::Ordering;
@@ -33,8 +33,9 @@ pub enum CallbackOutcome {
 }
 
 impl Engine {
-    /// Opens a payment for the buyer's pending order. Someone else's order is `NotFound`; an
-    /// order that is not pending, or past its deadline, is `Conflict`.
+    /// Opens a payment for the buyer's pending order, or returns the one already open. Someone
+    /// else's order is `NotFound`; an order that is not pending, or past its deadline, is
+    /// `Conflict`.
     pub async fn start_payment(&self, user: UserId, order_id: OrderId) -> Result<PaymentStarted> {
         let b = self.backends();
         let order = match b.orders.order(order_id).await? {
@@ -52,6 +53,20 @@ impl Engine {
             return Err(Error::conflict(format!(
                 "order {order_id} passed its payment deadline"
             )));
+        }
+        // One open payment per order: asking again returns the pending one.
+        if let Some(p) = b
+            .payments
+            .order_payments(order_id)
+            .await?
+            .into_iter()
+            .find(|p| p.status == PaymentStatus::Pending)
+        {
+            let checkout = b.provider.create(&p).await?;
+            return Ok(PaymentStarted {
+                payment: p,
+                checkout,
+            });
         }
         let payment = Payment {
             id: PaymentId(self.next_id()),
@@ -78,6 +93,12 @@ impl Engine {
             return Err(Error::not_found(format!("payment provider {provider:?}")));
         }
         let n = b.provider.verify_callback(cb)?;
+        self.apply_notification(&n).await
+    }
+
+    /// Records a verified result of the provider and settles the order with it.
+    pub(crate) async fn apply_notification(&self, n: &Notification) -> Result<CallbackOutcome> {
+        let b = self.backends();
         let Some(payment) = b.payments.payment(n.payment_id).await? else {
             return Err(Error::not_found(format!("payment {}", n.payment_id)));
         };

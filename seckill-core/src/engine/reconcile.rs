@@ -203,15 +203,27 @@ impl Engine {
         })
     }
 
-    /// Settles every succeeded payment whose order is not paid by it (refunds late or double
-    /// payments, finishes payments whose callback crashed mid-way). Returns how many it looked at.
+    /// Settles payments the callbacks left unfinished: asks the provider about pending payments
+    /// (a callback may never have arrived), and settles every succeeded payment whose order is
+    /// not paid by it (refunds late or double payments, finishes callbacks that crashed
+    /// mid-way). Returns how many payments it changed or settled.
     pub async fn reconcile_payments(&self) -> Result<usize> {
-        let ps = self
-            .backends()
+        let b = self.backends();
+        let mut n = 0;
+        for p in b
+            .payments
+            .payments_in(PaymentStatus::Pending, 10_000)
+            .await?
+        {
+            if let Some(result) = b.provider.query(&p).await? {
+                self.apply_notification(&result).await?;
+                n += 1;
+            }
+        }
+        let ps = b
             .payments
             .payments_in(PaymentStatus::Succeeded, 10_000)
             .await?;
-        let mut n = 0;
         for p in ps {
             let settled = self
                 .backends()

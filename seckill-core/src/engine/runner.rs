@@ -103,6 +103,14 @@ pub struct Pace {
     pub reconcile_every: Duration,
 }
 
+/// A fast pace for tests: poll every millisecond, reconcile every 50 ms.
+pub fn runner_pace_for_tests() -> Pace {
+    Pace {
+        poll: Duration::from_millis(1),
+        reconcile_every: Duration::from_millis(50),
+    }
+}
+
 impl Default for Pace {
     fn default() -> Self {
         Self {

@@ -133,7 +133,7 @@ impl CatalogRepo for MemoryStore {
     async fn list_activities(&self, page: PageRequest) -> Result<Page<Activity>> {
         let t = self.t.lock();
         let mut all: Vec<Activity> = t.activities.values().cloned().collect();
-        all.sort_by(|a, b| (b.starts_at, b.id).cmp(&(a.starts_at, a.id)));
+        all.sort_by_key(|a| std::cmp::Reverse((a.starts_at, a.id)));
         Ok(page.slice(&all))
     }
 

@@ -1,0 +1,364 @@
+//! The pipeline step by step: buy → relay → order → pay / cancel / timeout, on memory backends.
+
+mod common;
+
+use chrono::Duration as CDuration;
+use common::{sale, SaleSpec};
+use seckill_core::domain::{CancelReason, OrderStatus, PaymentStatus, UserId};
+use seckill_core::engine::{BuyOutcome, BuyRejection, BuyRequest, CallbackOutcome};
+use seckill_core::invariants::{check, Expect};
+use seckill_core::Error;
+
+fn buy(user: i64, qty: u32, key: Option<&str>, s: &common::Sale) -> BuyRequest {
+    BuyRequest {
+        user_id: UserId(user),
+        activity_id: s.activity,
+        quantity: qty,
+        request_id: key.map(str::to_string),
+    }
+}
+
+#[tokio::test]
+async fn a_sale_end_to_end() {
+    let s = sale(SaleSpec {
+        total: 3,
+        limit: 2,
+        ..SaleSpec::default()
+    })
+    .await;
+    let e = &s.engine;
+    let mut w = e.order_worker().await.unwrap();
+
+    let BuyOutcome::Reserved { order_id, .. } = e.buy(buy(1, 2, Some("k1"), &s)).await.unwrap()
+    else {
+        panic!("first buyer must win");
+    };
+    // The order id is known before the order exists.
+    assert!(e.backends().orders.order(order_id).await.unwrap().is_none());
+    // Replaying the key returns the same order.
+    match e.buy(buy(1, 2, Some("k1"), &s)).await.unwrap() {
+        BuyOutcome::Reserved {
+            order_id: again,
+            replayed: true,
+            ..
+        } => assert_eq!(again, order_id),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        e.buy(buy(1, 1, None, &s)).await.unwrap(),
+        BuyOutcome::Rejected(BuyRejection::LimitExceeded { held: 2, limit: 2 })
+    );
+    assert!(matches!(
+        e.buy(buy(2, 2, None, &s)).await.unwrap(),
+        BuyOutcome::Rejected(BuyRejection::InsufficientStock { available: 1 })
+    ));
+    let BuyOutcome::Reserved { order_id: o2, .. } = e.buy(buy(2, 1, None, &s)).await.unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        e.buy(buy(3, 1, None, &s)).await.unwrap(),
+        BuyOutcome::Rejected(BuyRejection::SoldOut)
+    );
+    // The local sold-out flag answers without the backend now.
+    assert_eq!(
+        e.buy(buy(4, 1, None, &s)).await.unwrap(),
+        BuyOutcome::Rejected(BuyRejection::SoldOut)
+    );
+
+    s.drain(&mut w).await;
+    let order = e.backends().orders.order(order_id).await.unwrap().unwrap();
+    assert_eq!(order.status, OrderStatus::PendingPayment);
+    assert_eq!(order.amount.0, 2 * 48_000);
+
+    // Pay the first order; a duplicate callback changes nothing.
+    let started = e.start_payment(UserId(1), order_id).await.unwrap();
+    let cb = s.provider.pay(&started.payment);
+    assert_eq!(
+        e.handle_callback("mock", &cb).await.unwrap(),
+        CallbackOutcome::Paid
+    );
+    assert_eq!(
+        e.handle_callback("mock", &cb).await.unwrap(),
+        CallbackOutcome::Paid
+    );
+    assert_eq!(
+        e.backends()
+            .orders
+            .order(order_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        OrderStatus::Paid
+    );
+    // Another user cannot see or pay it.
+    assert!(matches!(
+        e.start_payment(UserId(2), order_id).await,
+        Err(Error::NotFound(_))
+    ));
+
+    // The second order times out; its unit comes back and clears the sold-out flag.
+    s.clock.advance(CDuration::seconds(601));
+    assert_eq!(e.timeout_once().await.unwrap(), 1);
+    let o = e.backends().orders.order(o2).await.unwrap().unwrap();
+    assert_eq!(
+        (o.status, o.cancel_reason),
+        (OrderStatus::Cancelled, Some(CancelReason::Timeout))
+    );
+    assert!(matches!(
+        e.buy(buy(5, 1, None, &s)).await.unwrap(),
+        BuyOutcome::Reserved { .. }
+    ));
+    s.drain(&mut w).await;
+
+    let v = check(
+        e,
+        s.activity,
+        &Expect {
+            quiescent: true,
+            ledger: Some(s.provider.ledger()),
+            ..Expect::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+#[tokio::test]
+async fn late_payment_on_a_cancelled_order_is_refunded() {
+    let s = sale(SaleSpec::default()).await;
+    let e = &s.engine;
+    let mut w = e.order_worker().await.unwrap();
+    let BuyOutcome::Reserved { order_id, .. } = e.buy(buy(1, 1, None, &s)).await.unwrap() else {
+        panic!()
+    };
+    s.drain(&mut w).await;
+    let started = e.start_payment(UserId(1), order_id).await.unwrap();
+    e.cancel_by_user(UserId(1), order_id).await.unwrap();
+    let cb = s.provider.pay(&started.payment);
+    assert_eq!(
+        e.handle_callback("mock", &cb).await.unwrap(),
+        CallbackOutcome::Refunded
+    );
+    assert_eq!(
+        e.handle_callback("mock", &cb).await.unwrap(),
+        CallbackOutcome::Refunded
+    );
+    let p = e
+        .backends()
+        .payments
+        .payment(started.payment.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.status, PaymentStatus::Refunded);
+    let ledger = s.provider.ledger();
+    assert_eq!(ledger.refunded.get(&p.id), ledger.charged.get(&p.id));
+}
+
+#[tokio::test]
+async fn a_second_payment_for_a_paid_order_is_refunded() {
+    let s = sale(SaleSpec::default()).await;
+    let e = &s.engine;
+    let mut w = e.order_worker().await.unwrap();
+    let BuyOutcome::Reserved { order_id, .. } = e.buy(buy(1, 1, None, &s)).await.unwrap() else {
+        panic!()
+    };
+    s.drain(&mut w).await;
+    let p1 = e.start_payment(UserId(1), order_id).await.unwrap().payment;
+    // Asking again returns the open payment.
+    assert_eq!(
+        e.start_payment(UserId(1), order_id)
+            .await
+            .unwrap()
+            .payment
+            .id,
+        p1.id
+    );
+    // Two checkouts raced (two devices): a second payment exists for the same order.
+    let p2 = seckill_core::domain::Payment {
+        id: seckill_core::domain::PaymentId(e.next_id()),
+        ..p1.clone()
+    };
+    e.backends().payments.insert_payment(&p2).await.unwrap();
+    assert_eq!(
+        e.handle_callback("mock", &s.provider.pay(&p1))
+            .await
+            .unwrap(),
+        CallbackOutcome::Paid
+    );
+    assert_eq!(
+        e.handle_callback("mock", &s.provider.pay(&p2))
+            .await
+            .unwrap(),
+        CallbackOutcome::Refunded
+    );
+    let v = check(
+        e,
+        s.activity,
+        &Expect {
+            quiescent: true,
+            ledger: Some(s.provider.ledger()),
+            paid: vec![p1.id],
+            ..Expect::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+#[tokio::test]
+async fn forged_callbacks_are_refused() {
+    let s = sale(SaleSpec::default()).await;
+    let e = &s.engine;
+    let mut w = e.order_worker().await.unwrap();
+    let BuyOutcome::Reserved { order_id, .. } = e.buy(buy(1, 1, None, &s)).await.unwrap() else {
+        panic!()
+    };
+    s.drain(&mut w).await;
+    let p = e.start_payment(UserId(1), order_id).await.unwrap().payment;
+    let mut cb = s.provider.pay(&p);
+    cb.headers.insert(
+        seckill_core::payment::MOCK_SIGNATURE_HEADER.into(),
+        "00".repeat(32),
+    );
+    assert!(matches!(
+        e.handle_callback("mock", &cb).await,
+        Err(Error::Unauthenticated(_))
+    ));
+    assert!(matches!(
+        e.handle_callback("alipay", &cb).await,
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(
+        e.backends()
+            .orders
+            .order(order_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        OrderStatus::PendingPayment
+    );
+}
+
+#[tokio::test]
+async fn gate_rejects_outside_the_window_and_bad_input() {
+    let s = sale(SaleSpec::default()).await;
+    let e = &s.engine;
+    assert!(matches!(
+        e.buy(buy(1, 0, None, &s)).await,
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        e.buy(buy(1, 3, None, &s)).await.unwrap(),
+        BuyOutcome::Rejected(BuyRejection::LimitExceeded { held: 0, limit: 2 })
+    ));
+    let unknown = BuyRequest {
+        activity_id: seckill_core::domain::ActivityId(1),
+        ..buy(1, 1, None, &s)
+    };
+    assert_eq!(
+        e.buy(unknown).await.unwrap(),
+        BuyOutcome::Rejected(BuyRejection::UnknownActivity)
+    );
+    s.clock.advance(CDuration::days(3));
+    assert_eq!(
+        e.buy(buy(1, 1, None, &s)).await.unwrap(),
+        BuyOutcome::Rejected(BuyRejection::Ended)
+    );
+    s.clock.advance(CDuration::days(-4));
+    assert_eq!(
+        e.buy(buy(1, 1, None, &s)).await.unwrap(),
+        BuyOutcome::Rejected(BuyRejection::NotStarted)
+    );
+}
+
+#[tokio::test]
+async fn rewarming_a_live_activity_never_resells() {
+    let s = sale(SaleSpec {
+        total: 4,
+        limit: 4,
+        ..SaleSpec::default()
+    })
+    .await;
+    let e = &s.engine;
+    let mut w = e.order_worker().await.unwrap();
+    e.buy(buy(1, 3, None, &s)).await.unwrap();
+    s.drain(&mut w).await;
+    e.buy(buy(2, 1, None, &s)).await.unwrap(); // held, not yet an order
+    let snap = e.warm_up(s.activity).await.unwrap();
+    assert_eq!((snap.available, snap.held, snap.sold), (0, 1, 3));
+    assert_eq!(
+        e.buy(buy(3, 1, None, &s)).await.unwrap(),
+        BuyOutcome::Rejected(BuyRejection::SoldOut)
+    );
+}
+
+#[tokio::test]
+async fn the_reconciler_repairs_a_crash_between_insert_and_confirm() {
+    use seckill_core::engine::faults::{CrashOnce, CrashPoint};
+    use std::sync::Arc;
+    let faults = Arc::new(CrashOnce::new());
+    let s = sale(SaleSpec {
+        faults: Some(faults.clone()),
+        ..SaleSpec::default()
+    })
+    .await;
+    let e = &s.engine;
+    let mut w = e.order_worker().await.unwrap();
+    e.buy(buy(1, 1, None, &s)).await.unwrap();
+    e.relay_once().await.unwrap();
+    faults.arm(CrashPoint::WorkerAfterInsert);
+    assert!(matches!(
+        w.run_once(std::time::Duration::ZERO).await,
+        Err(Error::Crashed(_))
+    ));
+    drop(w); // the process died
+    let report = e.reconcile(s.activity, false).await.unwrap();
+    assert!(!report.consistent, "{report:#?}");
+    assert!(report
+        .issues
+        .iter()
+        .any(|i| matches!(i, seckill_core::engine::Issue::UnconfirmedHold { .. })));
+    let report = e.reconcile(s.activity, true).await.unwrap();
+    assert!(report.consistent, "{report:#?}");
+    // The redelivered message is absorbed.
+    let mut w = e.order_worker().await.unwrap();
+    s.drain(&mut w).await;
+    let v = check(
+        e,
+        s.activity,
+        &Expect {
+            quiescent: true,
+            ..Expect::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+#[tokio::test]
+async fn relay_does_not_ack_what_the_broker_refused() {
+    use seckill_core::broker::MockMessageBroker;
+    use std::sync::Arc;
+    let s = sale(SaleSpec::default()).await;
+    let mut backends = s.engine.backends().clone();
+    let mut broker = MockMessageBroker::new();
+    broker.expect_publish_batch().returning(|_, _| {
+        Err(Error::Unavailable {
+            backend: "mock",
+            message: "broker down".into(),
+        })
+    });
+    backends.broker = Arc::new(broker);
+    let e = seckill_core::engine::Engine::new(backends, s.engine.config().clone());
+    e.buy(buy(1, 1, None, &s)).await.unwrap();
+    let err = e.relay_once().await.unwrap_err();
+    assert!(err.is_retryable());
+    assert_eq!(e.backends().stock.outbox_len().await.unwrap(), 1);
+}
