@@ -1,1 +1,88 @@
-fn main() {}
+//! `seckill-server`: parse arguments, load config, build, serve.
+
+use clap::Parser;
+use seckill_server::app::{build, shutdown_signal};
+use seckill_server::config::Config;
+use std::path::PathBuf;
+
+/// The seckill-rs flash-sale server. With no arguments: every role in one process, every
+/// backend in memory, a demo sale seeded, HTTP on 127.0.0.1:8080.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// TOML config file (defaults < file < SECKILL_* environment).
+    #[arg(long, env = "SECKILL_CONFIG")]
+    config: Option<PathBuf>,
+    /// Roles to run: comma-separated from api, relay, order-worker, timeout-worker,
+    /// reconciler; or all.
+    #[arg(long)]
+    roles: Option<String>,
+    /// Listen address (overrides the config).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Do not seed the demo product, activity and admin.
+    #[arg(long)]
+    no_demo: bool,
+}
+
+fn init_logging(cfg: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log.level));
+    let json = match cfg.log.format.as_str() {
+        "json" => true,
+        "pretty" => false,
+        _ => !cfg!(debug_assertions),
+    };
+    let b = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let mut cfg = match Config::load(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("seckill-server: invalid configuration: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Some(r) = args.roles {
+        cfg.roles = r;
+    }
+    if let Some(l) = args.listen {
+        cfg.listen = l;
+    }
+    if args.no_demo {
+        cfg.demo = false;
+    }
+    init_logging(&cfg);
+    let listen = cfg.listen;
+    let server = match build(cfg).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("seckill-server: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = server.seed().await {
+        eprintln!("seckill-server: seeding failed: {e}");
+        std::process::exit(1);
+    }
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("seckill-server: cannot listen on {listen}: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = server.serve(listener, shutdown_signal()).await {
+        eprintln!("seckill-server: {e}");
+        std::process::exit(1);
+    }
+}

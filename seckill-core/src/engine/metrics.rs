@@ -40,9 +40,14 @@ impl Histogram {
             + self.over.load(Ordering::Relaxed)
     }
 
-    /// Appends the histogram in Prometheus text format.
+    /// Appends the histogram in Prometheus text format, with its HELP and TYPE lines.
     pub fn render(&self, out: &mut String, name: &str, help: &str, labels: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        self.render_samples(out, name, labels);
+    }
+
+    /// Appends only the samples (for one label set of a histogram with several).
+    pub fn render_samples(&self, out: &mut String, name: &str, labels: &str) {
         let sep = if labels.is_empty() { "" } else { "," };
         let mut cum = 0;
         for (i, b) in BUCKETS.iter().enumerate() {

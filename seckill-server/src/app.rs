@@ -1,0 +1,205 @@
+//! Wiring: config → backends (by URL) → engine → roles → HTTP, and graceful shutdown.
+
+use crate::auth::Tokens;
+use crate::config::Config;
+use crate::metrics::HttpMetrics;
+use crate::routes::{app, users::create_user};
+use crate::state::AppState;
+use seckill_core::domain::Role as UserRole;
+use seckill_core::engine::{Engine, EngineConfig, Pace, Role, Runner};
+use seckill_core::payment::{MockProvider, PaymentProvider};
+use seckill_core::rate_limit::Quota;
+use seckill_core::registry::Registry;
+use seckill_core::{Clock, SystemClock};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A built server, ready to serve.
+#[derive(Debug)]
+pub struct Server {
+    /// Shared state.
+    pub state: AppState,
+    /// The roles this process plays.
+    pub roles: Vec<Role>,
+    /// The configuration it was built from.
+    pub config: Config,
+}
+
+fn random_secret() -> String {
+    format!(
+        "{:032x}{:032x}",
+        rand::random::<u128>(),
+        rand::random::<u128>()
+    )
+}
+
+/// Builds the backends named by the config, the engine and the HTTP state.
+pub async fn build(config: Config) -> anyhow_like::Result<Server> {
+    let roles = Role::parse_list(&config.roles)?;
+    if config.payment.provider != "mock" {
+        return Err(format!(
+            "unknown payment provider {:?}; available: mock",
+            config.payment.provider
+        )
+        .into());
+    }
+    let mock = Arc::new(MockProvider::new(
+        config
+            .payment
+            .mock_secret
+            .as_ref()
+            .map_or_else(random_secret, |s| s.expose().to_string())
+            .into_bytes(),
+    ));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let registry = Registry::with_memory();
+    let backends = registry
+        .build(
+            &config.backends,
+            clock,
+            mock.clone() as Arc<dyn PaymentProvider>,
+        )
+        .await?;
+    let s = &config.sale;
+    let engine = Engine::new(
+        backends,
+        EngineConfig {
+            payment_timeout: Duration::from_secs(s.payment_timeout_secs),
+            buy_quota: (s.buy_rate_per_sec > 0)
+                .then(|| Quota::per_second(s.buy_rate_per_sec, s.buy_burst.max(1))),
+            batch_size: s.batch_size.max(1),
+            worker_id: s.worker_id,
+            ..EngineConfig::default()
+        },
+    );
+    if config.auth.jwt_secret.is_none() && !roles.is_empty() {
+        tracing::warn!(
+            "auth.jwt_secret is not set: using a random key; tokens die with this process"
+        );
+    }
+    let secret = config
+        .auth
+        .jwt_secret
+        .as_ref()
+        .map_or_else(random_secret, |s| s.expose().to_string());
+    let state = AppState {
+        engine,
+        tokens: Arc::new(Tokens::new(
+            secret.as_bytes(),
+            &config.auth.issuer,
+            &config.auth.audience,
+            config.auth.token_ttl_secs,
+        )),
+        mock: Some(mock),
+        http: Arc::new(HttpMetrics::default()),
+    };
+    Ok(Server {
+        state,
+        roles,
+        config,
+    })
+}
+
+/// Tiny error plumbing for the binary: any error as a boxed message.
+pub mod anyhow_like {
+    /// A boxed error.
+    pub type Error = Box<dyn std::error::Error + Send + Sync + 'static>;
+    /// A result with a boxed error.
+    pub type Result<T> = std::result::Result<T, Error>;
+}
+
+impl Server {
+    /// Seeds the admin and (if configured) the demo data.
+    pub async fn seed(&self) -> anyhow_like::Result<()> {
+        let admin_pw = self.config.admin.password.as_ref().map(|s| s.expose());
+        if self.config.demo {
+            if let Some(demo) = crate::demo::seed(&self.state, admin_pw)
+                .await
+                .map_err(|e| e.message)?
+            {
+                tracing::info!(
+                    activity = %demo.activity, product = %demo.product,
+                    admin = crate::demo::DEMO_ADMIN,
+                    "demo seeded: a live activity of 100 units (limit 2 per buyer); see README"
+                );
+                if admin_pw.is_none() {
+                    tracing::warn!(
+                        "demo admin '{}' has the documented password '{}': for demos only",
+                        crate::demo::DEMO_ADMIN,
+                        crate::demo::DEMO_ADMIN_PASSWORD
+                    );
+                }
+            }
+        } else if let Some(pw) = admin_pw {
+            let users = &self.state.engine.backends().users;
+            if users
+                .user_by_name(&self.config.admin.username)
+                .await?
+                .is_none()
+            {
+                create_user(
+                    &self.state,
+                    self.config.admin.username.clone(),
+                    pw.to_string(),
+                    None,
+                    UserRole::Admin,
+                )
+                .await
+                .map_err(|e| e.message)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Serves until `shutdown` resolves: stops accepting, drains in-flight requests, then stops
+    /// the background roles after their current step.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow_like::Result<()> {
+        let runner = Runner::start(
+            &self.state.engine,
+            &self.roles,
+            Pace {
+                reconcile_every: Duration::from_secs(self.config.sale.reconcile_every_secs.max(1)),
+                ..Pace::default()
+            },
+        );
+        let router = app(self.state.clone(), self.roles.contains(&Role::Api));
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            roles = ?self.roles.iter().map(|r| r.name()).collect::<Vec<_>>(),
+            "seckill-server listening"
+        );
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        tracing::info!("HTTP drained; stopping background roles");
+        runner.stop().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested");
+}

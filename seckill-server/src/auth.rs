@@ -1,0 +1,234 @@
+//! Authentication: argon2 password hashes (computed off the async threads) and HS256 JWTs with
+//! a pinned algorithm and checked `exp`, `iss` and `aud`.
+
+use crate::error::{ApiError, Code};
+use crate::state::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use seckill_core::domain::{Role, UserId};
+use serde::{Deserialize, Serialize};
+
+/// The claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id.
+    pub sub: String,
+    /// The role.
+    pub role: Role,
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// Issued at (seconds since the epoch).
+    pub iat: i64,
+    /// Expiry (seconds since the epoch).
+    pub exp: i64,
+    /// Token id.
+    pub jti: String,
+}
+
+/// Issues and verifies tokens.
+pub struct Tokens {
+    enc: EncodingKey,
+    dec: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    ttl_secs: i64,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("issuer", &self.issuer)
+            .field("key", &"***")
+            .finish()
+    }
+}
+
+impl Tokens {
+    /// Tokens signed with `secret`.
+    pub fn new(secret: &[u8], issuer: &str, audience: &str, ttl_secs: u64) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 5;
+        Self {
+            enc: EncodingKey::from_secret(secret),
+            dec: DecodingKey::from_secret(secret),
+            validation,
+            issuer: issuer.into(),
+            audience: audience.into(),
+            ttl_secs: ttl_secs as i64,
+        }
+    }
+
+    /// A token for `user`; returns it and its expiry (seconds since the epoch).
+    pub fn issue(&self, user: UserId, role: Role, now: i64) -> Result<(String, i64), ApiError> {
+        let claims = Claims {
+            sub: user.to_string(),
+            role,
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            iat: now,
+            exp: now + self.ttl_secs,
+            jti: format!("{:032x}", rand::random::<u128>()),
+        };
+        let token = encode(&Header::new(Algorithm::HS256), &claims, &self.enc)
+            .map_err(|e| ApiError::new(Code::Internal, format!("token signing failed: {e}")))?;
+        Ok((token, claims.exp))
+    }
+
+    /// Verifies a token.
+    pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        decode::<Claims>(token, &self.dec, &self.validation)
+            .map(|d| d.claims)
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind;
+                let why = match e.kind() {
+                    ErrorKind::ExpiredSignature => "token expired",
+                    ErrorKind::InvalidAudience | ErrorKind::InvalidIssuer => {
+                        "token not issued for this API"
+                    }
+                    ErrorKind::InvalidAlgorithm => "token algorithm not accepted",
+                    _ => "invalid token",
+                };
+                ApiError::new(Code::Unauthenticated, why)
+            })
+    }
+}
+
+/// Hashes a password with argon2id on a blocking thread.
+pub async fn hash_password(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+        let salt = SaltString::generate(&mut OsRng);
+        argon2::Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+    })
+    .await
+    .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?
+    .map_err(|e| ApiError::new(Code::Internal, format!("hashing failed: {e}")))
+}
+
+/// Checks a password against a stored hash on a blocking thread.
+pub async fn verify_password(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        use argon2::password_hash::{PasswordHash, PasswordVerifier};
+        PasswordHash::new(&hash)
+            .map(|h| {
+                argon2::Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthUser {
+    /// User id.
+    pub id: UserId,
+    /// Role.
+    pub role: Role,
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| ApiError::new(Code::Unauthenticated, "missing bearer token"))?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or_else(|| ApiError::new(Code::Unauthenticated, "expected 'Bearer <token>'"))?;
+        let claims = state.tokens.verify(token.trim())?;
+        let id = claims
+            .sub
+            .parse()
+            .map(UserId)
+            .map_err(|_| ApiError::new(Code::Unauthenticated, "invalid token subject"))?;
+        Ok(AuthUser {
+            id,
+            role: claims.role,
+        })
+    }
+}
+
+/// An authenticated admin.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminUser(pub AuthUser);
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let u = AuthUser::from_request_parts(parts, state).await?;
+        if u.role != Role::Admin {
+            return Err(ApiError::new(Code::Forbidden, "admin role required"));
+        }
+        Ok(AdminUser(u))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_are_checked() {
+        let t = Tokens::new(b"k", "iss", "aud", 60);
+        let now = chrono::Utc::now().timestamp();
+        let (tok, exp) = t.issue(UserId(7), Role::User, now).unwrap();
+        assert_eq!(exp, now + 60);
+        let c = t.verify(&tok).unwrap();
+        assert_eq!(c.sub, "7");
+        // Expired.
+        let (old, _) = t.issue(UserId(7), Role::User, now - 3600).unwrap();
+        assert_eq!(t.verify(&old).unwrap_err().message, "token expired");
+        // Other key, other audience.
+        assert!(Tokens::new(b"other", "iss", "aud", 60)
+            .verify(&tok)
+            .is_err());
+        assert!(Tokens::new(b"k", "iss", "other", 60).verify(&tok).is_err());
+        // alg=none is refused.
+        let none = format!(
+            "{}.{}.",
+            base64_url("{\"alg\":\"none\",\"typ\":\"JWT\"}"),
+            tok.split('.').nth(1).unwrap()
+        );
+        assert!(t.verify(&none).is_err());
+    }
+
+    fn base64_url(s: &str) -> String {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let b = s.as_bytes();
+        let mut out = String::new();
+        for chunk in b.chunks(3) {
+            let n = chunk.iter().fold(0u32, |acc, &x| (acc << 8) | u32::from(x))
+                << (8 * (3 - chunk.len()));
+            for i in 0..=chunk.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn passwords_hash_and_verify() {
+        let h = hash_password("s3cret-pass".into()).await.unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("s3cret-pass".into(), h.clone()).await);
+        assert!(!verify_password("wrong".into(), h).await);
+    }
+}

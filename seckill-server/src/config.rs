@@ -1,0 +1,248 @@
+//! Configuration: defaults < TOML file < `SECKILL_*` environment variables.
+//!
+//! Nested keys use `__` in the environment: `SECKILL_BACKENDS__STOCK=redis://…`,
+//! `SECKILL_AUTH__JWT_SECRET=…`. Variables starting with `SECKILL_TEST_` (the test suite's
+//! service URLs) and `SECKILL_CONFIG` (the file's path) are not configuration keys.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use seckill_core::registry::BackendUrls;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// A secret string: never printed by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+impl Secret {
+    /// The secret's value, to hand to the component that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+    /// Comma-separated roles (`api,relay,order-worker,timeout-worker,reconciler` or `all`).
+    pub roles: String,
+    /// Seed a demo product, a live demo activity and an admin user at start.
+    pub demo: bool,
+    /// One URL per backend kind; `memory://` everywhere by default.
+    pub backends: BackendUrls,
+    /// Tokens.
+    pub auth: AuthConfig,
+    /// The sale pipeline.
+    pub sale: SaleConfig,
+    /// Payments.
+    pub payment: PaymentConfig,
+    /// The bootstrap admin account.
+    pub admin: AdminConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("valid address"),
+            roles: "all".into(),
+            demo: true,
+            backends: BackendUrls::default(),
+            auth: AuthConfig::default(),
+            sale: SaleConfig::default(),
+            payment: PaymentConfig::default(),
+            admin: AdminConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// JWT settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// HS256 key. Unset: a random key per process (tokens die with it, and several API
+    /// processes must share one, so set it whenever more than one process serves the API).
+    pub jwt_secret: Option<Secret>,
+    /// `iss` claim.
+    pub issuer: String,
+    /// `aud` claim.
+    pub audience: String,
+    /// Token lifetime in seconds.
+    pub token_ttl_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            issuer: "seckill-rs".into(),
+            audience: "seckill-api".into(),
+            token_ttl_secs: 24 * 3600,
+        }
+    }
+}
+
+/// Sale pipeline settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SaleConfig {
+    /// How long an order waits for payment.
+    pub payment_timeout_secs: u64,
+    /// Buy attempts per user per second (0: unlimited).
+    pub buy_rate_per_sec: u32,
+    /// Burst of buy attempts per user.
+    pub buy_burst: u32,
+    /// Batch size of relay and workers.
+    pub batch_size: usize,
+    /// Snowflake worker id of this process (0..=1023); must differ between processes.
+    pub worker_id: u16,
+    /// Seconds between reconciliation passes.
+    pub reconcile_every_secs: u64,
+}
+
+impl Default for SaleConfig {
+    fn default() -> Self {
+        Self {
+            payment_timeout_secs: 15 * 60,
+            buy_rate_per_sec: 20,
+            buy_burst: 20,
+            batch_size: 256,
+            worker_id: 0,
+            reconcile_every_secs: 30,
+        }
+    }
+}
+
+/// Payment settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaymentConfig {
+    /// Provider name; `mock` is the only one so far.
+    pub provider: String,
+    /// HMAC key of the mock provider's callbacks. Unset: random per process.
+    pub mock_secret: Option<Secret>,
+}
+
+impl Default for PaymentConfig {
+    fn default() -> Self {
+        Self {
+            provider: "mock".into(),
+            mock_secret: None,
+        }
+    }
+}
+
+/// The bootstrap admin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Username.
+    pub username: String,
+    /// Password. Unset: no admin is created (the demo creates `admin`/`admin123`).
+    pub password: Option<Secret>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            username: "admin".into(),
+            password: None,
+        }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `json`, `pretty`, or `auto` (JSON in release builds, pretty in debug builds).
+    pub format: String,
+    /// An `EnvFilter` directive (`RUST_LOG` overrides it).
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: "auto".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if given), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, figment::Error> {
+        let mut f = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(figment::Error::from(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            f = f.merge(Toml::file(path));
+        }
+        f.merge(
+            Env::prefixed("SECKILL_")
+                .filter(|k| {
+                    let k = k.as_str().to_ascii_lowercase();
+                    !k.starts_with("test_") && !matches!(k.as_str(), "config" | "server" | "token")
+                })
+                .split("__"),
+        )
+        .extract()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_all_memory() {
+        let c = Config::default();
+        assert_eq!(c.backends.stock, "memory://");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn file_then_env_override() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "s.toml",
+                "listen = \"127.0.0.1:9000\"\n[sale]\nbuy_burst = 3\n[auth]\njwt_secret = \"k\"\n",
+            )?;
+            jail.set_env("SECKILL_SALE__BUY_BURST", "7");
+            jail.set_env("SECKILL_TEST_REDIS_URL", "redis://ignored");
+            let c = Config::load(Some(Path::new("s.toml")))?;
+            assert_eq!(c.listen.port(), 9000);
+            assert_eq!(c.sale.buy_burst, 7);
+            assert!(!format!("{c:?}").contains("\"k\""));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("s.toml", "lisen = \"x\"\n")?;
+            assert!(Config::load(Some(Path::new("s.toml"))).is_err());
+            Ok(())
+        });
+    }
+}

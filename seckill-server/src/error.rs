@@ -1,0 +1,268 @@
+//! The response envelope `{code, message, data, trace_id}` and the error-code catalog.
+//!
+//! Every answer, success or failure, is this envelope with the right HTTP status. `code` is 0
+//! on success; otherwise a stable number from [`Code`]: 1xxx auth, 2xxx validation, 3xxx sale
+//! outcomes, 4xxx orders, 5xxx payments, 6xxx catalog, 9xxx internal. docs/api.md lists them.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{request::Parts, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+tokio::task_local! {
+    /// The current request's trace id, set by the trace middleware.
+    pub static TRACE_ID: String;
+}
+
+/// The current request's trace id (empty outside a request).
+pub fn trace_id() -> String {
+    TRACE_ID.try_with(Clone::clone).unwrap_or_default()
+}
+
+/// Every error code the API answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Code {
+    /// Missing, malformed, expired or revoked token.
+    Unauthenticated = 1001,
+    /// Authenticated, but the role may not do this.
+    Forbidden = 1002,
+    /// Wrong username or password.
+    BadCredentials = 1003,
+    /// The username is taken.
+    UsernameTaken = 1004,
+    /// The body is not valid JSON of the expected shape (unknown fields included).
+    MalformedBody = 2001,
+    /// A field's value is out of range.
+    InvalidField = 2002,
+    /// A path or query parameter is malformed.
+    InvalidParameter = 2003,
+    /// No such route.
+    RouteNotFound = 2004,
+    /// No such activity.
+    ActivityNotFound = 3001,
+    /// The sale has not started.
+    NotStarted = 3002,
+    /// The sale has ended.
+    Ended = 3003,
+    /// Sold out.
+    SoldOut = 3004,
+    /// Fewer units left than asked for.
+    InsufficientStock = 3005,
+    /// The per-user limit would be exceeded.
+    LimitExceeded = 3006,
+    /// Too many requests.
+    RateLimited = 3007,
+    /// The activity's stock is not warmed up yet.
+    NotWarmedUp = 3008,
+    /// The activity was cancelled.
+    ActivityCancelled = 3009,
+    /// A warm-up or reconciliation of the activity is already running.
+    ActivityBusy = 3010,
+    /// No such order (or not yours; or still being written: retry shortly).
+    OrderNotFound = 4001,
+    /// The order's state does not allow this.
+    OrderStateConflict = 4002,
+    /// No such payment (or not yours).
+    PaymentNotFound = 5001,
+    /// The callback's signature does not verify.
+    BadSignature = 5002,
+    /// The payment's state does not allow this.
+    PaymentConflict = 5003,
+    /// The callback is malformed.
+    BadCallback = 5004,
+    /// No such payment provider.
+    UnknownProvider = 5005,
+    /// No such product.
+    ProductNotFound = 6001,
+    /// An unexpected failure.
+    Internal = 9001,
+    /// A backend is unreachable; retry.
+    Unavailable = 9002,
+}
+
+impl Code {
+    /// The HTTP status that goes with the code.
+    pub fn status(self) -> StatusCode {
+        use Code::*;
+        match self {
+            Unauthenticated | BadCredentials | BadSignature => StatusCode::UNAUTHORIZED,
+            Forbidden => StatusCode::FORBIDDEN,
+            UsernameTaken | NotStarted | Ended | SoldOut | InsufficientStock | LimitExceeded
+            | NotWarmedUp | ActivityCancelled | ActivityBusy | OrderStateConflict
+            | PaymentConflict => StatusCode::CONFLICT,
+            MalformedBody | InvalidField | InvalidParameter | BadCallback => {
+                StatusCode::BAD_REQUEST
+            }
+            RouteNotFound | ActivityNotFound | OrderNotFound | PaymentNotFound
+            | UnknownProvider | ProductNotFound => StatusCode::NOT_FOUND,
+            RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Envelope<'a, T: Serialize> {
+    code: u32,
+    message: &'a str,
+    data: Option<T>,
+    trace_id: String,
+}
+
+fn envelope<T: Serialize>(
+    status: StatusCode,
+    code: u32,
+    message: &str,
+    data: Option<T>,
+) -> Response {
+    let body = Envelope {
+        code,
+        message,
+        data,
+        trace_id: trace_id(),
+    };
+    match serde_json::to_vec(&body) {
+        Ok(bytes) => {
+            let mut r = (status, bytes).into_response();
+            r.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "serialization failed").into_response(),
+    }
+}
+
+/// A successful answer: `data` in the envelope with `code` 0.
+#[derive(Debug)]
+pub struct Reply<T>(pub StatusCode, pub T);
+
+/// `200 OK` with `data`.
+pub fn ok<T>(data: T) -> Reply<T> {
+    Reply(StatusCode::OK, data)
+}
+
+impl<T: Serialize> IntoResponse for Reply<T> {
+    fn into_response(self) -> Response {
+        envelope(self.0, 0, "success", Some(self.1))
+    }
+}
+
+/// A failed answer.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The code.
+    pub code: Code,
+    /// A human-readable message.
+    pub message: String,
+    /// Extra structured detail (e.g. `retry_after_ms`).
+    pub data: Option<serde_json::Value>,
+}
+
+impl ApiError {
+    /// An error with a code and a message.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// Adds structured detail.
+    pub fn with_data(mut self, data: serde_json::Value) -> Self {
+        self.data = Some(data);
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.code.status().is_server_error() {
+            tracing::error!(code = self.code as u32, message = %self.message, "request failed");
+        }
+        let mut r = envelope(
+            self.code.status(),
+            self.code as u32,
+            &self.message,
+            self.data,
+        );
+        if self.code == Code::RateLimited {
+            r.headers_mut()
+                .insert("retry-after", HeaderValue::from_static("1"));
+        }
+        r
+    }
+}
+
+impl From<seckill_core::Error> for ApiError {
+    /// Maps an engine error that a handler did not map more precisely.
+    fn from(e: seckill_core::Error) -> Self {
+        use seckill_core::Error as E;
+        match e {
+            E::InvalidArgument(m) => ApiError::new(Code::InvalidField, m),
+            E::Unauthenticated(m) => ApiError::new(Code::Unauthenticated, m),
+            E::Unavailable { .. } | E::Crashed(_) => {
+                ApiError::new(Code::Unavailable, format!("temporarily unavailable: {e}"))
+            }
+            other => ApiError::new(Code::Internal, other.to_string()),
+        }
+    }
+}
+
+/// The result type of handlers.
+pub type ApiResult<T> = Result<Reply<T>, ApiError>;
+
+/// A JSON body; a malformed one answers `2001` instead of axum's plain-text rejection.
+#[derive(Debug)]
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Body(v)),
+            Err(rej) => Err(json_rejection(rej)),
+        }
+    }
+}
+
+fn json_rejection(rej: JsonRejection) -> ApiError {
+    ApiError::new(Code::MalformedBody, rej.body_text())
+}
+
+/// A path parameter; a malformed one answers `2003`.
+#[derive(Debug)]
+pub struct PathParam<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParam<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| PathParam(p.0))
+            .map_err(|rej: PathRejection| ApiError::new(Code::InvalidParameter, rej.body_text()))
+    }
+}
+
+/// Query parameters; malformed ones answer `2003`.
+#[derive(Debug)]
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| QueryParams(q.0))
+            .map_err(|rej: QueryRejection| ApiError::new(Code::InvalidParameter, rej.body_text()))
+    }
+}

@@ -1,0 +1,174 @@
+//! Products and activities as buyers see them: `/api/v1/products*`, `/api/v1/seckill/activities*`.
+
+use crate::error::{ok, ApiError, ApiResult, Code, PathParam, QueryParams};
+use crate::state::AppState;
+use axum::extract::State;
+use seckill_core::domain::{Activity, ActivityId, ActivityStatus, Money, Product, ProductId};
+use seckill_core::repo::{Page, PageRequest};
+use seckill_core::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// `?page=&page_size=`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Paging {
+    #[serde(default)]
+    page: Option<u32>,
+    #[serde(default)]
+    page_size: Option<u32>,
+}
+
+impl Paging {
+    /// From separate parameters.
+    pub fn new(page: Option<u32>, page_size: Option<u32>) -> Self {
+        Self { page, page_size }
+    }
+
+    /// Validated page request (page ≥ 1, page_size 1..=100, default 20).
+    pub fn request(&self) -> Result<PageRequest, ApiError> {
+        let page = self.page.unwrap_or(1);
+        let page_size = self.page_size.unwrap_or(20);
+        if page == 0 || page_size == 0 || page_size > 100 {
+            return Err(ApiError::new(
+                Code::InvalidParameter,
+                "page must be ≥ 1 and page_size 1..=100",
+            ));
+        }
+        Ok(PageRequest { page, page_size })
+    }
+}
+
+/// An activity with its clock-derived status and live stock.
+#[derive(Debug, Serialize)]
+pub struct ActivityView {
+    id: ActivityId,
+    product_id: ProductId,
+    title: String,
+    price: Money,
+    total_stock: u32,
+    per_user_limit: u32,
+    starts_at: Timestamp,
+    ends_at: Timestamp,
+    status: ActivityStatus,
+    /// Units still available in the stock backend (`null` until warmed up).
+    available: Option<i64>,
+}
+
+/// An activity's status.
+#[derive(Debug, Serialize)]
+pub struct StatusView {
+    id: ActivityId,
+    status: ActivityStatus,
+    available: Option<i64>,
+    starts_at: Timestamp,
+    ends_at: Timestamp,
+    server_time: Timestamp,
+}
+
+async fn view(s: &AppState, a: Activity) -> Result<ActivityView, ApiError> {
+    let available = s
+        .engine
+        .backends()
+        .stock
+        .snapshot(a.id)
+        .await?
+        .map(|x| x.available.max(0));
+    Ok(ActivityView {
+        status: a.status_at(s.engine.now()),
+        id: a.id,
+        product_id: a.product_id,
+        title: a.title,
+        price: a.price,
+        total_stock: a.total_stock,
+        per_user_limit: a.per_user_limit,
+        starts_at: a.starts_at,
+        ends_at: a.ends_at,
+        available,
+    })
+}
+
+/// Reads an activity or answers 3001.
+pub async fn find_activity(s: &AppState, id: ActivityId) -> Result<Activity, ApiError> {
+    s.engine
+        .backends()
+        .catalog
+        .activity(id)
+        .await?
+        .ok_or_else(|| ApiError::new(Code::ActivityNotFound, format!("no activity {id}")))
+}
+
+/// `GET /api/v1/seckill/activities`.
+pub async fn list_activities(
+    State(s): State<AppState>,
+    QueryParams(p): QueryParams<Paging>,
+) -> ApiResult<Page<ActivityView>> {
+    let page = s
+        .engine
+        .backends()
+        .catalog
+        .list_activities(p.request()?)
+        .await?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for a in page.items {
+        items.push(view(&s, a).await?);
+    }
+    Ok(ok(Page {
+        items,
+        total: page.total,
+        page: page.page,
+        page_size: page.page_size,
+    }))
+}
+
+/// `GET /api/v1/seckill/activities/{id}`.
+pub async fn get_activity(
+    State(s): State<AppState>,
+    PathParam(id): PathParam<ActivityId>,
+) -> ApiResult<ActivityView> {
+    let a = find_activity(&s, id).await?;
+    Ok(ok(view(&s, a).await?))
+}
+
+/// `GET /api/v1/seckill/activities/{id}/status`.
+pub async fn activity_status(
+    State(s): State<AppState>,
+    PathParam(id): PathParam<ActivityId>,
+) -> ApiResult<StatusView> {
+    let a = find_activity(&s, id).await?;
+    let v = view(&s, a).await?;
+    Ok(ok(StatusView {
+        id: v.id,
+        status: v.status,
+        available: v.available,
+        starts_at: v.starts_at,
+        ends_at: v.ends_at,
+        server_time: s.engine.now(),
+    }))
+}
+
+/// `GET /api/v1/products`.
+pub async fn list_products(
+    State(s): State<AppState>,
+    QueryParams(p): QueryParams<Paging>,
+) -> ApiResult<Page<Product>> {
+    Ok(ok(s
+        .engine
+        .backends()
+        .catalog
+        .list_products(p.request()?)
+        .await?))
+}
+
+/// `GET /api/v1/products/{id}`.
+pub async fn get_product(
+    State(s): State<AppState>,
+    PathParam(id): PathParam<ProductId>,
+) -> ApiResult<Product> {
+    s.engine
+        .backends()
+        .catalog
+        .product(id)
+        .await?
+        .map(ok)
+        .ok_or_else(|| ApiError::new(Code::ProductNotFound, format!("no product {id}")))
+}

@@ -1,0 +1,97 @@
+//! `/health`, `/ready`, `/metrics`.
+
+use crate::error::{ok, ApiResult, Reply};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use seckill_core::repo::PageRequest;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Liveness.
+#[derive(Debug, Serialize)]
+pub struct Health {
+    status: &'static str,
+}
+
+/// `GET /health`: the process is alive.
+pub async fn health() -> ApiResult<Health> {
+    Ok(ok(Health { status: "ok" }))
+}
+
+/// Readiness detail.
+#[derive(Debug, Serialize)]
+pub struct Ready {
+    ready: bool,
+    checks: BTreeMap<&'static str, String>,
+    outbox_lag: Option<u64>,
+    consumer_lag: Option<u64>,
+}
+
+/// `GET /ready`: every backend answers; outbox and consumer lag.
+pub async fn ready(State(s): State<AppState>) -> ApiResult<Ready> {
+    let e = &s.engine;
+    let b = e.backends();
+    let cfg = e.config();
+    let outbox = b.stock.outbox_len().await;
+    let lag = b.broker.lag(&cfg.holds_topic, &cfg.order_group).await;
+    let delay = b.delay.len(&cfg.timeout_queue).await;
+    let db = b
+        .catalog
+        .list_activities(PageRequest {
+            page: 1,
+            page_size: 1,
+        })
+        .await
+        .map(|_| 0);
+    let all = [&outbox, &lag, &delay, &db].iter().all(|r| r.is_ok());
+    let checks = [
+        ("stock", &outbox),
+        ("broker", &lag),
+        ("delay", &delay),
+        ("database", &db),
+    ]
+    .into_iter()
+    .map(|(name, r)| {
+        (
+            name,
+            r.as_ref().map_or_else(|e| e.to_string(), |_| "ok".into()),
+        )
+    })
+    .collect();
+    let status = if all {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok(Reply(
+        status,
+        Ready {
+            ready: all,
+            checks,
+            outbox_lag: outbox.ok(),
+            consumer_lag: lag.ok(),
+        },
+    ))
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(s): State<AppState>) -> Response {
+    let mut out = String::with_capacity(8192);
+    s.engine.metrics().render_prometheus(&mut out);
+    let b = s.engine.backends();
+    let cfg = s.engine.config();
+    if let Ok(n) = b.stock.outbox_len().await {
+        out.push_str(&format!(
+            "# HELP seckill_outbox_lag Outbox entries not yet handed to the broker.\n# TYPE seckill_outbox_lag gauge\nseckill_outbox_lag {n}\n"
+        ));
+    }
+    if let Ok(n) = b.broker.lag(&cfg.holds_topic, &cfg.order_group).await {
+        out.push_str(&format!(
+            "# HELP seckill_consumer_lag Hold messages not yet acked by the order workers.\n# TYPE seckill_consumer_lag gauge\nseckill_consumer_lag {n}\n"
+        ));
+    }
+    s.http.render(&mut out);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}

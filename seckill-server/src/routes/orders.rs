@@ -1,0 +1,89 @@
+//! `/api/v1/orders*`: my orders, cancel, pay.
+
+use crate::auth::AuthUser;
+use crate::error::{ok, ApiError, ApiResult, Code, PathParam, QueryParams};
+use crate::routes::catalog::Paging;
+use crate::routes::payments::{start, PaymentView};
+use crate::state::AppState;
+use axum::extract::State;
+use seckill_core::domain::{Order, OrderId, OrderStatus};
+use seckill_core::repo::{OrderFilter, Page};
+use serde::Deserialize;
+
+/// `?page=&page_size=&status=`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderQuery {
+    #[serde(default)]
+    page: Option<u32>,
+    #[serde(default)]
+    page_size: Option<u32>,
+    #[serde(default)]
+    status: Option<OrderStatus>,
+}
+
+/// Maps an order operation's engine error.
+pub fn order_error(e: seckill_core::Error) -> ApiError {
+    match e {
+        seckill_core::Error::NotFound(m) => ApiError::new(Code::OrderNotFound, m),
+        seckill_core::Error::Conflict(m) => ApiError::new(Code::OrderStateConflict, m),
+        other => other.into(),
+    }
+}
+
+/// `GET /api/v1/orders`: the caller's orders, newest first.
+pub async fn list_mine(
+    State(s): State<AppState>,
+    me: AuthUser,
+    QueryParams(q): QueryParams<OrderQuery>,
+) -> ApiResult<Page<Order>> {
+    let page = Paging::new(q.page, q.page_size).request()?;
+    let filter = OrderFilter {
+        user_id: Some(me.id),
+        status: q.status,
+        ..OrderFilter::default()
+    };
+    Ok(ok(s
+        .engine
+        .backends()
+        .orders
+        .list_orders(&filter, page)
+        .await?))
+}
+
+/// `GET /api/v1/orders/{id}`: one of the caller's orders (someone else's answers 404).
+pub async fn get_mine(
+    State(s): State<AppState>,
+    me: AuthUser,
+    PathParam(id): PathParam<OrderId>,
+) -> ApiResult<Order> {
+    match s.engine.backends().orders.order(id).await? {
+        Some(o) if o.user_id == me.id => Ok(ok(o)),
+        _ => Err(ApiError::new(
+            Code::OrderNotFound,
+            format!("no order {id} (a new order appears within moments of the buy; retry shortly)"),
+        )),
+    }
+}
+
+/// `POST /api/v1/orders/{id}/cancel`.
+pub async fn cancel(
+    State(s): State<AppState>,
+    me: AuthUser,
+    PathParam(id): PathParam<OrderId>,
+) -> ApiResult<Order> {
+    Ok(ok(s
+        .engine
+        .cancel_by_user(me.id, id)
+        .await
+        .map_err(order_error)?))
+}
+
+/// `POST /api/v1/orders/{id}/pay`: opens a payment for the order.
+pub async fn pay(
+    State(s): State<AppState>,
+    me: AuthUser,
+    PathParam(id): PathParam<OrderId>,
+) -> ApiResult<PaymentView> {
+    start(&s, me, id).await
+}

@@ -1,0 +1,171 @@
+//! `/api/v1/payment/*`: create, status, provider callbacks, and the mock provider's pay page.
+
+use crate::auth::AuthUser;
+use crate::error::{ok, ApiError, ApiResult, Body, Code, PathParam, Reply};
+use crate::routes::orders::order_error;
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use seckill_core::domain::{Money, OrderId, OrderStatus, Payment, PaymentId, PaymentStatus};
+use seckill_core::engine::CallbackOutcome;
+use seckill_core::payment::Callback;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A payment opened for an order.
+#[derive(Debug, Serialize)]
+pub struct PaymentView {
+    payment_id: PaymentId,
+    order_id: OrderId,
+    amount: Money,
+    provider: String,
+    status: PaymentStatus,
+    /// Where the buyer pays.
+    pay_url: String,
+}
+
+/// `POST /api/v1/payment/create`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateReq {
+    order_id: OrderId,
+}
+
+/// What a callback did.
+#[derive(Debug, Serialize)]
+pub struct CallbackResp {
+    payment_id: PaymentId,
+    result: &'static str,
+    order_status: Option<OrderStatus>,
+}
+
+/// Opens (or reopens) the payment of the caller's order.
+pub async fn start(s: &AppState, me: AuthUser, order: OrderId) -> ApiResult<PaymentView> {
+    let started = s
+        .engine
+        .start_payment(me.id, order)
+        .await
+        .map_err(order_error)?;
+    let p = started.payment;
+    Ok(Reply(
+        StatusCode::CREATED,
+        PaymentView {
+            payment_id: p.id,
+            order_id: p.order_id,
+            amount: p.amount,
+            provider: p.provider,
+            status: p.status,
+            pay_url: started.checkout.pay_url,
+        },
+    ))
+}
+
+/// `POST /api/v1/payment/create`.
+pub async fn create(
+    State(s): State<AppState>,
+    me: AuthUser,
+    Body(req): Body<CreateReq>,
+) -> ApiResult<PaymentView> {
+    start(&s, me, req.order_id).await
+}
+
+/// `GET /api/v1/payment/{id}/status`: one of the caller's payments.
+pub async fn status(
+    State(s): State<AppState>,
+    me: AuthUser,
+    PathParam(id): PathParam<PaymentId>,
+) -> ApiResult<Payment> {
+    s.engine
+        .payment_of(me.id, id)
+        .await?
+        .map(ok)
+        .ok_or_else(|| ApiError::new(Code::PaymentNotFound, format!("no payment {id}")))
+}
+
+async fn apply(s: &AppState, provider: &str, cb: &Callback) -> ApiResult<CallbackResp> {
+    use seckill_core::Error as E;
+    if provider != s.engine.backends().provider.name() {
+        return Err(ApiError::new(
+            Code::UnknownProvider,
+            format!("payment provider {provider:?} is not configured"),
+        ));
+    }
+    let outcome = s
+        .engine
+        .handle_callback(provider, cb)
+        .await
+        .map_err(|e| match e {
+            E::Unauthenticated(m) => ApiError::new(Code::BadSignature, m),
+            E::InvalidArgument(m) => ApiError::new(Code::BadCallback, m),
+            E::NotFound(m) => ApiError::new(Code::PaymentNotFound, m),
+            E::Conflict(m) => ApiError::new(Code::PaymentConflict, m),
+            other => other.into(),
+        })?;
+    let n = s.engine.backends().provider.verify_callback(cb)?;
+    let order_status = match s.engine.backends().payments.payment(n.payment_id).await? {
+        Some(p) => s
+            .engine
+            .backends()
+            .orders
+            .order(p.order_id)
+            .await?
+            .map(|o| o.status),
+        None => None,
+    };
+    Ok(ok(CallbackResp {
+        payment_id: n.payment_id,
+        result: match outcome {
+            CallbackOutcome::Paid => "paid",
+            CallbackOutcome::Failed => "failed",
+            CallbackOutcome::Refunded => "refunded",
+        },
+        order_status,
+    }))
+}
+
+/// `POST /api/v1/payment/callback/{provider}`: the provider's signed notification. Answered
+/// 2xx only once its effect is committed.
+pub async fn callback(
+    State(s): State<AppState>,
+    PathParam(provider): PathParam<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<CallbackResp> {
+    let headers: BTreeMap<String, String> = headers
+        .iter()
+        .filter_map(|(k, v)| {
+            Some((
+                k.as_str().to_ascii_lowercase(),
+                v.to_str().ok()?.to_string(),
+            ))
+        })
+        .collect();
+    let cb = Callback {
+        headers,
+        body: body.to_vec(),
+    };
+    apply(&s, &provider, &cb).await
+}
+
+/// `POST /api/v1/payment/mock/{id}/complete`: the mock provider's pay page. The buyer "pays";
+/// the provider then sends its signed callback, which is verified and applied as any other.
+pub async fn mock_complete(
+    State(s): State<AppState>,
+    me: AuthUser,
+    PathParam(id): PathParam<PaymentId>,
+) -> ApiResult<CallbackResp> {
+    let Some(mock) = s.mock.clone() else {
+        return Err(ApiError::new(
+            Code::UnknownProvider,
+            "the mock provider is not configured",
+        ));
+    };
+    let payment = s
+        .engine
+        .payment_of(me.id, id)
+        .await?
+        .ok_or_else(|| ApiError::new(Code::PaymentNotFound, format!("no payment {id}")))?;
+    let cb = mock.pay(&payment);
+    apply(&s, "mock", &cb).await
+}

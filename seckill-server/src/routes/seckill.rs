@@ -1,0 +1,120 @@
+//! `POST /api/v1/seckill/activities/{id}/buy`: the hot path.
+
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ApiResult, Body, Code, PathParam, Reply};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use seckill_core::domain::{ActivityId, HoldId, OrderId};
+use seckill_core::engine::{BuyOutcome, BuyRejection, BuyRequest};
+use seckill_core::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// The buy request body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuyReq {
+    /// Units (default 1).
+    #[serde(default = "one")]
+    quantity: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A reservation: the order will exist shortly under `order_id`.
+#[derive(Debug, Serialize)]
+pub struct BuyResp {
+    hold_id: HoldId,
+    order_id: OrderId,
+    quantity: u32,
+    /// Pay before this.
+    expires_at: Timestamp,
+    /// `true` when this answers a retry with the same `Idempotency-Key`.
+    replayed: bool,
+}
+
+/// Maps a refusal to its code.
+pub fn rejection(r: BuyRejection) -> ApiError {
+    use BuyRejection as R;
+    match r {
+        R::UnknownActivity => ApiError::new(Code::ActivityNotFound, "no such activity"),
+        R::NotStarted => ApiError::new(Code::NotStarted, "the sale has not started"),
+        R::Ended => ApiError::new(Code::Ended, "the sale has ended"),
+        R::Cancelled => ApiError::new(Code::ActivityCancelled, "the sale was cancelled"),
+        R::NotWarmedUp => ApiError::new(Code::NotWarmedUp, "the sale's stock is not ready yet"),
+        R::SoldOut => ApiError::new(Code::SoldOut, "sold out"),
+        R::InsufficientStock { available } => {
+            ApiError::new(Code::InsufficientStock, format!("only {available} left"))
+                .with_data(json!({ "available": available }))
+        }
+        R::LimitExceeded { held, limit } => ApiError::new(
+            Code::LimitExceeded,
+            format!("at most {limit} per buyer; you have {held}"),
+        )
+        .with_data(json!({ "held": held, "limit": limit })),
+        R::RateLimited { retry_after } => ApiError::new(Code::RateLimited, "too many attempts")
+            .with_data(json!({ "retry_after_ms": retry_after.as_millis() as u64 })),
+    }
+}
+
+/// Buys. `202 Accepted` with the order id, or a 4xx with the reason.
+pub async fn buy(
+    State(s): State<AppState>,
+    me: AuthUser,
+    PathParam(id): PathParam<ActivityId>,
+    headers: HeaderMap,
+    Body(req): Body<BuyReq>,
+) -> ApiResult<BuyResp> {
+    if req.quantity == 0 {
+        return Err(ApiError::new(
+            Code::InvalidField,
+            "quantity must be at least 1",
+        ));
+    }
+    let key = match headers.get("idempotency-key") {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= 128)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        Code::InvalidParameter,
+                        "Idempotency-Key: 1 to 128 visible ASCII characters",
+                    )
+                })?
+                .to_string(),
+        ),
+        None => None,
+    };
+    let outcome = s
+        .engine
+        .buy(BuyRequest {
+            user_id: me.id,
+            activity_id: id,
+            quantity: req.quantity,
+            request_id: key,
+        })
+        .await?;
+    match outcome {
+        BuyOutcome::Reserved {
+            hold_id,
+            order_id,
+            quantity,
+            expires_at,
+            replayed,
+        } => Ok(Reply(
+            StatusCode::ACCEPTED,
+            BuyResp {
+                hold_id,
+                order_id,
+                quantity,
+                expires_at,
+                replayed,
+            },
+        )),
+        BuyOutcome::Rejected(r) => Err(rejection(r)),
+    }
+}

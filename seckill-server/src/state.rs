@@ -1,0 +1,20 @@
+//! What every handler shares.
+
+use crate::auth::Tokens;
+use crate::metrics::HttpMetrics;
+use seckill_core::engine::Engine;
+use seckill_core::payment::MockProvider;
+use std::sync::Arc;
+
+/// The server's shared state.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The sale engine (and through it every backend).
+    pub engine: Engine,
+    /// Token issuing and verification.
+    pub tokens: Arc<Tokens>,
+    /// The mock provider, when it is the configured one (its pay page is served).
+    pub mock: Option<Arc<MockProvider>>,
+    /// HTTP metrics.
+    pub http: Arc<HttpMetrics>,
+}
