@@ -64,7 +64,7 @@ pub trait Subscription: Send {
 
 /// At-least-once publish/subscribe with consumer groups.
 ///
-/// # Contract (checked by [`crate::conformance::broker`])
+/// # Contract (checked by `conformance::broker`, feature `conformance`)
 /// - `publish` returns once the broker holds the message durably; `publish_batch` likewise for
 ///   all of them, and either all or none is an error to retry (a retry may duplicate).
 /// - Each group receives every message published to the topic (including those published

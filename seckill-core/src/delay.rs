@@ -23,7 +23,7 @@ pub struct ClaimedItem {
 ///
 /// Times are the caller's (`now` is passed in), so every node and the tests agree on what is due.
 ///
-/// # Contract (checked by [`crate::conformance::delay`])
+/// # Contract (checked by `conformance::delay`, feature `conformance`)
 /// - `schedule` adds or reschedules an item (one per id per queue).
 /// - `claim` hands out items whose due time is ≤ `now`, earliest first, each to one claimer,
 ///   leased until `now + lease`. An item whose lease lapsed without `complete` can be claimed

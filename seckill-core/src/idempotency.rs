@@ -28,7 +28,7 @@ pub enum Begin {
 
 /// Request de-duplication by key.
 ///
-/// # Contract (checked by [`crate::conformance::idempotency`])
+/// # Contract (checked by `conformance::idempotency`, feature `conformance`)
 /// - The first `begin` of a key returns `New`; until `complete` or `abandon`, others get
 ///   `InProgress`; after `complete`, `Completed` with the stored response.
 /// - A `begin` with the same key but another request hash gets `Mismatch`.

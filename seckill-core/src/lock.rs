@@ -22,7 +22,7 @@ pub struct LockGuard {
 
 /// Lease locks with fencing tokens.
 ///
-/// # Contract (checked by [`crate::conformance::lock`])
+/// # Contract (checked by `conformance::lock`, feature `conformance`)
 /// - `acquire` succeeds for one caller at a time per key; it returns `None` while another
 ///   holder's lease runs.
 /// - Every successful acquire gets a fencing token greater than all earlier ones for the key.

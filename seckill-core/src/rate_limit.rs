@@ -45,7 +45,7 @@ pub enum RateDecision {
 
 /// GCRA rate limiting.
 ///
-/// # Contract (checked by [`crate::conformance::rate_limit`])
+/// # Contract (checked by `conformance::rate_limit`, feature `conformance`)
 /// - After a quiet spell, `burst` requests of cost 1 are allowed at once; the next is limited
 ///   with a positive `retry_after`.
 /// - Over time, allowed requests average at most `rate` per `period`.

@@ -164,7 +164,7 @@ pub struct OrderFilter {
 
 /// Orders, with the inbox of processed messages.
 ///
-/// # Contract (checked by [`crate::conformance::repo`])
+/// # Contract (checked by `conformance::repo`, feature `conformance`)
 /// - `create_from_hold` is one atomic step: if `message_id` was processed or an order with the
 ///   hold id exists → `Duplicate`; else if `activity.sold + quantity > total_stock` →
 ///   `Rejected(SoldOut)`; else if the user's units in non-cancelled orders of the activity plus

@@ -144,7 +144,7 @@ pub struct OutboxEntry {
 
 /// The atomic stock step and its outbox. See the module docs.
 ///
-/// # Contract (checked by [`crate::conformance::stock`])
+/// # Contract (checked by `conformance::stock`, feature `conformance`)
 /// - `reserve` is atomic: concurrent reserves never take more than `total` units, never give a
 ///   user more than `per_user_limit` units across their live holds, and a replay of a request id
 ///   returns the first hold without taking stock again. A rejection changes nothing.

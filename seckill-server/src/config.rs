@@ -186,14 +186,14 @@ impl Default for LogConfig {
 
 impl Config {
     /// Loads defaults, then `file` (if given), then the environment.
-    pub fn load(file: Option<&Path>) -> Result<Self, figment::Error> {
+    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
         let mut f = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             if !path.exists() {
-                return Err(figment::Error::from(format!(
+                return Err(Box::new(figment::Error::from(format!(
                     "config file {} does not exist",
                     path.display()
-                )));
+                ))));
             }
             f = f.merge(Toml::file(path));
         }
@@ -206,10 +206,12 @@ impl Config {
                 .split("__"),
         )
         .extract()
+        .map_err(Box::new)
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
 mod tests {
     use super::*;
 
@@ -229,7 +231,7 @@ mod tests {
             )?;
             jail.set_env("SECKILL_SALE__BUY_BURST", "7");
             jail.set_env("SECKILL_TEST_REDIS_URL", "redis://ignored");
-            let c = Config::load(Some(Path::new("s.toml")))?;
+            let c = Config::load(Some(Path::new("s.toml"))).map_err(|e| *e)?;
             assert_eq!(c.listen.port(), 9000);
             assert_eq!(c.sale.buy_burst, 7);
             assert!(!format!("{c:?}").contains("\"k\""));

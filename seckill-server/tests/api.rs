@@ -30,8 +30,10 @@ impl Resp {
 }
 
 async fn api(demo: bool) -> Api {
-    let mut cfg = Config::default();
-    cfg.demo = demo;
+    let mut cfg = Config {
+        demo,
+        ..Config::default()
+    };
     cfg.admin.password = Some(Secret("admin-password".into()));
     cfg.auth.jwt_secret = Some(Secret("test-secret".into()));
     let server = build(cfg).await.unwrap();
@@ -466,7 +468,16 @@ async fn bad_input_gets_a_4xx_with_a_code() {
     let alice = a.user("alice").await;
     let act = a.demo_activity().await;
     let buy = format!("/api/v1/seckill/activities/{act}/buy");
-    let cases: Vec<(&str, String, Option<&str>, Option<String>, StatusCode, i64)> = vec![
+    // (method, path, token, body, expected status, expected code)
+    type Case<'a> = (
+        &'a str,
+        String,
+        Option<&'a str>,
+        Option<String>,
+        StatusCode,
+        i64,
+    );
+    let cases: Vec<Case> = vec![
         (
             "POST",
             buy.clone(),
