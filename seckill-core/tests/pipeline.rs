@@ -112,18 +112,7 @@ async fn a_sale_end_to_end() {
     ));
     s.drain(&mut w).await;
 
-    let v = check(
-        e,
-        s.activity,
-        &Expect {
-            quiescent: true,
-            ledger: Some(s.provider.ledger()),
-            ..Expect::default()
-        },
-    )
-    .await
-    .unwrap();
-    assert!(v.is_empty(), "{v:#?}");
+    s.assert_at_rest(vec![]).await;
 }
 
 #[tokio::test]
@@ -329,17 +318,7 @@ async fn the_reconciler_repairs_a_crash_between_insert_and_confirm() {
     // The redelivered message is absorbed.
     let mut w = e.order_worker().await.unwrap();
     s.drain(&mut w).await;
-    let v = check(
-        e,
-        s.activity,
-        &Expect {
-            quiescent: true,
-            ..Expect::default()
-        },
-    )
-    .await
-    .unwrap();
-    assert!(v.is_empty(), "{v:#?}");
+    s.assert_at_rest(vec![]).await;
 }
 
 #[tokio::test]

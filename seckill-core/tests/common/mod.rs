@@ -2,9 +2,11 @@
 #![allow(dead_code)]
 
 use chrono::Duration as CDuration;
+use seckill_core::domain::OrderId;
 use seckill_core::domain::{Activity, ActivityId, Money, Product, ProductId};
 use seckill_core::engine::faults::FaultInjector;
 use seckill_core::engine::{Backends, Engine, EngineConfig, OrderWorker};
+use seckill_core::invariants::{check, Expect};
 use seckill_core::memory::MemoryStockReserver;
 use seckill_core::payment::MockProvider;
 use seckill_core::{Clock, ManualClock, StockReserver};
@@ -101,6 +103,23 @@ pub async fn sale(spec: SaleSpec) -> Sale {
 }
 
 impl Sale {
+    /// The violations of the guarantees with the pipeline at rest, given what buyers were told.
+    pub async fn violations_at_rest(&self, reserved: Vec<OrderId>) -> Vec<String> {
+        let expect = Expect {
+            reserved,
+            ledger: Some(self.provider.ledger()),
+            quiescent: true,
+            ..Expect::default()
+        };
+        check(&self.engine, self.activity, &expect).await.unwrap()
+    }
+
+    /// Asserts every guarantee holds at rest.
+    pub async fn assert_at_rest(&self, reserved: Vec<OrderId>) {
+        let v = self.violations_at_rest(reserved).await;
+        assert!(v.is_empty(), "{v:#?}");
+    }
+
     /// Runs relay and order worker until the outbox and the broker are empty.
     pub async fn drain(&self, worker: &mut OrderWorker) {
         for _ in 0..10_000 {
