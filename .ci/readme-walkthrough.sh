@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs the README's curl walkthrough, exactly as written, against the server binary started with
+# no configuration, and checks that it ends with the order paid. Stops what it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bin=${1:-target/debug/seckill-server}
+log=$(mktemp)
+"$bin" > "$log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -f "$log"' EXIT
+
+for _ in $(seq 1 100); do
+  curl -sf http://127.0.0.1:8080/health > /dev/null && break
+  sleep 0.1
+done
+
+# The shell block under "## A purchase, with curl".
+script=$(awk '/^## A purchase, with curl/ {on=1} on && /^```sh/ {inblk=1; next} inblk && /^```/ {exit} inblk {print}' README.md)
+[ -n "$script" ] || { echo "walkthrough block not found in README.md"; exit 1; }
+out=$(bash -euo pipefail -c "$script")
+echo "$out" | tail -n 3
+last=$(echo "$out" | tail -n 1)
+if [ "$last" != '"paid"' ]; then
+  echo "README walkthrough did not end with the order paid (last line: $last)"
+  echo "--- server log"; tail -n 30 "$log"
+  exit 1
+fi
+echo "README walkthrough: ok"
