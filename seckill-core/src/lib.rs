@@ -65,6 +65,7 @@ pub mod rate_limit;
 pub mod registry;
 pub mod repo;
 pub mod stock;
+pub mod worker_id;
 
 pub use broker::{Delivery, Message, MessageBroker, Subscription};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};

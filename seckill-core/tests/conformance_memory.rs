@@ -32,6 +32,16 @@ async fn rate_limiter() -> Option<Arc<dyn RateLimiter>> {
 async fn idempotency() -> Option<Arc<dyn IdempotencyStore>> {
     Some(Arc::new(MemoryIdempotencyStore::default()))
 }
+async fn payment_provider() -> Option<seckill_core::conformance::payment::Backend> {
+    let mock = Arc::new(seckill_core::payment::MockProvider::new(
+        b"conformance".to_vec(),
+    ));
+    let pay = mock.clone();
+    Some(seckill_core::conformance::payment::Backend {
+        provider: mock,
+        pay: Arc::new(move |p| pay.pay(p)),
+    })
+}
 async fn repos() -> Option<Repos> {
     let s = Arc::new(MemoryStore::new());
     Some(Repos {
@@ -69,4 +79,8 @@ mod idempotency_suite {
 mod repo_suite {
     use super::*;
     seckill_core::repo_conformance!(repos);
+}
+mod payment_suite {
+    use super::*;
+    seckill_core::payment_provider_conformance!(payment_provider);
 }

@@ -5,11 +5,13 @@ use crate::config::Config;
 use crate::metrics::HttpMetrics;
 use crate::routes::{app, users::create_user};
 use crate::state::AppState;
+use seckill_core::domain::ids::MAX_WORKER_ID;
 use seckill_core::domain::Role as UserRole;
 use seckill_core::engine::{Engine, EngineConfig, Pace, Role, Runner};
 use seckill_core::payment::{MockProvider, PaymentProvider};
 use seckill_core::rate_limit::Quota;
 use seckill_core::registry::Registry;
+use seckill_core::worker_id::{lease_worker_id, WorkerLease};
 use seckill_core::{Clock, SystemClock};
 use std::future::Future;
 use std::sync::Arc;
@@ -24,6 +26,8 @@ pub struct Server {
     pub roles: Vec<Role>,
     /// The configuration it was built from.
     pub config: Config,
+    /// The leased snowflake worker id, unless the config fixed one.
+    worker_lease: Option<WorkerLease>,
 }
 
 fn random_secret() -> String {
@@ -62,6 +66,17 @@ pub async fn build(config: Config) -> anyhow_like::Result<Server> {
         )
         .await?;
     let s = &config.sale;
+    let (worker_id, worker_lease) = match s.worker_id {
+        Some(id) if id > MAX_WORKER_ID => {
+            return Err(format!("sale.worker_id {id} is above {MAX_WORKER_ID}").into())
+        }
+        Some(id) => (id, None),
+        None => {
+            let lease = lease_worker_id(backends.lock.clone(), WORKER_LEASE_TTL).await?;
+            tracing::info!(worker_id = lease.id, "leased a snowflake worker id");
+            (lease.id, Some(lease))
+        }
+    };
     let engine = Engine::new(
         backends,
         EngineConfig {
@@ -69,7 +84,7 @@ pub async fn build(config: Config) -> anyhow_like::Result<Server> {
             buy_quota: (s.buy_rate_per_sec > 0)
                 .then(|| Quota::per_second(s.buy_rate_per_sec, s.buy_burst.max(1))),
             batch_size: s.batch_size.max(1),
-            worker_id: s.worker_id,
+            worker_id,
             ..EngineConfig::default()
         },
     );
@@ -98,7 +113,35 @@ pub async fn build(config: Config) -> anyhow_like::Result<Server> {
         state,
         roles,
         config,
+        worker_lease,
     })
+}
+
+const WORKER_LEASE_TTL: Duration = Duration::from_secs(30);
+
+/// Renews the worker-id lease until `stop`; if it is lost, the process stops: another process
+/// may be generating the same ids now.
+async fn keep_worker_lease(lease: WorkerLease, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(lease.ttl / 3) => {}
+            _ = stop.changed() => break,
+        }
+        match lease.renew().await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::error!(
+                    worker_id = lease.id,
+                    "lost the snowflake worker-id lease; stopping to never issue a duplicate id"
+                );
+                std::process::exit(70);
+            }
+            Err(e) => tracing::warn!(error = %e, "worker-id lease renewal failed; retrying"),
+        }
+    }
+    if let Err(e) = lease.release().await {
+        tracing::warn!(error = %e, "could not release the worker-id lease");
+    }
 }
 
 /// Tiny error plumbing for the binary: any error as a boxed message.
@@ -159,6 +202,10 @@ impl Server {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow_like::Result<()> {
+        let (stop_lease, stop_rx) = tokio::sync::watch::channel(false);
+        let lease_task = self
+            .worker_lease
+            .map(|lease| tokio::spawn(keep_worker_lease(lease, stop_rx)));
         let runner = Runner::start(
             &self.state.engine,
             &self.roles,
@@ -178,6 +225,10 @@ impl Server {
             .await?;
         tracing::info!("HTTP drained; stopping background roles");
         runner.stop().await;
+        let _ = stop_lease.send(true);
+        if let Some(t) = lease_task {
+            let _ = t.await;
+        }
         tracing::info!("stopped");
         Ok(())
     }

@@ -108,8 +108,9 @@ pub struct SaleConfig {
     pub buy_burst: u32,
     /// Batch size of relay and workers.
     pub batch_size: usize,
-    /// Snowflake worker id of this process (0..=1023); must differ between processes.
-    pub worker_id: u16,
+    /// Snowflake worker id of this process (0..=1023). Unset: leased from the lock backend at
+    /// start (and renewed), so two processes never share one.
+    pub worker_id: Option<u16>,
     /// Seconds between reconciliation passes.
     pub reconcile_every_secs: u64,
 }
@@ -121,7 +122,7 @@ impl Default for SaleConfig {
             buy_rate_per_sec: 20,
             buy_burst: 20,
             batch_size: 256,
-            worker_id: 0,
+            worker_id: None,
             reconcile_every_secs: 30,
         }
     }

@@ -15,6 +15,7 @@ pub mod broker;
 pub mod delay;
 pub mod idempotency;
 pub mod lock;
+pub mod payment;
 pub mod rate_limit;
 pub mod repo;
 pub mod stock;
