@@ -155,7 +155,8 @@ pub struct OutboxEntry {
 /// - Holds never vanish by themselves (no TTL): their units must come back by `release`.
 /// - `load` on a fresh activity installs the spec; on an activity the backend already has, it
 ///   updates total, window and limit and recomputes `available = total − sold − held − confirmed`
-///   without touching holds, so re-warming never re-sells a unit.
+///   without touching holds, so re-warming never re-sells a unit; a `total` below the units
+///   already held or sold is refused (`Conflict`).
 /// - `outbox_claim` hands an entry to one claimer at a time; an entry not acked within its lease
 ///   is handed out again. `outbox_ack` removes entries for good.
 #[cfg_attr(feature = "mocks", mockall::automock)]

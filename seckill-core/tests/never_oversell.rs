@@ -95,7 +95,7 @@ fn op() -> impl Strategy<Value = Op> {
 /// What the buyers and the provider were told.
 struct Model {
     reserved: Vec<(OrderId, UserId)>,
-    keys: HashMap<(i64, u8), OrderId>,
+    keys: HashMap<(i64, u8), (OrderId, u32)>,
     payments: Vec<Payment>,
     unanswered: Vec<Callback>,
     paid: Vec<PaymentId>,
@@ -145,6 +145,7 @@ async fn step(
     let e = &s.engine;
     match op {
         Op::Buy { user, qty, key } => {
+            let earlier = key.and_then(|k| m.keys.get(&(*user, k)).copied());
             let r = e
                 .buy(BuyRequest {
                     user_id: UserId(*user),
@@ -152,24 +153,30 @@ async fn step(
                     quantity: *qty,
                     request_id: key.map(|k| format!("key-{k}")),
                 })
-                .await
-                .map_err(fail)?;
+                .await;
+            let r = match (r, earlier) {
+                // The same key with another quantity is refused, never reserved again.
+                (Err(Error::Conflict(_)), Some((_, q))) if q != *qty => return Ok(()),
+                (r, _) => r.map_err(fail)?,
+            };
             if let BuyOutcome::Reserved {
                 order_id, replayed, ..
             } = r
             {
+                if let Some((prev, q)) = earlier {
+                    prop_assert!(
+                        q == *qty && replayed && prev == order_id,
+                        "a key's replay must return its first order"
+                    );
+                }
                 if let Some(k) = key {
-                    if let Some(prev) = m.keys.get(&(*user, *k)) {
-                        prop_assert!(
-                            replayed && *prev == order_id,
-                            "key replay gave another order"
-                        );
-                    }
-                    m.keys.insert((*user, *k), order_id);
+                    m.keys.insert((*user, *k), (order_id, *qty));
                 }
                 if !replayed {
                     m.reserved.push((order_id, UserId(*user)));
                 }
+            } else {
+                prop_assert!(earlier.is_none(), "a key that reserved must replay: {r:?}");
             }
         }
         Op::Cancel {

@@ -41,6 +41,12 @@ pub enum Code {
     InvalidParameter = 2003,
     /// No such route.
     RouteNotFound = 2004,
+    /// An `Idempotency-Key` was reused with a different request.
+    IdempotencyMismatch = 2005,
+    /// The request conflicts with the current state of a resource.
+    Conflict = 2006,
+    /// A resource the request names does not exist.
+    NotFound = 2007,
     /// No such activity.
     ActivityNotFound = 3001,
     /// The sale has not started.
@@ -92,12 +98,13 @@ impl Code {
             Forbidden => StatusCode::FORBIDDEN,
             UsernameTaken | NotStarted | Ended | SoldOut | InsufficientStock | LimitExceeded
             | NotWarmedUp | ActivityCancelled | ActivityBusy | OrderStateConflict
-            | PaymentConflict => StatusCode::CONFLICT,
+            | PaymentConflict | Conflict => StatusCode::CONFLICT,
+            IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             MalformedBody | InvalidField | InvalidParameter | BadCallback => {
                 StatusCode::BAD_REQUEST
             }
             RouteNotFound | ActivityNotFound | OrderNotFound | PaymentNotFound
-            | UnknownProvider | ProductNotFound => StatusCode::NOT_FOUND,
+            | UnknownProvider | ProductNotFound | NotFound => StatusCode::NOT_FOUND,
             RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -207,6 +214,8 @@ impl From<seckill_core::Error> for ApiError {
         match e {
             E::InvalidArgument(m) => ApiError::new(Code::InvalidField, m),
             E::Unauthenticated(m) => ApiError::new(Code::Unauthenticated, m),
+            E::Conflict(m) => ApiError::new(Code::Conflict, m),
+            E::NotFound(m) => ApiError::new(Code::NotFound, m),
             E::Unavailable { .. } | E::Crashed(_) => {
                 ApiError::new(Code::Unavailable, format!("temporarily unavailable: {e}"))
             }

@@ -624,6 +624,24 @@ async fn bad_input_gets_a_4xx_with_a_code() {
             r.body
         );
     }
+    // An idempotency key replays the same order, and refuses another request.
+    let with_key = |q: u32| {
+        (
+            Some(format!("{{\"quantity\":{q}}}")),
+            [("idempotency-key", "k-1")],
+        )
+    };
+    let (body, h) = with_key(1);
+    let first = a.raw("POST", &buy, Some(&alice), body.clone(), &h).await;
+    let again = a.raw("POST", &buy, Some(&alice), body, &h).await;
+    assert_eq!(first.data()["order_id"], again.data()["order_id"]);
+    assert_eq!(again.data()["replayed"], true);
+    let (body, h) = with_key(2);
+    let other = a.raw("POST", &buy, Some(&alice), body, &h).await;
+    assert_eq!(
+        (other.status, other.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, 2005)
+    );
     // An expired token (signed with the right key).
     let tokens = &a.server.state.tokens;
     let old = chrono::Utc::now().timestamp() - 48 * 3600;

@@ -204,6 +204,20 @@ pub async fn reload_keeps_holds(b: &Backend) {
     .unwrap();
     let s = b.snapshot(a).await.unwrap().unwrap();
     assert_eq!((s.total, s.available, s.held, s.sold), (12, 7, 3, 2));
+    let too_small = StockSpec {
+        activity_id: a,
+        total: 4,
+        sold: 0,
+        per_user_limit: 10,
+        starts_at: t0(),
+        ends_at: t0() + CDuration::hours(2),
+        user_counts: vec![],
+    };
+    assert!(matches!(
+        b.load(&too_small).await,
+        Err(crate::Error::Conflict(_))
+    ));
+    assert_eq!(b.snapshot(a).await.unwrap().unwrap().total, 12);
     assert_eq!(b.live_holds(a).await.unwrap().len(), 2);
     assert_eq!(b.user_count(a, UserId(2)).await.unwrap(), 3);
 }

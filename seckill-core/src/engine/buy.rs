@@ -94,7 +94,8 @@ pub enum BuyOutcome {
 
 impl Engine {
     /// Buys: gate, then the atomic reserve. Returns at once with the order id; the rest of the
-    /// pipeline runs behind the outbox.
+    /// pipeline runs behind the outbox. A `request_id` reused with another quantity is
+    /// `Err(Conflict)`.
     pub async fn buy(&self, req: BuyRequest) -> Result<BuyOutcome> {
         let m = self.metrics();
         m.requests
@@ -107,6 +108,7 @@ impl Engine {
             }
             Ok(BuyOutcome::Rejected(r)) => m.fail(r.reason()),
             Err(Error::InvalidArgument(_)) => m.fail("invalid_request"),
+            Err(Error::Conflict(_)) => m.fail("idempotency_mismatch"),
             Err(_) => m.fail("error"),
         }
         outcome
@@ -174,6 +176,14 @@ impl Engine {
             })
             .await?;
         Ok(match outcome {
+            ReserveOutcome::Reserved {
+                hold,
+                replayed: true,
+            } if hold.quantity != req.quantity => {
+                return Err(Error::conflict(
+                    "idempotency key reused with a different request",
+                ))
+            }
             ReserveOutcome::Reserved { hold, replayed } => BuyOutcome::Reserved {
                 hold_id: hold.id,
                 order_id: hold.order_id,

@@ -164,13 +164,12 @@ impl Runner {
                                 }
                             }
                         }
+                        // Not raced against shutdown: a batch, once fetched, is finished and
+                        // acked (a drain); the fetch itself waits at most 200 ms.
                         let w = worker.as_mut().expect("set above");
-                        tokio::select! {
-                            r = w.run_once(Duration::from_millis(200)) => if let Err(err) = r {
-                                tracing::warn!(error = %err, "order worker pass failed");
-                                worker = None; // resubscribe: unacked deliveries come back
-                            },
-                            _ = rx.changed() => {}
+                        if let Err(err) = w.run_once(Duration::from_millis(200)).await {
+                            tracing::warn!(error = %err, "order worker pass failed");
+                            worker = None; // resubscribe: unacked deliveries come back
                         }
                     }
                 }),

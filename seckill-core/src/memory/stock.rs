@@ -90,6 +90,13 @@ impl StockReserver for MemoryStockReserver {
         match map.get(&spec.activity_id) {
             Some(existing) => {
                 let mut a = existing.lock();
+                if spec.total < a.held + a.sold {
+                    return Err(Error::conflict(format!(
+                        "total {} is below the {} units already held or sold",
+                        spec.total,
+                        a.held + a.sold
+                    )));
+                }
                 a.total = spec.total;
                 a.limit = spec.per_user_limit;
                 a.starts_at = spec.starts_at;

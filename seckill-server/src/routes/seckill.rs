@@ -97,7 +97,11 @@ pub async fn buy(
             quantity: req.quantity,
             request_id: key,
         })
-        .await?;
+        .await
+        .map_err(|e| match e {
+            seckill_core::Error::Conflict(m) => ApiError::new(Code::IdempotencyMismatch, m),
+            other => other.into(),
+        })?;
     match outcome {
         BuyOutcome::Reserved {
             hold_id,
