@@ -15,7 +15,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use seckill_core::broker::Message;
 use seckill_core::domain::{HoldEvent, OrderId, Payment, PaymentId, UserId};
 use seckill_core::engine::faults::{CrashOnce, CrashPoint};
-use seckill_core::engine::{BuyOutcome, BuyRequest, CallbackOutcome, OrderWorker};
+use seckill_core::engine::{BuyOutcome, BuyRequest, CallbackOutcome, OrderWorker, Settlement};
 use seckill_core::invariants::{check, Expect};
 use seckill_core::payment::{Callback, Notification, MOCK_SIGNATURE_HEADER};
 use seckill_core::Error;
@@ -123,10 +123,10 @@ fn crashed_or<T>(
 
 async fn callback(s: &Sale, m: &mut Model, cb: Callback) -> Result<(), TestCaseError> {
     match s.engine.handle_callback("mock", &cb).await {
-        Ok(CallbackOutcome::Paid) => {
-            let n = s.engine.backends().provider.verify_callback(&cb).unwrap();
-            m.paid.push(n.payment_id);
-        }
+        Ok(Settlement {
+            payment,
+            outcome: CallbackOutcome::Paid,
+        }) => m.paid.push(payment.id),
         Ok(_) => {}
         // The provider did not get a 2xx: it will call again.
         Err(Error::Crashed(_)) => m.unanswered.push(cb),

@@ -75,11 +75,11 @@ async fn a_sale_end_to_end() {
     let started = e.start_payment(UserId(1), order_id).await.unwrap();
     let cb = s.provider.pay(&started.payment);
     assert_eq!(
-        e.handle_callback("mock", &cb).await.unwrap(),
+        e.handle_callback("mock", &cb).await.unwrap().outcome,
         CallbackOutcome::Paid
     );
     assert_eq!(
-        e.handle_callback("mock", &cb).await.unwrap(),
+        e.handle_callback("mock", &cb).await.unwrap().outcome,
         CallbackOutcome::Paid
     );
     assert_eq!(
@@ -128,11 +128,11 @@ async fn late_payment_on_a_cancelled_order_is_refunded() {
     e.cancel_by_user(UserId(1), order_id).await.unwrap();
     let cb = s.provider.pay(&started.payment);
     assert_eq!(
-        e.handle_callback("mock", &cb).await.unwrap(),
+        e.handle_callback("mock", &cb).await.unwrap().outcome,
         CallbackOutcome::Refunded
     );
     assert_eq!(
-        e.handle_callback("mock", &cb).await.unwrap(),
+        e.handle_callback("mock", &cb).await.unwrap().outcome,
         CallbackOutcome::Refunded
     );
     let p = e
@@ -175,13 +175,15 @@ async fn a_second_payment_for_a_paid_order_is_refunded() {
     assert_eq!(
         e.handle_callback("mock", &s.provider.pay(&p1))
             .await
-            .unwrap(),
+            .unwrap()
+            .outcome,
         CallbackOutcome::Paid
     );
     assert_eq!(
         e.handle_callback("mock", &s.provider.pay(&p2))
             .await
-            .unwrap(),
+            .unwrap()
+            .outcome,
         CallbackOutcome::Refunded
     );
     let v = check(

@@ -29,7 +29,7 @@ mod warmup;
 pub use buy::{BuyOutcome, BuyRejection, BuyRequest};
 pub use metrics::{EngineMetrics, Histogram};
 pub use order_worker::OrderWorker;
-pub use pay::{CallbackOutcome, PaymentStarted};
+pub use pay::{CallbackOutcome, PaymentStarted, Settlement};
 pub use reconcile::{Issue, ReconcileReport};
 pub use runner::{runner_pace_for_tests, Pace, Role, Runner};
 

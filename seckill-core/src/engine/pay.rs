@@ -21,6 +21,15 @@ pub struct PaymentStarted {
     pub checkout: Checkout,
 }
 
+/// What a callback did, and to which payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// The payment as recorded after the callback.
+    pub payment: Payment,
+    /// What became of its order.
+    pub outcome: CallbackOutcome,
+}
+
 /// What a callback did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallbackOutcome {
@@ -87,7 +96,7 @@ impl Engine {
 
     /// Handles a provider callback. `Err(Unauthenticated)` for a bad signature; any `Ok` means
     /// its effect is committed and the provider may stop retrying.
-    pub async fn handle_callback(&self, provider: &str, cb: &Callback) -> Result<CallbackOutcome> {
+    pub async fn handle_callback(&self, provider: &str, cb: &Callback) -> Result<Settlement> {
         let b = self.backends();
         if provider != b.provider.name() {
             return Err(Error::not_found(format!("payment provider {provider:?}")));
@@ -97,7 +106,7 @@ impl Engine {
     }
 
     /// Records a verified result of the provider and settles the order with it.
-    pub(crate) async fn apply_notification(&self, n: &Notification) -> Result<CallbackOutcome> {
+    pub(crate) async fn apply_notification(&self, n: &Notification) -> Result<Settlement> {
         let b = self.backends();
         let Some(payment) = b.payments.payment(n.payment_id).await? else {
             return Err(Error::not_found(format!("payment {}", n.payment_id)));
@@ -127,7 +136,9 @@ impl Engine {
             }
         };
         self.crash_point(CrashPoint::PayAfterRecord)?;
-        self.settle(&payment).await
+        let outcome = self.settle(&payment).await?;
+        let payment = b.payments.payment(payment.id).await?.unwrap_or(payment);
+        Ok(Settlement { payment, outcome })
     }
 
     /// Brings a recorded payment's order in line with it: pays the order, or refunds the

@@ -45,6 +45,9 @@ impl IdempotencyStore for MemoryIdempotencyStore {
         let now = self.clock.now();
         let expires = now + chrono::Duration::from_std(ttl).map_err(Error::invalid)?;
         let mut map = self.entries.lock();
+        if map.len() > 100_000 {
+            map.retain(|_, e| e.expires > now);
+        }
         if map.get(key).is_some_and(|e| e.expires <= now) {
             map.remove(key);
         }

@@ -91,7 +91,7 @@ async fn apply(s: &AppState, provider: &str, cb: &Callback) -> ApiResult<Callbac
             format!("payment provider {provider:?} is not configured"),
         ));
     }
-    let outcome = s
+    let settled = s
         .engine
         .handle_callback(provider, cb)
         .await
@@ -102,20 +102,16 @@ async fn apply(s: &AppState, provider: &str, cb: &Callback) -> ApiResult<Callbac
             E::Conflict(m) => ApiError::new(Code::PaymentConflict, m),
             other => other.into(),
         })?;
-    let n = s.engine.backends().provider.verify_callback(cb)?;
-    let order_status = match s.engine.backends().payments.payment(n.payment_id).await? {
-        Some(p) => s
-            .engine
-            .backends()
-            .orders
-            .order(p.order_id)
-            .await?
-            .map(|o| o.status),
-        None => None,
-    };
+    let order_status = s
+        .engine
+        .backends()
+        .orders
+        .order(settled.payment.order_id)
+        .await?
+        .map(|o| o.status);
     Ok(ok(CallbackResp {
-        payment_id: n.payment_id,
-        result: match outcome {
+        payment_id: settled.payment.id,
+        result: match settled.outcome {
             CallbackOutcome::Paid => "paid",
             CallbackOutcome::Failed => "failed",
             CallbackOutcome::Refunded => "refunded",
