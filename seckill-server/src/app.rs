@@ -57,7 +57,8 @@ pub async fn build(config: Config) -> anyhow_like::Result<Server> {
             .into_bytes(),
     ));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let registry = Registry::with_memory();
+    let mut registry = Registry::with_memory();
+    seckill_store::register(&mut registry);
     let backends = registry
         .build(
             &config.backends,

@@ -1,13 +1,22 @@
 //! # seckill-store
 //!
 //! The networked storage backends of seckill-rs, each behind its own cargo feature:
-//! Redis (`redis`: stock reservation in Lua with its outbox, delay queue, fenced lock, rate
-//! limiter, idempotency store) and PostgreSQL (`postgres`: the repositories, migrations and the
-//! guarded order transaction). They implement the traits of `seckill-core` and pass its
-//! conformance suites.
+//! Redis (`redis`, on by default: stock reservation in Lua with its outbox, delay queue, fenced
+//! lock, GCRA rate limiter, idempotency store; standalone and Cluster) and, with issue 4,
+//! PostgreSQL (`postgres`: the repositories, migrations and the guarded order transaction).
+//! They implement the traits of `seckill-core` and pass its conformance suites.
 //!
-//! Status: no backend is compiled in yet; they land with their issues (see README.md). Until
-//! then `memory://`, in `seckill-core`, is the only scheme, and the server's registry is
-//! `seckill_core::registry::Registry::with_memory()`.
+//! [`register`] adds the URL schemes of the compiled features to a
+//! [`seckill_core::registry::Registry`].
 
 #![warn(missing_docs)]
+
+#[cfg(feature = "redis")]
+pub mod redis;
+
+/// Adds the schemes of the compiled features (`redis://`, `redis-cluster://`) to `registry`.
+pub fn register(registry: &mut seckill_core::registry::Registry) {
+    #[cfg(feature = "redis")]
+    redis::register(registry);
+    let _ = registry;
+}

@@ -30,6 +30,18 @@ pub fn unique_id() -> i64 {
     base + NEXT.fetch_add(1, Ordering::Relaxed) % 1024
 }
 
+/// The URL of a test service from the environment variable `var` (e.g.
+/// `SECKILL_TEST_REDIS_URL`), or `None` after [`skip_or_panic`] when it is unset.
+pub fn service_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            skip_or_panic(var);
+            None
+        }
+    }
+}
+
 /// For a service test whose URL variable is unset: with `SECKILL_TEST_REQUIRE=1` this panics
 /// (CI must not skip silently); otherwise it prints that the test skipped.
 pub fn skip_or_panic(var: &str) {

@@ -1,0 +1,13 @@
+-- Held -> Confirmed: the hold's units move from held to sold.
+-- KEYS: 1 stock hash, 2 holds hash. ARGV: 1 hold id.
+-- Returns 0 applied, 1 already confirmed, 2 refused (released), 3 unknown hold.
+local rec = redis.call('HGET', KEYS[2], ARGV[1])
+if not rec then return 3 end
+local state = string.sub(rec, 1, 1)
+if state == 'C' then return 1 end
+if state == 'R' then return 2 end
+local qty = tonumber(string.match(rec, '^.|[^|]*|([^|]*)|'))
+redis.call('HSET', KEYS[2], ARGV[1], 'C' .. string.sub(rec, 2))
+redis.call('HINCRBY', KEYS[1], 'held', -qty)
+redis.call('HINCRBY', KEYS[1], 'sold', qty)
+return 0

@@ -1,0 +1,21 @@
+-- Held|Confirmed -> Released: units back to available, the user's quota back. Once.
+-- KEYS: 1 stock hash, 2 holds hash, 3 per-user counts hash. ARGV: 1 hold id.
+-- Returns {0, available_before} applied, {1} already released, {3} unknown hold.
+local rec = redis.call('HGET', KEYS[2], ARGV[1])
+if not rec then return {3} end
+local state = string.sub(rec, 1, 1)
+if state == 'R' then return {1} end
+local user, qty = string.match(rec, '^.|([^|]*)|([^|]*)|')
+qty = tonumber(qty)
+redis.call('HSET', KEYS[2], ARGV[1], 'R' .. string.sub(rec, 2))
+if state == 'H' then
+  redis.call('HINCRBY', KEYS[1], 'held', -qty)
+else
+  redis.call('HINCRBY', KEYS[1], 'sold', -qty)
+end
+local before = tonumber(redis.call('HGET', KEYS[1], 'avail'))
+redis.call('HINCRBY', KEYS[1], 'avail', qty)
+if redis.call('HINCRBY', KEYS[3], user, -qty) <= 0 then
+  redis.call('HDEL', KEYS[3], user)
+end
+return {0, before}

@@ -1,0 +1,433 @@
+//! [`RedisStockReserver`]: the atomic reserve step as one Lua script per batch of requests,
+//! with the hold records, per-user counts, request ids and the outbox stream of an activity under
+//! one hash tag (`{a<id>}`), so every script touches one slot, also on a cluster.
+//!
+//! Concurrent reserves for the same activity are coalesced: the first caller starts a driver
+//! task that sends everything queued meanwhile as one script call (up to `max_batch`), and goes
+//! on while more arrive; no timer on the hot path. Results go back to each caller in order.
+
+use super::conn::{map_err, RedisConn, RedisTarget};
+use super::values::{hold_record, int, items, outbox_payload, string, unexpected};
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use redis::{Script, Value};
+use seckill_core::domain::{ActivityId, HoldId, HoldState, UserId};
+use seckill_core::stock::{
+    HoldRecord, OutboxEntry, ReserveOutcome, ReserveRequest, StockReserver, StockSnapshot,
+    StockSpec, Transition,
+};
+use seckill_core::{Error, Result};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+static LOAD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/stock_load.lua")));
+static RESERVE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/stock_reserve.lua")));
+static CONFIRM: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/stock_confirm.lua")));
+static RELEASE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/stock_release.lua")));
+static OUTBOX_CLAIM: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/outbox_claim.lua")));
+
+type Waiter = (ReserveRequest, oneshot::Sender<Result<ReserveOutcome>>);
+
+#[derive(Default)]
+struct Queue {
+    pending: Mutex<Vec<Waiter>>,
+    running: AtomicBool,
+}
+
+struct Inner {
+    t: RedisTarget,
+    consumer: String,
+    max_batch: usize,
+    queues: Mutex<HashMap<ActivityId, Arc<Queue>>>,
+}
+
+/// The Redis stock backend.
+#[derive(Clone)]
+pub struct RedisStockReserver {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RedisStockReserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStockReserver")
+            .field("prefix", &self.inner.t.prefix)
+            .field("max_batch", &self.inner.max_batch)
+            .finish()
+    }
+}
+
+fn ms(t: seckill_core::Timestamp) -> String {
+    t.timestamp_millis().to_string()
+}
+
+impl RedisStockReserver {
+    /// A reserver on `target` that coalesces up to `max_batch` concurrent reserves of an
+    /// activity into one script call (`max_batch = 1`: every reserve is its own call).
+    pub fn new(target: RedisTarget, max_batch: usize) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                t: target,
+                consumer: format!("relay-{:016x}", rand::random::<u64>()),
+                max_batch: max_batch.max(1),
+                queues: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+}
+
+impl Inner {
+    fn conn(&self) -> RedisConn {
+        self.t.conn.clone()
+    }
+
+    fn key(&self, a: ActivityId, part: &str) -> String {
+        format!("{}:{{a{}}}:{}", self.t.prefix, a, part)
+    }
+
+    fn activities_key(&self) -> String {
+        format!("{}:activities", self.t.prefix)
+    }
+
+    async fn reserve_batch(&self, a: ActivityId, reqs: &[ReserveRequest]) -> Result<Vec<ReserveOutcome>> {
+        let mut inv = RESERVE.prepare_invoke();
+        for part in ["stock", "holds", "users", "req", "outbox"] {
+            inv.key(self.key(a, part));
+        }
+        inv.arg(reqs.len());
+        for r in reqs {
+            inv.arg(r.user_id.0)
+                .arg(r.quantity)
+                .arg(&r.request_id)
+                .arg(r.hold_id.0)
+                .arg(r.order_id.0)
+                .arg(ms(r.expires_at))
+                .arg(ms(r.now));
+        }
+        let reply: Value = inv.invoke_async(&mut self.conn()).await.map_err(map_err)?;
+        let outs = items(reply, "reserve")?;
+        if outs.len() != reqs.len() {
+            return Err(Error::backend("redis", "reserve answered a different number of results"));
+        }
+        outs.into_iter()
+            .map(|o| {
+                let f = items(o, "reserve result")?;
+                let code = f.first().map(|c| int(c, "reserve code")).transpose()?;
+                Ok(match code {
+                    Some(0) => {
+                        let id = HoldId(int(&f[1], "hold id")?);
+                        let rec = string(&f[2], "hold record")?;
+                        let (hold, _) = hold_record(a, id, &rec)?;
+                        ReserveOutcome::Reserved {
+                            hold,
+                            replayed: int(&f[3], "replayed")? == 1,
+                        }
+                    }
+                    Some(1) => ReserveOutcome::SoldOut,
+                    Some(2) => ReserveOutcome::InsufficientStock {
+                        available: int(&f[1], "available")?.max(0) as u32,
+                    },
+                    Some(3) => ReserveOutcome::LimitExceeded {
+                        held: int(&f[1], "held")? as u32,
+                        limit: int(&f[2], "limit")? as u32,
+                    },
+                    Some(4) => ReserveOutcome::NotStarted,
+                    Some(5) => ReserveOutcome::Ended,
+                    Some(6) => ReserveOutcome::NotLoaded,
+                    _ => return Err(unexpected("reserve code", &Value::Array(f))),
+                })
+            })
+            .collect()
+    }
+
+    /// Drains an activity's queue: one script call per batch, until nothing is queued.
+    async fn drive(self: Arc<Self>, a: ActivityId, q: Arc<Queue>) {
+        loop {
+            let batch: Vec<Waiter> = {
+                let mut p = q.pending.lock();
+                if p.is_empty() {
+                    q.running.store(false, Ordering::Release);
+                    return;
+                }
+                let n = p.len().min(self.max_batch);
+                p.drain(..n).collect()
+            };
+            let reqs: Vec<ReserveRequest> = batch.iter().map(|(r, _)| r.clone()).collect();
+            match self.reserve_batch(a, &reqs).await {
+                Ok(outs) => {
+                    for ((_, tx), out) in batch.into_iter().zip(outs) {
+                        let _ = tx.send(Ok(out));
+                    }
+                }
+                Err(e) => {
+                    let retryable = e.is_retryable();
+                    let msg = e.to_string();
+                    for (_, tx) in batch {
+                        let _ = tx.send(Err(if retryable {
+                            Error::Unavailable {
+                                backend: "redis",
+                                message: msg.clone(),
+                            }
+                        } else {
+                            Error::backend("redis", msg.clone())
+                        }));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl StockReserver for RedisStockReserver {
+    async fn load(&self, spec: &StockSpec) -> Result<()> {
+        if spec.starts_at >= spec.ends_at {
+            return Err(Error::invalid("starts_at must be before ends_at"));
+        }
+        if spec.sold > spec.total {
+            return Err(Error::invalid("sold exceeds total"));
+        }
+        let i = &self.inner;
+        let a = spec.activity_id;
+        let mut conn = i.conn();
+        redis::cmd("SADD")
+            .arg(i.activities_key())
+            .arg(a.0)
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(map_err)?;
+        let mut inv = LOAD.prepare_invoke();
+        inv.key(i.key(a, "stock"))
+            .key(i.key(a, "users"))
+            .key(i.key(a, "outbox"))
+            .arg(spec.total)
+            .arg(spec.sold)
+            .arg(spec.per_user_limit)
+            .arg(ms(spec.starts_at))
+            .arg(ms(spec.ends_at));
+        for (u, n) in &spec.user_counts {
+            inv.arg(u.0).arg(*n);
+        }
+        let reply = items(inv.invoke_async(&mut conn).await.map_err(map_err)?, "load")?;
+        match reply.first().map(|c| int(c, "load code")).transpose()? {
+            Some(0) => Ok(()),
+            Some(1) => Err(Error::conflict(format!(
+                "total {} is below the {} units already held or sold",
+                spec.total,
+                int(&reply[1], "taken")?
+            ))),
+            _ => Err(unexpected("load", &Value::Array(reply))),
+        }
+    }
+
+    async fn reserve(&self, req: &ReserveRequest) -> Result<ReserveOutcome> {
+        if req.quantity == 0 {
+            return Err(Error::invalid("quantity must be at least 1"));
+        }
+        let i = &self.inner;
+        if i.max_batch == 1 {
+            let mut v = i.reserve_batch(req.activity_id, std::slice::from_ref(req)).await?;
+            return v.pop().ok_or_else(|| Error::backend("redis", "empty reserve reply"));
+        }
+        let q = i
+            .queues
+            .lock()
+            .entry(req.activity_id)
+            .or_default()
+            .clone();
+        let (tx, rx) = oneshot::channel();
+        q.pending.lock().push((req.clone(), tx));
+        if !q.running.swap(true, Ordering::AcqRel) {
+            tokio::spawn(i.clone().drive(req.activity_id, q));
+        }
+        rx.await
+            .map_err(|_| Error::backend("redis", "reserve batch driver stopped"))?
+    }
+
+    async fn confirm(&self, a: ActivityId, hold: HoldId) -> Result<Transition> {
+        let i = &self.inner;
+        let code: i64 = CONFIRM
+            .key(i.key(a, "stock"))
+            .key(i.key(a, "holds"))
+            .arg(hold.0)
+            .invoke_async(&mut i.conn())
+            .await
+            .map_err(map_err)?;
+        Ok(match code {
+            0 => Transition::Applied,
+            1 => Transition::AlreadyDone,
+            2 => Transition::Refused(HoldState::Released),
+            _ => Transition::Unknown,
+        })
+    }
+
+    async fn release(&self, a: ActivityId, hold: HoldId) -> Result<Transition> {
+        let i = &self.inner;
+        let reply: Value = RELEASE
+            .key(i.key(a, "stock"))
+            .key(i.key(a, "holds"))
+            .key(i.key(a, "users"))
+            .arg(hold.0)
+            .invoke_async(&mut i.conn())
+            .await
+            .map_err(map_err)?;
+        let f = items(reply, "release")?;
+        Ok(match f.first().map(|c| int(c, "release code")).transpose()? {
+            Some(0) => Transition::Applied,
+            Some(1) => Transition::AlreadyDone,
+            _ => Transition::Unknown,
+        })
+    }
+
+    async fn snapshot(&self, a: ActivityId) -> Result<Option<StockSnapshot>> {
+        let i = &self.inner;
+        let v: Vec<Option<i64>> = redis::cmd("HMGET")
+            .arg(i.key(a, "stock"))
+            .arg(&["total", "avail", "held", "sold"])
+            .query_async(&mut i.conn())
+            .await
+            .map_err(map_err)?;
+        Ok(match v.as_slice() {
+            [Some(total), Some(avail), Some(held), Some(sold)] => Some(StockSnapshot {
+                total: *total as u32,
+                available: *avail,
+                held: *held as u32,
+                sold: *sold as u32,
+            }),
+            _ => None,
+        })
+    }
+
+    async fn hold(&self, a: ActivityId, hold: HoldId) -> Result<Option<HoldRecord>> {
+        let i = &self.inner;
+        let rec: Option<String> = redis::cmd("HGET")
+            .arg(i.key(a, "holds"))
+            .arg(hold.0)
+            .query_async(&mut i.conn())
+            .await
+            .map_err(map_err)?;
+        rec.map(|r| hold_record(a, hold, &r).map(|(hold, state)| HoldRecord { hold, state }))
+            .transpose()
+    }
+
+    async fn live_holds(&self, a: ActivityId) -> Result<Vec<HoldRecord>> {
+        let i = &self.inner;
+        let all: HashMap<i64, String> = redis::cmd("HGETALL")
+            .arg(i.key(a, "holds"))
+            .query_async(&mut i.conn())
+            .await
+            .map_err(map_err)?;
+        let mut out = Vec::new();
+        for (id, rec) in all {
+            let (hold, state) = hold_record(a, HoldId(id), &rec)?;
+            if state != HoldState::Released {
+                out.push(HoldRecord { hold, state });
+            }
+        }
+        out.sort_by_key(|r| r.hold.id);
+        Ok(out)
+    }
+
+    async fn user_count(&self, a: ActivityId, user: UserId) -> Result<u32> {
+        let i = &self.inner;
+        let n: Option<u32> = redis::cmd("HGET")
+            .arg(i.key(a, "users"))
+            .arg(user.0)
+            .query_async(&mut i.conn())
+            .await
+            .map_err(map_err)?;
+        Ok(n.unwrap_or(0))
+    }
+
+    async fn outbox_claim(&self, max: usize, lease: Duration) -> Result<Vec<OutboxEntry>> {
+        let i = &self.inner;
+        let mut conn = i.conn();
+        let activities: Vec<i64> = redis::cmd("SMEMBERS")
+            .arg(i.activities_key())
+            .query_async(&mut conn)
+            .await
+            .map_err(map_err)?;
+        let mut out = Vec::new();
+        for a in activities.into_iter().map(ActivityId) {
+            if out.len() >= max {
+                break;
+            }
+            let reply: Value = OUTBOX_CLAIM
+                .key(i.key(a, "outbox"))
+                .arg(&i.consumer)
+                .arg(lease.as_millis().max(1) as u64)
+                .arg(max - out.len())
+                .invoke_async(&mut conn)
+                .await
+                .map_err(map_err)?;
+            for e in items(reply, "outbox claim")? {
+                let f = items(e, "outbox entry")?;
+                if f.len() != 3 {
+                    return Err(unexpected("outbox entry", &Value::Array(f)));
+                }
+                out.push(OutboxEntry {
+                    id: format!("{}/{}", a, string(&f[0], "stream id")?),
+                    hold: outbox_payload(a, &string(&f[1], "payload")?)?,
+                    attempts: int(&f[2], "attempts")? as u32,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn outbox_ack(&self, ids: &[String]) -> Result<()> {
+        let i = &self.inner;
+        let mut by_activity: HashMap<ActivityId, Vec<&str>> = HashMap::new();
+        for id in ids {
+            let (a, sid) = id
+                .split_once('/')
+                .and_then(|(a, s)| Some((ActivityId(a.parse().ok()?), s)))
+                .ok_or_else(|| Error::invalid(format!("outbox id {id:?}")))?;
+            by_activity.entry(a).or_default().push(sid);
+        }
+        let mut conn = i.conn();
+        for (a, sids) in by_activity {
+            let key = i.key(a, "outbox");
+            redis::pipe()
+                .cmd("XACK")
+                .arg(&key)
+                .arg("relay")
+                .arg(&sids)
+                .ignore()
+                .cmd("XDEL")
+                .arg(&key)
+                .arg(&sids)
+                .ignore()
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(map_err)?;
+        }
+        Ok(())
+    }
+
+    async fn outbox_len(&self) -> Result<u64> {
+        let i = &self.inner;
+        let mut conn = i.conn();
+        let activities: Vec<i64> = redis::cmd("SMEMBERS")
+            .arg(i.activities_key())
+            .query_async(&mut conn)
+            .await
+            .map_err(map_err)?;
+        let mut n = 0;
+        for a in activities {
+            let len: u64 = redis::cmd("XLEN")
+                .arg(i.key(ActivityId(a), "outbox"))
+                .query_async(&mut conn)
+                .await
+                .map_err(map_err)?;
+            n += len;
+        }
+        Ok(n)
+    }
+}

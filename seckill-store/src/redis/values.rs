@@ -1,0 +1,113 @@
+//! Reading script replies and the compact records the scripts store.
+
+use chrono::DateTime;
+use redis::Value;
+use seckill_core::domain::{ActivityId, Hold, HoldId, HoldState, OrderId, UserId};
+use seckill_core::{Error, Timestamp};
+
+/// A protocol surprise: the script answered something it never answers.
+pub fn unexpected(what: &str, v: &Value) -> Error {
+    Error::backend(
+        "redis",
+        format!("unexpected reply for {what}: {v:?}"),
+    )
+}
+
+/// An array reply's items.
+pub fn items(v: Value, what: &str) -> Result<Vec<Value>, Error> {
+    match v {
+        Value::Array(a) => Ok(a),
+        Value::Nil => Ok(Vec::new()),
+        other => Err(unexpected(what, &other)),
+    }
+}
+
+/// An integer (from an integer or a decimal string).
+pub fn int(v: &Value, what: &str) -> Result<i64, Error> {
+    match v {
+        Value::Int(i) => Ok(*i),
+        // Exact integers first (ids exceed f64's 2^53); a Lua float reply only as a fallback.
+        Value::BulkString(b) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| {
+                s.parse::<i64>()
+                    .ok()
+                    .or_else(|| s.parse::<f64>().ok().map(|f| f as i64))
+            })
+            .ok_or_else(|| unexpected(what, v)),
+        Value::SimpleString(s) => s.parse().map_err(|_| unexpected(what, v)),
+        other => Err(unexpected(what, other)),
+    }
+}
+
+/// A string.
+pub fn string(v: &Value, what: &str) -> Result<String, Error> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).map_err(|_| unexpected(what, v)),
+        Value::SimpleString(s) => Ok(s.clone()),
+        Value::Int(i) => Ok(i.to_string()),
+        other => Err(unexpected(what, other)),
+    }
+}
+
+fn millis(s: &str) -> Option<Timestamp> {
+    DateTime::from_timestamp_millis(s.parse().ok()?)
+}
+
+/// Parses a hold record `S|user|qty|order|created_ms|expires_ms`.
+pub fn hold_record(activity: ActivityId, id: HoldId, rec: &str) -> Result<(Hold, HoldState), Error> {
+    let bad = || Error::backend("redis", format!("malformed hold record {rec:?}"));
+    let f: Vec<&str> = rec.split('|').collect();
+    if f.len() != 6 {
+        return Err(bad());
+    }
+    let state = match f[0] {
+        "H" => HoldState::Held,
+        "C" => HoldState::Confirmed,
+        "R" => HoldState::Released,
+        _ => return Err(bad()),
+    };
+    let hold = Hold {
+        id,
+        order_id: OrderId(f[3].parse().map_err(|_| bad())?),
+        activity_id: activity,
+        user_id: UserId(f[1].parse().map_err(|_| bad())?),
+        quantity: f[2].parse().map_err(|_| bad())?,
+        created_at: millis(f[4]).ok_or_else(bad)?,
+        expires_at: millis(f[5]).ok_or_else(bad)?,
+    };
+    Ok((hold, state))
+}
+
+/// Parses an outbox payload `hold_id|record`.
+pub fn outbox_payload(activity: ActivityId, payload: &str) -> Result<Hold, Error> {
+    let (id, rec) = payload
+        .split_once('|')
+        .ok_or_else(|| Error::backend("redis", format!("malformed outbox entry {payload:?}")))?;
+    let id = HoldId(
+        id.parse()
+            .map_err(|_| Error::backend("redis", format!("malformed outbox entry {payload:?}")))?,
+    );
+    hold_record(activity, id, rec).map(|(h, _)| h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let (h, s) = hold_record(ActivityId(1), HoldId(2), "C|7|3|99|1893456000000|1893456900000")
+            .unwrap();
+        assert_eq!(s, HoldState::Confirmed);
+        assert_eq!((h.user_id, h.quantity, h.order_id), (UserId(7), 3, OrderId(99)));
+        assert_eq!(h.expires_at - h.created_at, chrono::Duration::minutes(15));
+        assert!(hold_record(ActivityId(1), HoldId(2), "X|7|3").is_err());
+        let h = outbox_payload(ActivityId(1), "5|H|7|1|9|1893456000000|1893456900000").unwrap();
+        assert_eq!(h.id, HoldId(5));
+        assert_eq!(int(&Value::BulkString(b"42".to_vec()), "t").unwrap(), 42);
+        let big = 685_772_521_681_333_727_i64;
+        let v = Value::BulkString(big.to_string().into_bytes());
+        assert_eq!(int(&v, "t").unwrap(), big);
+    }
+}
