@@ -1,15 +1,13 @@
 //! The pipeline step by step: buy → relay → order → pay / cancel / timeout, on memory backends.
 
-mod common;
-
 use chrono::Duration as CDuration;
-use common::{sale, SaleSpec};
+use seckill_core::conformance::engine::{sale, Fixture, Sale, SaleSpec};
 use seckill_core::domain::{CancelReason, OrderStatus, PaymentStatus, UserId};
 use seckill_core::engine::{BuyOutcome, BuyRejection, BuyRequest, CallbackOutcome};
 use seckill_core::invariants::{check, Expect};
 use seckill_core::Error;
 
-fn buy(user: i64, qty: u32, key: Option<&str>, s: &common::Sale) -> BuyRequest {
+fn buy(user: i64, qty: u32, key: Option<&str>, s: &Sale) -> BuyRequest {
     BuyRequest {
         user_id: UserId(user),
         activity_id: s.activity,
@@ -20,11 +18,14 @@ fn buy(user: i64, qty: u32, key: Option<&str>, s: &common::Sale) -> BuyRequest {
 
 #[tokio::test]
 async fn a_sale_end_to_end() {
-    let s = sale(SaleSpec {
-        total: 3,
-        limit: 2,
-        ..SaleSpec::default()
-    })
+    let s = sale(
+        &Fixture::memory(),
+        SaleSpec {
+            total: 3,
+            limit: 2,
+            ..SaleSpec::default()
+        },
+    )
     .await;
     let e = &s.engine;
     let mut w = e.order_worker().await.unwrap();
@@ -117,7 +118,7 @@ async fn a_sale_end_to_end() {
 
 #[tokio::test]
 async fn late_payment_on_a_cancelled_order_is_refunded() {
-    let s = sale(SaleSpec::default()).await;
+    let s = sale(&Fixture::memory(), SaleSpec::default()).await;
     let e = &s.engine;
     let mut w = e.order_worker().await.unwrap();
     let BuyOutcome::Reserved { order_id, .. } = e.buy(buy(1, 1, None, &s)).await.unwrap() else {
@@ -149,7 +150,7 @@ async fn late_payment_on_a_cancelled_order_is_refunded() {
 
 #[tokio::test]
 async fn a_second_payment_for_a_paid_order_is_refunded() {
-    let s = sale(SaleSpec::default()).await;
+    let s = sale(&Fixture::memory(), SaleSpec::default()).await;
     let e = &s.engine;
     let mut w = e.order_worker().await.unwrap();
     let BuyOutcome::Reserved { order_id, .. } = e.buy(buy(1, 1, None, &s)).await.unwrap() else {
@@ -203,7 +204,7 @@ async fn a_second_payment_for_a_paid_order_is_refunded() {
 
 #[tokio::test]
 async fn forged_callbacks_are_refused() {
-    let s = sale(SaleSpec::default()).await;
+    let s = sale(&Fixture::memory(), SaleSpec::default()).await;
     let e = &s.engine;
     let mut w = e.order_worker().await.unwrap();
     let BuyOutcome::Reserved { order_id, .. } = e.buy(buy(1, 1, None, &s)).await.unwrap() else {
@@ -238,7 +239,7 @@ async fn forged_callbacks_are_refused() {
 
 #[tokio::test]
 async fn gate_rejects_outside_the_window_and_bad_input() {
-    let s = sale(SaleSpec::default()).await;
+    let s = sale(&Fixture::memory(), SaleSpec::default()).await;
     let e = &s.engine;
     assert!(matches!(
         e.buy(buy(1, 0, None, &s)).await,
@@ -270,11 +271,14 @@ async fn gate_rejects_outside_the_window_and_bad_input() {
 
 #[tokio::test]
 async fn rewarming_a_live_activity_never_resells() {
-    let s = sale(SaleSpec {
-        total: 4,
-        limit: 4,
-        ..SaleSpec::default()
-    })
+    let s = sale(
+        &Fixture::memory(),
+        SaleSpec {
+            total: 4,
+            limit: 4,
+            ..SaleSpec::default()
+        },
+    )
     .await;
     let e = &s.engine;
     let mut w = e.order_worker().await.unwrap();
@@ -294,10 +298,13 @@ async fn the_reconciler_repairs_a_crash_between_insert_and_confirm() {
     use seckill_core::engine::faults::{CrashOnce, CrashPoint};
     use std::sync::Arc;
     let faults = Arc::new(CrashOnce::new());
-    let s = sale(SaleSpec {
-        faults: Some(faults.clone()),
-        ..SaleSpec::default()
-    })
+    let s = sale(
+        &Fixture::memory(),
+        SaleSpec {
+            faults: Some(faults.clone()),
+            ..SaleSpec::default()
+        },
+    )
     .await;
     let e = &s.engine;
     let mut w = e.order_worker().await.unwrap();
@@ -327,7 +334,7 @@ async fn the_reconciler_repairs_a_crash_between_insert_and_confirm() {
 async fn relay_does_not_ack_what_the_broker_refused() {
     use seckill_core::broker::MockMessageBroker;
     use std::sync::Arc;
-    let s = sale(SaleSpec::default()).await;
+    let s = sale(&Fixture::memory(), SaleSpec::default()).await;
     let mut backends = s.engine.backends().clone();
     let mut broker = MockMessageBroker::new();
     broker.expect_publish_batch().returning(|_, _| {

@@ -12,7 +12,11 @@ async fn target(var: &str) -> Option<RedisTarget> {
     let url = service_url(var)?;
     let sep = if url.contains('?') { '&' } else { '?' };
     let url = format!("{url}{sep}prefix=t{}", unique_id());
-    Some(connect(&BackendUrl::parse(&url).unwrap()).await.expect("connect to the test Redis"))
+    Some(
+        connect(&BackendUrl::parse(&url).unwrap())
+            .await
+            .expect("connect to the test Redis"),
+    )
 }
 
 macro_rules! suites {
@@ -21,7 +25,10 @@ macro_rules! suites {
             use super::*;
 
             async fn stock_batched() -> Option<Arc<dyn StockReserver>> {
-                Some(Arc::new(RedisStockReserver::new(target($var).await?, DEFAULT_MAX_BATCH)))
+                Some(Arc::new(RedisStockReserver::new(
+                    target($var).await?,
+                    DEFAULT_MAX_BATCH,
+                )))
             }
             async fn stock_unbatched() -> Option<Arc<dyn StockReserver>> {
                 Some(Arc::new(RedisStockReserver::new(target($var).await?, 1)))

@@ -13,6 +13,7 @@
 
 pub mod broker;
 pub mod delay;
+pub mod engine;
 pub mod idempotency;
 pub mod lock;
 pub mod payment;

@@ -71,8 +71,7 @@ pub struct RedisTarget {
 
 /// Maps a client error: connection trouble is `Unavailable` (retryable), the rest `Backend`.
 pub fn map_err(e: RedisError) -> Error {
-    if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_connection_refusal()
-    {
+    if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_connection_refusal() {
         Error::Unavailable {
             backend: "redis",
             message: e.to_string(),
@@ -96,8 +95,8 @@ fn split_prefix(url: &str) -> Result<(String, String), Error> {
             }
             _ => {
                 return Err(Error::invalid(format!(
-                    "unsupported Redis URL parameter {pair:?} (supported: prefix=NAME without braces)"
-                )))
+                "unsupported Redis URL parameter {pair:?} (supported: prefix=NAME without braces)"
+            )))
             }
         }
     }
@@ -135,7 +134,9 @@ pub async fn connect(url: &BackendUrl) -> Result<RedisTarget, Error> {
                 .map(|h| format!("redis://{auth}{h}"))
                 .collect();
             if nodes.is_empty() {
-                return Err(Error::invalid("redis-cluster:// needs at least one host:port"));
+                return Err(Error::invalid(
+                    "redis-cluster:// needs at least one host:port",
+                ));
             }
             let client = redis::cluster::ClusterClient::builder(nodes)
                 .connection_timeout(CONNECT_TIMEOUT)

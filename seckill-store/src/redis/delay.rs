@@ -28,7 +28,12 @@ impl RedisDelayQueue {
     }
 
     fn key(&self, queue: &str, part: &str) -> String {
-        format!("{}:{{q:{}}}:{}", self.t.prefix, queue.replace(['{', '}'], "_"), part)
+        format!(
+            "{}:{{q:{}}}:{}",
+            self.t.prefix,
+            queue.replace(['{', '}'], "_"),
+            part
+        )
     }
 }
 

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 static ACQUIRE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/lock_acquire.lua")));
-static EXTEND: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/lock_extend.lua")));
+static EXTEND: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/lock_extend.lua")));
 static RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/lock_release.lua")));
 
@@ -28,7 +29,12 @@ impl RedisLock {
     }
 
     fn key(&self, key: &str, part: &str) -> String {
-        format!("{}:{{l:{}}}:{}", self.t.prefix, key.replace(['{', '}'], "_"), part)
+        format!(
+            "{}:{{l:{}}}:{}",
+            self.t.prefix,
+            key.replace(['{', '}'], "_"),
+            part
+        )
     }
 }
 

@@ -29,11 +29,14 @@ pub const DEFAULT_MAX_BATCH: usize = 64;
 pub fn register(r: &mut Registry) {
     for scheme in ["redis", "redis-cluster"] {
         r.stock.register(scheme, |u, _| async move {
-            Ok(Arc::new(RedisStockReserver::new(connect(&u).await?, DEFAULT_MAX_BATCH))
-                as Arc<dyn seckill_core::StockReserver>)
+            Ok(Arc::new(RedisStockReserver::new(
+                connect(&u).await?,
+                DEFAULT_MAX_BATCH,
+            )) as Arc<dyn seckill_core::StockReserver>)
         });
         r.delay.register(scheme, |u, _| async move {
-            Ok(Arc::new(RedisDelayQueue::new(connect(&u).await?)) as Arc<dyn seckill_core::DelayQueue>)
+            Ok(Arc::new(RedisDelayQueue::new(connect(&u).await?))
+                as Arc<dyn seckill_core::DelayQueue>)
         });
         r.lock.register(scheme, |u, _| async move {
             Ok(Arc::new(RedisLock::new(connect(&u).await?)) as Arc<dyn seckill_core::Lock>)

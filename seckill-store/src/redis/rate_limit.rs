@@ -31,7 +31,11 @@ impl RateLimiter for RedisRateLimiter {
             return Err(Error::invalid("quota rate and burst must be at least 1"));
         }
         let reply: Value = GCRA
-            .key(format!("{}:{{r:{}}}", self.t.prefix, key.replace(['{', '}'], "_")))
+            .key(format!(
+                "{}:{{r:{}}}",
+                self.t.prefix,
+                key.replace(['{', '}'], "_")
+            ))
             .arg(quota.interval().as_micros() as u64)
             .arg(quota.burst)
             .arg(cost.max(1))
@@ -43,7 +47,11 @@ impl RateLimiter for RedisRateLimiter {
             Some(1) => RateDecision::Allowed,
             _ => RateDecision::Limited {
                 retry_after: Duration::from_micros(
-                    f.get(1).map(|v| int(v, "retry")).transpose()?.unwrap_or(1).max(1) as u64,
+                    f.get(1)
+                        .map(|v| int(v, "retry"))
+                        .transpose()?
+                        .unwrap_or(1)
+                        .max(1) as u64,
                 ),
             },
         })

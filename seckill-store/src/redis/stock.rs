@@ -95,7 +95,11 @@ impl Inner {
         format!("{}:activities", self.t.prefix)
     }
 
-    async fn reserve_batch(&self, a: ActivityId, reqs: &[ReserveRequest]) -> Result<Vec<ReserveOutcome>> {
+    async fn reserve_batch(
+        &self,
+        a: ActivityId,
+        reqs: &[ReserveRequest],
+    ) -> Result<Vec<ReserveOutcome>> {
         let mut inv = RESERVE.prepare_invoke();
         for part in ["stock", "holds", "users", "req", "outbox"] {
             inv.key(self.key(a, part));
@@ -113,7 +117,10 @@ impl Inner {
         let reply: Value = inv.invoke_async(&mut self.conn()).await.map_err(map_err)?;
         let outs = items(reply, "reserve")?;
         if outs.len() != reqs.len() {
-            return Err(Error::backend("redis", "reserve answered a different number of results"));
+            return Err(Error::backend(
+                "redis",
+                "reserve answered a different number of results",
+            ));
         }
         outs.into_iter()
             .map(|o| {
@@ -232,15 +239,14 @@ impl StockReserver for RedisStockReserver {
         }
         let i = &self.inner;
         if i.max_batch == 1 {
-            let mut v = i.reserve_batch(req.activity_id, std::slice::from_ref(req)).await?;
-            return v.pop().ok_or_else(|| Error::backend("redis", "empty reserve reply"));
+            let mut v = i
+                .reserve_batch(req.activity_id, std::slice::from_ref(req))
+                .await?;
+            return v
+                .pop()
+                .ok_or_else(|| Error::backend("redis", "empty reserve reply"));
         }
-        let q = i
-            .queues
-            .lock()
-            .entry(req.activity_id)
-            .or_default()
-            .clone();
+        let q = i.queues.lock().entry(req.activity_id).or_default().clone();
         let (tx, rx) = oneshot::channel();
         q.pending.lock().push((req.clone(), tx));
         if !q.running.swap(true, Ordering::AcqRel) {
@@ -278,11 +284,13 @@ impl StockReserver for RedisStockReserver {
             .await
             .map_err(map_err)?;
         let f = items(reply, "release")?;
-        Ok(match f.first().map(|c| int(c, "release code")).transpose()? {
-            Some(0) => Transition::Applied,
-            Some(1) => Transition::AlreadyDone,
-            _ => Transition::Unknown,
-        })
+        Ok(
+            match f.first().map(|c| int(c, "release code")).transpose()? {
+                Some(0) => Transition::Applied,
+                Some(1) => Transition::AlreadyDone,
+                _ => Transition::Unknown,
+            },
+        )
     }
 
     async fn snapshot(&self, a: ActivityId) -> Result<Option<StockSnapshot>> {

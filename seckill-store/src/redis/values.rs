@@ -7,10 +7,7 @@ use seckill_core::{Error, Timestamp};
 
 /// A protocol surprise: the script answered something it never answers.
 pub fn unexpected(what: &str, v: &Value) -> Error {
-    Error::backend(
-        "redis",
-        format!("unexpected reply for {what}: {v:?}"),
-    )
+    Error::backend("redis", format!("unexpected reply for {what}: {v:?}"))
 }
 
 /// An array reply's items.
@@ -55,7 +52,11 @@ fn millis(s: &str) -> Option<Timestamp> {
 }
 
 /// Parses a hold record `S|user|qty|order|created_ms|expires_ms`.
-pub fn hold_record(activity: ActivityId, id: HoldId, rec: &str) -> Result<(Hold, HoldState), Error> {
+pub fn hold_record(
+    activity: ActivityId,
+    id: HoldId,
+    rec: &str,
+) -> Result<(Hold, HoldState), Error> {
     let bad = || Error::backend("redis", format!("malformed hold record {rec:?}"));
     let f: Vec<&str> = rec.split('|').collect();
     if f.len() != 6 {
@@ -97,10 +98,17 @@ mod tests {
 
     #[test]
     fn records_round_trip() {
-        let (h, s) = hold_record(ActivityId(1), HoldId(2), "C|7|3|99|1893456000000|1893456900000")
-            .unwrap();
+        let (h, s) = hold_record(
+            ActivityId(1),
+            HoldId(2),
+            "C|7|3|99|1893456000000|1893456900000",
+        )
+        .unwrap();
         assert_eq!(s, HoldState::Confirmed);
-        assert_eq!((h.user_id, h.quantity, h.order_id), (UserId(7), 3, OrderId(99)));
+        assert_eq!(
+            (h.user_id, h.quantity, h.order_id),
+            (UserId(7), 3, OrderId(99))
+        );
         assert_eq!(h.expires_at - h.created_at, chrono::Duration::minutes(15));
         assert!(hold_record(ActivityId(1), HoldId(2), "X|7|3").is_err());
         let h = outbox_payload(ActivityId(1), "5|H|7|1|9|1893456000000|1893456900000").unwrap();
