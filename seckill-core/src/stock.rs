@@ -159,6 +159,10 @@ pub struct OutboxEntry {
 ///   already held or sold is refused (`Conflict`).
 /// - `outbox_claim` hands an entry to one claimer at a time; an entry not acked within its lease
 ///   is handed out again. `outbox_ack` removes entries for good.
+/// - `sold_out_hint` answers from memory, without I/O: `true` only if the activity was seen
+///   sold out recently (on this node or, through the backend's notifications, on another) and
+///   no release or reload since. It may be stale for at most about a second; it is a fast path
+///   for new requests, never a decision about a request id that may have reserved before.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait StockReserver: Send + Sync + std::fmt::Debug {
@@ -184,4 +188,6 @@ pub trait StockReserver: Send + Sync + std::fmt::Debug {
     async fn outbox_ack(&self, ids: &[String]) -> Result<()>;
     /// Entries not yet acked (for the outbox-lag metric).
     async fn outbox_len(&self) -> Result<u64>;
+    /// A cached "sold out" flag (see the contract above); `false` when unknown.
+    fn sold_out_hint(&self, activity: ActivityId) -> bool;
 }

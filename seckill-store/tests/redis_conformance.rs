@@ -76,3 +76,128 @@ macro_rules! suites {
 
 suites!(standalone, "SECKILL_TEST_REDIS_URL");
 suites!(cluster, "SECKILL_TEST_REDIS_CLUSTER_URL");
+
+/// Two nodes on one Redis: when one finds the activity sold out, the other learns it through
+/// pub/sub and answers from its flag; a release on either clears it on both.
+async fn sold_out_spreads_between_nodes(var: &str) {
+    use chrono::{Duration as CDuration, Utc};
+    use seckill_core::domain::{ActivityId, HoldId, OrderId, UserId};
+    use seckill_core::stock::{ReserveOutcome, ReserveRequest, StockSpec};
+    let Some(t) = target(var).await else { return };
+    let a_node = RedisStockReserver::new(t.clone(), DEFAULT_MAX_BATCH);
+    let b_node = RedisStockReserver::new(t, DEFAULT_MAX_BATCH);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await; // both subscribed
+    let act = ActivityId(unique_id());
+    let now = Utc::now();
+    a_node
+        .load(&StockSpec {
+            activity_id: act,
+            total: 1,
+            sold: 0,
+            per_user_limit: 1,
+            starts_at: now - CDuration::minutes(1),
+            ends_at: now + CDuration::hours(1),
+            user_counts: vec![],
+        })
+        .await
+        .unwrap();
+    let req = |user: i64| ReserveRequest {
+        activity_id: act,
+        user_id: UserId(user),
+        quantity: 1,
+        request_id: format!("r{user}"),
+        hold_id: HoldId(unique_id()),
+        order_id: OrderId(unique_id()),
+        now,
+        expires_at: now + CDuration::minutes(15),
+    };
+    let ReserveOutcome::Reserved { hold, .. } = a_node.reserve(&req(1)).await.unwrap() else {
+        panic!("the only unit")
+    };
+    assert!(!b_node.sold_out_hint(act));
+    assert_eq!(
+        a_node.reserve(&req(2)).await.unwrap(),
+        ReserveOutcome::SoldOut
+    );
+    assert!(a_node.sold_out_hint(act));
+    let mut spread = false;
+    for _ in 0..50 {
+        if b_node.sold_out_hint(act) {
+            spread = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(spread, "node B must learn the sell-out through pub/sub");
+    b_node.release(act, hold.id).await.unwrap();
+    assert!(!b_node.sold_out_hint(act));
+    let mut cleared = false;
+    for _ in 0..50 {
+        if !a_node.sold_out_hint(act) {
+            cleared = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(cleared, "a release must clear the flag on every node");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sold_out_spreads_between_nodes_standalone() {
+    sold_out_spreads_between_nodes("SECKILL_TEST_REDIS_URL").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sold_out_spreads_between_nodes_cluster() {
+    sold_out_spreads_between_nodes("SECKILL_TEST_REDIS_CLUSTER_URL").await;
+}
+
+/// Bad input reaching the reserve script directly (a negative or fractional quantity, a
+/// missing time) is a typed refusal, never a Lua runtime error.
+#[tokio::test]
+async fn the_reserve_script_refuses_bad_input() {
+    use chrono::{Duration as CDuration, Utc};
+    use seckill_core::domain::ActivityId;
+    use seckill_core::stock::StockSpec;
+    let Some(t) = target("SECKILL_TEST_REDIS_URL").await else {
+        return;
+    };
+    let r = RedisStockReserver::new(t.clone(), 1);
+    let act = ActivityId(unique_id());
+    let now = Utc::now();
+    r.load(&StockSpec {
+        activity_id: act,
+        total: 5,
+        sold: 0,
+        per_user_limit: 5,
+        starts_at: now - CDuration::minutes(1),
+        ends_at: now + CDuration::hours(1),
+        user_counts: vec![],
+    })
+    .await
+    .unwrap();
+    let script = redis::Script::new(include_str!("../src/redis/lua/stock_reserve.lua"));
+    let now_ms = now.timestamp_millis().to_string();
+    for (qty, at) in [
+        ("-1", now_ms.as_str()),
+        ("1.5", &now_ms),
+        ("x", &now_ms),
+        ("1", ""),
+    ] {
+        let mut inv = script.prepare_invoke();
+        for part in ["stock", "holds", "users", "req", "outbox"] {
+            inv.key(format!("{}:{{a{}}}:{}", t.prefix, act, part));
+        }
+        inv.arg(1)
+            .arg(7)
+            .arg(qty)
+            .arg("rid")
+            .arg(1)
+            .arg(2)
+            .arg(&now_ms)
+            .arg(at);
+        let reply: Vec<Vec<i64>> = inv.invoke_async(&mut t.conn.clone()).await.unwrap();
+        assert_eq!(reply, vec![vec![7]], "qty {qty:?} at {at:?}");
+    }
+    assert_eq!(r.snapshot(act).await.unwrap().unwrap().available, 5);
+}

@@ -144,8 +144,9 @@ impl Engine {
                 limit: activity.per_user_limit,
             }));
         }
-        // A retry with a key must reach the backend so it can replay the first hold.
-        if req.request_id.is_none() && self.is_sold_out(req.activity_id) {
+        // The stock backend's cached flag, before any I/O (most of a sale's traffic arrives
+        // after sell-out). A retry with a key must reach the backend to replay its hold.
+        if req.request_id.is_none() && self.backends().stock.sold_out_hint(req.activity_id) {
             return Ok(BuyOutcome::Rejected(R::SoldOut));
         }
         if let Some(quota) = self.config().buy_quota {
@@ -191,10 +192,7 @@ impl Engine {
                 expires_at: hold.expires_at,
                 replayed,
             },
-            ReserveOutcome::SoldOut => {
-                self.set_sold_out(req.activity_id, true);
-                BuyOutcome::Rejected(R::SoldOut)
-            }
+            ReserveOutcome::SoldOut => BuyOutcome::Rejected(R::SoldOut),
             ReserveOutcome::InsufficientStock { available } => {
                 BuyOutcome::Rejected(R::InsufficientStock { available })
             }

@@ -7,18 +7,17 @@ use super::faults::CrashPoint;
 use super::Engine;
 use crate::domain::{ActivityId, CancelReason, HoldId, Order, OrderId, OrderStatus, UserId};
 use crate::repo::{StatusChange, StatusChanged};
-use crate::stock::Transition;
 use crate::{Error, Result};
 use std::sync::atomic::Ordering;
 
 impl Engine {
-    /// Releases a hold's units (idempotent) and clears the local sold-out flag.
+    /// Releases a hold's units (idempotent; the stock backend clears its sold-out flag).
     pub(crate) async fn release(&self, activity: ActivityId, hold: HoldId) -> Result<()> {
-        let t = self.backends().stock.release(activity, hold).await?;
-        if t == Transition::Applied {
-            self.set_sold_out(activity, false);
-        }
-        Ok(())
+        self.backends()
+            .stock
+            .release(activity, hold)
+            .await
+            .map(|_| ())
     }
 
     async fn release_order(&self, o: &Order) -> Result<()> {

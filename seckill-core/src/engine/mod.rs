@@ -50,7 +50,7 @@ use crate::stock::StockReserver;
 use crate::{Error, Result, Timestamp};
 use faults::{CrashPoint, FaultInjector};
 use parking_lot::RwLock;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -163,7 +163,6 @@ struct Inner {
     b: Backends,
     cfg: EngineConfig,
     ids: Snowflake,
-    sold_out: RwLock<HashSet<ActivityId>>,
     activities: RwLock<HashMap<ActivityId, (Arc<Activity>, Instant)>>,
     faults: Option<Arc<dyn FaultInjector>>,
     metrics: EngineMetrics,
@@ -200,7 +199,6 @@ impl Engine {
                 ids: Snowflake::new(cfg.worker_id),
                 b: backends,
                 cfg,
-                sold_out: RwLock::new(HashSet::new()),
                 activities: RwLock::new(HashMap::new()),
                 faults,
                 metrics: EngineMetrics::default(),
@@ -263,17 +261,5 @@ impl Engine {
     /// Forgets the cached copy of an activity (after an admin update in this process).
     pub fn invalidate_activity(&self, id: ActivityId) {
         self.inner.activities.write().remove(&id);
-    }
-
-    fn is_sold_out(&self, id: ActivityId) -> bool {
-        self.inner.sold_out.read().contains(&id)
-    }
-
-    fn set_sold_out(&self, id: ActivityId, sold_out: bool) {
-        if sold_out {
-            self.inner.sold_out.write().insert(id);
-        } else if self.is_sold_out(id) {
-            self.inner.sold_out.write().remove(&id);
-        }
     }
 }

@@ -73,7 +73,6 @@ impl Engine {
             .snapshot(id)
             .await?
             .ok_or_else(|| Error::not_found(format!("stock of activity {id} after load")))?;
-        self.set_sold_out(id, snap.available <= 0);
         Ok(snap)
     }
 }

@@ -322,4 +322,12 @@ impl StockReserver for MemoryStockReserver {
     async fn outbox_len(&self) -> Result<u64> {
         Ok(self.outbox.lock().entries.len() as u64)
     }
+
+    fn sold_out_hint(&self, activity: ActivityId) -> bool {
+        // In one process the state itself is at hand: never stale.
+        !self.skip_stock_check
+            && self
+                .activity(activity)
+                .is_some_and(|a| a.lock().available <= 0)
+    }
 }

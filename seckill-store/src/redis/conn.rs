@@ -67,6 +67,8 @@ pub struct RedisTarget {
     pub conn: RedisConn,
     /// Prefix of every key (no braces: the hash tag follows it).
     pub prefix: String,
+    /// A client for pub/sub subscriptions (on a cluster, one node: `PUBLISH` reaches all).
+    pub pubsub: redis::Client,
 }
 
 /// Maps a client error: connection trouble is `Unavailable` (retryable), the rest `Backend`.
@@ -107,9 +109,11 @@ fn split_prefix(url: &str) -> Result<(String, String), Error> {
 /// `redis-cluster://[:password@]host1:port1,host2:port2,…[?prefix=NAME]`.
 pub async fn connect(url: &BackendUrl) -> Result<RedisTarget, Error> {
     let (base, prefix) = split_prefix(url.expose())?;
+    let pubsub: redis::Client;
     let conn = match url.scheme() {
         "redis" => {
             let client = redis::Client::open(base.as_str()).map_err(map_err)?;
+            pubsub = client.clone();
             let cfg = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(CONNECT_TIMEOUT))
                 .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -138,6 +142,7 @@ pub async fn connect(url: &BackendUrl) -> Result<RedisTarget, Error> {
                     "redis-cluster:// needs at least one host:port",
                 ));
             }
+            pubsub = redis::Client::open(nodes[0].as_str()).map_err(map_err)?;
             let client = redis::cluster::ClusterClient::builder(nodes)
                 .connection_timeout(CONNECT_TIMEOUT)
                 .response_timeout(RESPONSE_TIMEOUT)
@@ -152,7 +157,11 @@ pub async fn connect(url: &BackendUrl) -> Result<RedisTarget, Error> {
             )))
         }
     };
-    Ok(RedisTarget { conn, prefix })
+    Ok(RedisTarget {
+        conn,
+        prefix,
+        pubsub,
+    })
 }
 
 #[cfg(test)]

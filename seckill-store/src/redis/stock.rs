@@ -5,6 +5,12 @@
 //! Concurrent reserves for the same activity are coalesced: the first caller starts a driver
 //! task that sends everything queued meanwhile as one script call (up to `max_batch`), and goes
 //! on while more arrive; no timer on the hot path. Results go back to each caller in order.
+//!
+//! Sold-out fast path: when a reserve finds an activity sold out, the node flags it locally and
+//! publishes it on `<prefix>:soldout`; every node's subscriber flags it too, so
+//! [`StockReserver::sold_out_hint`] answers without a Redis call. A release that brings stock
+//! back, or a reload, publishes the clear. A flag lives at most [`SOLD_OUT_TTL`] unless
+//! renewed, and a (re)subscription clears every flag, so a lost message costs at most that long.
 
 use super::conn::{map_err, RedisConn, RedisTarget};
 use super::values::{hold_record, int, items, outbox_payload, string, unexpected};
@@ -19,9 +25,12 @@ use seckill_core::stock::{
 use seckill_core::{Error, Result};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock};
-use std::time::Duration;
-use tokio::sync::oneshot;
+use std::sync::{Arc, LazyLock, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, Notify};
+
+/// How long a sold-out flag is trusted without being renewed.
+pub const SOLD_OUT_TTL: Duration = Duration::from_secs(1);
 
 static LOAD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/stock_load.lua")));
 static RESERVE: LazyLock<Script> =
@@ -46,6 +55,14 @@ struct Inner {
     consumer: String,
     max_batch: usize,
     queues: Mutex<HashMap<ActivityId, Arc<Queue>>>,
+    sold_out: parking_lot::RwLock<HashMap<ActivityId, Instant>>,
+    stop: Arc<Notify>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop.notify_one();
+    }
 }
 
 /// The Redis stock backend.
@@ -70,14 +87,76 @@ fn ms(t: seckill_core::Timestamp) -> String {
 impl RedisStockReserver {
     /// A reserver on `target` that coalesces up to `max_batch` concurrent reserves of an
     /// activity into one script call (`max_batch = 1`: every reserve is its own call).
+    ///
+    /// Called inside a tokio runtime, it also subscribes to the sold-out notifications of the
+    /// other nodes (outside one, its sold-out flags are local only).
     pub fn new(target: RedisTarget, max_batch: usize) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                t: target,
-                consumer: format!("relay-{:016x}", rand::random::<u64>()),
-                max_batch: max_batch.max(1),
-                queues: Mutex::new(HashMap::new()),
-            }),
+        let stop = Arc::new(Notify::new());
+        let inner = Arc::new(Inner {
+            t: target,
+            consumer: format!("relay-{:016x}", rand::random::<u64>()),
+            max_batch: max_batch.max(1),
+            queues: Mutex::new(HashMap::new()),
+            sold_out: parking_lot::RwLock::new(HashMap::new()),
+            stop: stop.clone(),
+        });
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(listen(Arc::downgrade(&inner), stop));
+        }
+        Self { inner }
+    }
+}
+
+fn sold_out_channel(prefix: &str) -> String {
+    format!("{prefix}:soldout")
+}
+
+/// Follows the sold-out notifications of every node until the reserver is dropped.
+async fn listen(inner: Weak<Inner>, stop: Arc<Notify>) {
+    use futures::StreamExt;
+    loop {
+        let Some((client, channel)) = inner
+            .upgrade()
+            .map(|i| (i.t.pubsub.clone(), sold_out_channel(&i.t.prefix)))
+        else {
+            return;
+        };
+        let session = async {
+            let mut ps = client.get_async_pubsub().await?;
+            ps.subscribe(&channel).await?;
+            // Clears may have been missed while not subscribed.
+            if let Some(i) = inner.upgrade() {
+                i.sold_out.write().clear();
+            }
+            let mut messages = ps.on_message();
+            while let Some(msg) = messages.next().await {
+                let Some(i) = inner.upgrade() else { break };
+                let payload: String = msg.get_payload().unwrap_or_default();
+                let Some((flag, id)) = payload.split_once(':') else {
+                    continue;
+                };
+                let Ok(id) = id.parse() else { continue };
+                let mut map = i.sold_out.write();
+                if flag == "1" {
+                    map.insert(ActivityId(id), Instant::now());
+                } else {
+                    map.remove(&ActivityId(id));
+                }
+            }
+            Ok::<(), redis::RedisError>(())
+        };
+        tokio::select! {
+            r = session => if let Err(e) = r {
+                tracing::debug!(error = %e, "sold-out subscription lost; resubscribing");
+            },
+            _ = stop.notified() => return,
+        }
+        if let Some(i) = inner.upgrade() {
+            i.sold_out.write().clear();
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stop.notified() => return,
         }
     }
 }
@@ -93,6 +172,32 @@ impl Inner {
 
     fn activities_key(&self) -> String {
         format!("{}:activities", self.t.prefix)
+    }
+
+    /// Flags (`true`) or clears an activity's sold-out state here and on every node.
+    async fn announce_sold_out(&self, a: ActivityId, sold_out: bool) {
+        if sold_out {
+            let recent = self
+                .sold_out
+                .read()
+                .get(&a)
+                .is_some_and(|t| t.elapsed() < SOLD_OUT_TTL / 2);
+            self.sold_out.write().insert(a, Instant::now());
+            if recent {
+                return; // announced moments ago
+            }
+        } else {
+            // Announced even if not flagged here: other nodes may have it flagged.
+            self.sold_out.write().remove(&a);
+        }
+        let r: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+            .arg(sold_out_channel(&self.t.prefix))
+            .arg(format!("{}:{}", u8::from(sold_out), a))
+            .query_async(&mut self.conn())
+            .await;
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "sold-out announcement failed (flags expire anyway)");
+        }
     }
 
     async fn reserve_batch(
@@ -122,7 +227,8 @@ impl Inner {
                 "reserve answered a different number of results",
             ));
         }
-        outs.into_iter()
+        let outcomes: Vec<ReserveOutcome> = outs
+            .into_iter()
             .map(|o| {
                 let f = items(o, "reserve result")?;
                 let code = f.first().map(|c| int(c, "reserve code")).transpose()?;
@@ -147,10 +253,15 @@ impl Inner {
                     Some(4) => ReserveOutcome::NotStarted,
                     Some(5) => ReserveOutcome::Ended,
                     Some(6) => ReserveOutcome::NotLoaded,
+                    Some(7) => return Err(Error::invalid("quantity must be a whole number ≥ 1")),
                     _ => return Err(unexpected("reserve code", &Value::Array(f))),
                 })
             })
-            .collect()
+            .collect::<Result<_>>()?;
+        if outcomes.iter().any(|o| *o == ReserveOutcome::SoldOut) {
+            self.announce_sold_out(a, true).await;
+        }
+        Ok(outcomes)
     }
 
     /// Drains an activity's queue: one script call per batch, until nothing is queued.
@@ -223,7 +334,10 @@ impl StockReserver for RedisStockReserver {
         }
         let reply = items(inv.invoke_async(&mut conn).await.map_err(map_err)?, "load")?;
         match reply.first().map(|c| int(c, "load code")).transpose()? {
-            Some(0) => Ok(()),
+            Some(0) => {
+                i.announce_sold_out(a, false).await;
+                Ok(())
+            }
             Some(1) => Err(Error::conflict(format!(
                 "total {} is below the {} units already held or sold",
                 spec.total,
@@ -286,7 +400,13 @@ impl StockReserver for RedisStockReserver {
         let f = items(reply, "release")?;
         Ok(
             match f.first().map(|c| int(c, "release code")).transpose()? {
-                Some(0) => Transition::Applied,
+                Some(0) => {
+                    let before = f.get(1).map(|v| int(v, "available")).transpose()?;
+                    if before.unwrap_or(1) <= 0 {
+                        i.announce_sold_out(a, false).await;
+                    }
+                    Transition::Applied
+                }
                 Some(1) => Transition::AlreadyDone,
                 _ => Transition::Unknown,
             },
@@ -437,5 +557,13 @@ impl StockReserver for RedisStockReserver {
             n += len;
         }
         Ok(n)
+    }
+
+    fn sold_out_hint(&self, a: ActivityId) -> bool {
+        self.inner
+            .sold_out
+            .read()
+            .get(&a)
+            .is_some_and(|t| t.elapsed() < SOLD_OUT_TTL)
     }
 }

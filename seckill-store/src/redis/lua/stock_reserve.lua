@@ -6,7 +6,7 @@
 -- Returns one entry per request:
 --   {0, hold_id, record, replayed}  reserved (replayed = 1 for a known request id)
 --   {1} sold out   {2, available} insufficient   {3, held, limit} limit exceeded
---   {4} not started   {5} ended   {6} not loaded
+--   {4} not started   {5} ended   {6} not loaded   {7} invalid quantity or time
 local n = tonumber(ARGV[1])
 local out = {}
 local s = redis.call('HMGET', KEYS[1], 'avail', 'held', 'limit', 'start', 'end')
@@ -23,7 +23,9 @@ for i = 1, n do
   local now = tonumber(ARGV[b + 7])
   local rkey = user .. ':' .. rid
   local prev = redis.call('HGET', KEYS[4], rkey)
-  if prev then
+  if not qty or qty < 1 or qty % 1 ~= 0 or not now then
+    out[i] = {7}
+  elseif prev then
     out[i] = {0, prev, redis.call('HGET', KEYS[2], prev), 1}
   elseif now < st then
     out[i] = {4}
