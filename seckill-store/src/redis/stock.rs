@@ -258,7 +258,7 @@ impl Inner {
                 })
             })
             .collect::<Result<_>>()?;
-        if outcomes.iter().any(|o| *o == ReserveOutcome::SoldOut) {
+        if outcomes.contains(&ReserveOutcome::SoldOut) {
             self.announce_sold_out(a, true).await;
         }
         Ok(outcomes)
