@@ -19,14 +19,26 @@ struct OwnRedis(Child);
 impl OwnRedis {
     fn start() -> Self {
         let child = Command::new("redis-server")
-            .args(["--port", &PORT.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &PORT.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server on PATH");
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", PORT)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10), "redis-server did not start");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         OwnRedis(child)
@@ -81,7 +93,10 @@ async fn backends_fail_fast_while_redis_is_down_and_recover_after() {
     let lock = RedisLock::new(t);
     let a = ActivityId(unique_id());
     stock.load(&spec(a)).await.unwrap();
-    assert!(matches!(stock.reserve(&req(a)).await.unwrap(), ReserveOutcome::Reserved { .. }));
+    assert!(matches!(
+        stock.reserve(&req(a)).await.unwrap(),
+        ReserveOutcome::Reserved { .. }
+    ));
 
     // Down: every call fails quickly with a retryable error.
     redis.take();
@@ -91,9 +106,16 @@ async fn backends_fail_fast_while_redis_is_down_and_recover_after() {
         assert!(err.is_retryable(), "{err}");
         let err = delay.len("q").await.expect_err("Redis is down");
         assert!(err.is_retryable(), "{err}");
-        let err = lock.acquire("k", Duration::from_secs(1)).await.expect_err("Redis is down");
+        let err = lock
+            .acquire("k", Duration::from_secs(1))
+            .await
+            .expect_err("Redis is down");
         assert!(err.is_retryable(), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(8), "calls must not hang: {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "calls must not hang: {:?}",
+            started.elapsed()
+        );
     }
 
     // Back (empty: this server keeps nothing): the same objects work again by themselves,
@@ -105,12 +127,22 @@ async fn backends_fail_fast_while_redis_is_down_and_recover_after() {
             Ok(()) => break,
             Err(e) => {
                 assert!(e.is_retryable(), "{e}");
-                assert!(started.elapsed() < Duration::from_secs(15), "no recovery: {e}");
+                assert!(
+                    started.elapsed() < Duration::from_secs(15),
+                    "no recovery: {e}"
+                );
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
-    assert!(matches!(stock.reserve(&req(a)).await.unwrap(), ReserveOutcome::Reserved { .. }));
+    assert!(matches!(
+        stock.reserve(&req(a)).await.unwrap(),
+        ReserveOutcome::Reserved { .. }
+    ));
     assert_eq!(delay.len("q").await.unwrap(), 0);
-    assert!(lock.acquire("k", Duration::from_secs(1)).await.unwrap().is_some());
+    assert!(lock
+        .acquire("k", Duration::from_secs(1))
+        .await
+        .unwrap()
+        .is_some());
 }

@@ -17,7 +17,7 @@ use super::values::{hold_record, int, items, outbox_payload, string, unexpected}
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use redis::{Script, Value};
-use seckill_core::domain::{ActivityId, HoldId, HoldState, UserId};
+use seckill_core::domain::{ActivityId, Hold, HoldId, HoldState, UserId};
 use seckill_core::stock::{
     HoldRecord, OutboxEntry, ReserveOutcome, ReserveRequest, StockReserver, StockSnapshot,
     StockSpec, Transition,
@@ -80,8 +80,13 @@ impl std::fmt::Debug for RedisStockReserver {
     }
 }
 
-fn ms(t: seckill_core::Timestamp) -> String {
-    t.timestamp_millis().to_string()
+fn ms(t: seckill_core::Timestamp) -> i64 {
+    t.timestamp_millis()
+}
+
+/// The stored precision of times: milliseconds.
+fn truncate_ms(t: seckill_core::Timestamp) -> seckill_core::Timestamp {
+    chrono::DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
 }
 
 impl RedisStockReserver {
@@ -216,8 +221,8 @@ impl Inner {
                 .arg(&r.request_id)
                 .arg(r.hold_id.0)
                 .arg(r.order_id.0)
-                .arg(ms(r.expires_at))
-                .arg(ms(r.now));
+                .arg(r.expires_at.timestamp_millis())
+                .arg(r.now.timestamp_millis());
         }
         let reply: Value = inv.invoke_async(&mut self.conn()).await.map_err(map_err)?;
         let outs = items(reply, "reserve")?;
@@ -229,17 +234,31 @@ impl Inner {
         }
         let outcomes: Vec<ReserveOutcome> = outs
             .into_iter()
-            .map(|o| {
+            .zip(reqs)
+            .map(|(o, r)| {
                 let f = items(o, "reserve result")?;
                 let code = f.first().map(|c| int(c, "reserve code")).transpose()?;
                 Ok(match code {
+                    // Reserved now: the hold is exactly what the request described.
+                    Some(0) if f.len() == 1 => ReserveOutcome::Reserved {
+                        hold: Hold {
+                            id: r.hold_id,
+                            order_id: r.order_id,
+                            activity_id: a,
+                            user_id: r.user_id,
+                            quantity: r.quantity,
+                            created_at: truncate_ms(r.now),
+                            expires_at: truncate_ms(r.expires_at),
+                        },
+                        replayed: false,
+                    },
                     Some(0) => {
                         let id = HoldId(int(&f[1], "hold id")?);
                         let rec = string(&f[2], "hold record")?;
                         let (hold, _) = hold_record(a, id, &rec)?;
                         ReserveOutcome::Reserved {
                             hold,
-                            replayed: int(&f[3], "replayed")? == 1,
+                            replayed: true,
                         }
                     }
                     Some(1) => ReserveOutcome::SoldOut,
@@ -267,6 +286,9 @@ impl Inner {
     /// Drains an activity's queue: one script call per batch, until nothing is queued.
     async fn drive(self: Arc<Self>, a: ActivityId, q: Arc<Queue>) {
         loop {
+            // Let the callers woken by the last batch queue their next requests first: bigger
+            // batches, no timer.
+            tokio::task::yield_now().await;
             let batch: Vec<Waiter> = {
                 let mut p = q.pending.lock();
                 if p.is_empty() {
@@ -276,17 +298,17 @@ impl Inner {
                 let n = p.len().min(self.max_batch);
                 p.drain(..n).collect()
             };
-            let reqs: Vec<ReserveRequest> = batch.iter().map(|(r, _)| r.clone()).collect();
+            let (reqs, txs): (Vec<ReserveRequest>, Vec<_>) = batch.into_iter().unzip();
             match self.reserve_batch(a, &reqs).await {
                 Ok(outs) => {
-                    for ((_, tx), out) in batch.into_iter().zip(outs) {
+                    for (tx, out) in txs.into_iter().zip(outs) {
                         let _ = tx.send(Ok(out));
                     }
                 }
                 Err(e) => {
                     let retryable = e.is_retryable();
                     let msg = e.to_string();
-                    for (_, tx) in batch {
+                    for tx in txs {
                         let _ = tx.send(Err(if retryable {
                             Error::Unavailable {
                                 backend: "redis",

@@ -3,8 +3,11 @@
 -- ARGV: 1 n, then 7 per request: user, qty, request_id, hold_id, order_id, expires ms, now ms
 -- A hold record is "S|user|qty|order_id|created_ms|expires_ms" with S = H(eld), C(onfirmed),
 -- R(eleased). Ids stay strings: Lua numbers are doubles.
+-- A batch reads all request ids and user counts with one HMGET each and writes holds, request
+-- ids, user counts and stock with one HSET each; only the outbox takes one XADD per hold.
 -- Returns one entry per request:
---   {0, hold_id, record, replayed}  reserved (replayed = 1 for a known request id)
+--   {0}                        reserved now (the caller knows the hold: it sent every field)
+--   {0, hold_id, record}       a known request id: the first request's hold (a replay)
 --   {1} sold out   {2, available} insufficient   {3, held, limit} limit exceeded
 --   {4} not started   {5} ended   {6} not loaded   {7} invalid quantity or time
 local n = tonumber(ARGV[1])
@@ -16,45 +19,67 @@ if not s[1] then
 end
 local avail, held = tonumber(s[1]), tonumber(s[2])
 local limit, st, en = tonumber(s[3]), tonumber(s[4]), tonumber(s[5])
-local changed = false
+
+local rkeys, users = {}, {}
 for i = 1, n do
   local b = 1 + (i - 1) * 7
-  local user, qty, rid = ARGV[b + 1], tonumber(ARGV[b + 2]), ARGV[b + 3]
-  local now = tonumber(ARGV[b + 7])
-  local rkey = user .. ':' .. rid
-  local prev = redis.call('HGET', KEYS[4], rkey)
+  users[i] = ARGV[b + 1]
+  rkeys[i] = ARGV[b + 1] .. ':' .. ARGV[b + 3]
+end
+local prevs = redis.call('HMGET', KEYS[4], unpack(rkeys))
+local counts = redis.call('HMGET', KEYS[3], unpack(users))
+local has = {}
+for i = 1, n do
+  if has[users[i]] == nil then has[users[i]] = tonumber(counts[i] or '0') end
+end
+
+local batch_req, batch_rec = {}, {}   -- request key -> hold id, hold id -> record (this batch)
+local new_req, new_holds, touched = {}, {}, {}
+for i = 1, n do
+  local b = 1 + (i - 1) * 7
+  local user, qty, now = users[i], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 7])
+  local prev = prevs[i] or batch_req[rkeys[i]]
   if not qty or qty < 1 or qty % 1 ~= 0 or not now then
     out[i] = {7}
   elseif prev then
-    out[i] = {0, prev, redis.call('HGET', KEYS[2], prev), 1}
+    out[i] = {0, prev, batch_rec[prev] or redis.call('HGET', KEYS[2], prev)}
   elseif now < st then
     out[i] = {4}
   elseif now >= en then
     out[i] = {5}
+  elseif has[user] + qty > limit then
+    out[i] = {3, has[user], limit}
+  elseif avail <= 0 then
+    out[i] = {1}
+  elseif avail < qty then
+    out[i] = {2, avail}
   else
-    local has = tonumber(redis.call('HGET', KEYS[3], user) or '0')
-    if has + qty > limit then
-      out[i] = {3, has, limit}
-    elseif avail <= 0 then
-      out[i] = {1}
-    elseif avail < qty then
-      out[i] = {2, avail}
-    else
-      local hid = ARGV[b + 4]
-      avail = avail - qty
-      held = held + qty
-      changed = true
-      redis.call('HINCRBY', KEYS[3], user, qty)
-      redis.call('HSET', KEYS[4], rkey, hid)
-      local rec = 'H|' .. user .. '|' .. ARGV[b + 2] .. '|' .. ARGV[b + 5] .. '|'
-        .. ARGV[b + 7] .. '|' .. ARGV[b + 6]
-      redis.call('HSET', KEYS[2], hid, rec)
-      redis.call('XADD', KEYS[5], '*', 'h', hid .. '|' .. rec)
-      out[i] = {0, hid, rec, 0}
-    end
+    local hid = ARGV[b + 4]
+    local rec = 'H|' .. user .. '|' .. ARGV[b + 2] .. '|' .. ARGV[b + 5] .. '|'
+      .. ARGV[b + 7] .. '|' .. ARGV[b + 6]
+    avail = avail - qty
+    held = held + qty
+    has[user] = has[user] + qty
+    touched[user] = true
+    batch_req[rkeys[i]] = hid
+    batch_rec[hid] = rec
+    new_req[#new_req + 1] = rkeys[i]
+    new_req[#new_req + 1] = hid
+    new_holds[#new_holds + 1] = hid
+    new_holds[#new_holds + 1] = rec
+    redis.call('XADD', KEYS[5], '*', 'h', hid .. '|' .. rec)
+    out[i] = {0}
   end
 end
-if changed then
+if #new_req > 0 then
+  local new_counts = {}
+  for u, _ in pairs(touched) do
+    new_counts[#new_counts + 1] = u
+    new_counts[#new_counts + 1] = has[u]
+  end
+  redis.call('HSET', KEYS[4], unpack(new_req))
+  redis.call('HSET', KEYS[2], unpack(new_holds))
+  redis.call('HSET', KEYS[3], unpack(new_counts))
   redis.call('HSET', KEYS[1], 'avail', avail, 'held', held)
 end
 return out
