@@ -12,6 +12,8 @@
 //! `None` to skip when the service is not configured (see [`skip_or_panic`]).
 
 pub mod broker;
+#[cfg(feature = "testcontainers")]
+mod containers;
 pub mod delay;
 pub mod engine;
 pub mod idempotency;
@@ -32,15 +34,21 @@ pub fn unique_id() -> i64 {
 }
 
 /// The URL of a test service from the environment variable `var` (e.g.
-/// `SECKILL_TEST_REDIS_URL`), or `None` after [`skip_or_panic`] when it is unset.
+/// `SECKILL_TEST_REDIS_URL`). When it is unset: with the `testcontainers` feature and a
+/// reachable Docker engine, the service is started in a container (once per process) and its
+/// URL returned; otherwise `None` after [`skip_or_panic`].
 pub fn service_url(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            skip_or_panic(var);
-            None
+    if let Ok(v) = std::env::var(var) {
+        if !v.is_empty() {
+            return Some(v);
         }
     }
+    #[cfg(feature = "testcontainers")]
+    if let Some(url) = containers::url_for(var) {
+        return Some(url);
+    }
+    skip_or_panic(var);
+    None
 }
 
 /// For a service test whose URL variable is unset: with `SECKILL_TEST_REQUIRE=1` this panics
