@@ -179,6 +179,31 @@ impl Inner {
         format!("{}:activities", self.t.prefix)
     }
 
+    /// The activities ever loaded (whose outbox streams the relay reads).
+    async fn activities(&self) -> Result<Vec<ActivityId>> {
+        let ids: Vec<i64> = redis::cmd("SMEMBERS")
+            .arg(self.activities_key())
+            .query_async(&mut self.conn())
+            .await
+            .map_err(map_err)?;
+        Ok(ids.into_iter().map(ActivityId).collect())
+    }
+
+    /// One field of one of an activity's hashes.
+    async fn hget<T: redis::FromRedisValue>(
+        &self,
+        a: ActivityId,
+        part: &str,
+        field: i64,
+    ) -> Result<Option<T>> {
+        redis::cmd("HGET")
+            .arg(self.key(a, part))
+            .arg(field)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(map_err)
+    }
+
     /// Flags (`true`) or clears an activity's sold-out state here and on every node.
     async fn announce_sold_out(&self, a: ActivityId, sold_out: bool) {
         if sold_out {
@@ -455,13 +480,7 @@ impl StockReserver for RedisStockReserver {
     }
 
     async fn hold(&self, a: ActivityId, hold: HoldId) -> Result<Option<HoldRecord>> {
-        let i = &self.inner;
-        let rec: Option<String> = redis::cmd("HGET")
-            .arg(i.key(a, "holds"))
-            .arg(hold.0)
-            .query_async(&mut i.conn())
-            .await
-            .map_err(map_err)?;
+        let rec: Option<String> = self.inner.hget(a, "holds", hold.0).await?;
         rec.map(|r| hold_record(a, hold, &r).map(|(hold, state)| HoldRecord { hold, state }))
             .transpose()
     }
@@ -485,26 +504,15 @@ impl StockReserver for RedisStockReserver {
     }
 
     async fn user_count(&self, a: ActivityId, user: UserId) -> Result<u32> {
-        let i = &self.inner;
-        let n: Option<u32> = redis::cmd("HGET")
-            .arg(i.key(a, "users"))
-            .arg(user.0)
-            .query_async(&mut i.conn())
-            .await
-            .map_err(map_err)?;
+        let n: Option<u32> = self.inner.hget(a, "users", user.0).await?;
         Ok(n.unwrap_or(0))
     }
 
     async fn outbox_claim(&self, max: usize, lease: Duration) -> Result<Vec<OutboxEntry>> {
         let i = &self.inner;
         let mut conn = i.conn();
-        let activities: Vec<i64> = redis::cmd("SMEMBERS")
-            .arg(i.activities_key())
-            .query_async(&mut conn)
-            .await
-            .map_err(map_err)?;
         let mut out = Vec::new();
-        for a in activities.into_iter().map(ActivityId) {
+        for a in i.activities().await? {
             if out.len() >= max {
                 break;
             }
@@ -564,15 +572,10 @@ impl StockReserver for RedisStockReserver {
     async fn outbox_len(&self) -> Result<u64> {
         let i = &self.inner;
         let mut conn = i.conn();
-        let activities: Vec<i64> = redis::cmd("SMEMBERS")
-            .arg(i.activities_key())
-            .query_async(&mut conn)
-            .await
-            .map_err(map_err)?;
         let mut n = 0;
-        for a in activities {
+        for a in i.activities().await? {
             let len: u64 = redis::cmd("XLEN")
-                .arg(i.key(ActivityId(a), "outbox"))
+                .arg(i.key(a, "outbox"))
                 .query_async(&mut conn)
                 .await
                 .map_err(map_err)?;
