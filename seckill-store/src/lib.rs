@@ -11,12 +11,17 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 
-/// Adds the schemes of the compiled features (`redis://`, `redis-cluster://`) to `registry`.
+/// Adds the schemes of the compiled features (`redis://`, `redis-cluster://`, `postgres://`)
+/// to `registry`.
 pub fn register(registry: &mut seckill_core::registry::Registry) {
     #[cfg(feature = "redis")]
     redis::register(registry);
+    #[cfg(feature = "postgres")]
+    postgres::register(registry);
     let _ = registry;
 }

@@ -366,7 +366,10 @@ pub async fn payments_record_once(b: &Backend) {
         created_at: t0(),
         updated_at: t0(),
     };
-    let p = mk(OrderId(id()));
+    let a = activity(b, 10, 5).await;
+    let o = order(&a, 1, 1);
+    b.orders.create_from_hold("m", &o).await.unwrap();
+    let p = mk(o.id);
     b.payments.insert_payment(&p).await.unwrap();
     let txn = format!("txn-{}", id());
     let at = t0();

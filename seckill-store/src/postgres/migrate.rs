@@ -1,0 +1,50 @@
+//! Embedded migrations: applied in order, each once, in a transaction, serialized across
+//! processes by an advisory lock.
+
+use super::{map_err, map_pool_err};
+use deadpool_postgres::Pool;
+use seckill_core::Result;
+
+/// Every migration: (version, SQL).
+pub const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+
+const LOCK_KEY: i64 = 0x5ec_411_0001;
+
+/// Applies the migrations not applied yet; returns the versions it applied.
+pub async fn migrate(pool: &Pool) -> Result<Vec<i32>> {
+    let mut client = pool.get().await.map_err(map_pool_err)?;
+    let tx = client.transaction().await.map_err(map_err)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
+        .await
+        .map_err(map_err)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS seckill_schema_version (
+             version INT PRIMARY KEY,
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .await
+    .map_err(map_err)?;
+    let done: Vec<i32> = tx
+        .query("SELECT version FROM seckill_schema_version", &[])
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut applied = Vec::new();
+    for (version, sql) in MIGRATIONS {
+        if done.contains(version) {
+            continue;
+        }
+        tx.batch_execute(sql).await.map_err(map_err)?;
+        tx.execute(
+            "INSERT INTO seckill_schema_version (version) VALUES ($1)",
+            &[version],
+        )
+        .await
+        .map_err(map_err)?;
+        applied.push(*version);
+    }
+    tx.commit().await.map_err(map_err)?;
+    Ok(applied)
+}

@@ -1,0 +1,123 @@
+//! The PostgreSQL repositories (feature `postgres`): schema and embedded migrations, every
+//! repository trait of `seckill-core`, and the order transaction with its guards.
+
+mod migrate;
+mod store;
+
+pub use migrate::{migrate, MIGRATIONS};
+pub use store::PgStore;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use seckill_core::registry::{BackendUrl, Registry, Repos};
+use seckill_core::Error;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Maps a client error: lost connections are `Unavailable` (retryable), unique and check
+/// violations `Conflict`, foreign-key violations `NotFound`, the rest `Backend`.
+pub fn map_err(e: tokio_postgres::Error) -> Error {
+    use tokio_postgres::error::SqlState;
+    if let Some(db) = e.as_db_error() {
+        let msg = format!("{}: {}", db.code().code(), db.message());
+        let c = db.code();
+        return if *c == SqlState::UNIQUE_VIOLATION || *c == SqlState::CHECK_VIOLATION {
+            Error::Conflict(msg)
+        } else if *c == SqlState::FOREIGN_KEY_VIOLATION {
+            Error::NotFound(msg)
+        } else if *c == SqlState::T_R_SERIALIZATION_FAILURE
+            || *c == SqlState::T_R_DEADLOCK_DETECTED
+            || *c == SqlState::ADMIN_SHUTDOWN
+            || *c == SqlState::CANNOT_CONNECT_NOW
+        {
+            Error::Unavailable {
+                backend: "postgres",
+                message: msg,
+            }
+        } else {
+            Error::backend("postgres", msg)
+        };
+    }
+    // No server error: the connection failed or closed.
+    Error::Unavailable {
+        backend: "postgres",
+        message: e.to_string(),
+    }
+}
+
+/// Maps a pool error (no connection to be had) to `Unavailable`.
+pub fn map_pool_err(e: deadpool_postgres::PoolError) -> Error {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => map_err(e),
+        other => Error::Unavailable {
+            backend: "postgres",
+            message: other.to_string(),
+        },
+    }
+}
+
+/// Opens a pool for `postgres://user[:password]@host[:port]/db[?schema=NAME&…]`. `schema`
+/// sets the search path of every connection (tests use one schema each); other parameters go to
+/// the driver.
+pub fn pool(url: &BackendUrl) -> Result<Pool, Error> {
+    let raw = url.expose();
+    let (base, query) = raw.split_once('?').unwrap_or((raw, ""));
+    let mut schema = None;
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("schema", s))
+                if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                schema = Some(s.to_string())
+            }
+            Some(("schema", _)) => {
+                return Err(Error::invalid("schema must be letters, digits and '_'"))
+            }
+            _ => rest.push(pair),
+        }
+    }
+    let driver_url = if rest.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    let mut cfg = tokio_postgres::Config::from_str(&driver_url)
+        .map_err(|e| Error::invalid(format!("PostgreSQL URL {url}: {e}")))?;
+    cfg.connect_timeout(Duration::from_secs(2));
+    if let Some(s) = &schema {
+        cfg.options(format!("-c search_path={s}"));
+    }
+    let mgr = Manager::from_config(
+        cfg,
+        tokio_postgres::NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(mgr)
+        .max_size(16)
+        .wait_timeout(Some(Duration::from_secs(2)))
+        .create_timeout(Some(Duration::from_secs(2)))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| Error::invalid(format!("PostgreSQL pool: {e}")))
+}
+
+/// Registers `postgres://` (and `postgresql://`) for the repositories. Migrations run at
+/// connect (idempotent, serialized by an advisory lock).
+pub fn register(r: &mut Registry) {
+    for scheme in ["postgres", "postgresql"] {
+        r.database.register(scheme, |u, _| async move {
+            let pool = pool(&u)?;
+            migrate(&pool).await?;
+            let s = Arc::new(PgStore::new(pool));
+            Ok(Repos {
+                users: s.clone(),
+                catalog: s.clone(),
+                orders: s.clone(),
+                payments: s,
+            })
+        });
+    }
+}

@@ -1,0 +1,745 @@
+//! [`PgStore`]: every repository trait on one connection pool.
+
+use super::{map_err, map_pool_err};
+use async_trait::async_trait;
+use deadpool_postgres::{Object, Pool};
+use seckill_core::domain::{
+    Activity, ActivityId, CancelReason, HoldId, Money, Order, OrderId, Payment, PaymentId,
+    PaymentStatus, Product, ProductId, Role, User, UserId,
+};
+use seckill_core::repo::{
+    CatalogRepo, CreateOrder, OrderFilter, OrderRejection, OrderRepo, Page, PageRequest,
+    PaymentRecorded, PaymentRepo, StatusChange, StatusChanged, UserRepo,
+};
+use seckill_core::{Error, Result, Timestamp};
+use tokio_postgres::Row;
+
+/// The PostgreSQL repositories.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Repositories on `pool` (migrated: see [`super::migrate`]).
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
+
+    async fn client(&self) -> Result<Object> {
+        self.pool.get().await.map_err(map_pool_err)
+    }
+}
+
+fn role_str(r: Role) -> &'static str {
+    match r {
+        Role::User => "user",
+        Role::Admin => "admin",
+    }
+}
+
+fn bad(what: &str, v: &str) -> Error {
+    Error::backend(
+        "postgres",
+        format!("unexpected {what} {v:?} in the database"),
+    )
+}
+
+fn user(r: &Row) -> Result<User> {
+    let role: String = r.get("role");
+    Ok(User {
+        id: UserId(r.get("id")),
+        username: r.get("username"),
+        phone: r.get("phone"),
+        password_hash: r.get("password_hash"),
+        role: match role.as_str() {
+            "user" => Role::User,
+            "admin" => Role::Admin,
+            other => return Err(bad("role", other)),
+        },
+        token_version: r.get::<_, i32>("token_version") as u32,
+        created_at: r.get("created_at"),
+    })
+}
+
+fn product(r: &Row) -> Product {
+    Product {
+        id: ProductId(r.get("id")),
+        name: r.get("name"),
+        description: r.get("description"),
+        list_price: Money(r.get("list_price")),
+        created_at: r.get("created_at"),
+    }
+}
+
+fn activity(r: &Row) -> Activity {
+    Activity {
+        id: ActivityId(r.get("id")),
+        product_id: ProductId(r.get("product_id")),
+        title: r.get("title"),
+        price: Money(r.get("price")),
+        total_stock: r.get::<_, i32>("total_stock") as u32,
+        sold: r.get::<_, i32>("sold") as u32,
+        per_user_limit: r.get::<_, i32>("per_user_limit") as u32,
+        starts_at: r.get("starts_at"),
+        ends_at: r.get("ends_at"),
+        cancelled: r.get("cancelled"),
+        created_at: r.get("created_at"),
+    }
+}
+
+fn cancel_reason_str(c: CancelReason) -> &'static str {
+    match c {
+        CancelReason::User => "user",
+        CancelReason::Timeout => "timeout",
+        CancelReason::Admin => "admin",
+    }
+}
+
+fn order(r: &Row) -> Result<Order> {
+    let status: String = r.get("status");
+    let reason: Option<String> = r.get("cancel_reason");
+    Ok(Order {
+        id: OrderId(r.get("id")),
+        hold_id: HoldId(r.get("hold_id")),
+        user_id: UserId(r.get("user_id")),
+        activity_id: ActivityId(r.get("activity_id")),
+        quantity: r.get::<_, i32>("quantity") as u32,
+        amount: Money(r.get("amount")),
+        status: status.parse().map_err(|_| bad("order status", &status))?,
+        expires_at: r.get("expires_at"),
+        payment_id: r.get::<_, Option<i64>>("payment_id").map(PaymentId),
+        cancel_reason: match reason.as_deref() {
+            None => None,
+            Some("user") => Some(CancelReason::User),
+            Some("timeout") => Some(CancelReason::Timeout),
+            Some("admin") => Some(CancelReason::Admin),
+            Some(other) => return Err(bad("cancel reason", other)),
+        },
+        created_at: r.get("created_at"),
+        updated_at: r.get("updated_at"),
+    })
+}
+
+fn payment_status_str(s: PaymentStatus) -> &'static str {
+    match s {
+        PaymentStatus::Pending => "pending",
+        PaymentStatus::Succeeded => "succeeded",
+        PaymentStatus::Failed => "failed",
+        PaymentStatus::Refunded => "refunded",
+    }
+}
+
+fn payment(r: &Row) -> Result<Payment> {
+    let status: String = r.get("status");
+    Ok(Payment {
+        id: PaymentId(r.get("id")),
+        order_id: OrderId(r.get("order_id")),
+        user_id: UserId(r.get("user_id")),
+        provider: r.get("provider"),
+        amount: Money(r.get("amount")),
+        status: match status.as_str() {
+            "pending" => PaymentStatus::Pending,
+            "succeeded" => PaymentStatus::Succeeded,
+            "failed" => PaymentStatus::Failed,
+            "refunded" => PaymentStatus::Refunded,
+            other => return Err(bad("payment status", other)),
+        },
+        provider_txn_id: r.get("provider_txn_id"),
+        callbacks_seen: r.get::<_, i32>("callbacks_seen") as u32,
+        created_at: r.get("created_at"),
+        updated_at: r.get("updated_at"),
+    })
+}
+
+fn page<T>(items: Vec<T>, total: i64, p: PageRequest) -> Page<T> {
+    Page {
+        items,
+        total: total as u64,
+        page: p.page,
+        page_size: p.page_size,
+    }
+}
+
+#[async_trait]
+impl UserRepo for PgStore {
+    async fn insert_user(&self, u: &User) -> Result<()> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO users (id, username, phone, password_hash, role, token_version, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[&u.id.0, &u.username, &u.phone, &u.password_hash, &role_str(u.role),
+                  &(u.token_version as i32), &u.created_at],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn user(&self, id: UserId) -> Result<Option<User>> {
+        let c = self.client().await?;
+        c.query_opt("SELECT * FROM users WHERE id = $1", &[&id.0])
+            .await
+            .map_err(map_err)?
+            .map(|r| user(&r))
+            .transpose()
+    }
+
+    async fn user_by_name(&self, username: &str) -> Result<Option<User>> {
+        let c = self.client().await?;
+        c.query_opt("SELECT * FROM users WHERE username = $1", &[&username])
+            .await
+            .map_err(map_err)?
+            .map(|r| user(&r))
+            .transpose()
+    }
+
+    async fn update_user(&self, u: &User) -> Result<()> {
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "UPDATE users SET username = $2, phone = $3, password_hash = $4, role = $5,
+                     token_version = $6 WHERE id = $1",
+                &[
+                    &u.id.0,
+                    &u.username,
+                    &u.phone,
+                    &u.password_hash,
+                    &role_str(u.role),
+                    &(u.token_version as i32),
+                ],
+            )
+            .await
+            .map_err(map_err)?;
+        if n == 0 {
+            return Err(Error::not_found(format!("user {}", u.id)));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CatalogRepo for PgStore {
+    async fn insert_product(&self, p: &Product) -> Result<()> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO products (id, name, description, list_price, created_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    &p.id.0,
+                    &p.name,
+                    &p.description,
+                    &p.list_price.0,
+                    &p.created_at,
+                ],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn product(&self, id: ProductId) -> Result<Option<Product>> {
+        let c = self.client().await?;
+        Ok(
+            c.query_opt("SELECT * FROM products WHERE id = $1", &[&id.0])
+                .await
+                .map_err(map_err)?
+                .map(|r| product(&r)),
+        )
+    }
+
+    async fn list_products(&self, p: PageRequest) -> Result<Page<Product>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT *, count(*) OVER () AS total FROM products ORDER BY id DESC
+                 LIMIT $1 OFFSET $2",
+                &[&i64::from(p.page_size), &(p.offset() as i64)],
+            )
+            .await
+            .map_err(map_err)?;
+        let total = match rows.first() {
+            Some(r) => r.get("total"),
+            None => c
+                .query_one("SELECT count(*) FROM products", &[])
+                .await
+                .map_err(map_err)?
+                .get(0),
+        };
+        Ok(page(rows.iter().map(product).collect(), total, p))
+    }
+
+    async fn insert_activity(&self, a: &Activity) -> Result<()> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO activities (id, product_id, title, price, total_stock, sold,
+                     per_user_limit, starts_at, ends_at, cancelled, created_at)
+                 VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10)",
+                &[
+                    &a.id.0,
+                    &a.product_id.0,
+                    &a.title,
+                    &a.price.0,
+                    &(a.total_stock as i32),
+                    &(a.per_user_limit as i32),
+                    &a.starts_at,
+                    &a.ends_at,
+                    &a.cancelled,
+                    &a.created_at,
+                ],
+            )
+            .await
+            .map_err(|e| match map_err(e) {
+                Error::NotFound(_) => Error::not_found(format!("product {}", a.product_id)),
+                other => other,
+            })?;
+        Ok(())
+    }
+
+    async fn activity(&self, id: ActivityId) -> Result<Option<Activity>> {
+        let c = self.client().await?;
+        Ok(
+            c.query_opt("SELECT * FROM activities WHERE id = $1", &[&id.0])
+                .await
+                .map_err(map_err)?
+                .map(|r| activity(&r)),
+        )
+    }
+
+    async fn list_activities(&self, p: PageRequest) -> Result<Page<Activity>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT *, count(*) OVER () AS total FROM activities
+                 ORDER BY starts_at DESC, id DESC LIMIT $1 OFFSET $2",
+                &[&i64::from(p.page_size), &(p.offset() as i64)],
+            )
+            .await
+            .map_err(map_err)?;
+        let total = match rows.first() {
+            Some(r) => r.get("total"),
+            None => c
+                .query_one("SELECT count(*) FROM activities", &[])
+                .await
+                .map_err(map_err)?
+                .get(0),
+        };
+        Ok(page(rows.iter().map(activity).collect(), total, p))
+    }
+
+    async fn update_activity(&self, a: &Activity) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        let n = tx
+            .execute(
+                "UPDATE activities SET product_id = $2, title = $3, price = $4, total_stock = $5,
+                     per_user_limit = $6, starts_at = $7, ends_at = $8, cancelled = $9
+                 WHERE id = $1 AND sold <= $5",
+                &[
+                    &a.id.0,
+                    &a.product_id.0,
+                    &a.title,
+                    &a.price.0,
+                    &(a.total_stock as i32),
+                    &(a.per_user_limit as i32),
+                    &a.starts_at,
+                    &a.ends_at,
+                    &a.cancelled,
+                ],
+            )
+            .await
+            .map_err(map_err)?;
+        if n == 0 {
+            return match tx
+                .query_opt("SELECT sold FROM activities WHERE id = $1", &[&a.id.0])
+                .await
+                .map_err(map_err)?
+            {
+                None => Err(Error::not_found(format!("activity {}", a.id))),
+                Some(r) => Err(Error::conflict(format!(
+                    "total_stock {} is below the {} units already sold",
+                    a.total_stock,
+                    r.get::<_, i32>(0)
+                ))),
+            };
+        }
+        tx.execute(
+            "UPDATE activity_user_units SET per_user_limit = $2 WHERE activity_id = $1",
+            &[&a.id.0, &(a.per_user_limit as i32)],
+        )
+        .await
+        .map_err(|e| match map_err(e) {
+            Error::Conflict(_) => {
+                Error::conflict("per_user_limit is below the units a buyer already has in orders")
+            }
+            other => other,
+        })?;
+        tx.commit().await.map_err(map_err)
+    }
+}
+
+const ORDER_COLUMNS: &str = "id, hold_id, user_id, activity_id, quantity, amount, status, \
+     expires_at, payment_id, cancel_reason, created_at, updated_at";
+
+#[async_trait]
+impl OrderRepo for PgStore {
+    async fn create_from_hold(&self, message_id: &str, o: &Order) -> Result<CreateOrder> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        // 1. Inbox: a message processed before is a duplicate.
+        let fresh = tx
+            .execute(
+                "INSERT INTO inbox (message_id) VALUES ($1) ON CONFLICT DO NOTHING",
+                &[&message_id],
+            )
+            .await
+            .map_err(map_err)?
+            == 1;
+        let existing = tx
+            .query_opt(
+                &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE hold_id = $1 OR id = $2"),
+                &[&o.hold_id.0, &o.id.0],
+            )
+            .await
+            .map_err(map_err)?;
+        if let Some(r) = existing {
+            return Ok(CreateOrder::Duplicate(order(&r)?));
+        }
+        if !fresh {
+            return Err(Error::conflict(format!(
+                "message {message_id} was processed but its order is missing"
+            )));
+        }
+        // 2. The guard: never more than the stock, whatever the stock backend says.
+        let guarded = tx
+            .query_opt(
+                "UPDATE activities SET sold = sold + $2
+                 WHERE id = $1 AND sold + $2 <= total_stock RETURNING per_user_limit",
+                &[&o.activity_id.0, &(o.quantity as i32)],
+            )
+            .await
+            .map_err(map_err)?;
+        let Some(limit_row) = guarded else {
+            let known = tx
+                .query_opt(
+                    "SELECT 1 FROM activities WHERE id = $1",
+                    &[&o.activity_id.0],
+                )
+                .await
+                .map_err(map_err)?
+                .is_some();
+            return Ok(CreateOrder::Rejected(if known {
+                OrderRejection::SoldOut
+            } else {
+                OrderRejection::UnknownActivity
+            }));
+        };
+        let limit: i32 = limit_row.get(0);
+        // 3. The per-user limit, enforced by the row's CHECK as well.
+        let within =
+            tx.execute(
+                "INSERT INTO activity_user_units AS u (activity_id, user_id, units, per_user_limit)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (activity_id, user_id) DO UPDATE SET units = u.units + EXCLUDED.units
+                 WHERE u.units + EXCLUDED.units <= u.per_user_limit",
+                &[&o.activity_id.0, &o.user_id.0, &(o.quantity as i32), &limit],
+            )
+            .await
+            .map_err(map_err)
+            .or_else(|e| match e {
+                Error::Conflict(_) => Ok(0), // the CHECK refused a first order above the limit
+                other => Err(other),
+            })? == 1;
+        if !within {
+            return Ok(CreateOrder::Rejected(OrderRejection::LimitExceeded));
+        }
+        // 4. The order (unique hold id).
+        tx.execute(
+            &format!("INSERT INTO orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"),
+            &[&o.id.0, &o.hold_id.0, &o.user_id.0, &o.activity_id.0, &(o.quantity as i32),
+              &o.amount.0, &o.status.as_str(), &o.expires_at, &o.payment_id.map(|p| p.0),
+              &o.cancel_reason.map(cancel_reason_str), &o.created_at, &o.updated_at],
+        )
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(CreateOrder::Created(o.clone()))
+    }
+
+    async fn order(&self, id: OrderId) -> Result<Option<Order>> {
+        let c = self.client().await?;
+        c.query_opt(
+            &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"),
+            &[&id.0],
+        )
+        .await
+        .map_err(map_err)?
+        .map(|r| order(&r))
+        .transpose()
+    }
+
+    async fn order_by_hold(&self, hold: HoldId) -> Result<Option<Order>> {
+        let c = self.client().await?;
+        c.query_opt(
+            &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE hold_id = $1"),
+            &[&hold.0],
+        )
+        .await
+        .map_err(map_err)?
+        .map(|r| order(&r))
+        .transpose()
+    }
+
+    async fn list_orders(&self, f: &OrderFilter, p: PageRequest) -> Result<Page<Order>> {
+        let c = self.client().await?;
+        let filter =
+            "($1::BIGINT IS NULL OR user_id = $1) AND ($2::BIGINT IS NULL OR activity_id = $2)
+                      AND ($3::TEXT IS NULL OR status = $3)";
+        let user = f.user_id.map(|u| u.0);
+        let act = f.activity_id.map(|a| a.0);
+        let status = f.status.map(|s| s.as_str());
+        let rows = c
+            .query(
+                &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE {filter} ORDER BY id DESC LIMIT $4 OFFSET $5"),
+                &[&user, &act, &status, &i64::from(p.page_size), &(p.offset() as i64)],
+            )
+            .await
+            .map_err(map_err)?;
+        let total: i64 = c
+            .query_one(
+                &format!("SELECT count(*) FROM orders WHERE {filter}"),
+                &[&user, &act, &status],
+            )
+            .await
+            .map_err(map_err)?
+            .get(0);
+        let items = rows.iter().map(order).collect::<Result<_>>()?;
+        Ok(page(items, total, p))
+    }
+
+    async fn change_status(&self, id: OrderId, ch: StatusChange) -> Result<StatusChanged> {
+        if !ch.from.can_become(ch.to) {
+            return Err(Error::invalid(format!(
+                "an order cannot go from {} to {}",
+                ch.from, ch.to
+            )));
+        }
+        let c = self.client().await?;
+        // One statement: the compare-and-set, and for a cancellation the units back to the
+        // activity and to the buyer's count.
+        let cancel = !ch.to.holds_stock();
+        let row = c
+            .query_opt(
+                &format!(
+                    "WITH o AS (
+                         UPDATE orders SET status = $3, updated_at = $4,
+                             payment_id = COALESCE($5, payment_id),
+                             cancel_reason = COALESCE($6, cancel_reason)
+                         WHERE id = $1 AND status = $2
+                         RETURNING {ORDER_COLUMNS}),
+                     a AS (
+                         UPDATE activities SET sold = activities.sold - o.quantity FROM o
+                         WHERE $7 AND activities.id = o.activity_id),
+                     u AS (
+                         UPDATE activity_user_units SET units = activity_user_units.units - o.quantity
+                         FROM o WHERE $7 AND activity_user_units.activity_id = o.activity_id
+                             AND activity_user_units.user_id = o.user_id)
+                     SELECT * FROM o"
+                ),
+                &[&id.0, &ch.from.as_str(), &ch.to.as_str(), &ch.at, &ch.payment_id.map(|p| p.0),
+                  &ch.cancel_reason.map(cancel_reason_str), &cancel],
+            )
+            .await
+            .map_err(map_err)?;
+        if let Some(r) = row {
+            return Ok(StatusChanged::Applied(order(&r)?));
+        }
+        Ok(match self.order(id).await? {
+            Some(o) => StatusChanged::Conflict(o),
+            None => StatusChanged::NotFound,
+        })
+    }
+
+    async fn expired_pending(&self, now: Timestamp, limit: usize) -> Result<Vec<Order>> {
+        let c = self.client().await?;
+        c.query(
+            &format!(
+                "SELECT {ORDER_COLUMNS} FROM orders
+                 WHERE status = 'pending_payment' AND expires_at <= $1
+                 ORDER BY expires_at, id LIMIT $2"
+            ),
+            &[&now, &(limit as i64)],
+        )
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(order)
+        .collect()
+    }
+
+    async fn activity_orders(&self, a: ActivityId) -> Result<Vec<Order>> {
+        let c = self.client().await?;
+        c.query(
+            &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE activity_id = $1 ORDER BY id"),
+            &[&a.0],
+        )
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(order)
+        .collect()
+    }
+}
+
+#[async_trait]
+impl PaymentRepo for PgStore {
+    async fn insert_payment(&self, p: &Payment) -> Result<()> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO payments (id, order_id, user_id, provider, amount, status,
+                     provider_txn_id, callbacks_seen, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                &[
+                    &p.id.0,
+                    &p.order_id.0,
+                    &p.user_id.0,
+                    &p.provider,
+                    &p.amount.0,
+                    &payment_status_str(p.status),
+                    &p.provider_txn_id,
+                    &(p.callbacks_seen as i32),
+                    &p.created_at,
+                    &p.updated_at,
+                ],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn payment(&self, id: PaymentId) -> Result<Option<Payment>> {
+        let c = self.client().await?;
+        c.query_opt("SELECT * FROM payments WHERE id = $1", &[&id.0])
+            .await
+            .map_err(map_err)?
+            .map(|r| payment(&r))
+            .transpose()
+    }
+
+    async fn order_payments(&self, o: OrderId) -> Result<Vec<Payment>> {
+        let c = self.client().await?;
+        c.query(
+            "SELECT * FROM payments WHERE order_id = $1 ORDER BY id",
+            &[&o.0],
+        )
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(payment)
+        .collect()
+    }
+
+    async fn record_result(
+        &self,
+        id: PaymentId,
+        txn_id: &str,
+        status: PaymentStatus,
+        at: Timestamp,
+    ) -> Result<PaymentRecorded> {
+        if !matches!(status, PaymentStatus::Succeeded | PaymentStatus::Failed) {
+            return Err(Error::invalid("a callback reports succeeded or failed"));
+        }
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        let Some(row) = tx
+            .query_opt("SELECT * FROM payments WHERE id = $1 FOR UPDATE", &[&id.0])
+            .await
+            .map_err(map_err)?
+        else {
+            return Err(Error::not_found(format!("payment {id}")));
+        };
+        let p = payment(&row)?;
+        let owner = tx
+            .query_opt(
+                "SELECT id FROM payments WHERE provider_txn_id = $1 AND id <> $2",
+                &[&txn_id, &id.0],
+            )
+            .await
+            .map_err(map_err)?;
+        if owner.is_some() {
+            return Ok(PaymentRecorded::Conflict(p));
+        }
+        if p.status != PaymentStatus::Pending {
+            if p.provider_txn_id.as_deref() != Some(txn_id) {
+                return Ok(PaymentRecorded::Conflict(p));
+            }
+            let r = tx
+                .query_one(
+                    "UPDATE payments SET callbacks_seen = callbacks_seen + 1 WHERE id = $1 RETURNING *",
+                    &[&id.0],
+                )
+                .await
+                .map_err(map_err)?;
+            tx.commit().await.map_err(map_err)?;
+            return Ok(PaymentRecorded::Duplicate(payment(&r)?));
+        }
+        let r = tx
+            .query_one(
+                "UPDATE payments SET status = $2, provider_txn_id = $3,
+                     callbacks_seen = callbacks_seen + 1, updated_at = $4
+                 WHERE id = $1 RETURNING *",
+                &[&id.0, &payment_status_str(status), &txn_id, &at],
+            )
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(PaymentRecorded::Applied(payment(&r)?))
+    }
+
+    async fn mark_refunded(&self, id: PaymentId, at: Timestamp) -> Result<bool> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "UPDATE payments SET status = 'refunded', updated_at = $2
+                 WHERE id = $1 AND status = 'succeeded'",
+                &[&id.0, &at],
+            )
+            .await
+            .map_err(map_err)?;
+        if n == 1 {
+            return Ok(true);
+        }
+        match c
+            .query_opt("SELECT 1 FROM payments WHERE id = $1", &[&id.0])
+            .await
+            .map_err(map_err)?
+        {
+            Some(_) => Ok(false),
+            None => Err(Error::not_found(format!("payment {id}"))),
+        }
+    }
+
+    async fn payments_in(&self, status: PaymentStatus, limit: usize) -> Result<Vec<Payment>> {
+        let c = self.client().await?;
+        c.query(
+            "SELECT * FROM payments WHERE status = $1 ORDER BY id LIMIT $2",
+            &[&payment_status_str(status), &(limit as i64)],
+        )
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(payment)
+        .collect()
+    }
+}
