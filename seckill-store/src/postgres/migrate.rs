@@ -8,7 +8,7 @@ use seckill_core::Result;
 /// Every migration: (version, SQL).
 pub const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
 
-const LOCK_KEY: i64 = 0x5ec_411_0001;
+const LOCK_KEY: i64 = 0x005e_c411_0001;
 
 /// Applies the migrations not applied yet; returns the versions it applied.
 pub async fn migrate(pool: &Pool) -> Result<Vec<i32>> {
