@@ -177,6 +177,15 @@ pub struct OrderFilter {
 pub trait OrderRepo: Send + Sync + std::fmt::Debug {
     /// The order worker's transaction.
     async fn create_from_hold(&self, message_id: &str, order: &Order) -> Result<CreateOrder>;
+    /// [`OrderRepo::create_from_hold`] for a batch, with the same outcome for each item as
+    /// calling it in order; a backend may write the whole batch in one transaction.
+    async fn create_from_holds(&self, batch: &[(String, Order)]) -> Result<Vec<CreateOrder>> {
+        let mut out = Vec::with_capacity(batch.len());
+        for (message_id, order) in batch {
+            out.push(self.create_from_hold(message_id, order).await?);
+        }
+        Ok(out)
+    }
     /// By id.
     async fn order(&self, id: OrderId) -> Result<Option<Order>>;
     /// By hold id.

@@ -412,6 +412,40 @@ pub async fn payments_record_once(b: &Backend) {
     );
 }
 
+/// A batch gives every item the outcome it would get alone, in order: new orders written,
+/// duplicates (earlier or within the batch) found, guards applied.
+pub async fn order_batches_match_one_at_a_time(b: &Backend) {
+    let a = activity(b, 6, 2).await;
+    let earlier = order(&a, 1, 1);
+    b.orders.create_from_hold("e", &earlier).await.unwrap();
+    // A clean batch: all written at once.
+    let clean: Vec<(String, Order)> = (0..3)
+        .map(|i| (format!("c{i}"), order(&a, 10 + i, 1)))
+        .collect();
+    let out = b.orders.create_from_holds(&clean).await.unwrap();
+    assert!(
+        out.iter().all(|o| matches!(o, CreateOrder::Created(_))),
+        "{out:?}"
+    );
+    assert_eq!(b.catalog.activity(a.id).await.unwrap().unwrap().sold, 4);
+    // A batch with a duplicate, a limit breach and more than the stock left (2 units).
+    let again = order(&a, 20, 1);
+    let mixed = vec![
+        ("e".to_string(), earlier.clone()),
+        ("m1".to_string(), order(&a, 1, 2)),
+        ("m2".to_string(), again.clone()),
+        ("m3".to_string(), order(&a, 21, 2)),
+        ("m2".to_string(), again.clone()),
+    ];
+    let out = b.orders.create_from_holds(&mixed).await.unwrap();
+    assert_eq!(out[0], CreateOrder::Duplicate(earlier));
+    assert_eq!(out[1], CreateOrder::Rejected(OrderRejection::LimitExceeded));
+    assert_eq!(out[2], CreateOrder::Created(again.clone()));
+    assert_eq!(out[3], CreateOrder::Rejected(OrderRejection::SoldOut));
+    assert_eq!(out[4], CreateOrder::Duplicate(again));
+    assert_eq!(b.catalog.activity(a.id).await.unwrap().unwrap().sold, 5);
+}
+
 /// Stamps out every case of this suite as a test for a backend.
 #[macro_export]
 macro_rules! repo_conformance {
@@ -424,6 +458,7 @@ macro_rules! repo_conformance {
             status_changes_are_compare_and_set,
             lists_filter_and_paginate,
             payments_record_once,
+            order_batches_match_one_at_a_time,
         );
     };
 }

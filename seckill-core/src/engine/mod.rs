@@ -164,6 +164,7 @@ struct Inner {
     cfg: EngineConfig,
     ids: Snowflake,
     activities: RwLock<HashMap<ActivityId, (Arc<Activity>, Instant)>>,
+    fetching: parking_lot::Mutex<HashMap<ActivityId, Arc<tokio::sync::Mutex<()>>>>,
     faults: Option<Arc<dyn FaultInjector>>,
     metrics: EngineMetrics,
 }
@@ -200,6 +201,7 @@ impl Engine {
                 b: backends,
                 cfg,
                 activities: RwLock::new(HashMap::new()),
+                fetching: parking_lot::Mutex::new(HashMap::new()),
                 faults,
                 metrics: EngineMetrics::default(),
             }),
@@ -239,12 +241,29 @@ impl Engine {
         }
     }
 
-    /// The activity, from a short-lived cache (the buy gate reads it on every request).
+    /// The activity, from a short-lived cache (the buy gate reads it on every request). A miss
+    /// fetches it once: concurrent callers wait for that fetch instead of all going to the
+    /// database (a sale's first second would otherwise stampede the connection pool).
     pub async fn activity_cached(&self, id: ActivityId) -> Result<Option<Arc<Activity>>> {
-        if let Some((a, at)) = self.inner.activities.read().get(&id) {
-            if at.elapsed() < self.inner.cfg.activity_cache_ttl {
-                return Ok(Some(a.clone()));
-            }
+        let ttl = self.inner.cfg.activity_cache_ttl;
+        let fresh = |c: &HashMap<ActivityId, (Arc<Activity>, Instant)>| {
+            c.get(&id)
+                .filter(|(_, at)| at.elapsed() < ttl)
+                .map(|(a, _)| a.clone())
+        };
+        if let Some(a) = fresh(&self.inner.activities.read()) {
+            return Ok(Some(a));
+        }
+        let gate = self
+            .inner
+            .fetching
+            .lock()
+            .entry(id)
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
+            .clone();
+        let _one_at_a_time = gate.lock().await;
+        if let Some(a) = fresh(&self.inner.activities.read()) {
+            return Ok(Some(a));
         }
         let Some(a) = self.inner.b.catalog.activity(id).await? else {
             self.inner.activities.write().remove(&id);

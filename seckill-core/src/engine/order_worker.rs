@@ -7,11 +7,12 @@
 
 use super::faults::CrashPoint;
 use super::Engine;
-use crate::broker::{Delivery, Subscription};
+use crate::broker::Subscription;
 use crate::domain::{Hold, HoldEvent, HoldState, Order, OrderStatus};
 use crate::repo::{CreateOrder, StatusChange, StatusChanged};
 use crate::stock::Transition;
 use crate::{Error, Result};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -44,30 +45,94 @@ impl Engine {
     /// Writes the order of `hold` (idempotent) and finishes every step after it. Shared by the
     /// order worker and the reconciler. Returns the order, or `None` if the database refused.
     pub async fn process_hold(&self, hold: &Hold, message_id: &str) -> Result<Option<Order>> {
+        let mut done = self
+            .process_holds(&[(hold.clone(), message_id.to_string())])
+            .await?;
+        done.pop()
+            .ok_or_else(|| Error::backend("engine", "empty batch result"))?
+    }
+
+    /// [`Engine::process_hold`] for a batch: the orders are written by one repository call
+    /// ([`crate::repo::OrderRepo::create_from_holds`], one transaction where the backend can),
+    /// then each hold's later steps run. One result per hold, in order: `Err` for a hold whose
+    /// order could not be built (its activity is missing), else as `process_hold`.
+    pub async fn process_holds(
+        &self,
+        holds: &[(Hold, String)],
+    ) -> Result<Vec<Result<Option<Order>>>> {
         let b = self.backends();
         self.crash_point(CrashPoint::WorkerBeforeInsert)?;
-        let Some(activity) = b.catalog.activity(hold.activity_id).await? else {
-            return Err(Error::not_found(format!("activity {}", hold.activity_id)));
+        let mut results: Vec<Option<Result<Option<Order>>>> = Vec::with_capacity(holds.len());
+        let mut batch = Vec::with_capacity(holds.len());
+        let mut prices = HashMap::new();
+        for (hold, message_id) in holds {
+            let price = match prices.get(&hold.activity_id) {
+                Some(p) => *p,
+                None => match b.catalog.activity(hold.activity_id).await? {
+                    Some(a) => *prices.entry(hold.activity_id).or_insert(a.price),
+                    None => {
+                        results.push(Some(Err(Error::not_found(format!(
+                            "activity {}",
+                            hold.activity_id
+                        )))));
+                        continue;
+                    }
+                },
+            };
+            let Some(amount) = price.checked_mul(hold.quantity) else {
+                results.push(Some(Err(Error::invalid("order amount overflows"))));
+                continue;
+            };
+            results.push(None);
+            batch.push((
+                message_id.clone(),
+                Order {
+                    id: hold.order_id,
+                    hold_id: hold.id,
+                    user_id: hold.user_id,
+                    activity_id: hold.activity_id,
+                    quantity: hold.quantity,
+                    amount,
+                    status: OrderStatus::PendingPayment,
+                    expires_at: hold.expires_at,
+                    payment_id: None,
+                    cancel_reason: None,
+                    created_at: hold.created_at,
+                    updated_at: self.now(),
+                },
+            ));
+        }
+        let created = if batch.is_empty() {
+            Vec::new()
+        } else {
+            b.orders.create_from_holds(&batch).await?
         };
-        let amount = activity
-            .price
-            .checked_mul(hold.quantity)
-            .ok_or_else(|| Error::invalid("order amount overflows"))?;
-        let order = Order {
-            id: hold.order_id,
-            hold_id: hold.id,
-            user_id: hold.user_id,
-            activity_id: hold.activity_id,
-            quantity: hold.quantity,
-            amount,
-            status: OrderStatus::PendingPayment,
-            expires_at: hold.expires_at,
-            payment_id: None,
-            cancel_reason: None,
-            created_at: hold.created_at,
-            updated_at: self.now(),
-        };
-        let order = match b.orders.create_from_hold(message_id, &order).await? {
+        if created.len() != batch.len() {
+            return Err(Error::backend(
+                "engine",
+                "order batch answered a different count",
+            ));
+        }
+        self.crash_point(CrashPoint::WorkerAfterInsert)?;
+        let mut created = created.into_iter();
+        let mut out = Vec::with_capacity(holds.len());
+        for ((hold, _), slot) in holds.iter().zip(results) {
+            out.push(match slot {
+                Some(err) => err,
+                None => {
+                    let outcome = created.next().expect("one outcome per built order");
+                    Ok(self.after_insert(hold, outcome).await?)
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    /// The steps after the order transaction: confirm (or release) the hold, schedule the
+    /// payment deadline. Safe to repeat.
+    async fn after_insert(&self, hold: &Hold, outcome: CreateOrder) -> Result<Option<Order>> {
+        let b = self.backends();
+        let order = match outcome {
             CreateOrder::Created(o) => {
                 let m = self.metrics();
                 m.orders_created.fetch_add(1, Ordering::Relaxed);
@@ -85,7 +150,6 @@ impl Engine {
                 return Ok(None);
             }
         };
-        self.crash_point(CrashPoint::WorkerAfterInsert)?;
         if order.status.holds_stock() {
             match b.stock.confirm(hold.activity_id, hold.id).await? {
                 Transition::Applied | Transition::AlreadyDone => {}
@@ -151,37 +215,50 @@ impl OrderWorker {
             .sub
             .fetch(self.engine.config().batch_size, wait)
             .await?;
-        let mut done = Vec::with_capacity(batch.len());
+        let mut holds = Vec::with_capacity(batch.len());
+        let mut tags = Vec::with_capacity(batch.len());
         for d in batch {
-            match handle(&self.engine, &d).await {
-                Ok(()) => done.push(d.tag),
-                Err(e @ Error::Crashed(_)) => return Err(e),
+            match serde_json::from_slice::<HoldEvent>(&d.message.payload) {
+                Ok(e) => {
+                    let id = e.message_id();
+                    holds.push((e.hold, id));
+                    tags.push(d.tag);
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, attempt = d.attempt, "order worker failed a delivery");
+                    // Never decodable: nack it until it goes to the dead-letter topic.
+                    tracing::warn!(error = %e, attempt = d.attempt, "undecodable hold event");
                     self.sub.nack(&d.tag).await?;
                 }
             }
         }
+        if holds.is_empty() {
+            return Ok(0);
+        }
+        let results = match self.engine.process_holds(&holds).await {
+            Ok(r) => r,
+            Err(e @ Error::Crashed(_)) => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, n = tags.len(), "order batch failed; redelivering it");
+                for t in &tags {
+                    self.sub.nack(t).await?;
+                }
+                return Ok(0);
+            }
+        };
+        let mut done = Vec::with_capacity(tags.len());
+        for (tag, r) in tags.into_iter().zip(results) {
+            match r {
+                Ok(_) => done.push(tag),
+                Err(e) => {
+                    tracing::warn!(error = %e, "order worker failed a delivery");
+                    self.sub.nack(&tag).await?;
+                }
+            }
+        }
+        self.engine.crash_point(CrashPoint::WorkerBeforeAck)?;
         if !done.is_empty() {
             self.sub.ack(&done).await?;
         }
         Ok(done.len())
-    }
-}
-
-async fn handle(engine: &Engine, d: &Delivery) -> Result<()> {
-    {
-        let event: HoldEvent = match serde_json::from_slice(&d.message.payload) {
-            Ok(e) => e,
-            Err(e) => {
-                // A message that can never parse would loop forever: nack it until it goes to
-                // the dead-letter topic.
-                return Err(Error::invalid(format!("undecodable hold event: {e}")));
-            }
-        };
-        engine
-            .process_hold(&event.hold, &event.message_id())
-            .await?;
-        engine.crash_point(CrashPoint::WorkerBeforeAck)
     }
 }

@@ -391,6 +391,125 @@ impl CatalogRepo for PgStore {
 const ORDER_COLUMNS: &str = "id, hold_id, user_id, activity_id, quantity, amount, status, \
      expires_at, payment_id, cancel_reason, created_at, updated_at";
 
+impl PgStore {
+    /// Writes a whole batch of new orders in one transaction with multi-row statements.
+    /// Returns `false` (and writes nothing) if any item is a duplicate or meets a guard; the
+    /// caller then goes row by row, which gives each item its own outcome.
+    async fn try_batch(&self, batch: &[(String, Order)]) -> Result<bool> {
+        use std::collections::{BTreeMap, HashSet};
+        let holds: Vec<i64> = batch.iter().map(|(_, o)| o.hold_id.0).collect();
+        let ids: Vec<i64> = batch.iter().map(|(_, o)| o.id.0).collect();
+        let msgs: Vec<&str> = batch.iter().map(|(m, _)| m.as_str()).collect();
+        let distinct = |v: &[i64]| v.iter().collect::<HashSet<_>>().len() == v.len();
+        if !distinct(&holds)
+            || !distinct(&ids)
+            || msgs.iter().collect::<HashSet<_>>().len() != msgs.len()
+        {
+            return Ok(false);
+        }
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        let fresh = tx
+            .execute(
+                "INSERT INTO inbox (message_id) SELECT unnest($1::TEXT[]) ON CONFLICT DO NOTHING",
+                &[&msgs],
+            )
+            .await
+            .map_err(map_err)?;
+        if fresh as usize != batch.len() {
+            return Ok(false); // dropped: rolls back
+        }
+        let existing = tx
+            .query_opt(
+                "SELECT 1 FROM orders WHERE hold_id = ANY($1) OR id = ANY($2) LIMIT 1",
+                &[&holds, &ids],
+            )
+            .await
+            .map_err(map_err)?;
+        if existing.is_some() {
+            return Ok(false);
+        }
+        // The guard, per activity: sold + the batch's units <= total_stock.
+        let mut per_activity: BTreeMap<i64, i32> = BTreeMap::new();
+        let mut per_user: BTreeMap<(i64, i64), i32> = BTreeMap::new();
+        for (_, o) in batch {
+            *per_activity.entry(o.activity_id.0).or_default() += o.quantity as i32;
+            *per_user.entry((o.activity_id.0, o.user_id.0)).or_default() += o.quantity as i32;
+        }
+        let (acts, units): (Vec<i64>, Vec<i32>) = per_activity.into_iter().unzip();
+        let limits = tx
+            .query(
+                "UPDATE activities a SET sold = a.sold + x.n
+                 FROM unnest($1::BIGINT[], $2::INT[]) AS x(id, n)
+                 WHERE a.id = x.id AND a.sold + x.n <= a.total_stock
+                 RETURNING a.id, a.per_user_limit",
+                &[&acts, &units],
+            )
+            .await
+            .map_err(map_err)?;
+        if limits.len() != acts.len() {
+            return Ok(false);
+        }
+        let (lim_acts, lims): (Vec<i64>, Vec<i32>) = limits
+            .iter()
+            .map(|r| (r.get::<_, i64>(0), r.get::<_, i32>(1)))
+            .unzip();
+        let (pairs, pair_units): (Vec<(i64, i64)>, Vec<i32>) = per_user.into_iter().unzip();
+        let (pa, pu): (Vec<i64>, Vec<i64>) = pairs.into_iter().unzip();
+        let within = match tx
+            .execute(
+                "INSERT INTO activity_user_units AS u (activity_id, user_id, units, per_user_limit)
+                 SELECT x.a, x.u, x.n, l.lim
+                 FROM unnest($1::BIGINT[], $2::BIGINT[], $3::INT[]) AS x(a, u, n)
+                 JOIN unnest($4::BIGINT[], $5::INT[]) AS l(a, lim) ON l.a = x.a
+                 ON CONFLICT (activity_id, user_id) DO UPDATE SET units = u.units + EXCLUDED.units
+                 WHERE u.units + EXCLUDED.units <= u.per_user_limit",
+                &[&pa, &pu, &pair_units, &lim_acts, &lims],
+            )
+            .await
+            .map_err(map_err)
+        {
+            Ok(n) => n as usize == pa.len(),
+            Err(Error::Conflict(_)) => false, // a first order above the limit
+            Err(e) => return Err(e),
+        };
+        if !within {
+            return Ok(false);
+        }
+        let users: Vec<i64> = batch.iter().map(|(_, o)| o.user_id.0).collect();
+        let activities: Vec<i64> = batch.iter().map(|(_, o)| o.activity_id.0).collect();
+        let qty: Vec<i32> = batch.iter().map(|(_, o)| o.quantity as i32).collect();
+        let amount: Vec<i64> = batch.iter().map(|(_, o)| o.amount.0).collect();
+        let status: Vec<&str> = batch.iter().map(|(_, o)| o.status.as_str()).collect();
+        let expires: Vec<Timestamp> = batch.iter().map(|(_, o)| o.expires_at).collect();
+        let created: Vec<Timestamp> = batch.iter().map(|(_, o)| o.created_at).collect();
+        let updated: Vec<Timestamp> = batch.iter().map(|(_, o)| o.updated_at).collect();
+        tx.execute(
+            "INSERT INTO orders (id, hold_id, user_id, activity_id, quantity, amount, status,
+                 expires_at, created_at, updated_at)
+             SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[],
+                 $5::INT[], $6::BIGINT[], $7::TEXT[], $8::TIMESTAMPTZ[], $9::TIMESTAMPTZ[],
+                 $10::TIMESTAMPTZ[])",
+            &[
+                &ids,
+                &holds,
+                &users,
+                &activities,
+                &qty,
+                &amount,
+                &status,
+                &expires,
+                &created,
+                &updated,
+            ],
+        )
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+}
+
 #[async_trait]
 impl OrderRepo for PgStore {
     async fn create_from_hold(&self, message_id: &str, o: &Order) -> Result<CreateOrder> {
@@ -474,6 +593,21 @@ impl OrderRepo for PgStore {
         .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         Ok(CreateOrder::Created(o.clone()))
+    }
+
+    async fn create_from_holds(&self, batch: &[(String, Order)]) -> Result<Vec<CreateOrder>> {
+        if batch.len() > 1 && self.try_batch(batch).await? {
+            return Ok(batch
+                .iter()
+                .map(|(_, o)| CreateOrder::Created(o.clone()))
+                .collect());
+        }
+        // One at a time: a single order, or a batch that met a duplicate or a guard.
+        let mut out = Vec::with_capacity(batch.len());
+        for (message_id, o) in batch {
+            out.push(self.create_from_hold(message_id, o).await?);
+        }
+        Ok(out)
     }
 
     async fn order(&self, id: OrderId) -> Result<Option<Order>> {

@@ -129,7 +129,7 @@ pub async fn sale(fixture: &Fixture, spec: SaleSpec) -> Sale {
         payment_timeout: Duration::from_secs(600),
         batch_size: spec.batch_size,
         reconcile_grace: Duration::from_secs(60),
-        activity_cache_ttl: Duration::ZERO,
+        activity_cache_ttl: Duration::from_millis(200),
         // Backends that lease on real time (Redis streams) hand lapsed entries back quickly.
         outbox_lease: Duration::from_millis(50),
         ..EngineConfig::default()
