@@ -77,3 +77,239 @@ async fn ten_thousand_buyers_with_postgres_and_redis_stock() {
     };
     race::ten_thousand_buyers(&with_pg("pg+redis", pg, Some(redis))).await;
 }
+
+/// The stock backend "rewound" (a reserver that skips the stock check lets every buyer through):
+/// the database still never sells more than the stock, and the refused holds are released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rewound_stock_backend_cannot_oversell_the_database() {
+    let Some(pg) = service_url("SECKILL_TEST_PG_URL") else {
+        return;
+    };
+    let broken = Fixture {
+        name: "pg+broken-stock",
+        make: Arc::new(move |clock, provider| {
+            let pg = pg.clone();
+            Box::pin(async move {
+                let mut b = (Fixture::broken_memory().make)(clock, provider).await;
+                let repos = support::pg_repos_at(&pg).await;
+                b.users = repos.users;
+                b.catalog = repos.catalog;
+                b.orders = repos.orders;
+                b.payments = repos.payments;
+                b
+            })
+        }),
+    };
+    race::ten_thousand_buyers_catch_a_broken_reserver(&broken).await;
+}
+
+mod order_transaction {
+    use super::support::pg_repos;
+    use chrono::{Duration as CDuration, Utc};
+    use seckill_core::domain::*;
+    use seckill_core::repo::CreateOrder;
+    use seckill_core::Error;
+
+    async fn setup(repos: &seckill_core::registry::Repos, total: u32) -> Activity {
+        let now = Utc::now();
+        let p = Product {
+            id: ProductId(seckill_core::conformance::unique_id()),
+            name: "p".into(),
+            description: String::new(),
+            list_price: Money(100),
+            created_at: now,
+        };
+        repos.catalog.insert_product(&p).await.unwrap();
+        let a = Activity {
+            id: ActivityId(seckill_core::conformance::unique_id()),
+            product_id: p.id,
+            title: "a".into(),
+            price: Money(100),
+            total_stock: total,
+            sold: 0,
+            per_user_limit: 100,
+            starts_at: now - CDuration::minutes(1),
+            ends_at: now + CDuration::hours(1),
+            cancelled: false,
+            created_at: now,
+        };
+        repos.catalog.insert_activity(&a).await.unwrap();
+        a
+    }
+
+    fn order(a: &Activity, hold: i64, user: i64) -> Order {
+        let now = Utc::now();
+        Order {
+            id: OrderId(hold + 1_000_000),
+            hold_id: HoldId(hold),
+            user_id: UserId(user),
+            activity_id: a.id,
+            quantity: 1,
+            amount: Money(100),
+            status: OrderStatus::PendingPayment,
+            expires_at: now + CDuration::minutes(15),
+            payment_id: None,
+            cancel_reason: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Retries what PostgreSQL aborted (a deadlock between batches in opposite orders), as a
+    /// redelivery would.
+    async fn with_retry(
+        repos: &seckill_core::registry::Repos,
+        batch: &[(String, Order)],
+    ) -> Vec<CreateOrder> {
+        for _ in 0..20 {
+            match repos.orders.create_from_holds(batch).await {
+                Ok(v) => return v,
+                Err(e @ Error::Unavailable { .. }) => eprintln!("retrying: {e}"),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("no progress")
+    }
+
+    /// Duplicated and reordered deliveries of the same holds, by concurrent workers (batches
+    /// in opposite orders, single deliveries, different message ids): exactly one order each.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn duplicate_and_reordered_deliveries_make_exactly_one_order_per_hold() {
+        let Some(repos) = pg_repos().await else {
+            return;
+        };
+        let a = setup(&repos, 1_000).await;
+        let base = seckill_core::conformance::unique_id() % 1_000_000_000;
+        let holds: Vec<i64> = (0..40).map(|i| base + i).collect();
+        let mut tasks = Vec::new();
+        for worker in 0..8 {
+            let repos = repos.clone();
+            let a = a.clone();
+            let mut mine: Vec<(String, Order)> = holds
+                .iter()
+                .map(|h| (format!("hold-{h}"), order(&a, *h, h % 7)))
+                .collect();
+            if worker % 2 == 1 {
+                mine.reverse();
+            }
+            if worker >= 6 {
+                // Different message ids for the same holds (a relay re-published them).
+                for (m, _) in &mut mine {
+                    m.push_str("-again");
+                }
+            }
+            tasks.push(tokio::spawn(async move {
+                if worker == 4 {
+                    let mut out = Vec::new();
+                    for item in &mine {
+                        out.extend(with_retry(&repos, std::slice::from_ref(item)).await);
+                    }
+                    out
+                } else {
+                    with_retry(&repos, &mine).await
+                }
+            }));
+        }
+        let mut created = std::collections::HashMap::new();
+        for t in tasks {
+            for o in t.await.unwrap() {
+                match o {
+                    CreateOrder::Created(o) => *created.entry(o.hold_id).or_insert(0) += 1,
+                    CreateOrder::Duplicate(_) => {}
+                    CreateOrder::Rejected(r) => panic!("unexpected rejection {r:?}"),
+                }
+            }
+        }
+        assert_eq!(created.len(), holds.len());
+        assert!(created.values().all(|n| *n == 1), "{created:?}");
+        let orders = repos.orders.activity_orders(a.id).await.unwrap();
+        assert_eq!(orders.len(), holds.len());
+        assert_eq!(
+            repos.catalog.activity(a.id).await.unwrap().unwrap().sold,
+            holds.len() as u32
+        );
+    }
+}
+
+/// Payment and timeout race for the same orders on separate connections: exactly one wins
+/// each order, and a payment that lost ends refunded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pay_and_timeout_race_and_one_wins() {
+    use chrono::Duration as CDuration;
+    use seckill_core::conformance::engine::{sale, SaleSpec};
+    use seckill_core::domain::{OrderStatus, PaymentStatus, UserId};
+    use seckill_core::engine::{BuyOutcome, BuyRequest};
+    let Some(pg) = service_url("SECKILL_TEST_PG_URL") else {
+        return;
+    };
+    let s = sale(
+        &with_pg("pg+memory", pg, None),
+        SaleSpec {
+            total: 30,
+            limit: 1,
+            ..SaleSpec::default()
+        },
+    )
+    .await;
+    let e = &s.engine;
+    let mut w = e.order_worker().await.unwrap();
+    let mut orders = Vec::new();
+    for u in 0..30 {
+        let r = e
+            .buy(BuyRequest {
+                user_id: UserId(u),
+                activity_id: s.activity,
+                quantity: 1,
+                request_id: None,
+            })
+            .await
+            .unwrap();
+        let BuyOutcome::Reserved { order_id, .. } = r else {
+            panic!("{r:?}")
+        };
+        orders.push((UserId(u), order_id));
+    }
+    s.drain(&mut w).await;
+    let mut payments = Vec::new();
+    for (u, o) in &orders {
+        payments.push(e.start_payment(*u, *o).await.unwrap().payment);
+    }
+    // The deadline passes while the buyers pay.
+    s.clock.advance(CDuration::seconds(601));
+    let mut tasks = Vec::new();
+    for ((_, o), p) in orders.iter().zip(&payments) {
+        let (e1, e2) = (e.clone(), e.clone());
+        let (o, cb) = (*o, s.provider.pay(p));
+        tasks.push(tokio::spawn(async move { e1.expire_order(o).await }));
+        tasks.push(tokio::spawn(async move {
+            e2.handle_callback("mock", &cb).await.map(|_| ())
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let (mut paid, mut cancelled) = (0, 0);
+    for ((_, o), p) in orders.iter().zip(&payments) {
+        let order = e.backends().orders.order(*o).await.unwrap().unwrap();
+        let payment = e.backends().payments.payment(p.id).await.unwrap().unwrap();
+        match order.status {
+            OrderStatus::Paid => {
+                paid += 1;
+                assert_eq!(payment.status, PaymentStatus::Succeeded);
+            }
+            OrderStatus::Cancelled => {
+                cancelled += 1;
+                assert_eq!(
+                    payment.status,
+                    PaymentStatus::Refunded,
+                    "a late payment is refunded"
+                );
+            }
+            other => panic!("order {o} ended {other}"),
+        }
+    }
+    assert_eq!(paid + cancelled, orders.len());
+    eprintln!("pay vs timeout: {paid} paid, {cancelled} cancelled and refunded");
+    s.assert_at_rest(orders.iter().map(|(_, o)| *o).collect())
+        .await;
+}

@@ -484,27 +484,34 @@ impl PgStore {
         let expires: Vec<Timestamp> = batch.iter().map(|(_, o)| o.expires_at).collect();
         let created: Vec<Timestamp> = batch.iter().map(|(_, o)| o.created_at).collect();
         let updated: Vec<Timestamp> = batch.iter().map(|(_, o)| o.updated_at).collect();
-        tx.execute(
-            "INSERT INTO orders (id, hold_id, user_id, activity_id, quantity, amount, status,
+        let inserted = tx
+            .execute(
+                "INSERT INTO orders (id, hold_id, user_id, activity_id, quantity, amount, status,
                  expires_at, created_at, updated_at)
              SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[],
                  $5::INT[], $6::BIGINT[], $7::TEXT[], $8::TIMESTAMPTZ[], $9::TIMESTAMPTZ[],
                  $10::TIMESTAMPTZ[])",
-            &[
-                &ids,
-                &holds,
-                &users,
-                &activities,
-                &qty,
-                &amount,
-                &status,
-                &expires,
-                &created,
-                &updated,
-            ],
-        )
-        .await
-        .map_err(map_err)?;
+                &[
+                    &ids,
+                    &holds,
+                    &users,
+                    &activities,
+                    &qty,
+                    &amount,
+                    &status,
+                    &expires,
+                    &created,
+                    &updated,
+                ],
+            )
+            .await
+            .map_err(map_err);
+        match inserted {
+            Ok(_) => {}
+            // A concurrent worker wrote one of these holds first: go row by row.
+            Err(Error::Conflict(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        }
         tx.commit().await.map_err(map_err)?;
         Ok(true)
     }
@@ -582,17 +589,35 @@ impl OrderRepo for PgStore {
         if !within {
             return Ok(CreateOrder::Rejected(OrderRejection::LimitExceeded));
         }
-        // 4. The order (unique hold id).
-        tx.execute(
-            &format!("INSERT INTO orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"),
-            &[&o.id.0, &o.hold_id.0, &o.user_id.0, &o.activity_id.0, &(o.quantity as i32),
-              &o.amount.0, &o.status.as_str(), &o.expires_at, &o.payment_id.map(|p| p.0),
-              &o.cancel_reason.map(cancel_reason_str), &o.created_at, &o.updated_at],
-        )
-        .await
-        .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(CreateOrder::Created(o.clone()))
+        // 4. The order (unique hold id). A concurrent transaction for the same hold (under
+        //    another message id) that committed first makes this insert a unique violation:
+        //    that is a duplicate, answered with the winner's order after rolling back.
+        let inserted = tx
+            .execute(
+                &format!("INSERT INTO orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"),
+                &[&o.id.0, &o.hold_id.0, &o.user_id.0, &o.activity_id.0, &(o.quantity as i32),
+                  &o.amount.0, &o.status.as_str(), &o.expires_at, &o.payment_id.map(|p| p.0),
+                  &o.cancel_reason.map(cancel_reason_str), &o.created_at, &o.updated_at],
+            )
+            .await
+            .map_err(map_err);
+        match inserted {
+            Ok(_) => {
+                tx.commit().await.map_err(map_err)?;
+                Ok(CreateOrder::Created(o.clone()))
+            }
+            Err(Error::Conflict(why)) => {
+                drop(tx); // rolls back the guard's increments
+                match self.order_by_hold(o.hold_id).await? {
+                    Some(winner) => Ok(CreateOrder::Duplicate(winner)),
+                    None => match self.order(o.id).await? {
+                        Some(winner) => Ok(CreateOrder::Duplicate(winner)),
+                        None => Err(Error::Conflict(why)),
+                    },
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn create_from_holds(&self, batch: &[(String, Order)]) -> Result<Vec<CreateOrder>> {
