@@ -196,6 +196,25 @@ pub trait OrderRepo: Send + Sync + std::fmt::Debug {
     async fn change_status(&self, id: OrderId, change: StatusChange) -> Result<StatusChanged>;
     /// Pending orders whose deadline is ≤ `now`, oldest deadline first.
     async fn expired_pending(&self, now: Timestamp, limit: usize) -> Result<Vec<Order>>;
+    /// Cancels (reason `timeout`) up to `limit` pending orders whose deadline is ≤ `now`, as
+    /// compare-and-sets, and returns the ones it cancelled. Concurrent callers never both
+    /// cancel the same order (PostgreSQL claims them with `FOR UPDATE SKIP LOCKED`).
+    async fn cancel_expired(&self, now: Timestamp, limit: usize) -> Result<Vec<Order>> {
+        let mut out = Vec::new();
+        for o in self.expired_pending(now, limit).await? {
+            let change = StatusChange {
+                from: OrderStatus::PendingPayment,
+                to: OrderStatus::Cancelled,
+                at: now,
+                payment_id: None,
+                cancel_reason: Some(CancelReason::Timeout),
+            };
+            if let StatusChanged::Applied(o) = self.change_status(o.id, change).await? {
+                out.push(o);
+            }
+        }
+        Ok(out)
+    }
     /// Every order of an activity (reconciliation).
     async fn activity_orders(&self, activity: ActivityId) -> Result<Vec<Order>>;
 }

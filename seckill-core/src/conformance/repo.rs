@@ -446,6 +446,56 @@ pub async fn order_batches_match_one_at_a_time(b: &Backend) {
     assert_eq!(b.catalog.activity(a.id).await.unwrap().unwrap().sold, 5);
 }
 
+/// Concurrent sweeps cancel every expired pending order exactly once and give its units back.
+pub async fn expired_orders_are_cancelled_once(b: &Backend) {
+    let a = activity(b, 100, 100).await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let mut o = order(&a, 1, 1);
+        o.expires_at = t0() + CDuration::minutes(1);
+        b.orders
+            .create_from_hold(&format!("x{i}"), &o)
+            .await
+            .unwrap();
+        ids.push(o.id);
+    }
+    // Another buyer's order with the default deadline (15 minutes), also past at 20.
+    let other = order(&a, 2, 1);
+    b.orders.create_from_hold("other", &other).await.unwrap();
+    ids.push(other.id);
+    let mut sweeps = Vec::new();
+    for _ in 0..4 {
+        let b = b.clone();
+        sweeps.push(tokio::spawn(async move {
+            b.orders
+                .cancel_expired(t0() + CDuration::minutes(20), 100)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut cancelled = Vec::new();
+    for s in sweeps {
+        cancelled.extend(
+            s.await
+                .unwrap()
+                .into_iter()
+                .filter(|o| o.activity_id == a.id),
+        );
+    }
+    let mut got: Vec<OrderId> = cancelled.iter().map(|o| o.id).collect();
+    got.sort();
+    let before = got.len();
+    got.dedup();
+    assert_eq!(before, got.len(), "an order was cancelled twice");
+    ids.sort();
+    assert_eq!(got, ids);
+    assert!(cancelled
+        .iter()
+        .all(|o| o.status == OrderStatus::Cancelled
+            && o.cancel_reason == Some(CancelReason::Timeout)));
+    assert_eq!(b.catalog.activity(a.id).await.unwrap().unwrap().sold, 0);
+}
+
 /// Stamps out every case of this suite as a test for a backend.
 #[macro_export]
 macro_rules! repo_conformance {
@@ -459,6 +509,7 @@ macro_rules! repo_conformance {
             lists_filter_and_paginate,
             payments_record_once,
             order_batches_match_one_at_a_time,
+            expired_orders_are_cancelled_once,
         );
     };
 }

@@ -117,16 +117,24 @@ impl Engine {
         Ok(items.len())
     }
 
-    /// The safety net behind the delay queue: expires pending orders past their deadline that
-    /// the queue missed. Returns how many it looked at.
+    /// The safety net behind the delay queue: cancels pending orders past their deadline that
+    /// the queue missed (each by exactly one sweeper), releases their holds and drops their
+    /// deadlines. Returns how many it cancelled.
     pub async fn sweep_expired(&self) -> Result<usize> {
-        let orders = self
-            .backends()
+        let b = self.backends();
+        let orders = b
             .orders
-            .expired_pending(self.now(), self.config().batch_size)
+            .cancel_expired(self.now(), self.config().batch_size)
             .await?;
+        self.metrics()
+            .orders_cancelled
+            .fetch_add(orders.len() as u64, Ordering::Relaxed);
         for o in &orders {
-            self.expire_order(o.id).await?;
+            self.crash_point(CrashPoint::AfterCancel)?;
+            self.release_order(o).await?;
+            b.delay
+                .cancel(&self.config().timeout_queue, &o.id.to_string())
+                .await?;
         }
         Ok(orders.len())
     }

@@ -746,6 +746,43 @@ impl OrderRepo for PgStore {
         .collect()
     }
 
+    async fn cancel_expired(&self, now: Timestamp, limit: usize) -> Result<Vec<Order>> {
+        let c = self.client().await?;
+        // One statement: claim the oldest expired pending orders no one else holds, cancel
+        // them, and give their units back to the activities and the buyers' counts.
+        c.query(
+            &format!(
+                "WITH picked AS (
+                     SELECT id FROM orders
+                     WHERE status = 'pending_payment' AND expires_at <= $1
+                     ORDER BY expires_at, id LIMIT $2
+                     FOR UPDATE SKIP LOCKED),
+                 o AS (
+                     UPDATE orders SET status = 'cancelled', cancel_reason = 'timeout',
+                         updated_at = $1
+                     FROM picked WHERE orders.id = picked.id AND orders.status = 'pending_payment'
+                     RETURNING orders.*),
+                 a AS (
+                     UPDATE activities SET sold = activities.sold - x.q
+                     FROM (SELECT activity_id, sum(quantity)::INT AS q FROM o GROUP BY activity_id) x
+                     WHERE activities.id = x.activity_id),
+                 u AS (
+                     UPDATE activity_user_units SET units = activity_user_units.units - x.q
+                     FROM (SELECT activity_id, user_id, sum(quantity)::INT AS q FROM o
+                           GROUP BY activity_id, user_id) x
+                     WHERE activity_user_units.activity_id = x.activity_id
+                       AND activity_user_units.user_id = x.user_id)
+                 SELECT {ORDER_COLUMNS} FROM o"
+            ),
+            &[&now, &(limit as i64)],
+        )
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(order)
+        .collect()
+    }
+
     async fn activity_orders(&self, a: ActivityId) -> Result<Vec<Order>> {
         let c = self.client().await?;
         c.query(
