@@ -44,6 +44,12 @@ enum Cmd {
         /// Activity id.
         id: String,
     },
+    /// Apply the database migrations (embedded in this binary) to a PostgreSQL database.
+    Migrate {
+        /// The database (e.g. postgres://user@host/db); defaults to the server's setting.
+        #[arg(long, env = "SECKILL_BACKENDS__DATABASE", hide_env_values = true)]
+        database: String,
+    },
     /// Check an activity's stock against the database (admin); `--repair` fixes leftovers.
     Reconcile {
         /// Activity id.
@@ -93,7 +99,28 @@ impl Client {
     }
 }
 
+fn migrate(url: &str) -> Result<Value, Failure> {
+    use seckill_core::registry::BackendUrl;
+    let url = BackendUrl::parse(url)
+        .map_err(|e| Failure::Refused(json!({ "message": e.to_string(), "code": 2 })))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Unreachable(e.to_string()))?;
+    rt.block_on(async {
+        let pool = seckill_store::postgres::pool(&url)
+            .map_err(|e| Failure::Refused(json!({ "message": e.to_string(), "code": 2 })))?;
+        let applied = seckill_store::postgres::migrate(&pool)
+            .await
+            .map_err(|e| Failure::Unreachable(e.to_string()))?;
+        Ok(json!({ "code": 0, "data": { "applied": applied, "database": url.to_string() } }))
+    })
+}
+
 fn run(cli: &Cli) -> Result<Value, Failure> {
+    if let Cmd::Migrate { database } = &cli.cmd {
+        return migrate(database);
+    }
     let c = Client {
         base: cli.server.clone(),
         token: cli.token.clone(),
@@ -108,6 +135,7 @@ fn run(cli: &Cli) -> Result<Value, Failure> {
             "/api/v1/user/login",
             Some(json!({ "username": username, "password": password })),
         ),
+        Cmd::Migrate { .. } => unreachable!("handled above"),
         Cmd::Activities => c.call("GET", "/api/v1/seckill/activities?page_size=100", None),
         Cmd::Status { id } => c.call(
             "GET",
@@ -132,6 +160,7 @@ fn summary(cmd: &Cmd, v: &Value) -> String {
     let d = &v["data"];
     match cmd {
         Cmd::Health => format!("ready: {} ({})", d["ready"], d["checks"]),
+        Cmd::Migrate { .. } => format!("migrated {}: applied {}", d["database"], d["applied"]),
         Cmd::Login { .. } => d["token"].as_str().unwrap_or_default().to_string(),
         Cmd::Activities => d["items"]
             .as_array()

@@ -56,9 +56,9 @@ pub fn map_pool_err(e: deadpool_postgres::PoolError) -> Error {
     }
 }
 
-/// Opens a pool for `postgres://user[:password]@host[:port]/db[?schema=NAME&…]`. `schema`
-/// sets the search path of every connection (tests use one schema each); other parameters go to
-/// the driver.
+/// Opens a pool for `postgres://user[:password]@host[:port]/db[?schema=NAME&migrate=false&…]`.
+/// `schema` sets the search path of every connection (tests use one schema each); `migrate` is
+/// read by [`register`]; other parameters go to the driver.
 pub fn pool(url: &BackendUrl) -> Result<Pool, Error> {
     let raw = url.expose();
     let (base, query) = raw.split_once('?').unwrap_or((raw, ""));
@@ -74,6 +74,7 @@ pub fn pool(url: &BackendUrl) -> Result<Pool, Error> {
             Some(("schema", _)) => {
                 return Err(Error::invalid("schema must be letters, digits and '_'"))
             }
+            Some(("migrate", _)) => {}
             _ => rest.push(pair),
         }
     }
@@ -104,13 +105,23 @@ pub fn pool(url: &BackendUrl) -> Result<Pool, Error> {
         .map_err(|e| Error::invalid(format!("PostgreSQL pool: {e}")))
 }
 
-/// Registers `postgres://` (and `postgresql://`) for the repositories. Migrations run at
-/// connect (idempotent, serialized by an advisory lock).
+/// Whether the URL asks to migrate at connect (`migrate=false` turns it off; default on).
+pub fn migrates_at_connect(url: &BackendUrl) -> bool {
+    !url.expose()
+        .split_once('?')
+        .is_some_and(|(_, q)| q.split('&').any(|p| p == "migrate=false"))
+}
+
+/// Registers `postgres://` (and `postgresql://`) for the repositories. Unless the URL says
+/// `migrate=false` (then run `seckill migrate`), migrations run at connect (idempotent,
+/// serialized by an advisory lock).
 pub fn register(r: &mut Registry) {
     for scheme in ["postgres", "postgresql"] {
         r.database.register(scheme, |u, _| async move {
             let pool = pool(&u)?;
-            migrate(&pool).await?;
+            if migrates_at_connect(&u) {
+                migrate(&pool).await?;
+            }
             let s = Arc::new(PgStore::new(pool));
             Ok(Repos {
                 users: s.clone(),

@@ -429,7 +429,6 @@ impl PgStore {
         if existing.is_some() {
             return Ok(false);
         }
-        // The guard, per activity: sold + the batch's units <= total_stock.
         let mut per_activity: BTreeMap<i64, i32> = BTreeMap::new();
         let mut per_user: BTreeMap<(i64, i64), i32> = BTreeMap::new();
         for (_, o) in batch {
@@ -437,34 +436,18 @@ impl PgStore {
             *per_user.entry((o.activity_id.0, o.user_id.0)).or_default() += o.quantity as i32;
         }
         let (acts, units): (Vec<i64>, Vec<i32>) = per_activity.into_iter().unzip();
-        let limits = tx
-            .query(
-                "UPDATE activities a SET sold = a.sold + x.n
-                 FROM unnest($1::BIGINT[], $2::INT[]) AS x(id, n)
-                 WHERE a.id = x.id AND a.sold + x.n <= a.total_stock
-                 RETURNING a.id, a.per_user_limit",
-                &[&acts, &units],
-            )
-            .await
-            .map_err(map_err)?;
-        if limits.len() != acts.len() {
-            return Ok(false);
-        }
-        let (lim_acts, lims): (Vec<i64>, Vec<i32>) = limits
-            .iter()
-            .map(|r| (r.get::<_, i64>(0), r.get::<_, i32>(1)))
-            .unzip();
+        // The per-user limit (the row's CHECK enforces it too).
         let (pairs, pair_units): (Vec<(i64, i64)>, Vec<i32>) = per_user.into_iter().unzip();
         let (pa, pu): (Vec<i64>, Vec<i64>) = pairs.into_iter().unzip();
         let within = match tx
             .execute(
                 "INSERT INTO activity_user_units AS u (activity_id, user_id, units, per_user_limit)
-                 SELECT x.a, x.u, x.n, l.lim
+                 SELECT x.a, x.u, x.n, a.per_user_limit
                  FROM unnest($1::BIGINT[], $2::BIGINT[], $3::INT[]) AS x(a, u, n)
-                 JOIN unnest($4::BIGINT[], $5::INT[]) AS l(a, lim) ON l.a = x.a
+                 JOIN activities a ON a.id = x.a
                  ON CONFLICT (activity_id, user_id) DO UPDATE SET units = u.units + EXCLUDED.units
                  WHERE u.units + EXCLUDED.units <= u.per_user_limit",
-                &[&pa, &pu, &pair_units, &lim_acts, &lims],
+                &[&pa, &pu, &pair_units],
             )
             .await
             .map_err(map_err)
@@ -511,6 +494,20 @@ impl PgStore {
             // A concurrent worker wrote one of these holds first: go row by row.
             Err(Error::Conflict(_)) => return Ok(false),
             Err(e) => return Err(e),
+        }
+        // The guard, per activity: sold + the batch's units <= total_stock. Last, so the
+        // activity's row lock is held only for this update and the commit, not the inserts.
+        let guarded = tx
+            .execute(
+                "UPDATE activities a SET sold = a.sold + x.n
+                 FROM unnest($1::BIGINT[], $2::INT[]) AS x(id, n)
+                 WHERE a.id = x.id AND a.sold + x.n <= a.total_stock",
+                &[&acts, &units],
+            )
+            .await
+            .map_err(map_err)?;
+        if guarded as usize != acts.len() {
+            return Ok(false);
         }
         tx.commit().await.map_err(map_err)?;
         Ok(true)
