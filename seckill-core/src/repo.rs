@@ -233,8 +233,10 @@ pub enum PaymentRecorded {
 /// Payments.
 ///
 /// Contract: provider transaction ids are unique; `record_result` is a compare-and-set from
-/// `pending` that is idempotent for the same transaction id; `mark_refunded` moves `succeeded →
-/// refunded` once (a second call returns `false`).
+/// `pending` that is idempotent for the same transaction id, and records a success as
+/// `RefundDue` when another payment of the same order already succeeded (an order has at most
+/// one `Succeeded` payment); `mark_refunded` moves `succeeded | refund_due → refunded` once (a
+/// second call returns `false`).
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait PaymentRepo: Send + Sync + std::fmt::Debug {
@@ -252,7 +254,7 @@ pub trait PaymentRepo: Send + Sync + std::fmt::Debug {
         status: PaymentStatus,
         at: Timestamp,
     ) -> Result<PaymentRecorded>;
-    /// `succeeded → refunded`; `true` if it changed now.
+    /// `succeeded | refund_due → refunded`; `true` if it changed now.
     async fn mark_refunded(&self, id: PaymentId, at: Timestamp) -> Result<bool>;
     /// Payments in a status, oldest first (reconciliation).
     async fn payments_in(&self, status: PaymentStatus, limit: usize) -> Result<Vec<Payment>>;

@@ -393,6 +393,7 @@ pub async fn payments_record_once(b: &Backend) {
     ));
     let q = mk(p.order_id);
     b.payments.insert_payment(&q).await.unwrap();
+    let txn_q = format!("txn-{}", id());
     assert!(matches!(
         b.payments
             .record_result(q.id, &txn, PaymentStatus::Succeeded, at)
@@ -404,6 +405,18 @@ pub async fn payments_record_once(b: &Backend) {
         b.payments.order_payments(p.order_id).await.unwrap().len(),
         2
     );
+    // A second payment of the same order succeeding: recorded, but as a refund due (an order
+    // has at most one succeeded payment).
+    match b
+        .payments
+        .record_result(q.id, &txn_q, PaymentStatus::Succeeded, at)
+        .await
+        .unwrap()
+    {
+        PaymentRecorded::Applied(x) => assert_eq!(x.status, PaymentStatus::RefundDue),
+        other => panic!("{other:?}"),
+    }
+    assert!(b.payments.mark_refunded(q.id, at).await.unwrap());
     assert!(b.payments.mark_refunded(p.id, at).await.unwrap());
     assert!(!b.payments.mark_refunded(p.id, at).await.unwrap());
     assert_eq!(

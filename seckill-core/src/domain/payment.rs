@@ -14,6 +14,9 @@ pub enum PaymentStatus {
     Succeeded,
     /// The provider reported a failure.
     Failed,
+    /// The provider took the money, but the order is already paid by another payment: it must
+    /// go back. (An order has at most one `Succeeded` payment.)
+    RefundDue,
     /// The money went back (a late payment for a cancelled order, a second payment for a paid
     /// order, or a refund of a paid order).
     Refunded,

@@ -144,15 +144,16 @@ impl Engine {
     /// Brings a recorded payment's order in line with it: pays the order, or refunds the
     /// payment. Idempotent; the reconciler calls it for every succeeded payment.
     pub async fn settle(&self, payment: &Payment) -> Result<CallbackOutcome> {
-        match payment.status {
-            PaymentStatus::Failed | PaymentStatus::Pending => return Ok(CallbackOutcome::Failed),
-            PaymentStatus::Refunded => return Ok(CallbackOutcome::Refunded),
-            PaymentStatus::Succeeded => {}
-        }
         let b = self.backends();
         let Some(mut order) = b.orders.order(payment.order_id).await? else {
             return Err(Error::not_found(format!("order {}", payment.order_id)));
         };
+        match payment.status {
+            PaymentStatus::Failed | PaymentStatus::Pending => return Ok(CallbackOutcome::Failed),
+            PaymentStatus::Refunded => return Ok(CallbackOutcome::Refunded),
+            PaymentStatus::RefundDue => return self.refund(payment, &order).await,
+            PaymentStatus::Succeeded => {}
+        }
         loop {
             match order.status {
                 OrderStatus::PendingPayment => {

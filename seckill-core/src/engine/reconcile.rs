@@ -220,6 +220,14 @@ impl Engine {
                 n += 1;
             }
         }
+        for p in b
+            .payments
+            .payments_in(PaymentStatus::RefundDue, 10_000)
+            .await?
+        {
+            self.settle(&p).await?;
+            n += 1;
+        }
         let ps = b
             .payments
             .payments_in(PaymentStatus::Succeeded, 10_000)

@@ -335,18 +335,31 @@ impl PaymentRepo for MemoryStore {
             });
         }
         p.status = status;
+        let order = p.order_id;
         p.provider_txn_id = Some(txn_id.to_string());
         p.callbacks_seen += 1;
         p.updated_at = at;
-        let p = p.clone();
         t.txn_ids.insert(txn_id.to_string(), id);
-        Ok(PaymentRecorded::Applied(p))
+        let other_succeeded = t
+            .payments
+            .values()
+            .any(|q| q.order_id == order && q.id != id && q.status == PaymentStatus::Succeeded);
+        let p = t.payments.get_mut(&id).expect("read above");
+        if status == PaymentStatus::Succeeded && other_succeeded {
+            p.status = PaymentStatus::RefundDue;
+        }
+        Ok(PaymentRecorded::Applied(p.clone()))
     }
 
     async fn mark_refunded(&self, id: PaymentId, at: Timestamp) -> Result<bool> {
         let mut t = self.t.lock();
         match t.payments.get_mut(&id) {
-            Some(p) if p.status == PaymentStatus::Succeeded => {
+            Some(p)
+                if matches!(
+                    p.status,
+                    PaymentStatus::Succeeded | PaymentStatus::RefundDue
+                ) =>
+            {
                 p.status = PaymentStatus::Refunded;
                 p.updated_at = at;
                 Ok(true)

@@ -6,7 +6,10 @@ use deadpool_postgres::Pool;
 use seckill_core::Result;
 
 /// Every migration: (version, SQL).
-pub const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_init.sql")),
+    (2, include_str!("migrations/0002_one_succeeded_payment.sql")),
+];
 
 const LOCK_KEY: i64 = 0x005e_c411_0001;
 

@@ -133,6 +133,7 @@ fn payment_status_str(s: PaymentStatus) -> &'static str {
         PaymentStatus::Succeeded => "succeeded",
         PaymentStatus::Failed => "failed",
         PaymentStatus::Refunded => "refunded",
+        PaymentStatus::RefundDue => "refund_due",
     }
 }
 
@@ -149,6 +150,7 @@ fn payment(r: &Row) -> Result<Payment> {
             "succeeded" => PaymentStatus::Succeeded,
             "failed" => PaymentStatus::Failed,
             "refunded" => PaymentStatus::Refunded,
+            "refund_due" => PaymentStatus::RefundDue,
             other => return Err(bad("payment status", other)),
         },
         provider_txn_id: r.get("provider_txn_id"),
@@ -887,6 +889,26 @@ impl PaymentRepo for PgStore {
             tx.commit().await.map_err(map_err)?;
             return Ok(PaymentRecorded::Duplicate(payment(&r)?));
         }
+        // At most one succeeded payment per order (a partial unique index): a success for an
+        // order that already has one is recorded as a refund due. The order's row lock
+        // serializes concurrent callbacks of its payments.
+        tx.execute(
+            "SELECT 1 FROM orders WHERE id = $1 FOR UPDATE",
+            &[&p.order_id.0],
+        )
+        .await
+        .map_err(map_err)?;
+        let other = tx
+            .query_opt(
+                "SELECT 1 FROM payments WHERE order_id = $1 AND id <> $2 AND status = 'succeeded'",
+                &[&p.order_id.0, &id.0],
+            )
+            .await
+            .map_err(map_err)?;
+        let status = match (status, other) {
+            (PaymentStatus::Succeeded, Some(_)) => PaymentStatus::RefundDue,
+            (s, _) => s,
+        };
         let r = tx
             .query_one(
                 "UPDATE payments SET status = $2, provider_txn_id = $3,
@@ -905,7 +927,7 @@ impl PaymentRepo for PgStore {
         let n = c
             .execute(
                 "UPDATE payments SET status = 'refunded', updated_at = $2
-                 WHERE id = $1 AND status = 'succeeded'",
+                 WHERE id = $1 AND status IN ('succeeded', 'refund_due')",
                 &[&id.0, &at],
             )
             .await
