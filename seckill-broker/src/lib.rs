@@ -1,12 +1,40 @@
 //! # seckill-broker
 //!
 //! The message brokers of seckill-rs behind the `MessageBroker` trait, each behind its own
-//! cargo feature (none in the default build): Kafka (`kafka`, rdkafka with its bundled
-//! librdkafka), RabbitMQ (`amqp`, lapin) and Redis Streams (`redis-stream`). They pass the
-//! broker conformance suite of `seckill-core`.
+//! cargo feature: Redis Streams (`redis-stream`, default: `redis-stream://…`) now; Kafka
+//! (`kafka`, rdkafka with its bundled librdkafka) and RabbitMQ (`amqp`, lapin) with the rest of
+//! issue 5. They pass the broker conformance suite of `seckill-core`.
 //!
-//! Status: no backend is compiled in yet; they land with their issues (see README.md). Until
-//! then `memory://`, in `seckill-core`, is the only scheme, and the server's registry is
-//! `seckill_core::registry::Registry::with_memory()`.
+//! [`register`] adds the URL schemes of the compiled features to a
+//! [`seckill_core::registry::Registry`].
 
 #![warn(missing_docs)]
+
+#[cfg(feature = "redis-stream")]
+pub mod redis_stream;
+
+/// Deliveries of a message before it goes to its dead-letter topic.
+pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
+/// How long a delivery may stay unacked before another consumer gets it.
+pub const DEFAULT_REDELIVER_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Adds the schemes of the compiled features (`redis-stream://`) to `registry`.
+pub fn register(registry: &mut seckill_core::registry::Registry) {
+    #[cfg(feature = "redis-stream")]
+    registry.broker.register("redis-stream", |u, _| async move {
+        // The same URL shape as redis:// (host, db, ?prefix=).
+        let url = seckill_core::registry::BackendUrl::parse(&u.expose().replacen(
+            "redis-stream://",
+            "redis://",
+            1,
+        ))?;
+        let t = seckill_store::redis::connect(&url).await?;
+        Ok(std::sync::Arc::new(redis_stream::RedisStreamBroker::new(
+            t,
+            DEFAULT_MAX_DELIVERIES,
+            DEFAULT_REDELIVER_AFTER,
+        ))
+            as std::sync::Arc<dyn seckill_core::MessageBroker>)
+    });
+    let _ = registry;
+}

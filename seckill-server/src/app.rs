@@ -59,6 +59,7 @@ pub async fn build(config: Config) -> anyhow_like::Result<Server> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut registry = Registry::with_memory();
     seckill_store::register(&mut registry);
+    seckill_broker::register(&mut registry);
     let backends = registry
         .build(
             &config.backends,

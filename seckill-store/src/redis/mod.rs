@@ -9,7 +9,7 @@ mod idempotency;
 mod lock;
 mod rate_limit;
 mod stock;
-mod values;
+pub mod values;
 
 pub use conn::{connect, map_err, RedisConn, RedisTarget};
 pub use delay::RedisDelayQueue;
