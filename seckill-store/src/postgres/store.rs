@@ -12,6 +12,7 @@ use seckill_core::repo::{
     PaymentRecorded, PaymentRepo, StatusChange, StatusChanged, UserRepo,
 };
 use seckill_core::{Error, Result, Timestamp};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 /// The PostgreSQL repositories.
@@ -34,6 +35,62 @@ impl PgStore {
 
     async fn client(&self) -> Result<Object> {
         self.pool.get().await.map_err(map_pool_err)
+    }
+
+    /// At most one row, mapped.
+    async fn one<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        f: impl Fn(&Row) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let c = self.client().await?;
+        c.query_opt(sql, params)
+            .await
+            .map_err(map_err)?
+            .map(|r| f(&r))
+            .transpose()
+    }
+
+    /// Every row, mapped.
+    async fn many<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        f: impl Fn(&Row) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let c = self.client().await?;
+        c.query(sql, params)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(f)
+            .collect()
+    }
+
+    /// One page of a whole table in `order`, with the table's row count.
+    async fn paged<T>(
+        &self,
+        table: &str,
+        order: &str,
+        p: PageRequest,
+        f: impl Fn(&Row) -> Result<T>,
+    ) -> Result<Page<T>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                &format!("SELECT * FROM {table} ORDER BY {order} LIMIT $1 OFFSET $2"),
+                &[&i64::from(p.page_size), &(p.offset() as i64)],
+            )
+            .await
+            .map_err(map_err)?;
+        let total: i64 = c
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+            .map_err(map_err)?
+            .get(0);
+        let items = rows.iter().map(f).collect::<Result<_>>()?;
+        Ok(page(items, total, p))
     }
 }
 
@@ -68,18 +125,18 @@ fn user(r: &Row) -> Result<User> {
     })
 }
 
-fn product(r: &Row) -> Product {
-    Product {
+fn product(r: &Row) -> Result<Product> {
+    Ok(Product {
         id: ProductId(r.get("id")),
         name: r.get("name"),
         description: r.get("description"),
         list_price: Money(r.get("list_price")),
         created_at: r.get("created_at"),
-    }
+    })
 }
 
-fn activity(r: &Row) -> Activity {
-    Activity {
+fn activity(r: &Row) -> Result<Activity> {
+    Ok(Activity {
         id: ActivityId(r.get("id")),
         product_id: ProductId(r.get("product_id")),
         title: r.get("title"),
@@ -91,7 +148,7 @@ fn activity(r: &Row) -> Activity {
         ends_at: r.get("ends_at"),
         cancelled: r.get("cancelled"),
         created_at: r.get("created_at"),
-    }
+    })
 }
 
 fn cancel_reason_str(c: CancelReason) -> &'static str {
@@ -186,21 +243,17 @@ impl UserRepo for PgStore {
     }
 
     async fn user(&self, id: UserId) -> Result<Option<User>> {
-        let c = self.client().await?;
-        c.query_opt("SELECT * FROM users WHERE id = $1", &[&id.0])
+        self.one("SELECT * FROM users WHERE id = $1", &[&id.0], user)
             .await
-            .map_err(map_err)?
-            .map(|r| user(&r))
-            .transpose()
     }
 
     async fn user_by_name(&self, username: &str) -> Result<Option<User>> {
-        let c = self.client().await?;
-        c.query_opt("SELECT * FROM users WHERE username = $1", &[&username])
-            .await
-            .map_err(map_err)?
-            .map(|r| user(&r))
-            .transpose()
+        self.one(
+            "SELECT * FROM users WHERE username = $1",
+            &[&username],
+            user,
+        )
+        .await
     }
 
     async fn update_user(&self, u: &User) -> Result<()> {
@@ -250,34 +303,12 @@ impl CatalogRepo for PgStore {
     }
 
     async fn product(&self, id: ProductId) -> Result<Option<Product>> {
-        let c = self.client().await?;
-        Ok(
-            c.query_opt("SELECT * FROM products WHERE id = $1", &[&id.0])
-                .await
-                .map_err(map_err)?
-                .map(|r| product(&r)),
-        )
+        self.one("SELECT * FROM products WHERE id = $1", &[&id.0], product)
+            .await
     }
 
     async fn list_products(&self, p: PageRequest) -> Result<Page<Product>> {
-        let c = self.client().await?;
-        let rows = c
-            .query(
-                "SELECT *, count(*) OVER () AS total FROM products ORDER BY id DESC
-                 LIMIT $1 OFFSET $2",
-                &[&i64::from(p.page_size), &(p.offset() as i64)],
-            )
-            .await
-            .map_err(map_err)?;
-        let total = match rows.first() {
-            Some(r) => r.get("total"),
-            None => c
-                .query_one("SELECT count(*) FROM products", &[])
-                .await
-                .map_err(map_err)?
-                .get(0),
-        };
-        Ok(page(rows.iter().map(product).collect(), total, p))
+        self.paged("products", "id DESC", p, product).await
     }
 
     async fn insert_activity(&self, a: &Activity) -> Result<()> {
@@ -309,34 +340,13 @@ impl CatalogRepo for PgStore {
     }
 
     async fn activity(&self, id: ActivityId) -> Result<Option<Activity>> {
-        let c = self.client().await?;
-        Ok(
-            c.query_opt("SELECT * FROM activities WHERE id = $1", &[&id.0])
-                .await
-                .map_err(map_err)?
-                .map(|r| activity(&r)),
-        )
+        self.one("SELECT * FROM activities WHERE id = $1", &[&id.0], activity)
+            .await
     }
 
     async fn list_activities(&self, p: PageRequest) -> Result<Page<Activity>> {
-        let c = self.client().await?;
-        let rows = c
-            .query(
-                "SELECT *, count(*) OVER () AS total FROM activities
-                 ORDER BY starts_at DESC, id DESC LIMIT $1 OFFSET $2",
-                &[&i64::from(p.page_size), &(p.offset() as i64)],
-            )
+        self.paged("activities", "starts_at DESC, id DESC", p, activity)
             .await
-            .map_err(map_err)?;
-        let total = match rows.first() {
-            Some(r) => r.get("total"),
-            None => c
-                .query_one("SELECT count(*) FROM activities", &[])
-                .await
-                .map_err(map_err)?
-                .get(0),
-        };
-        Ok(page(rows.iter().map(activity).collect(), total, p))
     }
 
     async fn update_activity(&self, a: &Activity) -> Result<()> {
@@ -635,27 +645,13 @@ impl OrderRepo for PgStore {
     }
 
     async fn order(&self, id: OrderId) -> Result<Option<Order>> {
-        let c = self.client().await?;
-        c.query_opt(
-            &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"),
-            &[&id.0],
-        )
-        .await
-        .map_err(map_err)?
-        .map(|r| order(&r))
-        .transpose()
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1");
+        self.one(&sql, &[&id.0], order).await
     }
 
     async fn order_by_hold(&self, hold: HoldId) -> Result<Option<Order>> {
-        let c = self.client().await?;
-        c.query_opt(
-            &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE hold_id = $1"),
-            &[&hold.0],
-        )
-        .await
-        .map_err(map_err)?
-        .map(|r| order(&r))
-        .transpose()
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE hold_id = $1");
+        self.one(&sql, &[&hold.0], order).await
     }
 
     async fn list_orders(&self, f: &OrderFilter, p: PageRequest) -> Result<Page<Order>> {
@@ -729,20 +725,12 @@ impl OrderRepo for PgStore {
     }
 
     async fn expired_pending(&self, now: Timestamp, limit: usize) -> Result<Vec<Order>> {
-        let c = self.client().await?;
-        c.query(
-            &format!(
-                "SELECT {ORDER_COLUMNS} FROM orders
-                 WHERE status = 'pending_payment' AND expires_at <= $1
-                 ORDER BY expires_at, id LIMIT $2"
-            ),
-            &[&now, &(limit as i64)],
-        )
-        .await
-        .map_err(map_err)?
-        .iter()
-        .map(order)
-        .collect()
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders
+             WHERE status = 'pending_payment' AND expires_at <= $1
+             ORDER BY expires_at, id LIMIT $2"
+        );
+        self.many(&sql, &[&now, &(limit as i64)], order).await
     }
 
     async fn cancel_expired(&self, now: Timestamp, limit: usize) -> Result<Vec<Order>> {
@@ -783,16 +771,8 @@ impl OrderRepo for PgStore {
     }
 
     async fn activity_orders(&self, a: ActivityId) -> Result<Vec<Order>> {
-        let c = self.client().await?;
-        c.query(
-            &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE activity_id = $1 ORDER BY id"),
-            &[&a.0],
-        )
-        .await
-        .map_err(map_err)?
-        .iter()
-        .map(order)
-        .collect()
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE activity_id = $1 ORDER BY id");
+        self.many(&sql, &[&a.0], order).await
     }
 }
 
@@ -824,25 +804,13 @@ impl PaymentRepo for PgStore {
     }
 
     async fn payment(&self, id: PaymentId) -> Result<Option<Payment>> {
-        let c = self.client().await?;
-        c.query_opt("SELECT * FROM payments WHERE id = $1", &[&id.0])
+        self.one("SELECT * FROM payments WHERE id = $1", &[&id.0], payment)
             .await
-            .map_err(map_err)?
-            .map(|r| payment(&r))
-            .transpose()
     }
 
     async fn order_payments(&self, o: OrderId) -> Result<Vec<Payment>> {
-        let c = self.client().await?;
-        c.query(
-            "SELECT * FROM payments WHERE order_id = $1 ORDER BY id",
-            &[&o.0],
-        )
-        .await
-        .map_err(map_err)?
-        .iter()
-        .map(payment)
-        .collect()
+        let sql = "SELECT * FROM payments WHERE order_id = $1 ORDER BY id";
+        self.many(sql, &[&o.0], payment).await
     }
 
     async fn record_result(
@@ -946,15 +914,12 @@ impl PaymentRepo for PgStore {
     }
 
     async fn payments_in(&self, status: PaymentStatus, limit: usize) -> Result<Vec<Payment>> {
-        let c = self.client().await?;
-        c.query(
-            "SELECT * FROM payments WHERE status = $1 ORDER BY id LIMIT $2",
+        let sql = "SELECT * FROM payments WHERE status = $1 ORDER BY id LIMIT $2";
+        self.many(
+            sql,
             &[&payment_status_str(status), &(limit as i64)],
+            payment,
         )
         .await
-        .map_err(map_err)?
-        .iter()
-        .map(payment)
-        .collect()
     }
 }
