@@ -1,15 +1,18 @@
 //! # seckill-broker
 //!
 //! The message brokers of seckill-rs behind the `MessageBroker` trait, each behind its own
-//! cargo feature: Redis Streams (`redis-stream`, default: `redis-stream://…`) now; Kafka
-//! (`kafka`, rdkafka with its bundled librdkafka) and RabbitMQ (`amqp`, lapin) with the rest of
-//! issue 5. They pass the broker conformance suite of `seckill-core`.
+//! cargo feature: Redis Streams (`redis-stream`, default: `redis-stream://…`) and RabbitMQ
+//! (`amqp`, lapin, not in the default build yet: `amqp://…?groups=…`); Kafka (`kafka`, rdkafka
+//! with its bundled librdkafka) comes with the rest of issue 5. They pass the broker
+//! conformance suite of `seckill-core`.
 //!
 //! [`register`] adds the URL schemes of the compiled features to a
 //! [`seckill_core::registry::Registry`].
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "amqp")]
+pub mod amqp;
 #[cfg(feature = "redis-stream")]
 pub mod redis_stream;
 
@@ -18,8 +21,13 @@ pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
 /// How long a delivery may stay unacked before another consumer gets it.
 pub const DEFAULT_REDELIVER_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Adds the schemes of the compiled features (`redis-stream://`) to `registry`.
+/// Adds the schemes of the compiled features (`redis-stream://`, `amqp://`) to `registry`.
 pub fn register(registry: &mut seckill_core::registry::Registry) {
+    #[cfg(feature = "amqp")]
+    registry.broker.register("amqp", |u, _| async move {
+        Ok(amqp::AmqpBroker::connect(&u, DEFAULT_MAX_DELIVERIES).await?
+            as std::sync::Arc<dyn seckill_core::MessageBroker>)
+    });
     #[cfg(feature = "redis-stream")]
     registry.broker.register("redis-stream", |u, _| async move {
         // The same URL shape as redis:// (host, db, ?prefix=).

@@ -1,0 +1,432 @@
+//! [`AmqpBroker`] (`amqp://user:pass@host:5672/%2f?groups=a,b&prefix=NAME`): RabbitMQ.
+//!
+//! - A topic is a durable fanout exchange; a consumer group is a durable **quorum** queue bound
+//!   to it. RabbitMQ keeps messages only for queues that exist, so the groups named in the URL
+//!   (`groups=`, e.g. `order-workers`) get their queues declared before anything is published:
+//!   they receive every message, including those published before their first subscribe. A
+//!   group not named there receives what is published after its first subscribe.
+//! - Publishing uses publisher confirms with `mandatory`: an unroutable message (a topic with no
+//!   group queue yet) is an error, never a silent ack. A batch is published, then all its
+//!   confirms are awaited together.
+//! - Messages are persistent. Consumers ack manually with a prefetch; a nack requeues; a
+//!   dropped subscription closes its channel, which requeues what it had not acked.
+//! - After `max_deliveries` deliveries the quorum queue dead-letters a message
+//!   (`x-delivery-limit`) to the exchange of `<topic>.dlq`, whose groups are declared alike.
+
+use async_trait::async_trait;
+use futures::{FutureExt, StreamExt};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::publisher_confirm::Confirmation;
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use seckill_core::broker::{Delivery, Message, MessageBroker, Subscription};
+use seckill_core::registry::BackendUrl;
+use seckill_core::{Error, Result};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+fn map_err(e: lapin::Error) -> Error {
+    match e {
+        lapin::Error::IOError(_)
+        | lapin::Error::InvalidChannelState(_)
+        | lapin::Error::InvalidConnectionState(_) => Error::Unavailable {
+            backend: "rabbitmq",
+            message: e.to_string(),
+        },
+        other => Error::backend("rabbitmq", other),
+    }
+}
+
+/// The RabbitMQ broker.
+pub struct AmqpBroker {
+    conn: Arc<Connection>,
+    publisher: Mutex<Channel>,
+    prefix: String,
+    groups: Vec<String>,
+    max_deliveries: u32,
+    declared: Mutex<HashSet<(String, String)>>,
+}
+
+impl std::fmt::Debug for AmqpBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpBroker")
+            .field("prefix", &self.prefix)
+            .field("groups", &self.groups)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AmqpBroker {
+    /// Connects; `groups=` and `prefix=` are read from the URL and removed before connecting.
+    pub async fn connect(url: &BackendUrl, max_deliveries: u32) -> Result<Arc<Self>> {
+        let raw = url.expose();
+        let (base, query) = raw.split_once('?').unwrap_or((raw, ""));
+        let (mut groups, mut prefix, mut rest) = (Vec::new(), "seckill".to_string(), Vec::new());
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("groups", g)) => {
+                    groups = g
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                }
+                Some(("prefix", p)) if !p.is_empty() => prefix = p.to_string(),
+                _ => rest.push(pair),
+            }
+        }
+        let uri = if rest.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", rest.join("&"))
+        };
+        let conn = tokio::time::timeout(
+            Duration::from_secs(5),
+            Connection::connect(&uri, ConnectionProperties::default()),
+        )
+        .await
+        .map_err(|_| Error::Unavailable {
+            backend: "rabbitmq",
+            message: format!("connecting to {url} timed out"),
+        })?
+        .map_err(map_err)?;
+        let publisher = conn.create_channel().await.map_err(map_err)?;
+        publisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(map_err)?;
+        Ok(Arc::new(Self {
+            conn: Arc::new(conn),
+            publisher: Mutex::new(publisher),
+            prefix,
+            groups,
+            max_deliveries: max_deliveries.max(1),
+            declared: Mutex::new(HashSet::new()),
+        }))
+    }
+
+    fn exchange(&self, topic: &str) -> String {
+        format!("{}.{topic}", self.prefix)
+    }
+
+    fn queue(&self, topic: &str, group: &str) -> String {
+        format!("{}.{topic}.{group}", self.prefix)
+    }
+
+    /// Declares the topic's exchange and the group's quorum queue (with its dead-letter
+    /// exchange), once per process.
+    async fn declare(&self, ch: &Channel, topic: &str, group: &str) -> Result<()> {
+        let key = (topic.to_string(), group.to_string());
+        if self.declared.lock().await.contains(&key) {
+            return Ok(());
+        }
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        ch.exchange_declare(
+            &self.exchange(topic),
+            ExchangeKind::Fanout,
+            durable,
+            FieldTable::default(),
+        )
+        .await
+        .map_err(map_err)?;
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString(LongString::from("quorum")),
+        );
+        if !topic.ends_with(".dlq") {
+            let dlq = format!("{topic}.dlq");
+            ch.exchange_declare(
+                &self.exchange(&dlq),
+                ExchangeKind::Fanout,
+                durable,
+                FieldTable::default(),
+            )
+            .await
+            .map_err(map_err)?;
+            args.insert(
+                "x-delivery-limit".into(),
+                AMQPValue::LongInt(self.max_deliveries.saturating_sub(1) as i32),
+            );
+            args.insert(
+                "x-dead-letter-exchange".into(),
+                AMQPValue::LongString(LongString::from(self.exchange(&dlq))),
+            );
+        }
+        let q = self.queue(topic, group);
+        ch.queue_declare(
+            &q,
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            args,
+        )
+        .await
+        .map_err(map_err)?;
+        ch.queue_bind(
+            &q,
+            &self.exchange(topic),
+            "",
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(map_err)?;
+        self.declared.lock().await.insert(key);
+        Ok(())
+    }
+
+    /// Declares the topic with the URL's groups (and their dead-letter queues).
+    async fn declare_topic(&self, ch: &Channel, topic: &str) -> Result<()> {
+        for g in &self.groups {
+            self.declare(ch, topic, g).await?;
+            if !topic.ends_with(".dlq") {
+                self.declare(ch, &format!("{topic}.dlq"), g).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn properties(m: &Message) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "seckill-key".into(),
+        AMQPValue::LongString(LongString::from(m.key.clone())),
+    );
+    for (k, v) in &m.headers {
+        headers.insert(
+            ShortString::from(k.clone()),
+            AMQPValue::LongString(LongString::from(v.clone())),
+        );
+    }
+    BasicProperties::default()
+        .with_delivery_mode(2) // persistent
+        .with_headers(headers)
+}
+
+fn text(v: &AMQPValue) -> Option<String> {
+    match v {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
+        _ => None,
+    }
+}
+
+fn count(v: &AMQPValue) -> Option<u32> {
+    Some(match v {
+        AMQPValue::LongLongInt(n) => *n as u32,
+        AMQPValue::LongInt(n) => *n as u32,
+        AMQPValue::LongUInt(n) => *n,
+        AMQPValue::ShortInt(n) => *n as u32,
+        AMQPValue::ShortShortInt(n) => *n as u32,
+        _ => return None,
+    })
+}
+
+#[async_trait]
+impl MessageBroker for AmqpBroker {
+    async fn publish(&self, topic: &str, message: Message) -> Result<()> {
+        self.publish_batch(topic, vec![message]).await
+    }
+
+    async fn publish_batch(&self, topic: &str, messages: Vec<Message>) -> Result<()> {
+        let ch = self.publisher.lock().await;
+        self.declare_topic(&ch, topic).await?;
+        let mut confirms = Vec::with_capacity(messages.len());
+        for m in &messages {
+            let mandatory = BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            };
+            confirms.push(
+                ch.basic_publish(
+                    &self.exchange(topic),
+                    "",
+                    mandatory,
+                    &m.payload,
+                    properties(m),
+                )
+                .await
+                .map_err(map_err)?,
+            );
+        }
+        for c in confirms {
+            match c.await.map_err(map_err)? {
+                Confirmation::Ack(None) | Confirmation::NotRequested => {}
+                Confirmation::Ack(Some(_)) => {
+                    return Err(Error::conflict(format!(
+                        "message to topic {topic:?} is unroutable: no group queue is bound \
+                         (name the groups in the URL: ?groups=…)"
+                    )))
+                }
+                Confirmation::Nack(_) => {
+                    return Err(Error::Unavailable {
+                        backend: "rabbitmq",
+                        message: "the broker refused a message (nack)".into(),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn subscribe(&self, topic: &str, group: &str) -> Result<Box<dyn Subscription>> {
+        if topic.is_empty() || group.is_empty() {
+            return Err(Error::invalid("topic and group must not be empty"));
+        }
+        let ch = self.conn.create_channel().await.map_err(map_err)?;
+        self.declare(&ch, topic, group).await?;
+        ch.basic_qos(256, BasicQosOptions::default())
+            .await
+            .map_err(map_err)?;
+        let consumer = ch
+            .basic_consume(
+                &self.queue(topic, group),
+                &format!("c-{:016x}", rand::random::<u64>()),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(Box::new(AmqpSubscription { ch, consumer }))
+    }
+
+    async fn lag(&self, topic: &str, group: &str) -> Result<u64> {
+        // A passive declare of a missing queue closes its channel: use a throwaway one.
+        let ch = self.conn.create_channel().await.map_err(map_err)?;
+        let q = ch
+            .queue_declare(
+                &self.queue(topic, group),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await;
+        let n = match q {
+            Ok(q) => u64::from(q.message_count()),
+            Err(_) => 0, // no such queue: nothing waits for this group
+        };
+        let _ = ch.close(200, "lag checked").await;
+        Ok(n)
+    }
+}
+
+impl Drop for AmqpBroker {
+    fn drop(&mut self) {
+        // Close the connection (and every channel on it) even without a runtime at hand.
+        let conn = self.conn.clone();
+        std::thread::spawn(move || {
+            let _ = futures::executor::block_on(conn.close(200, "broker dropped"));
+        });
+    }
+}
+
+struct AmqpSubscription {
+    ch: Channel,
+    consumer: lapin::Consumer,
+}
+
+impl AmqpSubscription {
+    fn delivery(d: lapin::message::Delivery) -> Delivery {
+        let mut headers = BTreeMap::new();
+        let mut key = String::new();
+        let mut attempt = 1;
+        if let Some(h) = d.properties.headers() {
+            for (k, v) in h.inner() {
+                match k.as_str() {
+                    "seckill-key" => key = text(v).unwrap_or_default(),
+                    "x-delivery-count" => attempt = count(v).unwrap_or(0) + 1,
+                    other => {
+                        if let Some(t) = text(v) {
+                            headers.insert(other.to_string(), t);
+                        }
+                    }
+                }
+            }
+        }
+        if d.redelivered && attempt == 1 {
+            attempt = 2;
+        }
+        Delivery {
+            tag: d.delivery_tag.to_string(),
+            message: Message {
+                key,
+                payload: d.data,
+                headers,
+            },
+            attempt,
+        }
+    }
+}
+
+#[async_trait]
+impl Subscription for AmqpSubscription {
+    async fn fetch(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
+        let mut out = Vec::new();
+        let first = match tokio::time::timeout(wait, self.consumer.next()).await {
+            Err(_) | Ok(None) => return Ok(out),
+            Ok(Some(d)) => d.map_err(map_err)?,
+        };
+        out.push(Self::delivery(first));
+        while out.len() < max.max(1) {
+            match self.consumer.next().now_or_never() {
+                Some(Some(d)) => out.push(Self::delivery(d.map_err(map_err)?)),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ack(&mut self, tags: &[String]) -> Result<()> {
+        for t in tags {
+            let tag: u64 = t
+                .parse()
+                .map_err(|_| Error::invalid(format!("delivery tag {t:?}")))?;
+            self.ch
+                .basic_ack(tag, BasicAckOptions::default())
+                .await
+                .map_err(map_err)?;
+        }
+        Ok(())
+    }
+
+    async fn nack(&mut self, tag: &str) -> Result<()> {
+        let tag: u64 = tag
+            .parse()
+            .map_err(|_| Error::invalid(format!("delivery tag {tag:?}")))?;
+        self.ch
+            .basic_nack(
+                tag,
+                BasicNackOptions {
+                    requeue: true,
+                    ..BasicNackOptions::default()
+                },
+            )
+            .await
+            .map_err(map_err)
+    }
+}
+
+impl Drop for AmqpSubscription {
+    fn drop(&mut self) {
+        // Closing the channel requeues every delivery it had not acked.
+        let ch = self.ch.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = ch.close(200, "subscription dropped").await;
+            });
+        }
+    }
+}
