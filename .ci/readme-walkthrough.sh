@@ -4,16 +4,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bin=${1:-target/debug/seckill-server}
+bin=${1:-${CARGO_TARGET_DIR:-target}/debug/seckill-server}
+[ -x "$bin" ] || { echo "no server binary at $bin (build it first: cargo build -p seckill-server)"; exit 1; }
 log=$(mktemp)
 "$bin" > "$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -f "$log"' EXIT
 
-for _ in $(seq 1 100); do
-  curl -sf http://127.0.0.1:8080/health > /dev/null && break
+up=no
+for _ in $(seq 1 300); do
+  if curl -sf http://127.0.0.1:8080/health > /dev/null; then up=yes; break; fi
+  kill -0 $pid 2>/dev/null || break
   sleep 0.1
 done
+if [ "$up" != yes ]; then
+  echo "the server did not come up on 127.0.0.1:8080"; tail -n 30 "$log"; exit 1
+fi
 
 # The shell block under "## A purchase, with curl".
 script=$(awk '/^## A purchase, with curl/ {on=1} on && /^```sh/ {inblk=1; next} inblk && /^```/ {exit} inblk {print}' README.md)
