@@ -118,9 +118,6 @@ fn migrate(url: &str) -> Result<Value, Failure> {
 }
 
 fn run(cli: &Cli) -> Result<Value, Failure> {
-    if let Cmd::Migrate { database } = &cli.cmd {
-        return migrate(database);
-    }
     let c = Client {
         base: cli.server.clone(),
         token: cli.token.clone(),
@@ -135,7 +132,7 @@ fn run(cli: &Cli) -> Result<Value, Failure> {
             "/api/v1/user/login",
             Some(json!({ "username": username, "password": password })),
         ),
-        Cmd::Migrate { .. } => unreachable!("handled above"),
+        Cmd::Migrate { database } => migrate(database),
         Cmd::Activities => c.call("GET", "/api/v1/seckill/activities?page_size=100", None),
         Cmd::Status { id } => c.call(
             "GET",
