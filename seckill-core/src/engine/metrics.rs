@@ -1,8 +1,6 @@
 //! Counters and histograms the engine keeps, with the names of the seed spec. The server renders
 //! them in Prometheus text format ([`EngineMetrics::render_prometheus`]).
 
-use parking_lot::Mutex;
-use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -73,8 +71,9 @@ pub struct EngineMetrics {
     pub requests: AtomicU64,
     /// `seckill_success_total`: buys that reserved.
     pub successes: AtomicU64,
-    /// `seckill_fail_reason{reason}`: rejected buys by reason.
-    pub fail_reasons: Mutex<BTreeMap<&'static str, u64>>,
+    /// `seckill_fail_reason{reason}`: rejected buys by reason, one lock-free counter per
+    /// reason of [`FAIL_REASONS`] (counted on the sold-out hot path).
+    fail_reasons: [AtomicU64; FAIL_REASONS.len()],
     /// `order_create_duration_seconds`: hold reserved → order committed.
     pub order_create: Histogram,
     /// `seckill_orders_created_total`.
@@ -91,10 +90,38 @@ pub struct EngineMetrics {
     pub payments_refunded: AtomicU64,
 }
 
+/// Every `reason` label of `seckill_fail_reason`.
+pub const FAIL_REASONS: [&str; 12] = [
+    "unknown_activity",
+    "not_started",
+    "ended",
+    "cancelled",
+    "not_warmed_up",
+    "sold_out",
+    "insufficient_stock",
+    "limit_exceeded",
+    "rate_limited",
+    "invalid_request",
+    "idempotency_mismatch",
+    "error",
+];
+
 impl EngineMetrics {
-    /// Counts a rejected buy.
-    pub fn fail(&self, reason: &'static str) {
-        *self.fail_reasons.lock().entry(reason).or_insert(0) += 1;
+    /// Counts a rejected buy (`reason` from [`FAIL_REASONS`]; anything else counts as `error`).
+    pub fn fail(&self, reason: &str) {
+        let i = FAIL_REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(FAIL_REASONS.len() - 1);
+        self.fail_reasons[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Rejected buys counted for `reason`.
+    pub fn failures(&self, reason: &str) -> u64 {
+        FAIL_REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(0, |i| self.fail_reasons[i].load(Ordering::Relaxed))
     }
 
     /// Appends all metrics in Prometheus text format.
@@ -148,8 +175,11 @@ impl EngineMetrics {
             out,
             "# HELP seckill_fail_reason Rejected buys by reason.\n# TYPE seckill_fail_reason counter"
         );
-        for (reason, n) in self.fail_reasons.lock().iter() {
-            let _ = writeln!(out, "seckill_fail_reason{{reason=\"{reason}\"}} {n}");
+        for (reason, n) in FAIL_REASONS.iter().zip(&self.fail_reasons) {
+            let n = n.load(Ordering::Relaxed);
+            if n > 0 {
+                let _ = writeln!(out, "seckill_fail_reason{{reason=\"{reason}\"}} {n}");
+            }
         }
         self.order_create.render(
             out,
@@ -157,5 +187,42 @@ impl EngineMetrics {
             "Time from reserve to committed order.",
             "",
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_buy_rejection_has_a_counter() {
+        use crate::engine::BuyRejection as R;
+        let m = EngineMetrics::default();
+        let all = [
+            R::UnknownActivity,
+            R::NotStarted,
+            R::Ended,
+            R::Cancelled,
+            R::NotWarmedUp,
+            R::SoldOut,
+            R::InsufficientStock { available: 1 },
+            R::LimitExceeded { held: 1, limit: 1 },
+            R::RateLimited {
+                retry_after: std::time::Duration::from_millis(1),
+            },
+        ];
+        for r in all {
+            assert!(FAIL_REASONS.contains(&r.reason()), "{}", r.reason());
+            m.fail(r.reason());
+            assert_eq!(m.failures(r.reason()), 1);
+        }
+        m.fail("sold_out");
+        let mut out = String::new();
+        m.render_prometheus(&mut out);
+        assert!(
+            out.contains("seckill_fail_reason{reason=\"sold_out\"} 2"),
+            "{out}"
+        );
+        assert!(!out.contains("reason=\"error\""), "{out}");
     }
 }

@@ -27,7 +27,7 @@ mod runner;
 mod warmup;
 
 pub use buy::{BuyOutcome, BuyRejection, BuyRequest};
-pub use metrics::{EngineMetrics, Histogram};
+pub use metrics::{EngineMetrics, Histogram, FAIL_REASONS};
 pub use order_worker::OrderWorker;
 pub use pay::{CallbackOutcome, PaymentStarted, Settlement};
 pub use reconcile::{Issue, ReconcileReport};
