@@ -219,6 +219,18 @@ pub trait OrderRepo: Send + Sync + std::fmt::Debug {
     async fn activity_orders(&self, activity: ActivityId) -> Result<Vec<Order>>;
 }
 
+/// Refuses a result [`PaymentRepo::record_result`] does not take (only `Succeeded` and
+/// `Failed` come from a callback). Every backend calls it first.
+pub fn check_callback_status(status: PaymentStatus) -> Result<()> {
+    if matches!(status, PaymentStatus::Succeeded | PaymentStatus::Failed) {
+        Ok(())
+    } else {
+        Err(crate::Error::invalid(
+            "a callback reports succeeded or failed",
+        ))
+    }
+}
+
 /// What [`PaymentRepo::record_result`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PaymentRecorded {

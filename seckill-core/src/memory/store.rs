@@ -6,8 +6,8 @@ use crate::domain::{
     Product, ProductId, User, UserId,
 };
 use crate::repo::{
-    CatalogRepo, CreateOrder, OrderFilter, OrderRejection, OrderRepo, Page, PageRequest,
-    PaymentRecorded, PaymentRepo, StatusChange, StatusChanged, UserRepo,
+    check_callback_status, CatalogRepo, CreateOrder, OrderFilter, OrderRejection, OrderRepo, Page,
+    PageRequest, PaymentRecorded, PaymentRepo, StatusChange, StatusChanged, UserRepo,
 };
 use crate::{Error, Result, Timestamp};
 use async_trait::async_trait;
@@ -315,9 +315,7 @@ impl PaymentRepo for MemoryStore {
         status: PaymentStatus,
         at: Timestamp,
     ) -> Result<PaymentRecorded> {
-        if !matches!(status, PaymentStatus::Succeeded | PaymentStatus::Failed) {
-            return Err(Error::invalid("a callback reports succeeded or failed"));
-        }
+        check_callback_status(status)?;
         let mut t = self.t.lock();
         let owner = t.txn_ids.get(txn_id).copied();
         let Some(p) = t.payments.get_mut(&id) else {

@@ -8,8 +8,8 @@ use seckill_core::domain::{
     PaymentStatus, Product, ProductId, Role, User, UserId,
 };
 use seckill_core::repo::{
-    CatalogRepo, CreateOrder, OrderFilter, OrderRejection, OrderRepo, Page, PageRequest,
-    PaymentRecorded, PaymentRepo, StatusChange, StatusChanged, UserRepo,
+    check_callback_status, CatalogRepo, CreateOrder, OrderFilter, OrderRejection, OrderRepo, Page,
+    PageRequest, PaymentRecorded, PaymentRepo, StatusChange, StatusChanged, UserRepo,
 };
 use seckill_core::{Error, Result, Timestamp};
 use tokio_postgres::types::ToSql;
@@ -35,6 +35,15 @@ impl PgStore {
 
     async fn client(&self) -> Result<Object> {
         self.pool.get().await.map_err(map_pool_err)
+    }
+
+    /// One statement; the number of rows it touched.
+    async fn exec(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        self.client()
+            .await?
+            .execute(sql, params)
+            .await
+            .map_err(map_err)
     }
 
     /// At most one row, mapped.
@@ -229,16 +238,13 @@ fn page<T>(items: Vec<T>, total: i64, p: PageRequest) -> Page<T> {
 #[async_trait]
 impl UserRepo for PgStore {
     async fn insert_user(&self, u: &User) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
+        self.exec(
                 "INSERT INTO users (id, username, phone, password_hash, role, token_version, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 &[&u.id.0, &u.username, &u.phone, &u.password_hash, &role_str(u.role),
                   &(u.token_version as i32), &u.created_at],
             )
-            .await
-            .map_err(map_err)?;
+            .await?;
         Ok(())
     }
 
@@ -284,21 +290,18 @@ impl UserRepo for PgStore {
 #[async_trait]
 impl CatalogRepo for PgStore {
     async fn insert_product(&self, p: &Product) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO products (id, name, description, list_price, created_at)
+        self.exec(
+            "INSERT INTO products (id, name, description, list_price, created_at)
                  VALUES ($1, $2, $3, $4, $5)",
-                &[
-                    &p.id.0,
-                    &p.name,
-                    &p.description,
-                    &p.list_price.0,
-                    &p.created_at,
-                ],
-            )
-            .await
-            .map_err(map_err)?;
+            &[
+                &p.id.0,
+                &p.name,
+                &p.description,
+                &p.list_price.0,
+                &p.created_at,
+            ],
+        )
+        .await?;
         Ok(())
     }
 
@@ -312,30 +315,28 @@ impl CatalogRepo for PgStore {
     }
 
     async fn insert_activity(&self, a: &Activity) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO activities (id, product_id, title, price, total_stock, sold,
+        self.exec(
+            "INSERT INTO activities (id, product_id, title, price, total_stock, sold,
                      per_user_limit, starts_at, ends_at, cancelled, created_at)
                  VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10)",
-                &[
-                    &a.id.0,
-                    &a.product_id.0,
-                    &a.title,
-                    &a.price.0,
-                    &(a.total_stock as i32),
-                    &(a.per_user_limit as i32),
-                    &a.starts_at,
-                    &a.ends_at,
-                    &a.cancelled,
-                    &a.created_at,
-                ],
-            )
-            .await
-            .map_err(|e| match map_err(e) {
-                Error::NotFound(_) => Error::not_found(format!("product {}", a.product_id)),
-                other => other,
-            })?;
+            &[
+                &a.id.0,
+                &a.product_id.0,
+                &a.title,
+                &a.price.0,
+                &(a.total_stock as i32),
+                &(a.per_user_limit as i32),
+                &a.starts_at,
+                &a.ends_at,
+                &a.cancelled,
+                &a.created_at,
+            ],
+        )
+        .await
+        .map_err(|e| match e {
+            Error::NotFound(_) => Error::not_found(format!("product {}", a.product_id)),
+            other => other,
+        })?;
         Ok(())
     }
 
@@ -779,27 +780,24 @@ impl OrderRepo for PgStore {
 #[async_trait]
 impl PaymentRepo for PgStore {
     async fn insert_payment(&self, p: &Payment) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO payments (id, order_id, user_id, provider, amount, status,
+        self.exec(
+            "INSERT INTO payments (id, order_id, user_id, provider, amount, status,
                      provider_txn_id, callbacks_seen, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                &[
-                    &p.id.0,
-                    &p.order_id.0,
-                    &p.user_id.0,
-                    &p.provider,
-                    &p.amount.0,
-                    &payment_status_str(p.status),
-                    &p.provider_txn_id,
-                    &(p.callbacks_seen as i32),
-                    &p.created_at,
-                    &p.updated_at,
-                ],
-            )
-            .await
-            .map_err(map_err)?;
+            &[
+                &p.id.0,
+                &p.order_id.0,
+                &p.user_id.0,
+                &p.provider,
+                &p.amount.0,
+                &payment_status_str(p.status),
+                &p.provider_txn_id,
+                &(p.callbacks_seen as i32),
+                &p.created_at,
+                &p.updated_at,
+            ],
+        )
+        .await?;
         Ok(())
     }
 
@@ -820,9 +818,7 @@ impl PaymentRepo for PgStore {
         status: PaymentStatus,
         at: Timestamp,
     ) -> Result<PaymentRecorded> {
-        if !matches!(status, PaymentStatus::Succeeded | PaymentStatus::Failed) {
-            return Err(Error::invalid("a callback reports succeeded or failed"));
-        }
+        check_callback_status(status)?;
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(map_err)?;
         let Some(row) = tx
