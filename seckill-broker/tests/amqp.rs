@@ -2,9 +2,8 @@
 //! (feature `amqp`: `cargo test -p seckill-broker --features amqp`, with
 //! `SECKILL_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f`).
 //!
-//! Status: the broker suite passes. The engine proofs declare fresh quorum queues for every
-//! property-test case and, on a 2-core RabbitMQ, hundreds of quorum queues (a Raft group each)
-//! overload it; they need a per-case teardown of the queues before they join CI.
+//! Every property-test case declares fresh quorum queues (a Raft group each); the fixture's
+//! teardown deletes them after the case, so a small RabbitMQ never holds more than one case's.
 #![cfg(feature = "amqp")]
 
 use seckill_broker::amqp::AmqpBroker;
@@ -13,11 +12,14 @@ use seckill_core::conformance::engine::{machine, race, Fixture};
 use seckill_core::conformance::{service_url, unique_id};
 use seckill_core::engine::Backends;
 use seckill_core::registry::BackendUrl;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 async fn broker_at(url: &str, groups: &str, max_deliveries: u32) -> Arc<AmqpBroker> {
     let sep = if url.contains('?') { '&' } else { '?' };
-    let url = format!("{url}{sep}groups={groups}&prefix=t{}", unique_id());
+    let url = format!(
+        "{url}{sep}groups={groups}&prefix=t{}&expires=600000",
+        unique_id()
+    );
     AmqpBroker::connect(&BackendUrl::parse(&url).unwrap(), max_deliveries)
         .await
         .expect("connect to the test RabbitMQ")
@@ -37,17 +39,26 @@ mod broker_suite {
 }
 
 fn fixture(url: String) -> Fixture {
-    Fixture {
-        name: "rabbitmq",
-        make: Arc::new(move |clock, provider| {
-            let url = url.clone();
-            Box::pin(async move {
-                let mut b = Backends::in_memory(clock, provider);
-                b.broker = broker_at(&url, "order-workers", 5).await;
-                b
-            })
-        }),
-    }
+    let made: Arc<Mutex<Vec<Arc<AmqpBroker>>>> = Arc::default();
+    let teardown = made.clone();
+    Fixture::new("rabbitmq", move |clock, provider| {
+        let (url, made) = (url.clone(), made.clone());
+        Box::pin(async move {
+            let mut b = Backends::in_memory(clock, provider);
+            let broker = broker_at(&url, "order-workers", 5).await;
+            made.lock().unwrap().push(broker.clone());
+            b.broker = broker;
+            b
+        })
+    })
+    .with_teardown(move || {
+        let brokers: Vec<_> = teardown.lock().unwrap().drain(..).collect();
+        Box::pin(async move {
+            for b in brokers {
+                b.delete_declared().await.expect("delete the case's queues");
+            }
+        })
+    })
 }
 
 #[test]

@@ -36,25 +36,22 @@ mod broker_suite {
 }
 
 fn fixture(url: String) -> Fixture {
-    Fixture {
-        name: "redis-stream",
-        make: Arc::new(move |clock, provider| {
-            let url = url.clone();
-            Box::pin(async move {
-                let t = target(&url).await;
-                let mut b = Backends::in_memory(clock, provider);
-                // Short redelivery so a crashed worker's deliveries come back within the test.
-                b.broker = Arc::new(RedisStreamBroker::new(
-                    t.clone(),
-                    5,
-                    Duration::from_millis(50),
-                ));
-                b.stock = Arc::new(RedisStockReserver::new(t.clone(), DEFAULT_MAX_BATCH));
-                b.delay = Arc::new(RedisDelayQueue::new(t));
-                b
-            })
-        }),
-    }
+    Fixture::new("redis-stream", move |clock, provider| {
+        let url = url.clone();
+        Box::pin(async move {
+            let t = target(&url).await;
+            let mut b = Backends::in_memory(clock, provider);
+            // Short redelivery so a crashed worker's deliveries come back within the test.
+            b.broker = Arc::new(RedisStreamBroker::new(
+                t.clone(),
+                5,
+                Duration::from_millis(50),
+            ));
+            b.stock = Arc::new(RedisStockReserver::new(t.clone(), DEFAULT_MAX_BATCH));
+            b.delay = Arc::new(RedisDelayQueue::new(t));
+            b
+        })
+    })
 }
 
 #[test]

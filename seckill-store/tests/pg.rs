@@ -16,27 +16,24 @@ mod repo_suite {
 }
 
 fn with_pg(name: &'static str, pg: String, redis: Option<String>) -> Fixture {
-    Fixture {
-        name,
-        make: Arc::new(move |clock, provider| {
-            let (pg, redis) = (pg.clone(), redis.clone());
-            Box::pin(async move {
-                let repos = support::pg_repos_at(&pg).await;
-                let mut b = Backends::in_memory(clock, provider);
-                b.users = repos.users;
-                b.catalog = repos.catalog;
-                b.orders = repos.orders;
-                b.payments = repos.payments;
-                if let Some(r) = redis {
-                    let t = support::redis_at(&r).await;
-                    b.stock = Arc::new(RedisStockReserver::new(t.clone(), DEFAULT_MAX_BATCH));
-                    b.delay = Arc::new(RedisDelayQueue::new(t.clone()));
-                    b.lock = Arc::new(RedisLock::new(t));
-                }
-                b
-            })
-        }),
-    }
+    Fixture::new(name, move |clock, provider| {
+        let (pg, redis) = (pg.clone(), redis.clone());
+        Box::pin(async move {
+            let repos = support::pg_repos_at(&pg).await;
+            let mut b = Backends::in_memory(clock, provider);
+            b.users = repos.users;
+            b.catalog = repos.catalog;
+            b.orders = repos.orders;
+            b.payments = repos.payments;
+            if let Some(r) = redis {
+                let t = support::redis_at(&r).await;
+                b.stock = Arc::new(RedisStockReserver::new(t.clone(), DEFAULT_MAX_BATCH));
+                b.delay = Arc::new(RedisDelayQueue::new(t.clone()));
+                b.lock = Arc::new(RedisLock::new(t));
+            }
+            b
+        })
+    })
 }
 
 fn cases() -> u32 {
@@ -85,21 +82,18 @@ async fn a_rewound_stock_backend_cannot_oversell_the_database() {
     let Some(pg) = service_url("SECKILL_TEST_PG_URL") else {
         return;
     };
-    let broken = Fixture {
-        name: "pg+broken-stock",
-        make: Arc::new(move |clock, provider| {
-            let pg = pg.clone();
-            Box::pin(async move {
-                let mut b = (Fixture::broken_memory().make)(clock, provider).await;
-                let repos = support::pg_repos_at(&pg).await;
-                b.users = repos.users;
-                b.catalog = repos.catalog;
-                b.orders = repos.orders;
-                b.payments = repos.payments;
-                b
-            })
-        }),
-    };
+    let broken = Fixture::new("pg+broken-stock", move |clock, provider| {
+        let pg = pg.clone();
+        Box::pin(async move {
+            let mut b = (Fixture::broken_memory().make)(clock, provider).await;
+            let repos = support::pg_repos_at(&pg).await;
+            b.users = repos.users;
+            b.catalog = repos.catalog;
+            b.orders = repos.orders;
+            b.payments = repos.payments;
+            b
+        })
+    });
     race::ten_thousand_buyers_catch_a_broken_reserver(&broken).await;
 }
 

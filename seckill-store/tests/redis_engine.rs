@@ -11,24 +11,21 @@ use seckill_store::redis::*;
 use std::sync::Arc;
 
 fn fixture(url: String) -> Fixture {
-    Fixture {
-        name: "redis",
-        make: Arc::new(move |clock, provider| {
-            let url = url.clone();
-            Box::pin(async move {
-                let sep = if url.contains('?') { '&' } else { '?' };
-                let url = BackendUrl::parse(&format!("{url}{sep}prefix=e{}", unique_id())).unwrap();
-                let t = connect(&url).await.expect("connect to the test Redis");
-                let mut b = Backends::in_memory(clock, provider);
-                b.stock = Arc::new(RedisStockReserver::new(t.clone(), DEFAULT_MAX_BATCH));
-                b.delay = Arc::new(RedisDelayQueue::new(t.clone()));
-                b.lock = Arc::new(RedisLock::new(t.clone()));
-                b.rate_limiter = Arc::new(RedisRateLimiter::new(t.clone()));
-                b.idempotency = Arc::new(RedisIdempotencyStore::new(t));
-                b
-            })
-        }),
-    }
+    Fixture::new("redis", move |clock, provider| {
+        let url = url.clone();
+        Box::pin(async move {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            let url = BackendUrl::parse(&format!("{url}{sep}prefix=e{}", unique_id())).unwrap();
+            let t = connect(&url).await.expect("connect to the test Redis");
+            let mut b = Backends::in_memory(clock, provider);
+            b.stock = Arc::new(RedisStockReserver::new(t.clone(), DEFAULT_MAX_BATCH));
+            b.delay = Arc::new(RedisDelayQueue::new(t.clone()));
+            b.lock = Arc::new(RedisLock::new(t.clone()));
+            b.rate_limiter = Arc::new(RedisRateLimiter::new(t.clone()));
+            b.idempotency = Arc::new(RedisIdempotencyStore::new(t));
+            b
+        })
+    })
 }
 
 macro_rules! engine_suite {

@@ -1,4 +1,5 @@
-//! [`AmqpBroker`] (`amqp://user:pass@host:5672/%2f?groups=a,b&prefix=NAME`): RabbitMQ.
+//! [`AmqpBroker`] (`amqp://user:pass@host:5672/%2f?groups=a,b&prefix=NAME&expires=MS`):
+//! RabbitMQ.
 //!
 //! - A topic is a durable fanout exchange; a consumer group is a durable **quorum** queue bound
 //!   to it. RabbitMQ keeps messages only for queues that exist, so the groups named in the URL
@@ -12,12 +13,15 @@
 //!   dropped subscription closes its channel, which requeues what it had not acked.
 //! - After `max_deliveries` deliveries the quorum queue dead-letters a message
 //!   (`x-delivery-limit`) to the exchange of `<topic>.dlq`, whose groups are declared alike.
+//! - `expires=MS` (for temporary namespaces such as tests) makes RabbitMQ delete a queue left
+//!   unused that long (`x-expires`), messages included.
 
 use async_trait::async_trait;
 use futures::{FutureExt, StreamExt};
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::publisher_confirm::Confirmation;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -48,6 +52,7 @@ pub struct AmqpBroker {
     publisher: Mutex<Channel>,
     prefix: String,
     groups: Vec<String>,
+    expires_ms: Option<u32>,
     max_deliveries: u32,
     declared: Mutex<HashSet<(String, String)>>,
 }
@@ -62,11 +67,13 @@ impl std::fmt::Debug for AmqpBroker {
 }
 
 impl AmqpBroker {
-    /// Connects; `groups=` and `prefix=` are read from the URL and removed before connecting.
+    /// Connects; `groups=`, `prefix=` and `expires=` are read from the URL and removed before
+    /// connecting.
     pub async fn connect(url: &BackendUrl, max_deliveries: u32) -> Result<Arc<Self>> {
         let raw = url.expose();
         let (base, query) = raw.split_once('?').unwrap_or((raw, ""));
         let (mut groups, mut prefix, mut rest) = (Vec::new(), "seckill".to_string(), Vec::new());
+        let mut expires_ms = None;
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
                 Some(("groups", g)) => {
@@ -77,6 +84,11 @@ impl AmqpBroker {
                         .collect()
                 }
                 Some(("prefix", p)) if !p.is_empty() => prefix = p.to_string(),
+                Some(("expires", ms)) => {
+                    expires_ms = Some(ms.parse().ok().filter(|ms| *ms > 0).ok_or_else(|| {
+                        Error::invalid(format!("{url}: expires must be milliseconds above 0"))
+                    })?)
+                }
                 _ => rest.push(pair),
             }
         }
@@ -105,6 +117,7 @@ impl AmqpBroker {
             publisher: Mutex::new(publisher),
             prefix,
             groups,
+            expires_ms,
             max_deliveries: max_deliveries.max(1),
             declared: Mutex::new(HashSet::new()),
         }))
@@ -142,6 +155,9 @@ impl AmqpBroker {
             "x-queue-type".into(),
             AMQPValue::LongString(LongString::from("quorum")),
         );
+        if let Some(ms) = self.expires_ms {
+            args.insert("x-expires".into(), AMQPValue::LongUInt(ms));
+        }
         if !topic.ends_with(".dlq") {
             let dlq = format!("{topic}.dlq");
             ch.exchange_declare(
@@ -182,6 +198,30 @@ impl AmqpBroker {
         .await
         .map_err(map_err)?;
         self.declared.lock().await.insert(key);
+        Ok(())
+    }
+
+    /// Deletes every queue and exchange this broker declared, with their messages: for
+    /// temporary namespaces (tests, rehearsal sales), never for a live one.
+    pub async fn delete_declared(&self) -> Result<()> {
+        let declared: Vec<(String, String)> = self.declared.lock().await.drain().collect();
+        let ch = self.conn.create_channel().await.map_err(map_err)?;
+        let mut exchanges = HashSet::new();
+        for (topic, group) in declared {
+            ch.queue_delete(&self.queue(&topic, &group), QueueDeleteOptions::default())
+                .await
+                .map_err(map_err)?;
+            exchanges.insert(self.exchange(&topic));
+            if !topic.ends_with(".dlq") {
+                exchanges.insert(self.exchange(&format!("{topic}.dlq")));
+            }
+        }
+        for x in exchanges {
+            ch.exchange_delete(&x, ExchangeDeleteOptions::default())
+                .await
+                .map_err(map_err)?;
+        }
+        let _ = ch.close(200, "deleted").await;
         Ok(())
     }
 

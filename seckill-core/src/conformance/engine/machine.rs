@@ -390,7 +390,11 @@ pub fn state_machine(fixture: &Fixture, cases: u32) -> Result<(), String> {
     });
     runner
         .run(&proptest::collection::vec(op(), 1..80), |ops| {
-            block_on(run(fixture, ops))
+            block_on(async {
+                let result = run(fixture, ops).await;
+                fixture.tear_down().await;
+                result
+            })
         })
         .map_err(|e| format!("[{}] {e}", fixture.name))
 }

@@ -31,6 +31,12 @@ pub type BackendsFuture = Pin<Box<dyn Future<Output = Backends> + Send>>;
 /// Builds fresh backends on a clock, paying through a provider.
 pub type MakeBackends = dyn Fn(Arc<dyn Clock>, Arc<MockProvider>) -> BackendsFuture + Send + Sync;
 
+/// A future cleaning up after a sale.
+pub type TeardownFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Removes what the sales built so far left on a shared service.
+pub type Teardown = dyn Fn() -> TeardownFuture + Send + Sync;
+
 /// How to build the backends of one sale (called once per case, inside its runtime). The
 /// backends must measure leases on the given clock where they keep time themselves.
 #[derive(Clone)]
@@ -39,6 +45,9 @@ pub struct Fixture {
     pub name: &'static str,
     /// Builds fresh backends (a fresh namespace) on `clock`, paying through `provider`.
     pub make: Arc<MakeBackends>,
+    /// Run after each case (in its runtime, pass or fail): deletes what the case created on a
+    /// service that cannot afford to keep every case's namespace (RabbitMQ's quorum queues).
+    pub teardown: Option<Arc<Teardown>>,
 }
 
 impl std::fmt::Debug for Fixture {
@@ -48,30 +57,52 @@ impl std::fmt::Debug for Fixture {
 }
 
 impl Fixture {
+    /// A fixture building backends with `make`.
+    pub fn new<F>(name: &'static str, make: F) -> Self
+    where
+        F: Fn(Arc<dyn Clock>, Arc<MockProvider>) -> BackendsFuture + Send + Sync + 'static,
+    {
+        Self {
+            name,
+            make: Arc::new(make),
+            teardown: None,
+        }
+    }
+
+    /// Adds a teardown, run after each case.
+    pub fn with_teardown<F>(mut self, teardown: F) -> Self
+    where
+        F: Fn() -> TeardownFuture + Send + Sync + 'static,
+    {
+        self.teardown = Some(Arc::new(teardown));
+        self
+    }
+
+    /// Runs the teardown, if any.
+    pub async fn tear_down(&self) {
+        if let Some(t) = &self.teardown {
+            t().await;
+        }
+    }
+
     /// Every backend in memory.
     pub fn memory() -> Self {
-        Self {
-            name: "memory",
-            make: Arc::new(|clock, provider| {
-                Box::pin(async move { Backends::in_memory(clock, provider) })
-            }),
-        }
+        Self::new("memory", |clock, provider| {
+            Box::pin(async move { Backends::in_memory(clock, provider) })
+        })
     }
 
     /// In memory, with a **deliberately broken** reserver that skips the stock check: the
     /// negative control.
     pub fn broken_memory() -> Self {
-        Self {
-            name: "broken-memory",
-            make: Arc::new(|clock, provider| {
-                Box::pin(async move {
-                    let mut b = Backends::in_memory(clock.clone(), provider);
-                    b.stock = Arc::new(MemoryStockReserver::broken_skipping_stock_check(clock))
-                        as Arc<dyn StockReserver>;
-                    b
-                })
-            }),
-        }
+        Self::new("broken-memory", |clock, provider| {
+            Box::pin(async move {
+                let mut b = Backends::in_memory(clock.clone(), provider);
+                b.stock = Arc::new(MemoryStockReserver::broken_skipping_stock_check(clock))
+                    as Arc<dyn StockReserver>;
+                b
+            })
+        })
     }
 }
 

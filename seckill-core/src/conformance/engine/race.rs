@@ -111,6 +111,8 @@ pub async fn ten_thousand_buyers(fixture: &Fixture) {
         .unwrap();
     assert_eq!(page.total, orders.len() as u64);
     s.assert_at_rest(reserved).await;
+    drop(s);
+    fixture.tear_down().await;
 }
 
 /// The negative control of [`ten_thousand_buyers`]: on a broken fixture the checker must

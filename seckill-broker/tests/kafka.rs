@@ -1,0 +1,64 @@
+//! The Kafka broker runs the broker conformance suite and the engine's never-oversell proofs
+//! (feature `kafka`: `cargo test -p seckill-broker --features kafka`, with
+//! `SECKILL_TEST_KAFKA_BROKERS=127.0.0.1:9092`; `.ci/run` starts tansu there).
+#![cfg(feature = "kafka")]
+
+use seckill_broker::kafka::KafkaBroker;
+use seckill_core::conformance::broker::Backend;
+use seckill_core::conformance::engine::{machine, race, Fixture};
+use seckill_core::conformance::{service_url, unique_id};
+use seckill_core::engine::Backends;
+use seckill_core::registry::BackendUrl;
+use std::sync::Arc;
+
+async fn broker_at(brokers: &str, max_deliveries: u32) -> Arc<KafkaBroker> {
+    // One partition per topic keeps the many small topics of the tests cheap for the broker;
+    // two consumers of a group still share the work between partitions of the `share` case.
+    let url = format!("kafka://{brokers}?partitions=2&prefix=t{}", unique_id());
+    KafkaBroker::connect(&BackendUrl::parse(&url).unwrap(), max_deliveries)
+        .await
+        .expect("connect to the test Kafka")
+}
+
+async fn broker() -> Option<Backend> {
+    let brokers = service_url("SECKILL_TEST_KAFKA_BROKERS")?;
+    Some(Backend {
+        broker: broker_at(&brokers, 3).await,
+        max_deliveries: 3,
+    })
+}
+
+mod broker_suite {
+    use super::*;
+    seckill_core::message_broker_conformance!(broker);
+}
+
+fn fixture(brokers: String) -> Fixture {
+    Fixture::new("kafka", move |clock, provider| {
+        let brokers = brokers.clone();
+        Box::pin(async move {
+            let mut b = Backends::in_memory(clock, provider);
+            b.broker = broker_at(&brokers, 5).await;
+            b
+        })
+    })
+}
+
+#[test]
+fn guarantees_hold_with_kafka() {
+    let Some(brokers) = service_url("SECKILL_TEST_KAFKA_BROKERS") else {
+        return;
+    };
+    let cases = (machine::cases_from_env() / 16).max(12);
+    if let Err(e) = machine::state_machine(&fixture(brokers), cases) {
+        panic!("{e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_thousand_buyers_with_kafka() {
+    let Some(brokers) = service_url("SECKILL_TEST_KAFKA_BROKERS") else {
+        return;
+    };
+    race::ten_thousand_buyers(&fixture(brokers)).await;
+}
