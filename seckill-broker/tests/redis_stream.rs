@@ -1,5 +1,6 @@
 //! The Redis Streams broker runs the broker conformance suite and the engine's never-oversell
-//! proofs (with Redis stock and delay queue).
+//! proofs (with Redis stock and delay queue). Feature `redis-stream`.
+#![cfg(feature = "redis-stream")]
 
 use seckill_broker::redis_stream::RedisStreamBroker;
 use seckill_core::conformance::broker::Backend;

@@ -1,9 +1,16 @@
 //! [`KafkaBroker`] (`kafka://host:9092[,host2:9092]?partitions=N&prefix=NAME`): Kafka, or any
 //! broker speaking its protocol (tansu, Redpanda), through rdkafka and its bundled librdkafka.
+//! Options `producer.<property>=` and `consumer.<property>=` pass librdkafka properties
+//! through (TLS, SASL, tuning).
+//!
+//! **tansu 0.6** answers a fetch that starts inside a record batch with the batches after it,
+//! so a consumer resuming from a committed offset in the middle of a batch would skip the rest
+//! of that batch. Against tansu, publish one message per record batch:
+//! `producer.batch.num.messages=1` (the producer still pipelines requests).
 //!
 //! - A topic is a Kafka topic `<prefix>.<topic>` with `partitions` partitions (default
 //!   [`DEFAULT_PARTITIONS`]), created on first use; a consumer group is the Kafka group
-//!   `<prefix>.<group>`, starting from the earliest offset, so a group receives what was
+//!   `<prefix>.<topic>.<group>` (Kafka rebalances a group across all its topics), starting from the earliest offset, so a group receives what was
 //!   published before its first subscribe.
 //! - Publishing goes through one idempotent producer (`enable.idempotence`, `acks=all`) that
 //!   lingers a few milliseconds to batch: `publish_batch` enqueues every message, then awaits
@@ -31,7 +38,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use seckill_core::broker::{Delivery, Message, MessageBroker, Subscription};
 use seckill_core::registry::BackendUrl;
 use seckill_core::{Error, Result};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,6 +46,8 @@ use std::time::Duration;
 pub const DEFAULT_PARTITIONS: i32 = 3;
 /// The header carrying a message's attempt count across nacks.
 const ATTEMPT: &str = "seckill-attempt";
+/// How long `subscribe` waits for the group to assign the new consumer its partitions.
+const JOIN_WAIT: Duration = Duration::from_secs(3);
 /// How long admin, commit and offset queries may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -85,6 +94,10 @@ struct Settings {
     brokers: String,
     prefix: String,
     partitions: i32,
+    /// librdkafka properties from `producer.<name>=` options.
+    producer: Vec<(String, String)>,
+    /// librdkafka properties from `consumer.<name>=` options.
+    consumer: Vec<(String, String)>,
 }
 
 impl Settings {
@@ -102,6 +115,8 @@ impl Settings {
             brokers,
             prefix: "seckill".into(),
             partitions: DEFAULT_PARTITIONS,
+            producer: Vec::new(),
+            consumer: Vec::new(),
         };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
@@ -115,7 +130,18 @@ impl Settings {
                             Error::invalid(format!("{url}: partitions must be 1 to 1024"))
                         })?
                 }
-                _ => return Err(Error::invalid(format!("{url}: unknown option {pair:?}"))),
+                Some((k, v)) if k.starts_with("producer.") && k.len() > 9 => {
+                    s.producer.push((k[9..].to_string(), v.to_string()))
+                }
+                Some((k, v)) if k.starts_with("consumer.") && k.len() > 9 => {
+                    s.consumer.push((k[9..].to_string(), v.to_string()))
+                }
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "{url}: unknown option {pair:?} (known: prefix, partitions, \
+                         producer.<librdkafka property>, consumer.<librdkafka property>)"
+                    )))
+                }
             }
         }
         Ok(s)
@@ -167,14 +193,17 @@ impl KafkaBroker {
     /// Connects (the producer and the admin client; consumers connect on subscribe).
     pub async fn connect(url: &BackendUrl, max_deliveries: u32) -> Result<Arc<Self>> {
         let settings = Settings::parse(url)?;
-        let producer: FutureProducer = ClientConfig::new()
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", &settings.brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
-            .set("message.timeout.ms", "30000")
-            .create()
-            .map_err(map_err)?;
+            .set("message.timeout.ms", "30000");
+        for (k, v) in &settings.producer {
+            config.set(k, v);
+        }
+        let producer: FutureProducer = config.create().map_err(map_err)?;
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", &settings.brokers)
             .create()
@@ -206,8 +235,10 @@ impl Inner {
         format!("{}.{}", self.settings.prefix, clean(topic))
     }
 
-    fn group_id(&self, group: &str) -> String {
-        format!("{}.{}", self.settings.prefix, clean(group))
+    /// A Kafka group per topic and group: Kafka rebalances a group across all its topics, and
+    /// one topic's consumers must not wait on another's.
+    fn group_id(&self, topic: &str, group: &str) -> String {
+        format!("{}.{}.{}", self.settings.prefix, clean(topic), clean(group))
     }
 
     /// Creates the Kafka topic unless this process knows it exists.
@@ -290,19 +321,20 @@ impl Inner {
         Self::delivered(futures).await
     }
 
-    fn lag_reader(&self, group: &str) -> Result<Arc<BaseConsumer>> {
+    fn lag_reader(&self, topic: &str, group: &str) -> Result<Arc<BaseConsumer>> {
+        let id = self.group_id(topic, group);
         let mut readers = self.lag_readers.lock().expect("lag readers");
-        if let Some(c) = readers.get(group) {
+        if let Some(c) = readers.get(&id) {
             return Ok(c.clone());
         }
         let c: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.settings.brokers)
-            .set("group.id", self.group_id(group))
+            .set("group.id", &id)
             .set("enable.auto.commit", "false")
             .create()
             .map_err(map_err)?;
         let c = Arc::new(c);
-        readers.insert(group.to_string(), c.clone());
+        readers.insert(id, c.clone());
         Ok(c)
     }
 }
@@ -326,20 +358,23 @@ impl MessageBroker for KafkaBroker {
         }
         let name = self.inner.topic_name(topic);
         self.inner.ensure_topic(&name).await?;
-        let consumer: StreamConsumer = ClientConfig::new()
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", &self.inner.settings.brokers)
-            .set("group.id", self.inner.group_id(group))
+            .set("group.id", self.inner.group_id(topic, group))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
             .set("fetch.wait.max.ms", "50")
-            .set("topic.metadata.refresh.interval.ms", "2000")
-            .create()
-            .map_err(map_err)?;
+            .set("topic.metadata.refresh.interval.ms", "2000");
+        for (k, v) in &self.inner.settings.consumer {
+            config.set(k, v);
+        }
+        let consumer: StreamConsumer = config.create().map_err(map_err)?;
         consumer.subscribe(&[&name]).map_err(map_err)?;
-        Ok(Box::new(KafkaSubscription {
+        let mut sub = Box::new(KafkaSubscription {
             consumer: Some(Arc::new(consumer)),
             broker: self.inner.clone(),
             topic: topic.to_string(),
@@ -347,12 +382,15 @@ impl MessageBroker for KafkaBroker {
             held: HashMap::new(),
             unacked: HashMap::new(),
             next: HashMap::new(),
-        }))
+            pending: VecDeque::new(),
+        });
+        sub.join(JOIN_WAIT).await?;
+        Ok(sub)
     }
 
     async fn lag(&self, topic: &str, group: &str) -> Result<u64> {
         let name = self.inner.topic_name(topic);
-        let reader = self.inner.lag_reader(group)?;
+        let reader = self.inner.lag_reader(topic, group)?;
         blocking(move || {
             let meta = match reader.fetch_metadata(Some(&name), TIMEOUT) {
                 Ok(m) => m,
@@ -398,6 +436,8 @@ struct KafkaSubscription {
     unacked: HashMap<i32, BTreeSet<i64>>,
     /// One past the highest offset delivered, per partition.
     next: HashMap<i32, i64>,
+    /// Messages received while waiting for the first assignment, not yet handed out.
+    pending: VecDeque<OwnedMessage>,
 }
 
 struct Held {
@@ -410,6 +450,26 @@ struct Held {
 impl KafkaSubscription {
     fn consumer(&self) -> &Arc<StreamConsumer> {
         self.consumer.as_ref().expect("consumer present until drop")
+    }
+
+    /// Polls until the group gave this consumer its first partitions (or `wait` ran out:
+    /// a group with more members than partitions, or a member that is not polling, delays
+    /// it), keeping what arrives meanwhile. A consumer that leaves before its join completed
+    /// can stay in some coordinators' groups (tansu 0.6) and hold partitions it never reads.
+    async fn join(&mut self, wait: Duration) -> Result<()> {
+        let consumer = self.consumer().clone();
+        let deadline = tokio::time::Instant::now() + wait;
+        while tokio::time::Instant::now() < deadline {
+            if consumer.assignment().map_err(map_err)?.count() > 0 {
+                return Ok(());
+            }
+            if let Ok(Ok(m)) =
+                tokio::time::timeout(Duration::from_millis(20), consumer.recv()).await
+            {
+                self.pending.push_back(m.detach());
+            }
+        }
+        Ok(())
     }
 
     fn take(&mut self, m: OwnedMessage) -> Delivery {
@@ -507,12 +567,21 @@ impl KafkaSubscription {
 impl Subscription for KafkaSubscription {
     async fn fetch(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
         let consumer = self.consumer().clone();
-        let first = match tokio::time::timeout(wait, consumer.recv()).await {
-            Err(_) => return Ok(Vec::new()),
-            Ok(Err(e)) => return Err(map_err(e)),
-            Ok(Ok(m)) => m.detach(),
-        };
-        let mut out = vec![self.take(first)];
+        let mut out = Vec::new();
+        while out.len() < max.max(1) {
+            let Some(m) = self.pending.pop_front() else {
+                break;
+            };
+            out.push(self.take(m));
+        }
+        if out.is_empty() {
+            let first = match tokio::time::timeout(wait, consumer.recv()).await {
+                Err(_) => return Ok(out),
+                Ok(Err(e)) => return Err(map_err(e)),
+                Ok(Ok(m)) => m.detach(),
+            };
+            out.push(self.take(first));
+        }
         while out.len() < max.max(1) {
             match consumer.recv().now_or_never() {
                 Some(Ok(m)) => {

@@ -127,6 +127,27 @@ pub async fn dropped_consumer_redelivers(b: &Backend) {
     ack_all(&mut next, &ds).await;
 }
 
+/// A consumer that acked part of a batch and dropped: the next one gets exactly the rest (this
+/// catches a broker resuming from the wrong place inside a batch).
+pub async fn partly_acked_batch_resumes_after_the_acked(b: &Backend) {
+    let t = topic("resume");
+    let batch: Vec<Message> = (0..10).map(|i| msg("k", &i.to_string())).collect();
+    b.broker.publish_batch(&t, batch).await.unwrap();
+    let mut sub = b.broker.subscribe(&t, "g").await.unwrap();
+    let first = fetch_n(&mut sub, 3).await;
+    assert_eq!(first.iter().map(body).collect::<Vec<_>>(), ["0", "1", "2"]);
+    ack_all(&mut sub, &first).await;
+    drop(sub);
+    let mut next = b.broker.subscribe(&t, "g").await.unwrap();
+    let rest = fetch_n(&mut next, 7).await;
+    assert_eq!(
+        rest.iter().map(body).collect::<Vec<_>>(),
+        ["3", "4", "5", "6", "7", "8", "9"],
+        "the unacked rest of the batch, and nothing acked"
+    );
+    ack_all(&mut next, &rest).await;
+}
+
 /// Messages with the same key arrive in publish order.
 pub async fn per_key_order(b: &Backend) {
     let t = topic("order");
@@ -234,6 +255,7 @@ macro_rules! message_broker_conformance {
             acked_is_never_redelivered,
             nacked_is_redelivered,
             dropped_consumer_redelivers,
+            partly_acked_batch_resumes_after_the_acked,
             per_key_order,
             batch_publish,
             consumers_share_a_group,

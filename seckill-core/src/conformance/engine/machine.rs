@@ -354,7 +354,11 @@ async fn run(fixture: &Fixture, ops: Vec<Op>) -> Result<(), TestCaseError> {
     for cb in std::mem::take(&mut m.unanswered) {
         callback(&s, &mut m, cb).await?;
     }
-    s.clock.advance(CDuration::seconds(120)); // leases of dead relays and workers lapse
+    // Leases of dead relays and workers lapse.
+    s.clock.advance(CDuration::seconds(120));
+    // The step phase's worker is gone too: a live member that stops fetching would keep its
+    // share of the group's work (Kafka partitions) until the broker evicts it.
+    drop(w);
     let mut w = e.order_worker().await.map_err(fail)?;
     s.drain(&mut w).await;
     s.clock.advance(CDuration::seconds(3600)); // every payment deadline passes
