@@ -27,10 +27,7 @@ async fn broker_at(url: &str, groups: &str, max_deliveries: u32) -> Arc<AmqpBrok
 
 async fn broker() -> Option<Backend> {
     let url = service_url("SECKILL_TEST_AMQP_URL")?;
-    Some(Backend {
-        broker: broker_at(&url, "g,g1,g2", 3).await,
-        max_deliveries: 3,
-    })
+    Some(Backend::new(broker_at(&url, "g,g1,g2", 3).await, 3))
 }
 
 mod broker_suite {

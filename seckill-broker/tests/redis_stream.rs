@@ -5,7 +5,7 @@
 use seckill_broker::redis_stream::RedisStreamBroker;
 use seckill_core::conformance::broker::Backend;
 use seckill_core::conformance::engine::{machine, race, Fixture};
-use seckill_core::conformance::{service_url, unique_id};
+use seckill_core::conformance::{service_url, unique_id, OwnServer};
 use seckill_core::engine::Backends;
 use seckill_core::registry::BackendUrl;
 use seckill_store::redis::{connect, RedisDelayQueue, RedisStockReserver, DEFAULT_MAX_BATCH};
@@ -21,14 +21,14 @@ async fn target(url: &str) -> seckill_store::redis::RedisTarget {
 
 async fn broker() -> Option<Backend> {
     let url = service_url("SECKILL_TEST_REDIS_URL")?;
-    Some(Backend {
-        broker: Arc::new(RedisStreamBroker::new(
+    Some(Backend::new(
+        Arc::new(RedisStreamBroker::new(
             target(&url).await,
             3,
             Duration::from_secs(30),
         )),
-        max_deliveries: 3,
-    })
+        3,
+    ))
 }
 
 mod broker_suite {
@@ -72,4 +72,52 @@ async fn ten_thousand_buyers_with_redis_streams() {
         return;
     };
     race::ten_thousand_buyers(&fixture(url)).await;
+}
+
+/// The restart case on a Redis of the test's own (port 7202, append-only file on, so the
+/// stream and its group survive the restart as they do in a deployment that keeps its data).
+#[tokio::test]
+async fn survives_a_redis_restart() {
+    // The shared Redis's variable says the machine has redis-server.
+    if service_url("SECKILL_TEST_REDIS_URL").is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("seckill-stream-restart-{}", unique_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = OwnServer::start(
+        "redis-server",
+        &[
+            "--port",
+            "7202",
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--dir",
+            dir.to_str().unwrap(),
+        ],
+        7202,
+    );
+    let b = Backend::new(
+        Arc::new(RedisStreamBroker::new(
+            target("redis://127.0.0.1:7202/0").await,
+            3,
+            Duration::from_secs(30),
+        )),
+        3,
+    )
+    .with_restart(move || {
+        let server = server.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || server.restart())
+                .await
+                .unwrap()
+        })
+    });
+    seckill_core::conformance::broker::survives_a_broker_restart(&b).await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

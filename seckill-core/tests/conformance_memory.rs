@@ -11,14 +11,14 @@ async fn stock() -> Option<Arc<dyn StockReserver>> {
     Some(Arc::new(MemoryStockReserver::default()))
 }
 async fn broker() -> Option<BrokerBackend> {
-    Some(BrokerBackend {
-        broker: Arc::new(MemoryBroker::new(
+    Some(BrokerBackend::new(
+        Arc::new(MemoryBroker::new(
             Arc::new(seckill_core::SystemClock),
             3,
             Duration::from_secs(30),
         )),
-        max_deliveries: 3,
-    })
+        3,
+    ))
 }
 async fn delay() -> Option<Arc<dyn DelayQueue>> {
     Some(Arc::new(MemoryDelayQueue::new()))

@@ -2,16 +2,54 @@
 
 use crate::broker::{Delivery, Message, MessageBroker, Subscription};
 use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The backend under test and its dead-letter threshold.
-#[derive(Debug, Clone)]
+/// Restarts the broker's server (stop, then start on the same address).
+pub type Restart = dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync;
+
+/// The backend under test, its dead-letter threshold and its capabilities.
+#[derive(Clone)]
 pub struct Backend {
     /// The broker.
     pub broker: Arc<dyn MessageBroker>,
     /// After this many deliveries a nacked message goes to `<topic>.dlq`.
     pub max_deliveries: u32,
+    /// The capability to restart the broker's server: only a test that runs its own server
+    /// has it; [`survives_a_broker_restart`] skips without it.
+    pub restart: Option<Arc<Restart>>,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend")
+            .field("broker", &self.broker)
+            .field("max_deliveries", &self.max_deliveries)
+            .field("restart", &self.restart.is_some())
+            .finish()
+    }
+}
+
+impl Backend {
+    /// A broker that dead-letters after `max_deliveries`, without the restart capability.
+    pub fn new(broker: Arc<dyn MessageBroker>, max_deliveries: u32) -> Self {
+        Self {
+            broker,
+            max_deliveries,
+            restart: None,
+        }
+    }
+
+    /// Adds the capability to restart the broker's server.
+    pub fn with_restart<F>(mut self, restart: F) -> Self
+    where
+        F: Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync + 'static,
+    {
+        self.restart = Some(Arc::new(restart));
+        self
+    }
 }
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -245,6 +283,52 @@ pub async fn fetch_waits_for_a_publish(b: &Backend) {
     assert_eq!(ds.len(), 1);
 }
 
+/// The broker's server restarts under a live subscription: publishing fails with a retryable
+/// error, or waits, until the server is back, then succeeds; the same subscription goes on and
+/// receives what is published after the restart. Skipped for a backend without the restart
+/// capability.
+pub async fn survives_a_broker_restart(b: &Backend) {
+    let Some(restart) = b.restart.clone() else {
+        eprintln!("skipped: this backend has no restart capability (its server is shared)");
+        return;
+    };
+    let t = topic("restart");
+    let mut sub = b.broker.subscribe(&t, "g").await.unwrap();
+    b.broker.publish(&t, msg("k", "before")).await.unwrap();
+    let ds = fetch_n(&mut sub, 1).await;
+    assert_eq!(ds.iter().map(body).collect::<Vec<_>>(), ["before"]);
+    ack_all(&mut sub, &ds).await;
+
+    restart().await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match b.broker.publish(&t, msg("k", "after")).await {
+            Ok(()) => break,
+            Err(e) if e.is_retryable() && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(e) => panic!("publishing after the restart: {e}"),
+        }
+    }
+    while tokio::time::Instant::now() < deadline {
+        match sub.fetch(10, Duration::from_millis(500)).await {
+            Ok(ds) => {
+                let got = ds.iter().any(|d| body(d) == "after");
+                ack_all(&mut sub, &ds).await;
+                if got {
+                    return;
+                }
+            }
+            Err(e) => {
+                assert!(e.is_retryable(), "fetch after the restart: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    panic!("the subscription did not go on after the broker restarted");
+}
+
 /// Stamps out every case of this suite as a test for a backend.
 #[macro_export]
 macro_rules! message_broker_conformance {
@@ -261,6 +345,7 @@ macro_rules! message_broker_conformance {
             consumers_share_a_group,
             poison_goes_to_dead_letter,
             fetch_waits_for_a_publish,
+            survives_a_broker_restart,
         );
     };
 }

@@ -18,11 +18,13 @@ pub mod delay;
 pub mod engine;
 pub mod idempotency;
 pub mod lock;
+mod own_server;
 pub mod payment;
 pub mod rate_limit;
 pub mod repo;
 pub mod stock;
 
+pub use own_server::OwnServer;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 /// A process-unique positive id, for ids and names in a case (so cases sharing a service never
