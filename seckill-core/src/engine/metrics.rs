@@ -38,6 +38,34 @@ impl Histogram {
             + self.over.load(Ordering::Relaxed)
     }
 
+    /// The mean of the observations (zero before the first).
+    pub fn mean(&self) -> Duration {
+        let n = self.count();
+        if n == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_micros(self.sum_micros.load(Ordering::Relaxed) / n)
+    }
+
+    /// The upper bound of the bucket holding quantile `q` (0 to 1) of the observations, in
+    /// seconds: `q` of them took at most this long. Infinite when it falls above the last
+    /// bucket, `None` before the first observation.
+    pub fn quantile_bound(&self, q: f64) -> Option<f64> {
+        let n = self.count();
+        if n == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * n as f64).ceil() as u64).max(1);
+        let mut cum = 0;
+        for (i, b) in BUCKETS.iter().enumerate() {
+            cum += self.counts[i].load(Ordering::Relaxed);
+            if cum >= rank {
+                return Some(*b);
+            }
+        }
+        Some(f64::INFINITY)
+    }
+
     /// Appends the histogram in Prometheus text format, with its HELP and TYPE lines.
     pub fn render(&self, out: &mut String, name: &str, help: &str, labels: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
