@@ -46,47 +46,10 @@ fn map_err(e: lapin::Error) -> Error {
     }
 }
 
-/// The connection to RabbitMQ, made again when it died (a broker restart, a network cut).
-struct Link {
-    /// The AMQP URI (secrets included): kept to reconnect, never shown.
-    uri: String,
-    conn: Mutex<Arc<Connection>>,
-}
-
-impl Link {
-    async fn open(uri: &str) -> Result<Connection> {
-        tokio::time::timeout(
-            Duration::from_secs(5),
-            Connection::connect(uri, ConnectionProperties::default()),
-        )
-        .await
-        .map_err(|_| Error::Unavailable {
-            backend: "rabbitmq",
-            message: "connecting timed out".into(),
-        })?
-        .map_err(map_err)
-    }
-
-    /// The live connection, made again if the old one died.
-    async fn get(&self) -> Result<Arc<Connection>> {
-        let mut c = self.conn.lock().await;
-        if !c.status().connected() {
-            *c = Arc::new(Self::open(&self.uri).await?);
-            tracing::info!("reconnected to rabbitmq");
-        }
-        Ok(c.clone())
-    }
-
-    async fn channel(&self) -> Result<Channel> {
-        self.get().await?.create_channel().await.map_err(map_err)
-    }
-}
-
 /// The RabbitMQ broker.
 pub struct AmqpBroker {
-    link: Arc<Link>,
-    /// The confirm-mode channel publishes go through; `None` after it failed.
-    publisher: Mutex<Option<Channel>>,
+    conn: Arc<Connection>,
+    publisher: Mutex<Channel>,
     prefix: String,
     groups: Vec<String>,
     expires_ms: Option<u32>,
@@ -134,38 +97,47 @@ impl AmqpBroker {
         } else {
             format!("{base}?{}", rest.join("&"))
         };
-        let conn = Link::open(&uri).await.map_err(|e| Error::Unavailable {
+        let conn = tokio::time::timeout(
+            Duration::from_secs(5),
+            Connection::connect(&uri, ConnectionProperties::default()),
+        )
+        .await
+        .map_err(|_| Error::Unavailable {
             backend: "rabbitmq",
-            message: format!("{url}: {e}"),
-        })?;
-        let link = Arc::new(Link {
-            uri,
-            conn: Mutex::new(Arc::new(conn)),
-        });
-        let broker = Arc::new(Self {
-            link,
-            publisher: Mutex::new(None),
+            message: format!("connecting to {url} timed out"),
+        })?
+        .map_err(map_err)?;
+        let publisher = conn.create_channel().await.map_err(map_err)?;
+        publisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(map_err)?;
+        Ok(Arc::new(Self {
+            conn: Arc::new(conn),
+            publisher: Mutex::new(publisher),
             prefix,
             groups,
             expires_ms,
             max_deliveries: max_deliveries.max(1),
             declared: Mutex::new(HashSet::new()),
-        });
-        drop(broker.publisher().await?);
-        Ok(broker)
+        }))
     }
 
-    /// The publishing channel (in confirm mode), opened again after it failed.
-    async fn publisher(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Channel>>> {
-        let mut p = self.publisher.lock().await;
-        if !p.as_ref().is_some_and(|c| c.status().connected()) {
-            let ch = self.link.channel().await?;
-            ch.confirm_select(ConfirmSelectOptions::default())
-                .await
-                .map_err(map_err)?;
-            *p = Some(ch);
+    /// A new channel. lapin can hand out the id of a channel the server just closed (a passive
+    /// declare of a missing queue does that, in `lag`) before that close completed; opening it
+    /// then fails with `InvalidChannelState`, and a later try gets a usable one.
+    async fn channel(&self) -> Result<Channel> {
+        let mut tries = 0;
+        loop {
+            match self.conn.create_channel().await {
+                Ok(ch) => return Ok(ch),
+                Err(lapin::Error::InvalidChannelState(_)) if tries < 10 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(e) => return Err(map_err(e)),
+            }
         }
-        Ok(p)
     }
 
     fn exchange(&self, topic: &str) -> String {
@@ -250,7 +222,7 @@ impl AmqpBroker {
     /// temporary namespaces (tests, rehearsal sales), never for a live one.
     pub async fn delete_declared(&self) -> Result<()> {
         let declared: Vec<(String, String)> = self.declared.lock().await.drain().collect();
-        let ch = self.link.channel().await?;
+        let ch = self.channel().await?;
         let mut exchanges = HashSet::new();
         for (topic, group) in declared {
             ch.queue_delete(&self.queue(&topic, &group), QueueDeleteOptions::default())
@@ -267,47 +239,6 @@ impl AmqpBroker {
                 .map_err(map_err)?;
         }
         let _ = ch.close(200, "deleted").await;
-        Ok(())
-    }
-
-    /// Publishes on `ch` and awaits every confirm.
-    async fn publish_on(&self, ch: &Channel, topic: &str, messages: &[Message]) -> Result<()> {
-        self.declare_topic(ch, topic).await?;
-        let mut confirms = Vec::with_capacity(messages.len());
-        for m in messages {
-            let mandatory = BasicPublishOptions {
-                mandatory: true,
-                ..BasicPublishOptions::default()
-            };
-            confirms.push(
-                ch.basic_publish(
-                    &self.exchange(topic),
-                    "",
-                    mandatory,
-                    &m.payload,
-                    properties(m),
-                )
-                .await
-                .map_err(map_err)?,
-            );
-        }
-        for c in confirms {
-            match c.await.map_err(map_err)? {
-                Confirmation::Ack(None) | Confirmation::NotRequested => {}
-                Confirmation::Ack(Some(_)) => {
-                    return Err(Error::conflict(format!(
-                        "message to topic {topic:?} is unroutable: no group queue is bound \
-                         (name the groups in the URL: ?groups=…)"
-                    )))
-                }
-                Confirmation::Nack(_) => {
-                    return Err(Error::Unavailable {
-                        backend: "rabbitmq",
-                        message: "the broker refused a message (nack)".into(),
-                    })
-                }
-            }
-        }
         Ok(())
     }
 
@@ -366,36 +297,70 @@ impl MessageBroker for AmqpBroker {
     }
 
     async fn publish_batch(&self, topic: &str, messages: Vec<Message>) -> Result<()> {
-        let mut guard = self.publisher().await?;
-        let ch = guard.as_ref().expect("opened by publisher()");
-        let result = self.publish_on(ch, topic, &messages).await;
-        if matches!(result, Err(Error::Unavailable { .. })) {
-            *guard = None; // open a fresh channel (and connection, if need be) next time
+        let ch = self.publisher.lock().await;
+        self.declare_topic(&ch, topic).await?;
+        let mut confirms = Vec::with_capacity(messages.len());
+        for m in &messages {
+            let mandatory = BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            };
+            confirms.push(
+                ch.basic_publish(
+                    &self.exchange(topic),
+                    "",
+                    mandatory,
+                    &m.payload,
+                    properties(m),
+                )
+                .await
+                .map_err(map_err)?,
+            );
         }
-        result
+        for c in confirms {
+            match c.await.map_err(map_err)? {
+                Confirmation::Ack(None) | Confirmation::NotRequested => {}
+                Confirmation::Ack(Some(_)) => {
+                    return Err(Error::conflict(format!(
+                        "message to topic {topic:?} is unroutable: no group queue is bound \
+                         (name the groups in the URL: ?groups=…)"
+                    )))
+                }
+                Confirmation::Nack(_) => {
+                    return Err(Error::Unavailable {
+                        backend: "rabbitmq",
+                        message: "the broker refused a message (nack)".into(),
+                    })
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn subscribe(&self, topic: &str, group: &str) -> Result<Box<dyn Subscription>> {
         if topic.is_empty() || group.is_empty() {
             return Err(Error::invalid("topic and group must not be empty"));
         }
-        let ch = self.link.channel().await?;
+        let ch = self.channel().await?;
         self.declare(&ch, topic, group).await?;
-        let _ = ch.close(200, "declared").await;
-        let mut sub = AmqpSubscription {
-            link: self.link.clone(),
-            queue: self.queue(topic, group),
-            generation: 0,
-            ch: None,
-            consumer: None,
-        };
-        sub.consume().await?;
-        Ok(Box::new(sub))
+        ch.basic_qos(256, BasicQosOptions::default())
+            .await
+            .map_err(map_err)?;
+        let consumer = ch
+            .basic_consume(
+                &self.queue(topic, group),
+                &format!("c-{:016x}", rand::random::<u64>()),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(Box::new(AmqpSubscription { ch, consumer }))
     }
 
     async fn lag(&self, topic: &str, group: &str) -> Result<u64> {
         // A passive declare of a missing queue closes its channel: use a throwaway one.
-        let ch = self.link.channel().await?;
+        let ch = self.channel().await?;
         let q = ch
             .queue_declare(
                 &self.queue(topic, group),
@@ -415,11 +380,10 @@ impl MessageBroker for AmqpBroker {
     }
 }
 
-impl Drop for Link {
+impl Drop for AmqpBroker {
     fn drop(&mut self) {
-        // The broker and its subscriptions are gone: close the connection (and every channel
-        // on it) even without a runtime at hand.
-        let conn = self.conn.get_mut().clone();
+        // Close the connection (and every channel on it) even without a runtime at hand.
+        let conn = self.conn.clone();
         std::thread::spawn(move || {
             let _ = futures::executor::block_on(conn.close(200, "broker dropped"));
         });
@@ -427,65 +391,12 @@ impl Drop for Link {
 }
 
 struct AmqpSubscription {
-    link: Arc<Link>,
-    queue: String,
-    /// Counts the channels this subscription consumed on; a delivery tag names its channel's
-    /// generation, because tags mean nothing on another channel.
-    generation: u64,
-    ch: Option<Channel>,
-    consumer: Option<lapin::Consumer>,
+    ch: Channel,
+    consumer: lapin::Consumer,
 }
 
 impl AmqpSubscription {
-    /// Opens a channel (reconnecting if need be) and consumes the queue on it. The deliveries
-    /// the previous channel had not acked were requeued when it closed.
-    async fn consume(&mut self) -> Result<()> {
-        self.consumer = None;
-        if let Some(old) = self.ch.take() {
-            let _ = old.close(200, "consuming again").await;
-        }
-        let ch = self.link.channel().await?;
-        ch.basic_qos(256, BasicQosOptions::default())
-            .await
-            .map_err(map_err)?;
-        let consumer = ch
-            .basic_consume(
-                &self.queue,
-                &format!("c-{:016x}", rand::random::<u64>()),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(map_err)?;
-        self.generation += 1;
-        self.ch = Some(ch);
-        self.consumer = Some(consumer);
-        Ok(())
-    }
-
-    /// The channel and its consumer, consuming again first if the channel died.
-    async fn live(&mut self) -> Result<()> {
-        let alive = self.ch.as_ref().is_some_and(|c| c.status().connected());
-        if !alive || self.consumer.is_none() {
-            self.consume().await?;
-        }
-        Ok(())
-    }
-
-    /// The delivery tag on the current channel, or `None` for a tag of an earlier channel
-    /// (whose deliveries went back to the queue when it closed).
-    fn current_tag(&self, tag: &str) -> Result<Option<u64>> {
-        let parsed = tag
-            .split_once('.')
-            .and_then(|(g, t)| Some((g.parse::<u64>().ok()?, t.parse::<u64>().ok()?)));
-        match parsed {
-            Some((g, t)) if g == self.generation => Ok(Some(t)),
-            Some(_) => Ok(None),
-            None => Err(Error::invalid(format!("delivery tag {tag:?}"))),
-        }
-    }
-
-    fn delivery(&self, d: lapin::message::Delivery) -> Delivery {
+    fn delivery(d: lapin::message::Delivery) -> Delivery {
         let mut headers = BTreeMap::new();
         let mut key = String::new();
         let mut attempt = 1;
@@ -506,7 +417,7 @@ impl AmqpSubscription {
             attempt = 2;
         }
         Delivery {
-            tag: format!("{}.{}", self.generation, d.delivery_tag),
+            tag: d.delivery_tag.to_string(),
             message: Message {
                 key,
                 payload: d.data,
@@ -520,44 +431,28 @@ impl AmqpSubscription {
 #[async_trait]
 impl Subscription for AmqpSubscription {
     async fn fetch(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
-        self.live().await?;
         let mut out = Vec::new();
-        let consumer = self.consumer.as_mut().expect("live() consumes");
-        let first = match tokio::time::timeout(wait, consumer.next()).await {
-            Err(_) => return Ok(out),
-            Ok(Some(Ok(d))) => d,
-            // The channel or the connection died: consume again on the next fetch.
-            Ok(None) | Ok(Some(Err(_))) => {
-                self.consumer = None;
-                return Err(Error::Unavailable {
-                    backend: "rabbitmq",
-                    message: "the consumer's channel closed; consuming again".into(),
-                });
-            }
+        let first = match tokio::time::timeout(wait, self.consumer.next()).await {
+            Err(_) | Ok(None) => return Ok(out),
+            Ok(Some(d)) => d.map_err(map_err)?,
         };
-        let mut more = vec![first];
-        while more.len() < max.max(1) {
-            match consumer.next().now_or_never() {
-                Some(Some(Ok(d))) => more.push(d),
+        out.push(Self::delivery(first));
+        while out.len() < max.max(1) {
+            match self.consumer.next().now_or_never() {
+                Some(Some(d)) => out.push(Self::delivery(d.map_err(map_err)?)),
                 _ => break,
             }
-        }
-        for d in more {
-            out.push(self.delivery(d));
         }
         Ok(out)
     }
 
     async fn ack(&mut self, tags: &[String]) -> Result<()> {
         for t in tags {
-            let Some(tag) = self.current_tag(t)? else {
-                continue; // an earlier channel's delivery: already back in the queue
-            };
-            let ch = self.ch.as_ref().ok_or_else(|| Error::Unavailable {
-                backend: "rabbitmq",
-                message: "no channel".into(),
-            })?;
-            ch.basic_ack(tag, BasicAckOptions::default())
+            let tag: u64 = t
+                .parse()
+                .map_err(|_| Error::invalid(format!("delivery tag {t:?}")))?;
+            self.ch
+                .basic_ack(tag, BasicAckOptions::default())
                 .await
                 .map_err(map_err)?;
         }
@@ -565,31 +460,26 @@ impl Subscription for AmqpSubscription {
     }
 
     async fn nack(&mut self, tag: &str) -> Result<()> {
-        let Some(tag) = self.current_tag(tag)? else {
-            return Ok(()); // already back in the queue
-        };
-        let ch = self.ch.as_ref().ok_or_else(|| Error::Unavailable {
-            backend: "rabbitmq",
-            message: "no channel".into(),
-        })?;
-        ch.basic_nack(
-            tag,
-            BasicNackOptions {
-                requeue: true,
-                ..BasicNackOptions::default()
-            },
-        )
-        .await
-        .map_err(map_err)
+        let tag: u64 = tag
+            .parse()
+            .map_err(|_| Error::invalid(format!("delivery tag {tag:?}")))?;
+        self.ch
+            .basic_nack(
+                tag,
+                BasicNackOptions {
+                    requeue: true,
+                    ..BasicNackOptions::default()
+                },
+            )
+            .await
+            .map_err(map_err)
     }
 }
 
 impl Drop for AmqpSubscription {
     fn drop(&mut self) {
         // Closing the channel requeues every delivery it had not acked.
-        let Some(ch) = self.ch.take() else {
-            return;
-        };
+        let ch = self.ch.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
                 let _ = ch.close(200, "subscription dropped").await;
