@@ -31,8 +31,13 @@ impl std::fmt::Debug for OwnServer {
 
 impl OwnServer {
     /// Starts `program args…` and waits until it accepts connections on `port`. Panics with a
-    /// clear message when the program is missing or does not come up within 20 s.
+    /// clear message when the port is already taken (another run's server would answer in its
+    /// place), the program is missing, or it does not come up within 20 s.
     pub fn start(program: &str, args: &[&str], port: u16) -> Self {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "port {port} is already in use: stop what listens there before running this test"
+        );
         let mut inner = Inner {
             program: program.to_string(),
             args: args.iter().map(|a| a.to_string()).collect(),
