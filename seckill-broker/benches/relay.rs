@@ -53,7 +53,7 @@ fn brokers() -> Vec<(&'static str, String)> {
         (
             "amqp",
             format!(
-                "{}?groups=order-workers&prefix=bench{id}&expires=600000",
+                "{}?groups=order-workers&prefix=bench{id}&expires=60000",
                 env(
                     "SECKILL_BENCH_AMQP_URL",
                     "amqp://guest:guest@127.0.0.1:5672/%2f"

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 async fn broker_at(url: &str, groups: &str, max_deliveries: u32) -> Arc<AmqpBroker> {
     let sep = if url.contains('?') { '&' } else { '?' };
     let url = format!(
-        "{url}{sep}groups={groups}&prefix=t{}&expires=600000",
+        "{url}{sep}groups={groups}&prefix=t{}&expires=60000",
         unique_id()
     );
     AmqpBroker::connect(&BackendUrl::parse(&url).unwrap(), max_deliveries)

@@ -98,7 +98,7 @@ impl AmqpBroker {
             format!("{base}?{}", rest.join("&"))
         };
         let conn = tokio::time::timeout(
-            Duration::from_secs(5),
+            Duration::from_secs(15),
             Connection::connect(&uri, ConnectionProperties::default()),
         )
         .await
