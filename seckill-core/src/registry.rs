@@ -67,20 +67,49 @@ impl BackendUrl {
     }
 }
 
-/// `scheme://user:secret@host` → `scheme://user:***@host`.
+/// `scheme://user:secret@host/…?sasl.password=secret` → `scheme://user:***@host/…?sasl.password=***`:
+/// the userinfo password, and the value of every query option whose name says it holds a secret
+/// (`password`, `secret`, `token`, `key`).
 fn redact(s: &str) -> String {
     let Some(start) = s.find("://").map(|i| i + 3) else {
         return s.to_string();
     };
-    let rest = &s[start..];
+    let (head, query) = match s.find('?') {
+        Some(q) if q >= start => (&s[..q], Some(&s[q + 1..])),
+        _ => (s, None),
+    };
+    let rest = &head[start..];
     let authority_end = rest.find('/').unwrap_or(rest.len());
     let authority = &rest[..authority_end];
-    match (authority.rfind('@'), authority.find(':')) {
+    let mut out = match (authority.rfind('@'), authority.find(':')) {
         (Some(at), Some(colon)) if colon < at => {
-            format!("{}{}:***{}", &s[..start], &authority[..colon], &rest[at..])
+            format!(
+                "{}{}:***{}",
+                &head[..start],
+                &authority[..colon],
+                &rest[at..]
+            )
         }
-        _ => s.to_string(),
+        _ => head.to_string(),
+    };
+    if let Some(q) = query {
+        let pairs: Vec<String> = q
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _))
+                    if ["password", "secret", "token", "key"]
+                        .iter()
+                        .any(|w| k.to_ascii_lowercase().contains(w)) =>
+                {
+                    format!("{k}=***")
+                }
+                _ => pair.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
     }
+    out
 }
 
 impl fmt::Display for BackendUrl {
@@ -335,6 +364,22 @@ mod tests {
             "redis://localhost:6379/0"
         );
         assert!(BackendUrl::parse("no-scheme").is_err());
+        // Secrets passed as options (librdkafka properties, tokens) are masked too.
+        let k = BackendUrl::parse(
+            "kafka://k1:9092?prefix=shop&producer.sasl.password=hunter2\
+             &consumer.ssl.key.password=pw2&partitions=3",
+        )
+        .unwrap();
+        assert_eq!(
+            k.to_string(),
+            "kafka://k1:9092?prefix=shop&producer.sasl.password=***\
+             &consumer.ssl.key.password=***&partitions=3"
+        );
+        let both = BackendUrl::parse("amqp://u:pw@h:5672/%2f?groups=a&token=t0k").unwrap();
+        assert_eq!(
+            both.to_string(),
+            "amqp://u:***@h:5672/%2f?groups=a&token=***"
+        );
     }
 
     #[tokio::test]

@@ -487,3 +487,21 @@ impl Drop for AmqpSubscription {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_bad_expires_is_refused_before_connecting() {
+        for bad in ["expires=0", "expires=soon", "expires=-5"] {
+            let url = BackendUrl::parse(&format!("amqp://u:p@127.0.0.1:1/%2f?{bad}")).unwrap();
+            let e = AmqpBroker::connect(&url, 3).await.unwrap_err();
+            assert!(matches!(e, Error::InvalidArgument(_)), "{bad}: {e:?}");
+            assert!(
+                !e.to_string().contains(":p@"),
+                "the password is redacted: {e}"
+            );
+        }
+    }
+}

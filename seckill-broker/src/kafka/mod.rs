@@ -624,3 +624,60 @@ impl Drop for KafkaSubscription {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(url: &str) -> Result<Settings> {
+        Settings::parse(&BackendUrl::parse(url).unwrap())
+    }
+
+    #[test]
+    fn url_options_are_read() {
+        let s = parse(
+            "kafka://k1:9092,k2:9092?partitions=6&prefix=shop\
+             &producer.linger.ms=20&consumer.fetch.min.bytes=1024",
+        )
+        .unwrap();
+        assert_eq!(s.brokers, "k1:9092,k2:9092");
+        assert_eq!((s.prefix.as_str(), s.partitions), ("shop", 6));
+        assert_eq!(s.producer, [("linger.ms".to_string(), "20".to_string())]);
+        assert_eq!(
+            s.consumer,
+            [("fetch.min.bytes".to_string(), "1024".to_string())]
+        );
+        let d = parse("kafka://localhost:9092").unwrap();
+        assert_eq!(
+            (d.prefix.as_str(), d.partitions),
+            ("seckill", DEFAULT_PARTITIONS)
+        );
+    }
+
+    #[test]
+    fn bad_urls_are_refused_with_the_reason() {
+        for (url, why) in [
+            ("kafka://?prefix=x", "no broker address"),
+            (
+                "kafka://k:9092?partitions=0",
+                "partitions must be 1 to 1024",
+            ),
+            (
+                "kafka://k:9092?partitions=many",
+                "partitions must be 1 to 1024",
+            ),
+            ("kafka://k:9092?partition=3", "unknown option"),
+            ("kafka://k:9092?producer.=1", "unknown option"),
+        ] {
+            let e = parse(url).unwrap_err();
+            assert!(matches!(e, Error::InvalidArgument(_)), "{url}: {e:?}");
+            assert!(e.to_string().contains(why), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn names_are_what_kafka_accepts() {
+        assert_eq!(clean("seckill.holds"), "seckill.holds");
+        assert_eq!(clean("a b/c{d}"), "a_b_c_d_");
+    }
+}
