@@ -371,12 +371,16 @@ impl MessageBroker for AmqpBroker {
                 FieldTable::default(),
             )
             .await;
-        let n = match q {
-            Ok(q) => u64::from(q.message_count()),
-            Err(_) => 0, // no such queue: nothing waits for this group
-        };
-        let _ = ch.close(200, "lag checked").await;
-        Ok(n)
+        match q {
+            Ok(q) => {
+                let _ = ch.close(200, "lag checked").await;
+                Ok(u64::from(q.message_count()))
+            }
+            // No such queue: nothing waits for this group. The server closed the channel
+            // already; closing it again would send a close for its id, which lapin may have
+            // handed to a new channel meanwhile.
+            Err(_) => Ok(0),
+        }
     }
 }
 
