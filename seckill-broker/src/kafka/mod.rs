@@ -204,10 +204,14 @@ impl KafkaBroker {
             config.set(k, v);
         }
         let producer: FutureProducer = config.create().map_err(map_err)?;
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &settings.brokers)
-            .create()
-            .map_err(map_err)?;
+        // The admin client is a producer-type client: it takes the producer's options (TLS,
+        // SASL) too.
+        let mut admin_config = ClientConfig::new();
+        admin_config.set("bootstrap.servers", &settings.brokers);
+        for (k, v) in &settings.producer {
+            admin_config.set(k, v);
+        }
+        let admin: AdminClient<DefaultClientContext> = admin_config.create().map_err(map_err)?;
         let inner = Arc::new(Inner {
             settings,
             producer,
@@ -327,12 +331,15 @@ impl Inner {
         if let Some(c) = readers.get(&id) {
             return Ok(c.clone());
         }
-        let c: BaseConsumer = ClientConfig::new()
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", &self.settings.brokers)
             .set("group.id", &id)
-            .set("enable.auto.commit", "false")
-            .create()
-            .map_err(map_err)?;
+            .set("enable.auto.commit", "false");
+        for (k, v) in &self.settings.consumer {
+            config.set(k, v);
+        }
+        let c: BaseConsumer = config.create().map_err(map_err)?;
         let c = Arc::new(c);
         readers.insert(id, c.clone());
         Ok(c)
