@@ -15,7 +15,8 @@
 //! `.ci/tansu.sh start`). A broker that does not answer is skipped with a message.
 
 use chrono::Duration as CDuration;
-use seckill_core::domain::{Activity, ActivityId, Money, Product, ProductId, UserId};
+use seckill_core::conformance::engine::live_activity;
+use seckill_core::domain::{ActivityId, UserId};
 use seckill_core::engine::{Backends, BuyOutcome, BuyRequest, Engine, EngineConfig, Pace, Role};
 use seckill_core::payment::MockProvider;
 use seckill_core::registry::{BackendUrl, BuildContext, Registry};
@@ -94,30 +95,13 @@ async fn sale(broker: Arc<dyn MessageBroker>, units: u32) -> (Engine, ActivityId
     let mut backends = Backends::in_memory(clock.clone(), provider);
     backends.broker = broker;
     let engine = Engine::new(backends, EngineConfig::default());
-    let now = clock.now();
-    let product = Product {
-        id: ProductId(engine.next_id()),
-        name: "bench".into(),
-        description: String::new(),
-        list_price: Money(1_000),
-        created_at: now,
-    };
-    let catalog = &engine.backends().catalog;
-    catalog.insert_product(&product).await.expect("product");
-    let activity = Activity {
-        id: ActivityId(engine.next_id()),
-        product_id: product.id,
-        title: "bench".into(),
-        price: Money(500),
-        total_stock: units,
-        sold: 0,
-        per_user_limit: 1,
-        starts_at: now - CDuration::seconds(1),
-        ends_at: now + CDuration::hours(1),
-        cancelled: false,
-        created_at: now,
-    };
-    catalog.insert_activity(&activity).await.expect("activity");
+    let activity = live_activity(
+        engine.backends().catalog.as_ref(),
+        clock.now() - CDuration::seconds(1),
+        units,
+        1,
+    )
+    .await;
     engine.warm_up(activity.id).await.expect("warm up");
     (engine, activity.id)
 }

@@ -4,7 +4,8 @@
 //!
 //! Every property-test case declares fresh quorum queues (a Raft group each); the fixture's
 //! teardown deletes them after the case, so a small RabbitMQ never holds more than one case's.
-//! Both engine proofs are `#[ignore]`d for now (see them); the broker suite runs in CI.
+//! Both engine proofs are `#[ignore]`d: they fail intermittently on lapin connection errors
+//! (see them; issue 5 stays open on it). The broker suite runs in CI.
 #![cfg(feature = "amqp")]
 
 use seckill_broker::amqp::AmqpBroker;

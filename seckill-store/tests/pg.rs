@@ -105,30 +105,13 @@ mod order_transaction {
     use seckill_core::Error;
 
     async fn setup(repos: &seckill_core::registry::Repos, total: u32) -> Activity {
-        let now = Utc::now();
-        let p = Product {
-            id: ProductId(seckill_core::conformance::unique_id()),
-            name: "p".into(),
-            description: String::new(),
-            list_price: Money(100),
-            created_at: now,
-        };
-        repos.catalog.insert_product(&p).await.unwrap();
-        let a = Activity {
-            id: ActivityId(seckill_core::conformance::unique_id()),
-            product_id: p.id,
-            title: "a".into(),
-            price: Money(100),
-            total_stock: total,
-            sold: 0,
-            per_user_limit: 100,
-            starts_at: now - CDuration::minutes(1),
-            ends_at: now + CDuration::hours(1),
-            cancelled: false,
-            created_at: now,
-        };
-        repos.catalog.insert_activity(&a).await.unwrap();
-        a
+        seckill_core::conformance::engine::live_activity(
+            repos.catalog.as_ref(),
+            Utc::now() - CDuration::minutes(1),
+            total,
+            100,
+        )
+        .await
     }
 
     fn order(a: &Activity, hold: i64, user: i64) -> Order {

@@ -18,7 +18,8 @@ use crate::engine::{Backends, Engine, EngineConfig, OrderWorker};
 use crate::invariants::{check, Expect};
 use crate::memory::MemoryStockReserver;
 use crate::payment::MockProvider;
-use crate::{Clock, ManualClock, StockReserver};
+use crate::repo::CatalogRepo;
+use crate::{Clock, ManualClock, StockReserver, Timestamp};
 use chrono::Duration as CDuration;
 use std::future::Future;
 use std::pin::Pin;
@@ -150,6 +151,45 @@ impl Default for SaleSpec {
     }
 }
 
+/// Inserts a product and an activity of `total` units (at most `limit` per user), live from
+/// `now` for two days, into `catalog`; returns the activity (not warmed up).
+pub async fn live_activity(
+    catalog: &dyn CatalogRepo,
+    now: Timestamp,
+    total: u32,
+    limit: u32,
+) -> Activity {
+    let product = Product {
+        id: ProductId(super::unique_id()),
+        name: "Jay Chou — Carnival World Tour, row A".into(),
+        description: "test".into(),
+        list_price: Money(128_000),
+        created_at: now,
+    };
+    catalog
+        .insert_product(&product)
+        .await
+        .expect("insert product");
+    let activity = Activity {
+        id: ActivityId(super::unique_id()),
+        product_id: product.id,
+        title: "flash sale".into(),
+        price: Money(48_000),
+        total_stock: total,
+        sold: 0,
+        per_user_limit: limit,
+        starts_at: now,
+        ends_at: now + CDuration::days(2),
+        cancelled: false,
+        created_at: now,
+    };
+    catalog
+        .insert_activity(&activity)
+        .await
+        .expect("insert activity");
+    activity
+}
+
 /// Builds a sale: backends from the fixture, a product, a live activity, warmed up.
 pub async fn sale(fixture: &Fixture, spec: SaleSpec) -> Sale {
     let clock = ManualClock::fixed();
@@ -169,39 +209,13 @@ pub async fn sale(fixture: &Fixture, spec: SaleSpec) -> Sale {
         Some(f) => Engine::with_faults(backends, cfg, f),
         None => Engine::new(backends, cfg),
     };
-    let now = clock.now();
-    let product = Product {
-        id: ProductId(engine.next_id()),
-        name: "Jay Chou — Carnival World Tour, row A".into(),
-        description: "test".into(),
-        list_price: Money(128_000),
-        created_at: now,
-    };
-    engine
-        .backends()
-        .catalog
-        .insert_product(&product)
-        .await
-        .expect("insert product");
-    let activity = Activity {
-        id: ActivityId(engine.next_id()),
-        product_id: product.id,
-        title: "flash sale".into(),
-        price: Money(48_000),
-        total_stock: spec.total,
-        sold: 0,
-        per_user_limit: spec.limit,
-        starts_at: now,
-        ends_at: now + CDuration::days(2),
-        cancelled: false,
-        created_at: now,
-    };
-    engine
-        .backends()
-        .catalog
-        .insert_activity(&activity)
-        .await
-        .expect("insert activity");
+    let activity = live_activity(
+        engine.backends().catalog.as_ref(),
+        clock.now(),
+        spec.total,
+        spec.limit,
+    )
+    .await;
     engine.warm_up(activity.id).await.expect("warm up");
     Sale {
         engine,
