@@ -4,8 +4,6 @@
 //!
 //! Every property-test case declares fresh quorum queues (a Raft group each); the fixture's
 //! teardown deletes them after the case, so a small RabbitMQ never holds more than one case's.
-//! Both engine proofs are `#[ignore]`d: they fail intermittently on lapin connection errors
-//! (see them; issue 5 stays open on it). The broker suite runs in CI.
 #![cfg(feature = "amqp")]
 
 use seckill_broker::amqp::AmqpBroker;
@@ -64,13 +62,10 @@ fn fixture(url: String) -> Fixture {
     })
 }
 
-/// Not in CI yet: on this 2-core machine some cases fail with the connection or a fresh channel
-/// in an error state ("invalid connection state: Error", "invalid channel state: Closing")
-/// after the churn of channels a case makes (lapin reusing the id of a channel the server just
-/// closed); the broker needs reconnection before this proof is reliable. Run it with
-/// `-- --ignored`.
+/// The never-oversell state machine, with RabbitMQ between the relay and the order worker.
+/// Every case drops subscriptions mid-delivery: this is what caught lapin failing the whole
+/// connection when a consumer's cancel raced its channel's close.
 #[test]
-#[ignore = "flaky on lapin channel/connection errors: see the comment"]
 fn guarantees_hold_with_rabbitmq() {
     let Some(url) = service_url("SECKILL_TEST_AMQP_URL") else {
         return;
@@ -81,10 +76,7 @@ fn guarantees_hold_with_rabbitmq() {
     }
 }
 
-/// Not in CI for the same reason as the property test: it passed in most runs but failed once
-/// with the connection in an error state. Run it with `-- --ignored`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "flaky on lapin connection errors: see guarantees_hold_with_rabbitmq"]
 async fn ten_thousand_buyers_with_rabbitmq() {
     let Some(url) = service_url("SECKILL_TEST_AMQP_URL") else {
         return;

@@ -19,9 +19,9 @@
 use async_trait::async_trait;
 use futures::{FutureExt, StreamExt};
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
+    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::publisher_confirm::Confirmation;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -148,6 +148,31 @@ impl AmqpBroker {
         format!("{}.{topic}.{group}", self.prefix)
     }
 
+    /// The arguments of a group's queue on `topic`: quorum, the URL's expiry, and (except for
+    /// dead-letter topics) the delivery limit and the dead-letter exchange. A queue is always
+    /// declared with exactly these, so a second declare is a no-op, never a mismatch.
+    fn queue_args(&self, topic: &str) -> FieldTable {
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString(LongString::from("quorum")),
+        );
+        if let Some(ms) = self.expires_ms {
+            args.insert("x-expires".into(), AMQPValue::LongUInt(ms));
+        }
+        if !topic.ends_with(".dlq") {
+            args.insert(
+                "x-delivery-limit".into(),
+                AMQPValue::LongInt(self.max_deliveries.saturating_sub(1) as i32),
+            );
+            args.insert(
+                "x-dead-letter-exchange".into(),
+                AMQPValue::LongString(LongString::from(self.exchange(&format!("{topic}.dlq")))),
+            );
+        }
+        args
+    }
+
     /// Declares the topic's exchange and the group's quorum queue (with its dead-letter
     /// exchange), once per process.
     async fn declare(&self, ch: &Channel, topic: &str, group: &str) -> Result<()> {
@@ -167,32 +192,15 @@ impl AmqpBroker {
         )
         .await
         .map_err(map_err)?;
-        let mut args = FieldTable::default();
-        args.insert(
-            "x-queue-type".into(),
-            AMQPValue::LongString(LongString::from("quorum")),
-        );
-        if let Some(ms) = self.expires_ms {
-            args.insert("x-expires".into(), AMQPValue::LongUInt(ms));
-        }
         if !topic.ends_with(".dlq") {
-            let dlq = format!("{topic}.dlq");
             ch.exchange_declare(
-                &self.exchange(&dlq),
+                &self.exchange(&format!("{topic}.dlq")),
                 ExchangeKind::Fanout,
                 durable,
                 FieldTable::default(),
             )
             .await
             .map_err(map_err)?;
-            args.insert(
-                "x-delivery-limit".into(),
-                AMQPValue::LongInt(self.max_deliveries.saturating_sub(1) as i32),
-            );
-            args.insert(
-                "x-dead-letter-exchange".into(),
-                AMQPValue::LongString(LongString::from(self.exchange(&dlq))),
-            );
         }
         let q = self.queue(topic, group);
         ch.queue_declare(
@@ -201,7 +209,7 @@ impl AmqpBroker {
                 durable: true,
                 ..QueueDeclareOptions::default()
             },
-            args,
+            self.queue_args(topic),
         )
         .await
         .map_err(map_err)?;
@@ -346,57 +354,64 @@ impl MessageBroker for AmqpBroker {
         ch.basic_qos(256, BasicQosOptions::default())
             .await
             .map_err(map_err)?;
+        let tag = format!("c-{:016x}", rand::random::<u64>());
         let consumer = ch
             .basic_consume(
                 &self.queue(topic, group),
-                &format!("c-{:016x}", rand::random::<u64>()),
+                &tag,
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
             )
             .await
             .map_err(map_err)?;
-        Ok(Box::new(AmqpSubscription { ch, consumer }))
+        Ok(Box::new(AmqpSubscription {
+            ch,
+            tag,
+            consumer: Some(consumer),
+        }))
     }
 
     async fn lag(&self, topic: &str, group: &str) -> Result<u64> {
-        // A passive declare of a missing queue closes its channel: use a throwaway one.
-        let ch = self.channel().await?;
+        // A passive declare of a missing queue would make the server close the channel (404),
+        // and lapin may hand that channel's id to a new channel before the close completes.
+        // Declaring the queue with its own arguments is idempotent and never fails that way;
+        // a group asked about keeps its messages from then on, which is what lag watches.
+        let ch = self.publisher.lock().await;
+        self.declare(&ch, topic, group).await?;
         let q = ch
             .queue_declare(
                 &self.queue(topic, group),
                 QueueDeclareOptions {
-                    passive: true,
+                    durable: true,
                     ..QueueDeclareOptions::default()
                 },
-                FieldTable::default(),
+                self.queue_args(topic),
             )
-            .await;
-        match q {
-            Ok(q) => {
-                let _ = ch.close(200, "lag checked").await;
-                Ok(u64::from(q.message_count()))
-            }
-            // No such queue: nothing waits for this group. The server closed the channel
-            // already; closing it again would send a close for its id, which lapin may have
-            // handed to a new channel meanwhile.
-            Err(_) => Ok(0),
-        }
+            .await
+            .map_err(map_err)?;
+        Ok(u64::from(q.message_count()))
     }
 }
 
 impl Drop for AmqpBroker {
     fn drop(&mut self) {
         // Close the connection (and every channel on it) even without a runtime at hand.
+        // The publisher channel goes along, so that its last handle drops after the close
+        // rather than racing it with a channel close of its own.
         let conn = self.conn.clone();
+        let publisher = self.publisher.get_mut().clone();
         std::thread::spawn(move || {
             let _ = futures::executor::block_on(conn.close(200, "broker dropped"));
+            drop(publisher);
         });
     }
 }
 
 struct AmqpSubscription {
     ch: Channel,
-    consumer: lapin::Consumer,
+    tag: String,
+    /// `None` only once dropped.
+    consumer: Option<lapin::Consumer>,
 }
 
 impl AmqpSubscription {
@@ -436,13 +451,16 @@ impl AmqpSubscription {
 impl Subscription for AmqpSubscription {
     async fn fetch(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
         let mut out = Vec::new();
-        let first = match tokio::time::timeout(wait, self.consumer.next()).await {
+        let Some(consumer) = self.consumer.as_mut() else {
+            return Ok(out);
+        };
+        let first = match tokio::time::timeout(wait, consumer.next()).await {
             Err(_) | Ok(None) => return Ok(out),
             Ok(Some(d)) => d.map_err(map_err)?,
         };
         out.push(Self::delivery(first));
         while out.len() < max.max(1) {
-            match self.consumer.next().now_or_never() {
+            match consumer.next().now_or_never() {
                 Some(Some(d)) => out.push(Self::delivery(d.map_err(map_err)?)),
                 _ => break,
             }
@@ -482,13 +500,18 @@ impl Subscription for AmqpSubscription {
 
 impl Drop for AmqpSubscription {
     fn drop(&mut self) {
-        // Closing the channel requeues every delivery it had not acked.
-        let ch = self.ch.clone();
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
+        // Cancel the consumer, then close the channel (which requeues every delivery it had not
+        // acked), in that order and off any runtime. Dropping lapin's consumer while its channel
+        // closes races a `basic.cancel` against the close, and lapin turns the cancel's failure
+        // into an error of the whole connection.
+        let (ch, tag, consumer) = (self.ch.clone(), self.tag.clone(), self.consumer.take());
+        std::thread::spawn(move || {
+            futures::executor::block_on(async move {
+                let _ = ch.basic_cancel(&tag, BasicCancelOptions::default()).await;
                 let _ = ch.close(200, "subscription dropped").await;
-            });
-        }
+                drop(consumer);
+            })
+        });
     }
 }
 
