@@ -9,7 +9,7 @@
 use seckill_broker::amqp::AmqpBroker;
 use seckill_core::conformance::broker::Backend;
 use seckill_core::conformance::engine::{machine, race, Fixture};
-use seckill_core::conformance::{service_url, unique_id};
+use seckill_core::conformance::{service_url, unique_id, Launch};
 use seckill_core::engine::Backends;
 use seckill_core::registry::BackendUrl;
 use std::sync::{Arc, Mutex};
@@ -82,4 +82,50 @@ async fn ten_thousand_buyers_with_rabbitmq() {
         return;
     };
     race::ten_thousand_buyers(&fixture(url)).await;
+}
+
+/// The restart case on a RabbitMQ node of the test's own (`seckill7203@localhost`, AMQP on
+/// port 7203, distribution on 7204, data in a temporary directory): stopped and started again
+/// under a live subscription, its durable queue and the subscription go on. It needs the
+/// machine's `rabbitmq-server` and `rabbitmqctl` (whose wrapper runs the node as the
+/// `rabbitmq` user, so the data directory is handed to that user) and rights on them, as CI's
+/// root has; the shared RabbitMQ is never restarted.
+#[tokio::test]
+async fn survives_a_rabbitmq_restart() {
+    // The shared RabbitMQ's variable says the machine has RabbitMQ.
+    if service_url("SECKILL_TEST_AMQP_URL").is_none() {
+        return;
+    }
+    let (node, port) = ("seckill7203@localhost", 7203);
+    let dir = std::env::temp_dir().join(format!("seckill-rabbitmq-restart-{}", unique_id()));
+    std::fs::create_dir_all(dir.join("log")).unwrap();
+    let conf = dir.join("rabbitmq.conf");
+    std::fs::write(
+        &conf,
+        format!("listeners.tcp.local = 127.0.0.1:{port}\nloopback_users = none\n"),
+    )
+    .unwrap();
+    let plugins = dir.join("enabled_plugins");
+    std::fs::write(&plugins, "[].\n").unwrap();
+    let chown = std::process::Command::new("chown")
+        .args(["-R", "rabbitmq:rabbitmq", dir.to_str().unwrap()])
+        .status()
+        .expect("chown");
+    assert!(chown.success(), "hand {dir:?} to the rabbitmq user");
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let server = Launch::new("rabbitmq-server", &[], port)
+        .env("RABBITMQ_NODENAME", node)
+        .env("RABBITMQ_DIST_PORT", "7204")
+        .env("RABBITMQ_CONFIG_FILE", &path(&conf))
+        .env("RABBITMQ_ENABLED_PLUGINS_FILE", &path(&plugins))
+        .env("RABBITMQ_MNESIA_BASE", &path(&dir))
+        .env("RABBITMQ_LOG_BASE", &path(&dir.join("log")))
+        .stop_with("rabbitmqctl", &["-n", node, "stop"])
+        .startup(std::time::Duration::from_secs(90))
+        .start();
+    let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    let b = Backend::new(broker_at(&url, "g", 3).await, 3).with_own_server(server);
+    seckill_core::conformance::broker::survives_a_broker_restart(&b).await;
+    drop(b);
+    let _ = std::fs::remove_dir_all(&dir);
 }

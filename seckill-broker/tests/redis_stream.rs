@@ -110,14 +110,7 @@ async fn survives_a_redis_restart() {
         )),
         3,
     )
-    .with_restart(move || {
-        let server = server.clone();
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || server.restart())
-                .await
-                .unwrap()
-        })
-    });
+    .with_own_server(server);
     seckill_core::conformance::broker::survives_a_broker_restart(&b).await;
     let _ = std::fs::remove_dir_all(&dir);
 }

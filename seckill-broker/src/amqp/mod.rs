@@ -15,6 +15,11 @@
 //!   (`x-delivery-limit`) to the exchange of `<topic>.dlq`, whose groups are declared alike.
 //! - `expires=MS` (for temporary namespaces such as tests) makes RabbitMQ delete a queue left
 //!   unused that long (`x-expires`), messages included.
+//! - When the connection dies (a broker restart, a network cut) the call that finds it dead
+//!   fails with a retryable `Unavailable`, and the next call connects again: the publisher
+//!   channel and every subscription's consumer are opened anew. Deliveries a dead channel had
+//!   not acked went back to the queue; their tags carry their channel's generation, so acking
+//!   one later is a no-op rather than an ack of another channel's delivery.
 
 use async_trait::async_trait;
 use futures::{FutureExt, StreamExt};
@@ -46,15 +51,68 @@ fn map_err(e: lapin::Error) -> Error {
     }
 }
 
+/// The connection to RabbitMQ, made again when it died.
+struct Link {
+    /// The AMQP URI (secrets included): kept to reconnect, never shown.
+    uri: String,
+    /// The live connection and how many connections were made before it.
+    conn: Mutex<(Arc<Connection>, u64)>,
+}
+
+impl Link {
+    async fn open(uri: &str) -> Result<Connection> {
+        tokio::time::timeout(
+            Duration::from_secs(15),
+            Connection::connect(uri, ConnectionProperties::default()),
+        )
+        .await
+        .map_err(|_| Error::Unavailable {
+            backend: "rabbitmq",
+            message: "connecting timed out".into(),
+        })?
+        .map_err(map_err)
+    }
+
+    /// The live connection and its generation, connecting again if the last one died.
+    async fn get(&self) -> Result<(Arc<Connection>, u64)> {
+        let mut c = self.conn.lock().await;
+        if !c.0.status().connected() {
+            let fresh = Arc::new(Self::open(&self.uri).await?);
+            *c = (fresh, c.1 + 1);
+            tracing::info!(generation = c.1, "reconnected to rabbitmq");
+        }
+        Ok(c.clone())
+    }
+
+    async fn channel(&self) -> Result<Channel> {
+        self.get().await?.0.create_channel().await.map_err(map_err)
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // The broker and its subscriptions are gone: close the connection (and every channel
+        // on it) even without a runtime at hand.
+        let conn = self.conn.get_mut().0.clone();
+        std::thread::spawn(move || {
+            let _ = futures::executor::block_on(conn.close(200, "broker dropped"));
+        });
+    }
+}
+
 /// The RabbitMQ broker.
 pub struct AmqpBroker {
-    conn: Arc<Connection>,
-    publisher: Mutex<Channel>,
+    link: Arc<Link>,
+    /// The confirm-mode channel publishes (and lag queries) go through; `None` until opened,
+    /// and again after it failed.
+    publisher: Mutex<Option<Channel>>,
     prefix: String,
     groups: Vec<String>,
     expires_ms: Option<u32>,
     max_deliveries: u32,
-    declared: Mutex<HashSet<(String, String)>>,
+    /// The (topic, group) pairs declared, and on which connection generation: a new connection
+    /// declares again (idempotent), in case the broker came back without them.
+    declared: Mutex<(u64, HashSet<(String, String)>)>,
 }
 
 impl std::fmt::Debug for AmqpBroker {
@@ -97,46 +155,45 @@ impl AmqpBroker {
         } else {
             format!("{base}?{}", rest.join("&"))
         };
-        let conn = tokio::time::timeout(
-            Duration::from_secs(15),
-            Connection::connect(&uri, ConnectionProperties::default()),
-        )
-        .await
-        .map_err(|_| Error::Unavailable {
+        let conn = Link::open(&uri).await.map_err(|e| Error::Unavailable {
             backend: "rabbitmq",
-            message: format!("connecting to {url} timed out"),
-        })?
-        .map_err(map_err)?;
-        let publisher = conn.create_channel().await.map_err(map_err)?;
-        publisher
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(map_err)?;
-        Ok(Arc::new(Self {
-            conn: Arc::new(conn),
-            publisher: Mutex::new(publisher),
+            message: format!("{url}: {e}"),
+        })?;
+        let broker = Arc::new(Self {
+            link: Arc::new(Link {
+                uri,
+                conn: Mutex::new((Arc::new(conn), 0)),
+            }),
+            publisher: Mutex::new(None),
             prefix,
             groups,
             expires_ms,
             max_deliveries: max_deliveries.max(1),
-            declared: Mutex::new(HashSet::new()),
-        }))
+            declared: Mutex::new((0, HashSet::new())),
+        });
+        drop(broker.publisher().await?);
+        Ok(broker)
     }
 
-    /// A new channel. lapin can hand out the id of a channel the server just closed (a passive
-    /// declare of a missing queue does that, in `lag`) before that close completed; opening it
-    /// then fails with `InvalidChannelState`, and a later try gets a usable one.
-    async fn channel(&self) -> Result<Channel> {
-        let mut tries = 0;
-        loop {
-            match self.conn.create_channel().await {
-                Ok(ch) => return Ok(ch),
-                Err(lapin::Error::InvalidChannelState(_)) if tries < 10 => {
-                    tries += 1;
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                Err(e) => return Err(map_err(e)),
-            }
+    /// The publishing channel (in confirm mode), opened again after it failed.
+    async fn publisher(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Channel>>> {
+        let mut p = self.publisher.lock().await;
+        if !p.as_ref().is_some_and(|c| c.status().connected()) {
+            *p = None;
+            let ch = self.link.channel().await?;
+            ch.confirm_select(ConfirmSelectOptions::default())
+                .await
+                .map_err(map_err)?;
+            *p = Some(ch);
+        }
+        Ok(p)
+    }
+
+    /// After a failure that left the publisher channel unusable, the next call opens a fresh
+    /// one (on a fresh connection, if need be).
+    fn forget_if_broken<T>(publisher: &mut Option<Channel>, result: &Result<T>) {
+        if matches!(result, Err(Error::Unavailable { .. })) {
+            *publisher = None;
         }
     }
 
@@ -177,8 +234,15 @@ impl AmqpBroker {
     /// exchange), once per process.
     async fn declare(&self, ch: &Channel, topic: &str, group: &str) -> Result<()> {
         let key = (topic.to_string(), group.to_string());
-        if self.declared.lock().await.contains(&key) {
-            return Ok(());
+        let generation = self.link.conn.lock().await.1;
+        {
+            let mut d = self.declared.lock().await;
+            if d.0 != generation {
+                *d = (generation, HashSet::new());
+            }
+            if d.1.contains(&key) {
+                return Ok(());
+            }
         }
         let durable = ExchangeDeclareOptions {
             durable: true,
@@ -222,15 +286,18 @@ impl AmqpBroker {
         )
         .await
         .map_err(map_err)?;
-        self.declared.lock().await.insert(key);
+        let mut d = self.declared.lock().await;
+        if d.0 == generation {
+            d.1.insert(key);
+        }
         Ok(())
     }
 
     /// Deletes every queue and exchange this broker declared, with their messages: for
     /// temporary namespaces (tests, rehearsal sales), never for a live one.
     pub async fn delete_declared(&self) -> Result<()> {
-        let declared: Vec<(String, String)> = self.declared.lock().await.drain().collect();
-        let ch = self.channel().await?;
+        let declared: Vec<(String, String)> = self.declared.lock().await.1.drain().collect();
+        let ch = self.link.channel().await?;
         let mut exchanges = HashSet::new();
         for (topic, group) in declared {
             ch.queue_delete(&self.queue(&topic, &group), QueueDeleteOptions::default())
@@ -298,17 +365,12 @@ fn count(v: &AMQPValue) -> Option<u32> {
     })
 }
 
-#[async_trait]
-impl MessageBroker for AmqpBroker {
-    async fn publish(&self, topic: &str, message: Message) -> Result<()> {
-        self.publish_batch(topic, vec![message]).await
-    }
-
-    async fn publish_batch(&self, topic: &str, messages: Vec<Message>) -> Result<()> {
-        let ch = self.publisher.lock().await;
-        self.declare_topic(&ch, topic).await?;
+impl AmqpBroker {
+    /// Publishes on `ch` and awaits every confirm.
+    async fn publish_on(&self, ch: &Channel, topic: &str, messages: &[Message]) -> Result<()> {
+        self.declare_topic(ch, topic).await?;
         let mut confirms = Vec::with_capacity(messages.len());
-        for m in &messages {
+        for m in messages {
             let mandatory = BasicPublishOptions {
                 mandatory: true,
                 ..BasicPublishOptions::default()
@@ -345,39 +407,12 @@ impl MessageBroker for AmqpBroker {
         Ok(())
     }
 
-    async fn subscribe(&self, topic: &str, group: &str) -> Result<Box<dyn Subscription>> {
-        if topic.is_empty() || group.is_empty() {
-            return Err(Error::invalid("topic and group must not be empty"));
-        }
-        let ch = self.channel().await?;
-        self.declare(&ch, topic, group).await?;
-        ch.basic_qos(256, BasicQosOptions::default())
-            .await
-            .map_err(map_err)?;
-        let tag = format!("c-{:016x}", rand::random::<u64>());
-        let consumer = ch
-            .basic_consume(
-                &self.queue(topic, group),
-                &tag,
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(map_err)?;
-        Ok(Box::new(AmqpSubscription {
-            ch,
-            tag,
-            consumer: Some(consumer),
-        }))
-    }
-
-    async fn lag(&self, topic: &str, group: &str) -> Result<u64> {
-        // A passive declare of a missing queue would make the server close the channel (404),
-        // and lapin may hand that channel's id to a new channel before the close completes.
+    /// The number of ready messages in the group's queue.
+    async fn lag_on(&self, ch: &Channel, topic: &str, group: &str) -> Result<u64> {
+        // Not a passive declare: on a missing queue the server would close the channel (404).
         // Declaring the queue with its own arguments is idempotent and never fails that way;
         // a group asked about keeps its messages from then on, which is what lag watches.
-        let ch = self.publisher.lock().await;
-        self.declare(&ch, topic, group).await?;
+        self.declare(ch, topic, group).await?;
         let q = ch
             .queue_declare(
                 &self.queue(topic, group),
@@ -393,29 +428,134 @@ impl MessageBroker for AmqpBroker {
     }
 }
 
-impl Drop for AmqpBroker {
-    fn drop(&mut self) {
-        // Close the connection (and every channel on it) even without a runtime at hand.
-        // The publisher channel goes along, so that its last handle drops after the close
-        // rather than racing it with a channel close of its own.
-        let conn = self.conn.clone();
-        let publisher = self.publisher.get_mut().clone();
+#[async_trait]
+impl MessageBroker for AmqpBroker {
+    async fn publish(&self, topic: &str, message: Message) -> Result<()> {
+        self.publish_batch(topic, vec![message]).await
+    }
+
+    async fn publish_batch(&self, topic: &str, messages: Vec<Message>) -> Result<()> {
+        let mut p = self.publisher().await?;
+        let result = self
+            .publish_on(p.as_ref().expect("opened"), topic, &messages)
+            .await;
+        Self::forget_if_broken(&mut p, &result);
+        result
+    }
+
+    async fn subscribe(&self, topic: &str, group: &str) -> Result<Box<dyn Subscription>> {
+        if topic.is_empty() || group.is_empty() {
+            return Err(Error::invalid("topic and group must not be empty"));
+        }
+        {
+            let mut p = self.publisher().await?;
+            let result = self
+                .declare(p.as_ref().expect("opened"), topic, group)
+                .await;
+            Self::forget_if_broken(&mut p, &result);
+            result?;
+        }
+        let mut sub = AmqpSubscription {
+            link: self.link.clone(),
+            queue: self.queue(topic, group),
+            generation: 0,
+            live: None,
+        };
+        sub.consume().await?;
+        Ok(Box::new(sub))
+    }
+
+    async fn lag(&self, topic: &str, group: &str) -> Result<u64> {
+        let mut p = self.publisher().await?;
+        let result = self.lag_on(p.as_ref().expect("opened"), topic, group).await;
+        Self::forget_if_broken(&mut p, &result);
+        result
+    }
+}
+
+/// A channel consuming a queue, with the consumer's tag.
+struct Consuming {
+    ch: Channel,
+    tag: String,
+    consumer: lapin::Consumer,
+}
+
+impl Consuming {
+    /// Cancels the consumer, then closes the channel (which requeues every delivery it had not
+    /// acked), in that order and off any runtime. Dropping lapin's consumer while its channel
+    /// closes races a `basic.cancel` against the close, and lapin turns the cancel's failure
+    /// into an error of the whole connection.
+    fn close(self) {
         std::thread::spawn(move || {
-            let _ = futures::executor::block_on(conn.close(200, "broker dropped"));
-            drop(publisher);
+            futures::executor::block_on(async move {
+                let Self { ch, tag, consumer } = self;
+                if ch.status().connected() {
+                    let _ = ch.basic_cancel(&tag, BasicCancelOptions::default()).await;
+                    let _ = ch.close(200, "subscription closed").await;
+                }
+                drop(consumer);
+            })
         });
     }
 }
 
 struct AmqpSubscription {
-    ch: Channel,
-    tag: String,
-    /// `None` only once dropped.
-    consumer: Option<lapin::Consumer>,
+    link: Arc<Link>,
+    queue: String,
+    /// Counts the channels this subscription consumed on; a delivery tag names its channel's
+    /// generation, because a tag means nothing on another channel.
+    generation: u64,
+    /// `None` after the channel died, until the next fetch consumes again.
+    live: Option<Consuming>,
+}
+
+fn unavailable(message: &str) -> Error {
+    Error::Unavailable {
+        backend: "rabbitmq",
+        message: message.into(),
+    }
 }
 
 impl AmqpSubscription {
-    fn delivery(d: lapin::message::Delivery) -> Delivery {
+    /// Opens a channel (connecting again if need be) and consumes the queue on it. What the
+    /// previous channel had not acked went back to the queue when it closed.
+    async fn consume(&mut self) -> Result<()> {
+        if let Some(old) = self.live.take() {
+            old.close();
+        }
+        let ch = self.link.channel().await?;
+        ch.basic_qos(256, BasicQosOptions::default())
+            .await
+            .map_err(map_err)?;
+        let tag = format!("c-{:016x}", rand::random::<u64>());
+        let consumer = ch
+            .basic_consume(
+                &self.queue,
+                &tag,
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(map_err)?;
+        self.generation += 1;
+        self.live = Some(Consuming { ch, tag, consumer });
+        Ok(())
+    }
+
+    /// The delivery tag on the current channel, or `None` for a tag of an earlier channel
+    /// (whose deliveries went back to the queue when it closed).
+    fn current_tag(&self, tag: &str) -> Result<Option<u64>> {
+        let parsed = tag
+            .split_once('.')
+            .and_then(|(g, t)| Some((g.parse::<u64>().ok()?, t.parse::<u64>().ok()?)));
+        match parsed {
+            Some((g, t)) if g == self.generation && self.live.is_some() => Ok(Some(t)),
+            Some(_) => Ok(None),
+            None => Err(Error::invalid(format!("delivery tag {tag:?}"))),
+        }
+    }
+
+    fn delivery(&self, d: lapin::message::Delivery) -> Delivery {
         let mut headers = BTreeMap::new();
         let mut key = String::new();
         let mut attempt = 1;
@@ -436,7 +576,7 @@ impl AmqpSubscription {
             attempt = 2;
         }
         Delivery {
-            tag: d.delivery_tag.to_string(),
+            tag: format!("{}.{}", self.generation, d.delivery_tag),
             message: Message {
                 key,
                 payload: d.data,
@@ -445,73 +585,86 @@ impl AmqpSubscription {
             attempt,
         }
     }
+
+    /// Acks (or nacks with requeue) a delivery of the current channel; if the channel died
+    /// meanwhile, the subscription consumes again on its next fetch.
+    async fn settle(&mut self, tag: u64, ack: bool) -> Result<()> {
+        let live = self
+            .live
+            .as_ref()
+            .ok_or_else(|| unavailable("no channel"))?;
+        let result = if ack {
+            live.ch.basic_ack(tag, BasicAckOptions::default()).await
+        } else {
+            let requeue = BasicNackOptions {
+                requeue: true,
+                ..BasicNackOptions::default()
+            };
+            live.ch.basic_nack(tag, requeue).await
+        }
+        .map_err(map_err);
+        if result.is_err() && !live.ch.status().connected() {
+            if let Some(dead) = self.live.take() {
+                dead.close();
+            }
+        }
+        result
+    }
 }
 
 #[async_trait]
 impl Subscription for AmqpSubscription {
     async fn fetch(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
-        let mut out = Vec::new();
-        let Some(consumer) = self.consumer.as_mut() else {
-            return Ok(out);
-        };
+        if self.live.is_none() {
+            self.consume().await?;
+        }
+        let consumer = &mut self.live.as_mut().expect("consumed above").consumer;
         let first = match tokio::time::timeout(wait, consumer.next()).await {
-            Err(_) | Ok(None) => return Ok(out),
-            Ok(Some(d)) => d.map_err(map_err)?,
+            Err(_) => return Ok(Vec::new()),
+            Ok(Some(Ok(d))) => d,
+            // The channel or the connection died: consume again on the next fetch.
+            Ok(None) | Ok(Some(Err(_))) => {
+                if let Some(dead) = self.live.take() {
+                    dead.close();
+                }
+                return Err(unavailable(
+                    "the consumer's channel closed; the next fetch consumes again",
+                ));
+            }
         };
-        out.push(Self::delivery(first));
-        while out.len() < max.max(1) {
+        let mut got = vec![first];
+        while got.len() < max.max(1) {
             match consumer.next().now_or_never() {
-                Some(Some(d)) => out.push(Self::delivery(d.map_err(map_err)?)),
+                Some(Some(Ok(d))) => got.push(d),
                 _ => break,
             }
         }
-        Ok(out)
+        Ok(got.into_iter().map(|d| self.delivery(d)).collect())
     }
 
     async fn ack(&mut self, tags: &[String]) -> Result<()> {
         for t in tags {
-            let tag: u64 = t
-                .parse()
-                .map_err(|_| Error::invalid(format!("delivery tag {t:?}")))?;
-            self.ch
-                .basic_ack(tag, BasicAckOptions::default())
-                .await
-                .map_err(map_err)?;
+            // An earlier channel's delivery is back in the queue already: nothing to ack.
+            if let Some(tag) = self.current_tag(t)? {
+                self.settle(tag, true).await?;
+            }
         }
         Ok(())
     }
 
     async fn nack(&mut self, tag: &str) -> Result<()> {
-        let tag: u64 = tag
-            .parse()
-            .map_err(|_| Error::invalid(format!("delivery tag {tag:?}")))?;
-        self.ch
-            .basic_nack(
-                tag,
-                BasicNackOptions {
-                    requeue: true,
-                    ..BasicNackOptions::default()
-                },
-            )
-            .await
-            .map_err(map_err)
+        let Some(tag) = self.current_tag(tag)? else {
+            return Ok(()); // back in the queue already
+        };
+        self.settle(tag, false).await
     }
 }
 
 impl Drop for AmqpSubscription {
     fn drop(&mut self) {
-        // Cancel the consumer, then close the channel (which requeues every delivery it had not
-        // acked), in that order and off any runtime. Dropping lapin's consumer while its channel
-        // closes races a `basic.cancel` against the close, and lapin turns the cancel's failure
-        // into an error of the whole connection.
-        let (ch, tag, consumer) = (self.ch.clone(), self.tag.clone(), self.consumer.take());
-        std::thread::spawn(move || {
-            futures::executor::block_on(async move {
-                let _ = ch.basic_cancel(&tag, BasicCancelOptions::default()).await;
-                let _ = ch.close(200, "subscription dropped").await;
-                drop(consumer);
-            })
-        });
+        if let Some(live) = self.live.take() {
+            live.close();
+        }
     }
 }
 

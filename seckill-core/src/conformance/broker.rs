@@ -50,6 +50,18 @@ impl Backend {
         self.restart = Some(Arc::new(restart));
         self
     }
+
+    /// Adds the capability to restart the broker's server, which the test started itself.
+    pub fn with_own_server(self, server: super::OwnServer) -> Self {
+        self.with_restart(move || {
+            let server = server.clone();
+            Box::pin(async move {
+                tokio::task::spawn_blocking(move || server.restart())
+                    .await
+                    .expect("restarting the server")
+            })
+        })
+    }
 }
 
 const WAIT: Duration = Duration::from_secs(5);

@@ -24,7 +24,7 @@ pub mod rate_limit;
 pub mod repo;
 pub mod stock;
 
-pub use own_server::OwnServer;
+pub use own_server::{Launch, OwnServer};
 use std::sync::atomic::{AtomicI64, Ordering};
 
 /// A process-unique positive id, for ids and names in a case (so cases sharing a service never

@@ -12,10 +12,73 @@ pub struct OwnServer {
     inner: Arc<Mutex<Inner>>,
 }
 
-struct Inner {
+/// How to start (and stop) an [`OwnServer`]: a program, its arguments and environment, and
+/// the loopback port it serves on.
+#[derive(Debug, Clone)]
+pub struct Launch {
     program: String,
     args: Vec<String>,
+    env: Vec<(String, String)>,
+    stop: Option<(String, Vec<String>)>,
     port: u16,
+    startup: Duration,
+}
+
+impl Launch {
+    /// `program args…`, serving on `127.0.0.1:port`.
+    pub fn new(program: &str, args: &[&str], port: u16) -> Self {
+        Self {
+            program: program.to_string(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: Vec::new(),
+            stop: None,
+            port,
+            startup: Duration::from_secs(20),
+        }
+    }
+
+    /// Sets an environment variable for the program.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Stops the server with this command (then kills the process), for programs whose server
+    /// outlives the process started (a wrapper script that runs it as another user).
+    pub fn stop_with(mut self, program: &str, args: &[&str]) -> Self {
+        self.stop = Some((
+            program.to_string(),
+            args.iter().map(|a| a.to_string()).collect(),
+        ));
+        self
+    }
+
+    /// How long the server may take to accept connections (20 s unless set).
+    pub fn startup(mut self, limit: Duration) -> Self {
+        self.startup = limit;
+        self
+    }
+
+    /// Starts the server: see [`OwnServer::start`].
+    pub fn start(self) -> OwnServer {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err(),
+            "port {} is already in use: stop what listens there before running this test",
+            self.port
+        );
+        let mut inner = Inner {
+            launch: self,
+            child: None,
+        };
+        inner.spawn();
+        OwnServer {
+            inner: Arc::new(Mutex::new(inner)),
+        }
+    }
+}
+
+struct Inner {
+    launch: Launch,
     child: Option<Child>,
 }
 
@@ -23,8 +86,8 @@ impl std::fmt::Debug for OwnServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let i = self.inner.lock().expect("own server");
         f.debug_struct("OwnServer")
-            .field("program", &i.program)
-            .field("port", &i.port)
+            .field("program", &i.launch.program)
+            .field("port", &i.launch.port)
             .finish()
     }
 }
@@ -34,23 +97,10 @@ impl OwnServer {
     /// clear message when the port is already taken (another run's server would answer in its
     /// place), the program is missing, or it does not come up within 20 s.
     pub fn start(program: &str, args: &[&str], port: u16) -> Self {
-        assert!(
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
-            "port {port} is already in use: stop what listens there before running this test"
-        );
-        let mut inner = Inner {
-            program: program.to_string(),
-            args: args.iter().map(|a| a.to_string()).collect(),
-            port,
-            child: None,
-        };
-        inner.spawn();
-        Self {
-            inner: Arc::new(Mutex::new(inner)),
-        }
+        Launch::new(program, args, port).start()
     }
 
-    /// Kills the process and starts it again with the same arguments; returns once it accepts
+    /// Stops (or kills) the server and starts it again with the same arguments; returns once it accepts
     /// connections. Call it off the async threads (`spawn_blocking`).
     pub fn restart(&self) {
         let mut i = self.inner.lock().expect("own server");
@@ -61,33 +111,43 @@ impl OwnServer {
 
 impl Inner {
     fn spawn(&mut self) {
-        let child = Command::new(&self.program)
-            .args(&self.args)
+        let l = &self.launch;
+        let child = Command::new(&l.program)
+            .args(&l.args)
+            .envs(l.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.program));
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", l.program));
         self.child = Some(child);
         let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", l.port)).is_err() {
             assert!(
-                started.elapsed() < Duration::from_secs(20),
+                started.elapsed() < l.startup,
                 "{} did not come up on port {}",
-                self.program,
-                self.port
+                l.program,
+                l.port
             );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
     fn kill(&mut self) {
+        if let Some((program, args)) = &self.launch.stop {
+            let _ = Command::new(program)
+                .args(args)
+                .envs(self.launch.env.iter().map(|(k, v)| (k, v)))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
         // Wait until the port is free again.
         let stopped = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+        while std::net::TcpStream::connect(("127.0.0.1", self.launch.port)).is_ok()
             && stopped.elapsed() < Duration::from_secs(10)
         {
             std::thread::sleep(Duration::from_millis(20));
