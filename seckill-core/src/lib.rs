@@ -64,6 +64,7 @@ pub mod payment;
 pub mod rate_limit;
 pub mod registry;
 pub mod repo;
+pub mod session;
 pub mod stock;
 pub mod worker_id;
 
@@ -75,4 +76,5 @@ pub use idempotency::{Begin, IdempotencyStore, StoredResponse};
 pub use lock::{Lock, LockGuard};
 pub use payment::PaymentProvider;
 pub use rate_limit::{Quota, RateDecision, RateLimiter};
+pub use session::{CodeCheck, SessionStore};
 pub use stock::StockReserver;

@@ -9,12 +9,13 @@ use crate::clock::Clock;
 use crate::engine::Backends;
 use crate::memory::{
     MemoryBroker, MemoryDelayQueue, MemoryIdempotencyStore, MemoryLock, MemoryRateLimiter,
-    MemoryStockReserver, MemoryStore,
+    MemorySessionStore, MemoryStockReserver, MemoryStore,
 };
 use crate::payment::PaymentProvider;
 use crate::repo::{CatalogRepo, OrderRepo, PaymentRepo, UserRepo};
 use crate::{
-    DelayQueue, Error, IdempotencyStore, Lock, MessageBroker, RateLimiter, Result, StockReserver,
+    DelayQueue, Error, IdempotencyStore, Lock, MessageBroker, RateLimiter, Result, SessionStore,
+    StockReserver,
 };
 use std::collections::BTreeMap;
 use std::fmt;
@@ -224,6 +225,8 @@ pub struct BackendUrls {
     pub rate_limit: String,
     /// Idempotency store.
     pub idempotency: String,
+    /// Session store (revoked tokens, verification codes).
+    pub sessions: String,
     /// Repositories.
     pub database: String,
 }
@@ -238,6 +241,7 @@ impl Default for BackendUrls {
             lock: m(),
             rate_limit: m(),
             idempotency: m(),
+            sessions: m(),
             database: m(),
         }
     }
@@ -258,6 +262,8 @@ pub struct Registry {
     pub rate_limit: Schemes<Arc<dyn RateLimiter>>,
     /// Idempotency stores.
     pub idempotency: Schemes<Arc<dyn IdempotencyStore>>,
+    /// Session stores.
+    pub sessions: Schemes<Arc<dyn SessionStore>>,
     /// Repositories.
     pub database: Schemes<Repos>,
 }
@@ -278,6 +284,7 @@ impl Registry {
             lock: Schemes::new("lock"),
             rate_limit: Schemes::new("rate_limit"),
             idempotency: Schemes::new("idempotency"),
+            sessions: Schemes::new("sessions"),
             database: Schemes::new("database"),
         }
     }
@@ -305,6 +312,9 @@ impl Registry {
         });
         r.idempotency.register("memory", |_, c| async move {
             Ok(Arc::new(MemoryIdempotencyStore::new(c.clock)) as Arc<dyn IdempotencyStore>)
+        });
+        r.sessions.register("memory", |_, c| async move {
+            Ok(Arc::new(MemorySessionStore::new(c.clock)) as Arc<dyn SessionStore>)
         });
         r.database.register("memory", |_, _| async move {
             let s = Arc::new(MemoryStore::new());
@@ -336,6 +346,7 @@ impl Registry {
             lock: self.lock.build(&urls.lock, &ctx).await?,
             rate_limiter: self.rate_limit.build(&urls.rate_limit, &ctx).await?,
             idempotency: self.idempotency.build(&urls.idempotency, &ctx).await?,
+            sessions: self.sessions.build(&urls.sessions, &ctx).await?,
             users: repos.users,
             catalog: repos.catalog,
             orders: repos.orders,

@@ -3,7 +3,7 @@
 use seckill_core::conformance::broker::Backend as BrokerBackend;
 use seckill_core::memory::*;
 use seckill_core::registry::Repos;
-use seckill_core::{DelayQueue, IdempotencyStore, Lock, RateLimiter, StockReserver};
+use seckill_core::{DelayQueue, IdempotencyStore, Lock, RateLimiter, SessionStore, StockReserver};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +31,9 @@ async fn rate_limiter() -> Option<Arc<dyn RateLimiter>> {
 }
 async fn idempotency() -> Option<Arc<dyn IdempotencyStore>> {
     Some(Arc::new(MemoryIdempotencyStore::default()))
+}
+async fn sessions() -> Option<Arc<dyn SessionStore>> {
+    Some(Arc::new(MemorySessionStore::default()))
 }
 async fn payment_provider() -> Option<seckill_core::conformance::payment::Backend> {
     let mock = Arc::new(seckill_core::payment::MockProvider::new(
@@ -75,6 +78,10 @@ mod rate_limit_suite {
 mod idempotency_suite {
     use super::*;
     seckill_core::idempotency_conformance!(idempotency);
+}
+mod session_suite {
+    use super::*;
+    seckill_core::session_store_conformance!(sessions);
 }
 mod repo_suite {
     use super::*;

@@ -4,7 +4,7 @@
 
 use seckill_core::conformance::{service_url, unique_id};
 use seckill_core::registry::BackendUrl;
-use seckill_core::{DelayQueue, IdempotencyStore, Lock, RateLimiter, StockReserver};
+use seckill_core::{DelayQueue, IdempotencyStore, Lock, RateLimiter, SessionStore, StockReserver};
 use seckill_store::redis::*;
 use std::sync::Arc;
 
@@ -45,6 +45,9 @@ macro_rules! suites {
             async fn idempotency() -> Option<Arc<dyn IdempotencyStore>> {
                 Some(Arc::new(RedisIdempotencyStore::new(target($var).await?)))
             }
+            async fn sessions() -> Option<Arc<dyn SessionStore>> {
+                Some(Arc::new(RedisSessionStore::new(target($var).await?)))
+            }
 
             mod stock_batched_suite {
                 use super::*;
@@ -69,6 +72,10 @@ macro_rules! suites {
             mod idempotency_suite {
                 use super::*;
                 seckill_core::idempotency_conformance!(idempotency);
+            }
+            mod session_suite {
+                use super::*;
+                seckill_core::session_store_conformance!(sessions);
             }
         }
     };

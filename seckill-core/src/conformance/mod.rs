@@ -22,6 +22,7 @@ mod own_server;
 pub mod payment;
 pub mod rate_limit;
 pub mod repo;
+pub mod session;
 pub mod stock;
 
 pub use own_server::{Launch, OwnServer};

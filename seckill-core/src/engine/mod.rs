@@ -41,11 +41,12 @@ use crate::idempotency::IdempotencyStore;
 use crate::lock::Lock;
 use crate::memory::{
     MemoryBroker, MemoryDelayQueue, MemoryIdempotencyStore, MemoryLock, MemoryRateLimiter,
-    MemoryStockReserver, MemoryStore,
+    MemorySessionStore, MemoryStockReserver, MemoryStore,
 };
 use crate::payment::PaymentProvider;
 use crate::rate_limit::{Quota, RateLimiter};
 use crate::repo::{CatalogRepo, OrderRepo, PaymentRepo, UserRepo};
+use crate::session::SessionStore;
 use crate::stock::StockReserver;
 use crate::{Error, Result, Timestamp};
 use faults::{CrashPoint, FaultInjector};
@@ -69,6 +70,8 @@ pub struct Backends {
     pub rate_limiter: Arc<dyn RateLimiter>,
     /// Request de-duplication for the API.
     pub idempotency: Arc<dyn IdempotencyStore>,
+    /// Revoked tokens and verification codes.
+    pub sessions: Arc<dyn SessionStore>,
     /// Users.
     pub users: Arc<dyn UserRepo>,
     /// Products and activities.
@@ -94,6 +97,7 @@ impl Backends {
             lock: Arc::new(MemoryLock::new(clock.clone())),
             rate_limiter: Arc::new(MemoryRateLimiter::new(clock.clone())),
             idempotency: Arc::new(MemoryIdempotencyStore::new(clock.clone())),
+            sessions: Arc::new(MemorySessionStore::new(clock.clone())),
             users: store.clone(),
             catalog: store.clone(),
             orders: store.clone(),

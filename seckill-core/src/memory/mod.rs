@@ -7,6 +7,7 @@ mod delay;
 mod idempotency;
 mod lock;
 mod rate_limit;
+mod session;
 mod stock;
 mod store;
 
@@ -15,5 +16,6 @@ pub use delay::MemoryDelayQueue;
 pub use idempotency::MemoryIdempotencyStore;
 pub use lock::MemoryLock;
 pub use rate_limit::MemoryRateLimiter;
+pub use session::MemorySessionStore;
 pub use stock::MemoryStockReserver;
 pub use store::MemoryStore;

@@ -1,5 +1,5 @@
 //! The Redis backends (feature `redis`): stock reserver with its outbox, delay queue, lock,
-//! rate limiter and idempotency store. Every key of an activity (or queue, lock, rate-limit
+//! rate limiter, idempotency store and session store. Every key of an activity (or queue, lock, rate-limit
 //! key) shares one hash tag, so each Lua script touches one slot and the same code runs on a
 //! standalone Redis (`redis://`) and on a Redis Cluster (`redis-cluster://`).
 
@@ -8,6 +8,7 @@ mod delay;
 mod idempotency;
 mod lock;
 mod rate_limit;
+mod session;
 mod stock;
 pub mod values;
 
@@ -16,6 +17,7 @@ pub use delay::RedisDelayQueue;
 pub use idempotency::RedisIdempotencyStore;
 pub use lock::RedisLock;
 pub use rate_limit::RedisRateLimiter;
+pub use session::RedisSessionStore;
 pub use stock::RedisStockReserver;
 
 use seckill_core::registry::Registry;
@@ -24,8 +26,8 @@ use std::sync::Arc;
 /// Reserves coalesced into one script call at most (per activity).
 pub const DEFAULT_MAX_BATCH: usize = 64;
 
-/// Registers `redis://` and `redis-cluster://` for the stock, delay, lock, rate-limit and
-/// idempotency kinds.
+/// Registers `redis://` and `redis-cluster://` for the stock, delay, lock, rate-limit,
+/// idempotency and sessions kinds.
 pub fn register(r: &mut Registry) {
     for scheme in ["redis", "redis-cluster"] {
         r.stock.register(scheme, |u, _| async move {
@@ -48,6 +50,10 @@ pub fn register(r: &mut Registry) {
         r.idempotency.register(scheme, |u, _| async move {
             Ok(Arc::new(RedisIdempotencyStore::new(connect(&u).await?))
                 as Arc<dyn seckill_core::IdempotencyStore>)
+        });
+        r.sessions.register(scheme, |u, _| async move {
+            Ok(Arc::new(RedisSessionStore::new(connect(&u).await?))
+                as Arc<dyn seckill_core::SessionStore>)
         });
     }
 }
