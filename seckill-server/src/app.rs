@@ -110,6 +110,8 @@ pub async fn build(config: Config) -> anyhow_like::Result<Server> {
         )),
         mock: Some(mock),
         http: Arc::new(HttpMetrics::default()),
+        notifier: Arc::new(seckill_core::LogNotifier),
+        limits: Arc::new(config.limits.clone()),
     };
     Ok(Server {
         state,
@@ -222,9 +224,12 @@ impl Server {
             roles = ?self.roles.iter().map(|r| r.name()).collect::<Vec<_>>(),
             "seckill-server listening"
         );
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
         tracing::info!("HTTP drained; stopping background roles");
         runner.stop().await;
         let _ = stop_lease.send(true);

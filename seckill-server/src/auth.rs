@@ -1,5 +1,7 @@
 //! Authentication: argon2 password hashes (computed off the async threads) and HS256 JWTs with
-//! a pinned algorithm and checked `exp`, `iss` and `aud`.
+//! a pinned algorithm and checked `exp`, `iss` and `aud`. A token also stops working when it is
+//! revoked in the [`SessionStore`](seckill_core::SessionStore): by its id (logout) or by its
+//! version (a password change revokes every token issued before it).
 
 use crate::error::{ApiError, Code};
 use crate::state::AppState;
@@ -26,6 +28,10 @@ pub struct Claims {
     pub exp: i64,
     /// Token id.
     pub jti: String,
+    /// The user's token version when issued: a password change raises it, and tokens of older
+    /// versions stop working.
+    #[serde(default)]
+    pub ver: u32,
 }
 
 /// Issues and verifies tokens.
@@ -65,8 +71,20 @@ impl Tokens {
         }
     }
 
-    /// A token for `user`; returns it and its expiry (seconds since the epoch).
-    pub fn issue(&self, user: UserId, role: Role, now: i64) -> Result<(String, i64), ApiError> {
+    /// How long a token lives.
+    pub fn ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.ttl_secs.max(0) as u64)
+    }
+
+    /// A token for `user` at token version `version`; returns it and its expiry (seconds since
+    /// the epoch).
+    pub fn issue(
+        &self,
+        user: UserId,
+        role: Role,
+        version: u32,
+        now: i64,
+    ) -> Result<(String, i64), ApiError> {
         let claims = Claims {
             sub: user.to_string(),
             role,
@@ -75,6 +93,7 @@ impl Tokens {
             iat: now,
             exp: now + self.ttl_secs,
             jti: format!("{:032x}", rand::random::<u128>()),
+            ver: version,
         };
         let token = encode(&Header::new(Algorithm::HS256), &claims, &self.enc)
             .map_err(|e| ApiError::new(Code::Internal, format!("token signing failed: {e}")))?;
@@ -131,12 +150,16 @@ pub async fn verify_password(password: String, hash: String) -> bool {
 }
 
 /// The authenticated caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthUser {
     /// User id.
     pub id: UserId,
     /// Role.
     pub role: Role,
+    /// The token's id.
+    pub token_id: String,
+    /// The token's expiry (seconds since the epoch).
+    pub expires_at: i64,
 }
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -158,15 +181,26 @@ impl FromRequestParts<AppState> for AuthUser {
             .parse()
             .map(UserId)
             .map_err(|_| ApiError::new(Code::Unauthenticated, "invalid token subject"))?;
+        let revoked = state
+            .engine
+            .backends()
+            .sessions
+            .is_revoked(id, &claims.jti, claims.ver)
+            .await?;
+        if revoked {
+            return Err(ApiError::new(Code::Unauthenticated, "token revoked"));
+        }
         Ok(AuthUser {
             id,
             role: claims.role,
+            token_id: claims.jti,
+            expires_at: claims.exp,
         })
     }
 }
 
 /// An authenticated admin.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct AdminUser(pub AuthUser);
 
 impl FromRequestParts<AppState> for AdminUser {
@@ -189,12 +223,12 @@ mod tests {
     fn tokens_round_trip_and_are_checked() {
         let t = Tokens::new(b"k", "iss", "aud", 60);
         let now = chrono::Utc::now().timestamp();
-        let (tok, exp) = t.issue(UserId(7), Role::User, now).unwrap();
+        let (tok, exp) = t.issue(UserId(7), Role::User, 3, now).unwrap();
         assert_eq!(exp, now + 60);
         let c = t.verify(&tok).unwrap();
-        assert_eq!(c.sub, "7");
+        assert_eq!((c.sub.as_str(), c.ver), ("7", 3));
         // Expired.
-        let (old, _) = t.issue(UserId(7), Role::User, now - 3600).unwrap();
+        let (old, _) = t.issue(UserId(7), Role::User, 0, now - 3600).unwrap();
         assert_eq!(t.verify(&old).unwrap_err().message, "token expired");
         // Other key, other audience.
         assert!(Tokens::new(b"other", "iss", "aud", 60)

@@ -50,6 +50,8 @@ pub struct Config {
     pub payment: PaymentConfig,
     /// The bootstrap admin account.
     pub admin: AdminConfig,
+    /// Rate limits and verification codes.
+    pub limits: LimitsConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -65,6 +67,7 @@ impl Default for Config {
             sale: SaleConfig::default(),
             payment: PaymentConfig::default(),
             admin: AdminConfig::default(),
+            limits: LimitsConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -166,6 +169,78 @@ impl Default for AdminConfig {
     }
 }
 
+/// A rate limit: `rate` requests per `per_secs` seconds, in bursts of up to `burst`; a rate
+/// of 0 turns it off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateConfig {
+    /// Requests per period (0: no limit).
+    pub rate: u32,
+    /// The period in seconds.
+    pub per_secs: u64,
+    /// Most requests at once after a quiet spell.
+    pub burst: u32,
+}
+
+impl RateConfig {
+    const fn new(rate: u32, per_secs: u64, burst: u32) -> Self {
+        Self {
+            rate,
+            per_secs,
+            burst,
+        }
+    }
+
+    /// The quota, or `None` when off.
+    pub fn quota(&self) -> Option<seckill_core::Quota> {
+        (self.rate > 0).then(|| seckill_core::Quota {
+            rate: self.rate,
+            period: std::time::Duration::from_secs(self.per_secs.max(1)),
+            burst: self.burst.max(1),
+        })
+    }
+}
+
+/// Rate limits (per client IP, per username, per phone) and verification codes. The per-user
+/// buy limit is `sale.buy_rate_per_sec`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Logins per client IP.
+    pub login_per_ip: RateConfig,
+    /// Logins per username (wrong passwords included): slows password guessing.
+    pub login_per_user: RateConfig,
+    /// Buy attempts per client IP. Off by default: buyers behind one NAT share an address;
+    /// the per-user limit applies to everyone.
+    pub buy_per_ip: RateConfig,
+    /// Verification codes sent per phone.
+    pub send_code_per_phone: RateConfig,
+    /// Verification codes sent per client IP.
+    pub send_code_per_ip: RateConfig,
+    /// Take the client IP from the first `X-Forwarded-For` address (only behind a proxy that
+    /// sets it); otherwise from the connection.
+    pub trust_forwarded_for: bool,
+    /// How long a verification code is valid.
+    pub code_ttl_secs: u64,
+    /// Wrong tries before a verification code is dropped.
+    pub code_max_tries: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            login_per_ip: RateConfig::new(60, 60, 20),
+            login_per_user: RateConfig::new(10, 60, 5),
+            buy_per_ip: RateConfig::new(0, 1, 1),
+            send_code_per_phone: RateConfig::new(1, 60, 1),
+            send_code_per_ip: RateConfig::new(10, 60, 5),
+            trust_forwarded_for: false,
+            code_ttl_secs: 300,
+            code_max_tries: 5,
+        }
+    }
+}
+
 /// Logging.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -245,6 +320,24 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.create_file("s.toml", "lisen = \"x\"\n")?;
             assert!(Config::load(Some(Path::new("s.toml"))).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_documented_config_loads() {
+        let doc = include_str!("../../docs/operations.md");
+        let example = doc
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("docs/operations.md opens with a TOML example");
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("s.toml", example)?;
+            let c = Config::load(Some(Path::new("s.toml"))).map_err(|e| *e)?;
+            assert_eq!(c.limits.login_per_user.quota().unwrap().burst, 5);
+            assert_eq!(c.limits.buy_per_ip.quota(), None, "rate 0 is off");
+            assert_eq!(c.backends.sessions, "memory://");
             Ok(())
         });
     }

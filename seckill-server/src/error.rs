@@ -33,6 +33,10 @@ pub enum Code {
     BadCredentials = 1003,
     /// The username is taken.
     UsernameTaken = 1004,
+    /// The verification code is wrong (tries are counted).
+    WrongCode = 1005,
+    /// No verification code is pending for the phone.
+    NoPendingCode = 1006,
     /// The body is not valid JSON of the expected shape (unknown fields included).
     MalformedBody = 2001,
     /// A field's value is out of range.
@@ -95,6 +99,7 @@ impl Code {
         use Code::*;
         match self {
             Unauthenticated | BadCredentials | BadSignature => StatusCode::UNAUTHORIZED,
+            WrongCode | NoPendingCode => StatusCode::BAD_REQUEST,
             Forbidden => StatusCode::FORBIDDEN,
             UsernameTaken | NotStarted | Ended | SoldOut | InsufficientStock | LimitExceeded
             | NotWarmedUp | ActivityCancelled | ActivityBusy | OrderStateConflict

@@ -1,9 +1,11 @@
 //! What every handler shares.
 
 use crate::auth::Tokens;
+use crate::config::LimitsConfig;
 use crate::metrics::HttpMetrics;
 use seckill_core::engine::Engine;
 use seckill_core::payment::MockProvider;
+use seckill_core::Notifier;
 use std::sync::Arc;
 
 /// The server's shared state.
@@ -17,4 +19,8 @@ pub struct AppState {
     pub mock: Option<Arc<MockProvider>>,
     /// HTTP metrics.
     pub http: Arc<HttpMetrics>,
+    /// Delivers verification codes.
+    pub notifier: Arc<dyn Notifier>,
+    /// Rate limits and verification-code settings.
+    pub limits: Arc<LimitsConfig>,
 }

@@ -1,155 +1,14 @@
 //! The HTTP API end to end, in process: the README walkthrough, admin flows, and every bad
 //! input answering a 4xx envelope with a code (never a 5xx).
 
+mod support;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use seckill_server::app::{build, Server};
-use seckill_server::config::{Config, Secret};
-use seckill_server::routes::app;
-use serde_json::{json, Value};
+use serde_json::json;
+use support::*;
 use tower::ServiceExt;
-
-struct Api {
-    router: axum::Router,
-    server: Server,
-}
-
-struct Resp {
-    status: StatusCode,
-    body: Value,
-}
-
-impl Resp {
-    fn code(&self) -> i64 {
-        self.body["code"].as_i64().unwrap()
-    }
-    fn data(&self) -> &Value {
-        &self.body["data"]
-    }
-}
-
-async fn api(demo: bool) -> Api {
-    let mut cfg = Config {
-        demo,
-        ..Config::default()
-    };
-    cfg.admin.password = Some(Secret("admin-password".into()));
-    cfg.auth.jwt_secret = Some(Secret("test-secret".into()));
-    let server = build(cfg).await.unwrap();
-    server.seed().await.unwrap();
-    Api {
-        router: app(server.state.clone(), true),
-        server,
-    }
-}
-
-impl Api {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Resp {
-        self.raw(method, path, token, body.map(|b| b.to_string()), &[])
-            .await
-    }
-
-    async fn raw(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<String>,
-        headers: &[(&str, &str)],
-    ) -> Resp {
-        let mut req = Request::builder().method(method).uri(path);
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        if body.is_some() {
-            req = req.header("content-type", "application/json");
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let req = req
-            .body(body.map(Body::from).unwrap_or_else(Body::empty))
-            .unwrap();
-        let resp = self.router.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        assert!(
-            !status.is_server_error(),
-            "{method} {path} answered {status}: {body}"
-        );
-        if body != Value::Null {
-            assert!(
-                body["trace_id"].as_str().is_some_and(|t| !t.is_empty()),
-                "{body}"
-            );
-        }
-        Resp { status, body }
-    }
-
-    async fn user(&self, name: &str) -> String {
-        let r = self
-            .call(
-                "POST",
-                "/api/v1/user/register",
-                None,
-                Some(json!({"username": name, "password": "correct-horse"})),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        self.login(name, "correct-horse").await
-    }
-
-    async fn login(&self, name: &str, pw: &str) -> String {
-        let r = self
-            .call(
-                "POST",
-                "/api/v1/user/login",
-                None,
-                Some(json!({"username": name, "password": pw})),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        r.data()["token"].as_str().unwrap().to_string()
-    }
-
-    async fn demo_activity(&self) -> String {
-        let r = self
-            .call("GET", "/api/v1/seckill/activities", None, None)
-            .await;
-        r.data()["items"][0]["id"].as_str().unwrap().to_string()
-    }
-
-    async fn buy(&self, token: &str, activity: &str, qty: i64) -> Resp {
-        self.call(
-            "POST",
-            &format!("/api/v1/seckill/activities/{activity}/buy"),
-            Some(token),
-            Some(json!({"quantity": qty})),
-        )
-        .await
-    }
-
-    /// Runs relay and order worker until the order is written.
-    async fn settle_pipeline(&self) {
-        let e = &self.server.state.engine;
-        let mut w = e.order_worker().await.unwrap();
-        while e.relay_once().await.unwrap() > 0 {}
-        while w
-            .run_once(std::time::Duration::from_millis(10))
-            .await
-            .unwrap()
-            > 0
-        {}
-    }
-}
 
 #[tokio::test]
 async fn the_readme_walkthrough() {
@@ -649,6 +508,7 @@ async fn bad_input_gets_a_4xx_with_a_code() {
         .issue(
             seckill_core::domain::UserId(1),
             seckill_core::domain::Role::User,
+            0,
             old,
         )
         .unwrap();

@@ -32,7 +32,14 @@ pub fn api_router() -> Router<AppState> {
     let v1 = Router::new()
         .route("/user/register", post(users::register))
         .route("/user/login", post(users::login))
-        .route("/user/profile", get(users::profile))
+        .route("/user/logout", post(users::logout))
+        .route(
+            "/user/profile",
+            get(users::profile).put(users::update_profile),
+        )
+        .route("/user/password", post(users::change_password))
+        .route("/user/send-code", post(users::send_code))
+        .route("/user/verify-code", post(users::verify_code))
         .route("/products", get(catalog::list_products))
         .route("/products/{id}", get(catalog::get_product))
         .route("/seckill/activities", get(catalog::list_activities))

@@ -2,6 +2,7 @@
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, Body, Code, PathParam, Reply};
+use crate::limits::{charge, ClientIp, Limit};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -64,6 +65,7 @@ pub fn rejection(r: BuyRejection) -> ApiError {
 pub async fn buy(
     State(s): State<AppState>,
     me: AuthUser,
+    ip: ClientIp,
     PathParam(id): PathParam<ActivityId>,
     headers: HeaderMap,
     Body(req): Body<BuyReq>,
@@ -74,6 +76,7 @@ pub async fn buy(
             "quantity must be at least 1",
         ));
     }
+    charge(&s, Limit::BuyPerIp, &ip.0).await?;
     let key = match headers.get("idempotency-key") {
         Some(v) => Some(
             v.to_str()

@@ -1,13 +1,17 @@
-//! `/api/v1/user/*`: register, login, profile.
+//! `/api/v1/user/*`: register, login, logout, profile, password, and phone verification codes.
 
 use crate::auth::{hash_password, verify_password, AuthUser};
 use crate::error::{ok, ApiError, ApiResult, Body, Code, Reply};
+use crate::limits::{charge, ClientIp, Limit};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use seckill_core::domain::{Role, User, UserId};
+use seckill_core::session::CodeCheck;
 use seckill_core::Timestamp;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::time::Duration;
 
 /// `POST /api/v1/user/register`.
 #[derive(Debug, Deserialize)]
@@ -58,6 +62,32 @@ pub struct LoginResp {
     user: UserView,
 }
 
+fn validate_phone(p: &str) -> Result<(), ApiError> {
+    if !(6..=20).contains(&p.len())
+        || !p
+            .trim_start_matches('+')
+            .chars()
+            .all(|c| c.is_ascii_digit())
+        || p.len() - p.trim_start_matches('+').len() > 1
+    {
+        return Err(ApiError::new(
+            Code::InvalidField,
+            "phone: 6 to 20 characters, digits with an optional leading '+'",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_password(p: &str) -> Result<(), ApiError> {
+    if !(8..=128).contains(&p.chars().count()) {
+        return Err(ApiError::new(
+            Code::InvalidField,
+            "password: 8 to 128 characters",
+        ));
+    }
+    Ok(())
+}
+
 fn validate_username(u: &str) -> Result<(), ApiError> {
     let ok_chars = u
         .chars()
@@ -80,19 +110,9 @@ pub async fn create_user(
     role: Role,
 ) -> Result<User, ApiError> {
     validate_username(&username)?;
-    if !(8..=128).contains(&password.chars().count()) {
-        return Err(ApiError::new(
-            Code::InvalidField,
-            "password: 8 to 128 characters",
-        ));
-    }
+    validate_password(&password)?;
     if let Some(p) = &phone {
-        if !(6..=20).contains(&p.len()) || !p.chars().all(|c| c.is_ascii_digit() || c == '+') {
-            return Err(ApiError::new(
-                Code::InvalidField,
-                "phone: 6 to 20 digits, optionally with '+'",
-            ));
-        }
+        validate_phone(p)?;
     }
     let engine = &state.engine;
     let user = User {
@@ -123,8 +143,28 @@ pub async fn register(
     Ok(Reply(StatusCode::CREATED, user.into()))
 }
 
-/// Logs in: a bearer token.
-pub async fn login(State(s): State<AppState>, Body(req): Body<LoginReq>) -> ApiResult<LoginResp> {
+/// A fresh token for `user`, as login and password change answer it.
+fn session(s: &AppState, user: User) -> Result<LoginResp, ApiError> {
+    let now = s.engine.now();
+    let (token, exp) = s
+        .tokens
+        .issue(user.id, user.role, user.token_version, now.timestamp())?;
+    Ok(LoginResp {
+        token,
+        token_type: "Bearer",
+        expires_at: chrono::DateTime::from_timestamp(exp, 0).unwrap_or(now),
+        user: user.into(),
+    })
+}
+
+/// Logs in: a bearer token. Rate-limited per client IP and per username.
+pub async fn login(
+    State(s): State<AppState>,
+    ip: ClientIp,
+    Body(req): Body<LoginReq>,
+) -> ApiResult<LoginResp> {
+    charge(&s, Limit::LoginPerIp, &ip.0).await?;
+    charge(&s, Limit::LoginPerUser, &req.username).await?;
     let bad = || ApiError::new(Code::BadCredentials, "wrong username or password");
     let user = s
         .engine
@@ -139,14 +179,7 @@ pub async fn login(State(s): State<AppState>, Body(req): Body<LoginReq>) -> ApiR
     };
     let valid = verify_password(req.password, hash).await;
     let user = user.filter(|_| valid).ok_or_else(bad)?;
-    let now = s.engine.now();
-    let (token, exp) = s.tokens.issue(user.id, user.role, now.timestamp())?;
-    Ok(ok(LoginResp {
-        token,
-        token_type: "Bearer",
-        expires_at: chrono::DateTime::from_timestamp(exp, 0).unwrap_or(now),
-        user: user.into(),
-    }))
+    Ok(ok(session(&s, user)?))
 }
 
 async fn dummy_hash() -> Result<String, ApiError> {
@@ -157,13 +190,146 @@ async fn dummy_hash() -> Result<String, ApiError> {
         .cloned()
 }
 
+/// The caller's record.
+async fn me_user(s: &AppState, me: &AuthUser) -> Result<User, ApiError> {
+    s.engine
+        .backends()
+        .users
+        .user(me.id)
+        .await?
+        .ok_or_else(|| ApiError::new(Code::Unauthenticated, "user no longer exists"))
+}
+
 /// The caller's profile.
 pub async fn profile(State(s): State<AppState>, me: AuthUser) -> ApiResult<UserView> {
-    match s.engine.backends().users.user(me.id).await? {
-        Some(u) => Ok(ok(u.into())),
-        None => Err(ApiError::new(
-            Code::Unauthenticated,
-            "user no longer exists",
+    Ok(ok(me_user(&s, &me).await?.into()))
+}
+
+/// `PUT /api/v1/user/profile`: the fields a user may change about themselves.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileUpdate {
+    /// The phone number; `null` removes it.
+    phone: Option<String>,
+}
+
+/// Updates the caller's profile.
+pub async fn update_profile(
+    State(s): State<AppState>,
+    me: AuthUser,
+    Body(req): Body<ProfileUpdate>,
+) -> ApiResult<UserView> {
+    if let Some(p) = &req.phone {
+        validate_phone(p)?;
+    }
+    let mut user = me_user(&s, &me).await?;
+    user.phone = req.phone;
+    s.engine.backends().users.update_user(&user).await?;
+    Ok(ok(user.into()))
+}
+
+/// Ends the session: this token stops working (until it would have expired anyway).
+pub async fn logout(State(s): State<AppState>, me: AuthUser) -> ApiResult<serde_json::Value> {
+    let left = (me.expires_at - s.engine.now().timestamp()).max(1) as u64;
+    s.engine
+        .backends()
+        .sessions
+        .revoke_token(me.id, &me.token_id, Duration::from_secs(left))
+        .await?;
+    Ok(ok(json!({ "logged_out": true })))
+}
+
+/// `POST /api/v1/user/password`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    old_password: String,
+    new_password: String,
+}
+
+/// Changes the caller's password. Every token issued before stops working; the answer carries
+/// a fresh one.
+pub async fn change_password(
+    State(s): State<AppState>,
+    me: AuthUser,
+    Body(req): Body<PasswordChange>,
+) -> ApiResult<LoginResp> {
+    validate_password(&req.new_password)?;
+    let mut user = me_user(&s, &me).await?;
+    if !verify_password(req.old_password, user.password_hash.clone()).await {
+        return Err(ApiError::new(Code::BadCredentials, "wrong password"));
+    }
+    user.password_hash = hash_password(req.new_password).await?;
+    user.token_version += 1;
+    s.engine.backends().users.update_user(&user).await?;
+    s.engine
+        .backends()
+        .sessions
+        .revoke_versions_below(user.id, user.token_version, s.tokens.ttl())
+        .await?;
+    Ok(ok(session(&s, user)?))
+}
+
+/// `POST /api/v1/user/send-code`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendCode {
+    phone: String,
+}
+
+/// Sends a 6-digit verification code to a phone through the configured notifier. Rate-limited
+/// per phone and per client IP; a new code replaces the pending one.
+pub async fn send_code(
+    State(s): State<AppState>,
+    ip: ClientIp,
+    Body(req): Body<SendCode>,
+) -> ApiResult<serde_json::Value> {
+    validate_phone(&req.phone)?;
+    charge(&s, Limit::SendCodePerIp, &ip.0).await?;
+    charge(&s, Limit::SendCodePerPhone, &req.phone).await?;
+    let code = format!("{:06}", rand::random::<u32>() % 1_000_000);
+    let ttl = Duration::from_secs(s.limits.code_ttl_secs.max(1));
+    let sessions = &s.engine.backends().sessions;
+    sessions.put_code(&req.phone, &code, ttl).await?;
+    s.notifier.send_code(&req.phone, &code, ttl).await?;
+    Ok(ok(
+        json!({ "sent": true, "expires_in_secs": ttl.as_secs() }),
+    ))
+}
+
+/// `POST /api/v1/user/verify-code`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyCode {
+    phone: String,
+    code: String,
+}
+
+/// Checks a verification code: valid once; a limited number of wrong tries drops it.
+pub async fn verify_code(
+    State(s): State<AppState>,
+    Body(req): Body<VerifyCode>,
+) -> ApiResult<serde_json::Value> {
+    validate_phone(&req.phone)?;
+    if req.code.len() != 6 || !req.code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::new(Code::InvalidField, "code: 6 digits"));
+    }
+    let check = s
+        .engine
+        .backends()
+        .sessions
+        .check_code(&req.phone, &req.code, s.limits.code_max_tries.max(1))
+        .await?;
+    match check {
+        CodeCheck::Valid => Ok(ok(json!({ "verified": true }))),
+        CodeCheck::Wrong { left } => Err(ApiError::new(
+            Code::WrongCode,
+            format!("wrong code; {left} tries left"),
+        )
+        .with_data(json!({ "tries_left": left }))),
+        CodeCheck::Missing => Err(ApiError::new(
+            Code::NoPendingCode,
+            "no pending code for this phone (expired, used, or too many wrong tries): send a new one",
         )),
     }
 }

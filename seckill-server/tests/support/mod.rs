@@ -1,0 +1,191 @@
+//! The HTTP API in process, for the server's end-to-end tests.
+#![allow(dead_code)] // each test binary uses its own part
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use seckill_server::app::{build, Server};
+use seckill_server::config::{Config, Secret};
+use seckill_server::routes::app;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tower::ServiceExt;
+
+/// A notifier that keeps every code sent, for tests to read.
+#[derive(Debug, Default)]
+pub struct Codes(Mutex<Vec<(String, String)>>);
+
+#[async_trait::async_trait]
+impl seckill_core::Notifier for Codes {
+    async fn send_code(&self, phone: &str, code: &str, _: Duration) -> seckill_core::Result<()> {
+        self.0.lock().unwrap().push((phone.into(), code.into()));
+        Ok(())
+    }
+}
+
+impl Codes {
+    /// The last code sent to `phone`.
+    pub fn last(&self, phone: &str) -> Option<String> {
+        let sent = self.0.lock().unwrap();
+        sent.iter()
+            .rev()
+            .find(|(p, _)| p == phone)
+            .map(|(_, c)| c.clone())
+    }
+}
+
+/// The app in process, with its server (for its engine).
+pub struct Api {
+    pub router: axum::Router,
+    pub server: Server,
+    /// Every verification code sent.
+    pub codes: Arc<Codes>,
+}
+
+/// An answer: status and JSON body.
+pub struct Resp {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Resp {
+    pub fn code(&self) -> i64 {
+        self.body["code"].as_i64().unwrap()
+    }
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+}
+
+/// The app on memory backends, seeded (with the demo sale if `demo`).
+pub async fn api(demo: bool) -> Api {
+    api_with(demo, |_| {}).await
+}
+
+/// [`api`] with the config adjusted by `adjust` and every verification code captured.
+pub async fn api_with(demo: bool, adjust: impl FnOnce(&mut Config)) -> Api {
+    let mut cfg = Config {
+        demo,
+        ..Config::default()
+    };
+    cfg.admin.password = Some(Secret("admin-password".into()));
+    cfg.auth.jwt_secret = Some(Secret("test-secret".into()));
+    adjust(&mut cfg);
+    let mut server = build(cfg).await.unwrap();
+    let codes = Arc::new(Codes::default());
+    server.state.notifier = codes.clone();
+    server.seed().await.unwrap();
+    Api {
+        router: app(server.state.clone(), true),
+        server,
+        codes,
+    }
+}
+
+impl Api {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        self.raw(method, path, token, body.map(|b| b.to_string()), &[])
+            .await
+    }
+
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<String>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(body.map(Body::from).unwrap_or_else(Body::empty))
+            .unwrap();
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        assert!(
+            !status.is_server_error(),
+            "{method} {path} answered {status}: {body}"
+        );
+        if body != Value::Null {
+            assert!(
+                body["trace_id"].as_str().is_some_and(|t| !t.is_empty()),
+                "{body}"
+            );
+        }
+        Resp { status, body }
+    }
+
+    pub async fn user(&self, name: &str) -> String {
+        let r = self
+            .call(
+                "POST",
+                "/api/v1/user/register",
+                None,
+                Some(json!({"username": name, "password": "correct-horse"})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        self.login(name, "correct-horse").await
+    }
+
+    pub async fn login(&self, name: &str, pw: &str) -> String {
+        let r = self
+            .call(
+                "POST",
+                "/api/v1/user/login",
+                None,
+                Some(json!({"username": name, "password": pw})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.data()["token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn demo_activity(&self) -> String {
+        let r = self
+            .call("GET", "/api/v1/seckill/activities", None, None)
+            .await;
+        r.data()["items"][0]["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn buy(&self, token: &str, activity: &str, qty: i64) -> Resp {
+        self.call(
+            "POST",
+            &format!("/api/v1/seckill/activities/{activity}/buy"),
+            Some(token),
+            Some(json!({"quantity": qty})),
+        )
+        .await
+    }
+
+    /// Runs relay and order worker until the order is written.
+    pub async fn settle_pipeline(&self) {
+        let e = &self.server.state.engine;
+        let mut w = e.order_worker().await.unwrap();
+        while e.relay_once().await.unwrap() > 0 {}
+        while w
+            .run_once(std::time::Duration::from_millis(10))
+            .await
+            .unwrap()
+            > 0
+        {}
+    }
+}
