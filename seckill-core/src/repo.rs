@@ -92,6 +92,13 @@ pub trait CatalogRepo: Send + Sync + std::fmt::Debug {
     async fn product(&self, id: ProductId) -> Result<Option<Product>>;
     /// Newest first.
     async fn list_products(&self, page: PageRequest) -> Result<Page<Product>>;
+    /// Replaces a product's name, description and list price; `NotFound` if absent.
+    async fn update_product(&self, p: &Product) -> Result<()>;
+    /// Deletes a product; `NotFound` if absent, `Conflict` if it has activities (their orders
+    /// refer to it).
+    async fn delete_product(&self, id: ProductId) -> Result<()>;
+    /// The product's activities, newest start first.
+    async fn product_activities(&self, id: ProductId) -> Result<Vec<Activity>>;
     /// Adds an activity (its product must exist: `NotFound` otherwise).
     async fn insert_activity(&self, a: &Activity) -> Result<()>;
     /// By id.

@@ -147,6 +147,71 @@ pub async fn catalog_round_trips(b: &Backend) {
     assert!(page.items.iter().any(|x| x.id == a.id));
 }
 
+/// Products are updated (never their creation time), listed with their activities, and
+/// deleted only while they have none.
+pub async fn products_update_and_delete(b: &Backend) {
+    let a = activity(b, 10, 2).await;
+    let p = b.catalog.product(a.product_id).await.unwrap().unwrap();
+    let renamed = Product {
+        name: "Concert B".into(),
+        list_price: Money(12_000),
+        created_at: t0() + CDuration::days(1),
+        ..p.clone()
+    };
+    b.catalog.update_product(&renamed).await.unwrap();
+    let now = b.catalog.product(p.id).await.unwrap().unwrap();
+    assert_eq!(
+        (now.name.as_str(), now.list_price),
+        ("Concert B", Money(12_000))
+    );
+    assert_eq!(now.created_at, p.created_at, "the creation time stays");
+    let ghost = Product {
+        id: ProductId(id()),
+        ..p.clone()
+    };
+    assert!(matches!(
+        b.catalog.update_product(&ghost).await,
+        Err(Error::NotFound(_))
+    ));
+    let later = Activity {
+        id: ActivityId(id()),
+        starts_at: a.starts_at + CDuration::hours(2),
+        ends_at: a.ends_at + CDuration::hours(2),
+        ..a.clone()
+    };
+    b.catalog.insert_activity(&later).await.unwrap();
+    let ids: Vec<ActivityId> = b
+        .catalog
+        .product_activities(p.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|x| x.id)
+        .collect();
+    assert_eq!(ids, [later.id, a.id], "newest start first");
+    assert!(matches!(
+        b.catalog.delete_product(p.id).await,
+        Err(Error::Conflict(_))
+    ));
+    let lone = Product {
+        id: ProductId(id()),
+        ..p.clone()
+    };
+    b.catalog.insert_product(&lone).await.unwrap();
+    assert!(b
+        .catalog
+        .product_activities(lone.id)
+        .await
+        .unwrap()
+        .is_empty());
+    b.catalog.delete_product(lone.id).await.unwrap();
+    assert_eq!(b.catalog.product(lone.id).await.unwrap(), None);
+    assert!(matches!(
+        b.catalog.delete_product(lone.id).await,
+        Err(Error::NotFound(_))
+    ));
+}
+
 /// The order transaction: created once; a redelivery or a second message for the same hold is
 /// a duplicate; `sold` grows once.
 pub async fn order_insert_is_idempotent(b: &Backend) {
@@ -516,6 +581,7 @@ macro_rules! repo_conformance {
         $crate::__conformance_tests!(repo, $make;
             users_are_unique,
             catalog_round_trips,
+            products_update_and_delete,
             order_insert_is_idempotent,
             order_guard_refuses_oversell_and_limit,
             status_changes_are_compare_and_set,

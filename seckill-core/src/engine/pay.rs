@@ -202,6 +202,51 @@ impl Engine {
         Ok(CallbackOutcome::Refunded)
     }
 
+    /// Refunds the payment that paid its order, at the buyer's or an operator's request: the
+    /// order moves paid → refunded (a compare-and-set), then the provider returns the money and
+    /// the payment is marked refunded. A crash in between leaves a succeeded payment of a
+    /// refunded order, which [`Engine::reconcile_payments`] refunds. The order's units stay
+    /// sold. Repeating it is harmless; a payment that did not pay its order is `Conflict`.
+    pub async fn refund_payment(&self, id: PaymentId) -> Result<Payment> {
+        let b = self.backends();
+        let Some(payment) = b.payments.payment(id).await? else {
+            return Err(Error::not_found(format!("payment {id}")));
+        };
+        if payment.status == PaymentStatus::Refunded {
+            return Ok(payment);
+        }
+        let Some(order) = b.orders.order(payment.order_id).await? else {
+            return Err(Error::not_found(format!("order {}", payment.order_id)));
+        };
+        let paid_by_it = payment.status == PaymentStatus::Succeeded
+            && order.payment_id == Some(payment.id)
+            && matches!(order.status, OrderStatus::Paid | OrderStatus::Refunded);
+        if !paid_by_it {
+            return Err(Error::conflict(format!(
+                "payment {id} is {:?} and its order is {}: only a payment that paid its order \
+                 is refunded on request",
+                payment.status, order.status
+            )));
+        }
+        let change = StatusChange {
+            from: OrderStatus::Paid,
+            to: OrderStatus::Refunded,
+            at: self.now(),
+            payment_id: None,
+            cancel_reason: None,
+        };
+        let order = match b.orders.change_status(order.id, change).await? {
+            StatusChanged::Applied(o) => o,
+            StatusChanged::Conflict(o) if o.status == OrderStatus::Refunded => o,
+            StatusChanged::Conflict(o) => {
+                return Err(Error::conflict(format!("order {} is {}", o.id, o.status)))
+            }
+            StatusChanged::NotFound => return Err(Error::not_found(format!("order {}", order.id))),
+        };
+        self.refund(&payment, &order).await?;
+        Ok(b.payments.payment(id).await?.unwrap_or(payment))
+    }
+
     /// A payment, if the user owns it (else `None`).
     pub async fn payment_of(&self, user: UserId, id: PaymentId) -> Result<Option<Payment>> {
         Ok(self

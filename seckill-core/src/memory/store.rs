@@ -114,6 +114,42 @@ impl CatalogRepo for MemoryStore {
         Ok(page.slice(&all))
     }
 
+    async fn update_product(&self, p: &Product) -> Result<()> {
+        let mut t = self.t.lock();
+        let Some(old) = t.products.get_mut(&p.id) else {
+            return Err(Error::not_found(format!("product {}", p.id)));
+        };
+        *old = Product {
+            created_at: old.created_at,
+            ..p.clone()
+        };
+        Ok(())
+    }
+
+    async fn delete_product(&self, id: ProductId) -> Result<()> {
+        let mut t = self.t.lock();
+        if !t.products.contains_key(&id) {
+            return Err(Error::not_found(format!("product {id}")));
+        }
+        if t.activities.values().any(|a| a.product_id == id) {
+            return Err(Error::conflict(format!("product {id} has activities")));
+        }
+        t.products.remove(&id);
+        Ok(())
+    }
+
+    async fn product_activities(&self, id: ProductId) -> Result<Vec<Activity>> {
+        let t = self.t.lock();
+        let mut v: Vec<Activity> = t
+            .activities
+            .values()
+            .filter(|a| a.product_id == id)
+            .cloned()
+            .collect();
+        v.sort_by_key(|a| std::cmp::Reverse((a.starts_at, a.id)));
+        Ok(v)
+    }
+
     async fn insert_activity(&self, a: &Activity) -> Result<()> {
         let mut t = self.t.lock();
         if !t.products.contains_key(&a.product_id) {

@@ -159,16 +159,94 @@ pub async fn list_products(
         .await?))
 }
 
-/// `GET /api/v1/products/{id}`.
-pub async fn get_product(
+/// Stock figures of one activity.
+#[derive(Debug, Serialize)]
+pub struct ActivityStock {
+    activity_id: ActivityId,
+    title: String,
+    status: ActivityStatus,
+    total: u32,
+    /// Units left to buy (from the stock backend once warmed up, else total − sold).
+    available: i64,
+    /// Units in holds whose order is not written yet.
+    held: u32,
+    sold: u32,
+    warmed_up: bool,
+}
+
+/// A product's stock: the stock of its sale activities (seckill-rs keeps stock per activity).
+#[derive(Debug, Serialize)]
+pub struct ProductStock {
+    product_id: ProductId,
+    /// Units left over the activities that have not ended.
+    available: i64,
+    activities: Vec<ActivityStock>,
+}
+
+/// The stock figures of an activity, live from the stock backend when warmed up.
+pub async fn activity_stock(s: &AppState, a: Activity) -> Result<ActivityStock, ApiError> {
+    let snap = s.engine.backends().stock.snapshot(a.id).await?;
+    let status = a.status_at(s.engine.now());
+    Ok(match snap {
+        Some(x) => ActivityStock {
+            activity_id: a.id,
+            title: a.title,
+            status,
+            total: x.total,
+            available: x.available.max(0),
+            held: x.held,
+            sold: x.sold,
+            warmed_up: true,
+        },
+        None => ActivityStock {
+            activity_id: a.id,
+            title: a.title,
+            status,
+            total: a.total_stock,
+            available: i64::from(a.total_stock) - i64::from(a.sold),
+            held: 0,
+            sold: a.sold,
+            warmed_up: false,
+        },
+    })
+}
+
+/// `GET /api/v1/products/{id}/stock`: live stock of the product's activities.
+pub async fn product_stock(
     State(s): State<AppState>,
     PathParam(id): PathParam<ProductId>,
-) -> ApiResult<Product> {
+) -> ApiResult<ProductStock> {
+    find_product(&s, id).await?;
+    let mut activities = Vec::new();
+    for a in s.engine.backends().catalog.product_activities(id).await? {
+        activities.push(activity_stock(&s, a).await?);
+    }
+    let available = activities
+        .iter()
+        .filter(|a| !matches!(a.status, ActivityStatus::Ended | ActivityStatus::Cancelled))
+        .map(|a| a.available)
+        .sum();
+    Ok(ok(ProductStock {
+        product_id: id,
+        available,
+        activities,
+    }))
+}
+
+/// Reads a product or answers 6001.
+pub async fn find_product(s: &AppState, id: ProductId) -> Result<Product, ApiError> {
     s.engine
         .backends()
         .catalog
         .product(id)
         .await?
-        .map(ok)
         .ok_or_else(|| ApiError::new(Code::ProductNotFound, format!("no product {id}")))
+}
+
+/// `GET /api/v1/products/{id}`.
+pub async fn get_product(
+    State(s): State<AppState>,
+    PathParam(id): PathParam<ProductId>,
+) -> ApiResult<Product> {
+    Ok(ok(find_product(&s, id).await?))
 }

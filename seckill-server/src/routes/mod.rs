@@ -15,7 +15,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use std::time::Instant;
 
@@ -42,6 +42,7 @@ pub fn api_router() -> Router<AppState> {
         .route("/user/verify-code", post(users::verify_code))
         .route("/products", get(catalog::list_products))
         .route("/products/{id}", get(catalog::get_product))
+        .route("/products/{id}/stock", get(catalog::product_stock))
         .route("/seckill/activities", get(catalog::list_activities))
         .route("/seckill/activities/{id}", get(catalog::get_activity))
         .route(
@@ -55,10 +56,22 @@ pub fn api_router() -> Router<AppState> {
         .route("/orders/{id}/pay", post(orders::pay))
         .route("/payment/create", post(payments::create))
         .route("/payment/{id}/status", get(payments::status))
+        .route("/payment/{id}/refund", post(payments::refund))
         .route("/payment/callback/{provider}", post(payments::callback))
         .route("/payment/mock/{id}/complete", post(payments::mock_complete))
         .route("/admin/products", post(admin::create_product))
+        .route(
+            "/admin/products/{id}",
+            put(admin::update_product).delete(admin::delete_product),
+        )
+        .route("/admin/products/{id}/stock", post(admin::set_product_stock))
         .route("/admin/seckill/activities", post(admin::create_activity))
+        .route(
+            "/admin/seckill/activities/{id}",
+            put(admin::update_activity),
+        )
+        .route("/admin/orders", get(admin::list_orders))
+        .route("/admin/orders/{id}/status", put(admin::update_order_status))
         .route("/admin/seckill/warmup/{id}", post(admin::warm_up))
         .route(
             "/admin/seckill/activities/{id}/reconcile",

@@ -37,17 +37,21 @@ pub async fn list_mine(
     me: AuthUser,
     QueryParams(q): QueryParams<OrderQuery>,
 ) -> ApiResult<Page<Order>> {
-    let page = Paging::new(q.page, q.page_size).request()?;
     let filter = OrderFilter {
         user_id: Some(me.id),
         status: q.status,
         ..OrderFilter::default()
     };
+    page_of(&s, &filter, Paging::new(q.page, q.page_size)).await
+}
+
+/// One page of the orders `filter` selects, newest first (the buyer's list and the admin's).
+pub async fn page_of(s: &AppState, filter: &OrderFilter, paging: Paging) -> ApiResult<Page<Order>> {
     Ok(ok(s
         .engine
         .backends()
         .orders
-        .list_orders(&filter, page)
+        .list_orders(filter, paging.request()?)
         .await?))
 }
 

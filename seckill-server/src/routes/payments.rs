@@ -83,6 +83,35 @@ pub async fn status(
         .ok_or_else(|| ApiError::new(Code::PaymentNotFound, format!("no payment {id}")))
 }
 
+/// `POST /api/v1/payment/{id}/refund`: the buyer asks for their money back on a paid order.
+/// The order becomes `refunded`; its units stay sold. Someone else's payment answers 404.
+pub async fn refund(
+    State(s): State<AppState>,
+    me: AuthUser,
+    PathParam(id): PathParam<PaymentId>,
+) -> ApiResult<Payment> {
+    if s.engine.payment_of(me.id, id).await?.is_none() {
+        return Err(ApiError::new(
+            Code::PaymentNotFound,
+            format!("no payment {id}"),
+        ));
+    }
+    refund_payment(&s, id).await
+}
+
+/// Refunds a payment that paid its order (the buyer's route and the admin's status change).
+pub async fn refund_payment(s: &AppState, id: PaymentId) -> ApiResult<Payment> {
+    s.engine
+        .refund_payment(id)
+        .await
+        .map(ok)
+        .map_err(|e| match e {
+            seckill_core::Error::NotFound(m) => ApiError::new(Code::PaymentNotFound, m),
+            seckill_core::Error::Conflict(m) => ApiError::new(Code::PaymentConflict, m),
+            other => other.into(),
+        })
+}
+
 async fn apply(s: &AppState, provider: &str, cb: &Callback) -> ApiResult<CallbackResp> {
     use seckill_core::Error as E;
     if provider != s.engine.backends().provider.name() {

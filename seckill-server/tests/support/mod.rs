@@ -95,6 +95,11 @@ impl Api {
             .await
     }
 
+    /// `GET path` with an optional token.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        self.call("GET", path, token, None).await
+    }
+
     pub async fn raw(
         &self,
         method: &str,

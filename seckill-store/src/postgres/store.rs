@@ -314,6 +314,45 @@ impl CatalogRepo for PgStore {
         self.paged("products", "id DESC", p, product).await
     }
 
+    async fn update_product(&self, p: &Product) -> Result<()> {
+        let n = self
+            .exec(
+                "UPDATE products SET name = $2, description = $3, list_price = $4 WHERE id = $1",
+                &[&p.id.0, &p.name, &p.description, &p.list_price.0],
+            )
+            .await?;
+        if n == 0 {
+            return Err(Error::not_found(format!("product {}", p.id)));
+        }
+        Ok(())
+    }
+
+    async fn delete_product(&self, id: ProductId) -> Result<()> {
+        let n = self
+            .exec(
+                "DELETE FROM products WHERE id = $1
+                   AND NOT EXISTS (SELECT 1 FROM activities WHERE product_id = $1)",
+                &[&id.0],
+            )
+            .await?;
+        if n == 1 {
+            return Ok(());
+        }
+        match self.product(id).await? {
+            None => Err(Error::not_found(format!("product {id}"))),
+            Some(_) => Err(Error::conflict(format!("product {id} has activities"))),
+        }
+    }
+
+    async fn product_activities(&self, id: ProductId) -> Result<Vec<Activity>> {
+        self.many(
+            "SELECT * FROM activities WHERE product_id = $1 ORDER BY starts_at DESC, id DESC",
+            &[&id.0],
+            activity,
+        )
+        .await
+    }
+
     async fn insert_activity(&self, a: &Activity) -> Result<()> {
         self.exec(
             "INSERT INTO activities (id, product_id, title, price, total_stock, sold,

@@ -1,0 +1,380 @@
+//! The admin and stock routes end to end: product update/delete/stock, activity update (the
+//! stock backend follows at once), every order for admins with legal status changes only,
+//! and the buyer's refund.
+
+mod support;
+
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+use support::*;
+
+async fn product(a: &Api, admin: &str) -> String {
+    let p = a
+        .call(
+            "POST",
+            "/api/v1/admin/products",
+            Some(admin),
+            Some(json!({"name": "Jay Chou, stand", "list_price": 68000})),
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
+    p.data()["id"].as_str().unwrap().to_string()
+}
+
+async fn live_activity(a: &Api, admin: &str, pid: &str, total: u32) -> String {
+    let now = chrono::Utc::now();
+    let r = a
+        .call(
+            "POST",
+            "/api/v1/admin/seckill/activities",
+            Some(admin),
+            Some(json!({"product_id": pid, "title": "flash", "price": 38000,
+                "total_stock": total, "per_user_limit": 2,
+                "starts_at": now - chrono::Duration::minutes(1),
+                "ends_at": now + chrono::Duration::hours(1)})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.data()["id"].as_str().unwrap().to_string();
+    let w = a
+        .call(
+            "POST",
+            &format!("/api/v1/admin/seckill/warmup/{id}"),
+            Some(admin),
+            None,
+        )
+        .await;
+    assert_eq!(w.status, StatusCode::OK, "{}", w.body);
+    id
+}
+
+#[tokio::test]
+async fn products_are_updated_deleted_and_report_their_stock() {
+    let a = api(false).await;
+    let admin = a.login("admin", "admin-password").await;
+    let alice = a.user("alice").await;
+    let pid = product(&a, &admin).await;
+    let path = format!("/api/v1/admin/products/{pid}");
+
+    let r = a
+        .call(
+            "PUT",
+            &path,
+            Some(&admin),
+            Some(json!({"list_price": 72000})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        (r.data()["list_price"].clone(), r.data()["name"].clone()),
+        (json!(72000), json!("Jay Chou, stand"))
+    );
+    for (body, code) in [
+        (json!({"list_price": -1}), 2002),
+        (json!({"name": ""}), 2002),
+        (json!({"stock": 5}), 2001),
+    ] {
+        let r = a.call("PUT", &path, Some(&admin), Some(body.clone())).await;
+        assert_eq!(r.code(), code, "{body}: {}", r.body);
+    }
+    let r = a
+        .call("PUT", &path, Some(&alice), Some(json!({"name": "x"})))
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, 1002));
+    let r = a
+        .call(
+            "PUT",
+            "/api/v1/admin/products/1",
+            Some(&admin),
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, 6001));
+
+    // Stock: none until an activity; then the activity's live figures.
+    let stock = format!("/api/v1/products/{pid}/stock");
+    let r = a.get(&stock, None).await;
+    assert_eq!(
+        (
+            r.data()["available"].clone(),
+            r.data()["activities"].clone()
+        ),
+        (json!(0), json!([]))
+    );
+    let act = live_activity(&a, &admin, &pid, 5).await;
+    let buy = a.buy(&alice, &act, 2).await;
+    assert_eq!(buy.status, StatusCode::ACCEPTED, "{}", buy.body);
+    let r = a.get(&stock, None).await;
+    assert_eq!(r.data()["available"], 3, "{}", r.body);
+    let s0 = &r.data()["activities"][0];
+    assert_eq!(
+        (
+            s0["total"].clone(),
+            s0["held"].clone(),
+            s0["warmed_up"].clone()
+        ),
+        (json!(5), json!(2), json!(true))
+    );
+
+    // Setting the stock: never below what is held or sold; the stock backend follows at once.
+    let set = format!("/api/v1/admin/products/{pid}/stock");
+    let r = a
+        .call(
+            "POST",
+            &set,
+            Some(&admin),
+            Some(json!({"activity_id": act, "total_stock": 1})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, 2006),
+        "{}",
+        r.body
+    );
+    let r = a
+        .call(
+            "POST",
+            &set,
+            Some(&admin),
+            Some(json!({"activity_id": act, "total_stock": 8})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        (r.data()["total"].clone(), r.data()["available"].clone()),
+        (json!(8), json!(6))
+    );
+    let other = product(&a, &admin).await;
+    let r = a
+        .call(
+            "POST",
+            &format!("/api/v1/admin/products/{other}/stock"),
+            Some(&admin),
+            Some(json!({"activity_id": act, "total_stock": 9})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::NOT_FOUND, 3001),
+        "not that product's activity"
+    );
+
+    // Deleting: refused while it has activities; a bare product goes.
+    let r = a.call("DELETE", &path, Some(&admin), None).await;
+    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, 2006));
+    let r = a
+        .call(
+            "DELETE",
+            &format!("/api/v1/admin/products/{other}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = a.get(&format!("/api/v1/products/{other}"), None).await;
+    assert_eq!(r.code(), 6001);
+    let r = a.get("/api/v1/products/1/stock", None).await;
+    assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, 6001));
+}
+
+#[tokio::test]
+async fn an_activity_update_reaches_the_buy_path_at_once() {
+    let a = api(false).await;
+    let admin = a.login("admin", "admin-password").await;
+    let bob = a.user("bob").await;
+    let pid = product(&a, &admin).await;
+    let act = live_activity(&a, &admin, &pid, 5).await;
+    let path = format!("/api/v1/admin/seckill/activities/{act}");
+    assert_eq!(a.buy(&bob, &act, 1).await.status, StatusCode::ACCEPTED);
+
+    // A higher per-user limit and a new title.
+    let r = a
+        .call(
+            "PUT",
+            &path,
+            Some(&admin),
+            Some(json!({"per_user_limit": 3, "title": "encore"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        (
+            r.data()["title"].clone(),
+            r.data()["per_user_limit"].clone()
+        ),
+        (json!("encore"), json!(3))
+    );
+    assert_eq!(
+        a.buy(&bob, &act, 2).await.status,
+        StatusCode::ACCEPTED,
+        "limit 3 now"
+    );
+    // Called off: nobody buys.
+    let r = a
+        .call("PUT", &path, Some(&admin), Some(json!({"cancelled": true})))
+        .await;
+    assert_eq!(r.data()["cancelled"], true, "{}", r.body);
+    let carol = a.user("carol").await;
+    let b = a.buy(&carol, &act, 1).await;
+    assert_eq!(
+        (b.status, b.code()),
+        (StatusCode::CONFLICT, 3009),
+        "{}",
+        b.body
+    );
+    let st = a
+        .get(&format!("/api/v1/seckill/activities/{act}/status"), None)
+        .await;
+    assert_eq!(st.data()["status"], "cancelled");
+
+    for (body, code) in [
+        (
+            json!({"starts_at": chrono::Utc::now() + chrono::Duration::days(9)}),
+            2002,
+        ),
+        (json!({"total_stock": 0}), 2002),
+        (json!({"sold": 0}), 2001),
+    ] {
+        let r = a.call("PUT", &path, Some(&admin), Some(body.clone())).await;
+        assert_eq!(r.code(), code, "{body}: {}", r.body);
+    }
+    let r = a
+        .call("PUT", &path, Some(&bob), Some(json!({"title": "mine"})))
+        .await;
+    assert_eq!(r.code(), 1002);
+    let r = a
+        .call(
+            "PUT",
+            "/api/v1/admin/seckill/activities/1",
+            Some(&admin),
+            Some(json!({"title": "x"})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, 3001));
+}
+
+fn ids(r: &Resp) -> Vec<Value> {
+    r.data()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn admins_see_every_order_and_move_it_along_legal_transitions_only() {
+    let a = api(false).await;
+    let admin = a.login("admin", "admin-password").await;
+    let (dan, eve) = (a.user("dan").await, a.user("eve").await);
+    let pid = product(&a, &admin).await;
+    let act = live_activity(&a, &admin, &pid, 10).await;
+    let o1 = a.buy(&dan, &act, 1).await.data()["order_id"].clone();
+    let o2 = a.buy(&eve, &act, 2).await.data()["order_id"].clone();
+    a.settle_pipeline().await;
+
+    let all = a
+        .get(
+            &format!("/api/v1/admin/orders?activity_id={act}"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    assert_eq!(ids(&all), [o2.clone(), o1.clone()], "newest first");
+    let r = a
+        .get("/api/v1/admin/orders?status=paid", Some(&admin))
+        .await;
+    assert_eq!(r.data()["total"], 0);
+    let r = a.get("/api/v1/admin/orders", Some(&dan)).await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, 1002));
+    let r = a
+        .get("/api/v1/admin/orders?status=lost", Some(&admin))
+        .await;
+    assert_eq!(r.code(), 2003);
+
+    let status = |o: &Value| format!("/api/v1/admin/orders/{}/status", o.as_str().unwrap());
+    let set = |o: Value, to: &'static str| {
+        let (a, admin, path) = (&a, admin.clone(), status(&o));
+        async move {
+            a.call("PUT", &path, Some(&admin), Some(json!({"status": to})))
+                .await
+        }
+    };
+    let r = set(o1.clone(), "paid").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, 4002),
+        "never paid by hand"
+    );
+    let r = set(o1.clone(), "refunded").await;
+    assert_eq!(r.code(), 4002, "pending → refunded is illegal");
+    let r = set(o1.clone(), "cancelled").await;
+    assert_eq!(r.data()["status"], "cancelled", "{}", r.body);
+    assert_eq!(r.data()["cancel_reason"], "admin");
+    let r = set(o1.clone(), "pending_payment").await;
+    assert_eq!(r.code(), 4002, "cancelled is final");
+    let st = a.get(&format!("/api/v1/products/{pid}/stock"), None).await;
+    assert_eq!(
+        st.data()["available"],
+        8,
+        "the cancelled unit is back: {}",
+        st.body
+    );
+
+    // Eve pays, then asks for her money back; Dan cannot touch her payment.
+    let pay = a
+        .call(
+            "POST",
+            &format!("/api/v1/orders/{}/pay", o2.as_str().unwrap()),
+            Some(&eve),
+            None,
+        )
+        .await;
+    let pay_url = pay.data()["pay_url"].as_str().unwrap().to_string();
+    let pid2 = pay.data()["payment_id"].as_str().unwrap().to_string();
+    let refund = format!("/api/v1/payment/{pid2}/refund");
+    let early = a.call("POST", &refund, Some(&eve), None).await;
+    assert_eq!(
+        (early.status, early.code()),
+        (StatusCode::CONFLICT, 5003),
+        "not paid yet"
+    );
+    assert_eq!(
+        a.call("POST", &pay_url, Some(&eve), None).await.data()["result"],
+        "paid"
+    );
+    let r = a.call("POST", &refund, Some(&dan), None).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::NOT_FOUND, 5001),
+        "someone else's payment"
+    );
+    let r = a.call("POST", &refund, Some(&eve), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.data()["status"], "refunded");
+    let again = a.call("POST", &refund, Some(&eve), None).await;
+    assert_eq!(again.data()["status"], "refunded", "a repeat is harmless");
+    let o = a
+        .get(
+            &format!("/api/v1/orders/{}", o2.as_str().unwrap()),
+            Some(&eve),
+        )
+        .await;
+    assert_eq!(o.data()["status"], "refunded");
+    let ledger = a.server.state.mock.as_ref().unwrap().ledger();
+    assert_eq!(
+        ledger.refunded.len(),
+        1,
+        "the money went back once: {ledger:?}"
+    );
+    let report = a
+        .call(
+            "POST",
+            &format!("/api/v1/admin/seckill/activities/{act}/reconcile"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(report.data()["consistent"], true, "{}", report.body);
+}
