@@ -89,6 +89,7 @@ pub enum ReserveOutcome {
 
 /// Stock figures of an activity. The backend keeps `total = available + held + sold`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StockSnapshot {
     /// Units for sale.
     pub total: u32,

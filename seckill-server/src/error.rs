@@ -150,6 +150,33 @@ fn envelope<T: Serialize>(
     }
 }
 
+/// The envelope of a success, as the OpenAPI document describes it (`code` is 0).
+#[derive(Debug, utoipa::ToSchema)]
+pub struct Success<T> {
+    /// 0 on success.
+    pub code: u32,
+    /// `success`.
+    pub message: String,
+    /// The answer.
+    pub data: T,
+    /// The request's trace id.
+    pub trace_id: String,
+}
+
+/// The envelope of a failure, as the OpenAPI document describes it.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct Failure {
+    /// The error code (docs/api.md lists them all).
+    pub code: u32,
+    /// What went wrong, for humans.
+    pub message: String,
+    /// Structured detail for some codes (e.g. `retry_after_ms`, `tries_left`), else null.
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<serde_json::Value>,
+    /// The request's trace id.
+    pub trace_id: String,
+}
+
 /// A successful answer: `data` in the envelope with `code` 0.
 #[derive(Debug)]
 pub struct Reply<T>(pub StatusCode, pub T);

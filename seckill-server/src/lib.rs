@@ -17,5 +17,6 @@ pub mod demo;
 pub mod error;
 pub mod limits;
 pub mod metrics;
+pub mod openapi;
 pub mod routes;
 pub mod state;

@@ -390,6 +390,7 @@ impl MessageBroker for KafkaBroker {
             unacked: HashMap::new(),
             next: HashMap::new(),
             pending: VecDeque::new(),
+            uncommitted: HashMap::new(),
         });
         sub.join(JOIN_WAIT).await?;
         Ok(sub)
@@ -445,6 +446,11 @@ struct KafkaSubscription {
     next: HashMap<i32, i64>,
     /// Messages received while waiting for the first assignment, not yet handed out.
     pending: VecDeque<OwnedMessage>,
+    /// Offsets to commit, per partition, that the coordinator has not taken yet (a commit
+    /// refused during a rebalance): committed on the next fetch or ack while the partition is
+    /// still ours. Without this a refused last commit would leave the group's offset behind
+    /// for good, and its lag above zero with nothing left to deliver.
+    uncommitted: HashMap<i32, i64>,
 }
 
 struct Held {
@@ -534,7 +540,6 @@ impl KafkaSubscription {
         if touched.is_empty() {
             return Ok(());
         }
-        let mut tpl = TopicPartitionList::new();
         for p in touched {
             let commit = self
                 .unacked
@@ -542,14 +547,39 @@ impl KafkaSubscription {
                 .and_then(|s| s.first().copied())
                 .or_else(|| self.next.get(&p).copied())
                 .unwrap_or(0);
-            tpl.add_partition_offset(&self.name, p, Offset::Offset(commit))
-                .map_err(map_err)?;
+            self.uncommitted.insert(p, commit);
+        }
+        self.commit_pending().await
+    }
+
+    /// Commits the offsets waiting in `uncommitted` for the partitions still assigned to this
+    /// consumer (the others' new owners deliver again from the group's offset: at least once).
+    /// A refusal because of a rebalance keeps them for the next try.
+    async fn commit_pending(&mut self) -> Result<()> {
+        if self.uncommitted.is_empty() {
+            return Ok(());
         }
         let consumer = self.consumer().clone();
-        blocking(move || match consumer.commit(&tpl, CommitMode::Sync) {
-            Ok(()) => Ok(()),
-            // The partition moved to another consumer in a rebalance: it delivers the message
-            // again (at least once), nothing is lost.
+        let assigned: BTreeSet<i32> = consumer
+            .assignment()
+            .map_err(map_err)?
+            .elements()
+            .iter()
+            .filter(|e| e.topic() == self.name)
+            .map(|e| e.partition())
+            .collect();
+        self.uncommitted.retain(|p, _| assigned.contains(p));
+        if self.uncommitted.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (p, offset) in &self.uncommitted {
+            tpl.add_partition_offset(&self.name, *p, Offset::Offset(*offset))
+                .map_err(map_err)?;
+        }
+        let done = blocking(move || match consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => Ok(true),
+            // A rebalance is under way: try again on the next fetch or ack.
             Err(e)
                 if matches!(
                     e.rdkafka_error_code(),
@@ -561,18 +591,23 @@ impl KafkaSubscription {
                     )
                 ) =>
             {
-                tracing::debug!(error = %e, "kafka commit after a rebalance");
-                Ok(())
+                tracing::debug!(error = %e, "kafka commit refused during a rebalance; retrying later");
+                Ok(false)
             }
             Err(e) => Err(map_err(e)),
         })
-        .await
+        .await?;
+        if done {
+            self.uncommitted.clear();
+        }
+        Ok(())
     }
 }
 
 #[async_trait]
 impl Subscription for KafkaSubscription {
     async fn fetch(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {
+        self.commit_pending().await?;
         let consumer = self.consumer().clone();
         let mut out = Vec::new();
         while out.len() < max.max(1) {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Where an activity stands. `Scheduled`, `Live` and `Ended` follow from the clock;
 /// `Cancelled` is set by an operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ActivityStatus {
     /// Before `starts_at`.
@@ -21,6 +22,7 @@ pub enum ActivityStatus {
 
 /// A flash sale of one product: a price, a stock and a time window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Activity {
     /// Snowflake id.
     pub id: ActivityId,
@@ -38,12 +40,15 @@ pub struct Activity {
     /// Most units one user may hold across all their live orders of this activity.
     pub per_user_limit: u32,
     /// Sale opens (inclusive).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub starts_at: Timestamp,
     /// Sale closes (exclusive).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub ends_at: Timestamp,
     /// Set by an operator to call the sale off.
     pub cancelled: bool,
     /// When it was created.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
 }
 

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// both assigned at reserve time. The hold travels from the stock backend through the outbox and
 /// the broker to the order worker as a [`HoldEvent`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Hold {
     /// Snowflake id; unique across holds, and unique among orders (one order per hold).
     pub id: HoldId,
@@ -20,13 +21,16 @@ pub struct Hold {
     /// Units held (≥ 1).
     pub quantity: u32,
     /// When it was reserved.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     /// Payment deadline of the order it becomes.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: Timestamp,
 }
 
 /// Where a hold stands in the stock backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum HoldState {
     /// Reserved; its order may not be written yet. Counts as `held`.
@@ -39,6 +43,7 @@ pub enum HoldState {
 
 /// The message the relay hands to the broker for every hold (the outbox entry's payload).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HoldEvent {
     /// The hold.
     pub hold: Hold,

@@ -39,7 +39,33 @@ macro_rules! id_type {
                 d.deserialize_any(IdVisitor).map($name)
             }
         }
+
+        /// A string of digits (a 64-bit id does not fit a JSON number's exact range).
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                id_schema()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed(stringify!($name))
+            }
+        }
     };
+}
+
+/// The OpenAPI schema of every id: a positive 64-bit integer written as a string of digits.
+#[cfg(feature = "openapi")]
+fn id_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some("^[0-9]{1,18}$"))
+        .examples([serde_json::json!("7399817209982042112")])
+        .description(Some("A snowflake id, as a string of digits"))
+        .into()
 }
 
 struct IdVisitor;

@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 /// An order's life: `pending_payment → paid → refunded`, or `pending_payment → cancelled`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     /// Written, waiting for payment until `expires_at`.
@@ -73,6 +74,7 @@ impl FromStr for OrderStatus {
 
 /// Why an order was cancelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CancelReason {
     /// The buyer cancelled.
@@ -85,6 +87,7 @@ pub enum CancelReason {
 
 /// A purchase created from a hold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Order {
     /// Snowflake id, assigned at reserve time.
     pub id: OrderId,
@@ -101,14 +104,17 @@ pub struct Order {
     /// Where it stands.
     pub status: OrderStatus,
     /// Payment deadline.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: Timestamp,
     /// The payment that paid it, once paid.
     pub payment_id: Option<PaymentId>,
     /// Why it was cancelled, once cancelled.
     pub cancel_reason: Option<CancelReason>,
     /// When it was reserved.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     /// Last status change.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
 }
 

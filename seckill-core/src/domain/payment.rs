@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where a payment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentStatus {
     /// Created at the provider, waiting for its callback.
@@ -24,6 +25,7 @@ pub enum PaymentStatus {
 
 /// One payment attempt for an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Payment {
     /// Snowflake id; sent to the provider as the merchant reference.
     pub id: PaymentId,
@@ -42,7 +44,9 @@ pub struct Payment {
     /// How many verified callbacks arrived for it (duplicates included).
     pub callbacks_seen: u32,
     /// When it was created.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     /// Last change.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// A show's ticket tier, or goods.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Product {
     /// Snowflake id.
     pub id: ProductId,
@@ -16,5 +17,6 @@ pub struct Product {
     /// The regular price, in minor units.
     pub list_price: Money,
     /// When it was created.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
 }

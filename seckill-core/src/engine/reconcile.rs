@@ -14,6 +14,7 @@ use std::collections::HashMap;
 
 /// Something the reconciler found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Issue {
     /// `total ≠ available + held + sold`, or something negative.
@@ -57,6 +58,7 @@ pub enum Issue {
 
 /// The reconciler's findings for one activity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReconcileReport {
     /// The activity.
     pub activity_id: ActivityId,

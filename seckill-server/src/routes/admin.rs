@@ -1,7 +1,9 @@
 //! `/api/v1/admin/*`: products, activities, warm-up, reconciliation, orders.
 
 use crate::auth::AdminUser;
-use crate::error::{ok, ApiError, ApiResult, Body, Code, PathParam, QueryParams, Reply};
+use crate::error::{
+    ok, ApiError, ApiResult, Body, Code, Failure, PathParam, QueryParams, Reply, Success,
+};
 use crate::routes::catalog::{activity_stock, find_activity, find_product, ActivityStock, Paging};
 use crate::routes::orders::{order_error, page_of};
 use crate::routes::payments::refund_payment;
@@ -20,7 +22,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 /// `POST /api/v1/admin/products`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProduct {
     name: String,
@@ -30,7 +32,7 @@ pub struct CreateProduct {
 }
 
 /// `POST /api/v1/admin/seckill/activities`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateActivity {
     product_id: ProductId,
@@ -38,12 +40,15 @@ pub struct CreateActivity {
     price: Money,
     total_stock: u32,
     per_user_limit: u32,
+    #[schema(value_type = String, format = DateTime)]
     starts_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     ends_at: Timestamp,
 }
 
 /// `?repair=`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RepairQuery {
     #[serde(default)]
@@ -84,6 +89,14 @@ fn check_activity(a: &Activity) -> Result<(), ApiError> {
 }
 
 /// Creates a product.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/products",
+    tag = "admin",
+    request_body = CreateProduct,
+    responses((status = 201, description = "success", body = Success<Product>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure)),
+    security(("bearer" = []))
+)]
 pub async fn create_product(
     State(s): State<AppState>,
     _admin: AdminUser,
@@ -102,6 +115,14 @@ pub async fn create_product(
 }
 
 /// Creates an activity (warm it up before it starts).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/seckill/activities",
+    tag = "admin",
+    request_body = CreateActivity,
+    responses((status = 201, description = "success", body = Success<Activity>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure)),
+    security(("bearer" = []))
+)]
 pub async fn create_activity(
     State(s): State<AppState>,
     _admin: AdminUser,
@@ -140,6 +161,14 @@ fn activity_error(e: seckill_core::Error) -> ApiError {
 }
 
 /// `POST /api/v1/admin/seckill/warmup/{id}`: loads the stock (idempotent; never re-sells).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/seckill/warmup/{id}",
+    tag = "admin",
+    params(("id" = ActivityId, Path, description = "activity id")),
+    responses((status = 200, description = "success", body = Success<StockSnapshot>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure)),
+    security(("bearer" = []))
+)]
 pub async fn warm_up(
     State(s): State<AppState>,
     _admin: AdminUser,
@@ -150,6 +179,14 @@ pub async fn warm_up(
 }
 
 /// `POST /api/v1/admin/seckill/activities/{id}/reconcile?repair=true`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/seckill/activities/{id}/reconcile",
+    tag = "admin",
+    params(("id" = ActivityId, Path, description = "activity id"), RepairQuery),
+    responses((status = 200, description = "success", body = Success<ReconcileReport>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure)),
+    security(("bearer" = []))
+)]
 pub async fn reconcile(
     State(s): State<AppState>,
     _admin: AdminUser,
@@ -165,7 +202,7 @@ pub async fn reconcile(
 }
 
 /// `PUT /api/v1/admin/products/{id}`: the fields to change.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProduct {
     #[serde(default)]
@@ -177,6 +214,15 @@ pub struct UpdateProduct {
 }
 
 /// Updates a product.
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/products/{id}",
+    tag = "admin",
+    params(("id" = ProductId, Path, description = "product id")),
+    request_body = UpdateProduct,
+    responses((status = 200, description = "success", body = Success<Product>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure)),
+    security(("bearer" = []))
+)]
 pub async fn update_product(
     State(s): State<AppState>,
     _admin: AdminUser,
@@ -196,6 +242,14 @@ pub async fn update_product(
 }
 
 /// `DELETE /api/v1/admin/products/{id}`: only a product without activities.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/products/{id}",
+    tag = "admin",
+    params(("id" = ProductId, Path, description = "product id")),
+    responses((status = 200, description = "success", body = Success<serde_json::Value>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure)),
+    security(("bearer" = []))
+)]
 pub async fn delete_product(
     State(s): State<AppState>,
     _admin: AdminUser,
@@ -259,7 +313,7 @@ async fn save_activity(s: &AppState, old: &Activity, a: &Activity) -> Result<(),
 
 /// `POST /api/v1/admin/products/{id}/stock`: sets the total stock of one of the product's
 /// activities (stock lives per activity); never below what is held or sold.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetStock {
     activity_id: ActivityId,
@@ -267,6 +321,15 @@ pub struct SetStock {
 }
 
 /// Sets an activity's stock through its product.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/products/{id}/stock",
+    tag = "admin",
+    params(("id" = ProductId, Path, description = "product id")),
+    request_body = SetStock,
+    responses((status = 200, description = "success", body = Success<ActivityStock>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure)),
+    security(("bearer" = []))
+)]
 pub async fn set_product_stock(
     State(s): State<AppState>,
     _admin: AdminUser,
@@ -292,7 +355,7 @@ pub async fn set_product_stock(
 }
 
 /// `PUT /api/v1/admin/seckill/activities/{id}`: the fields to change.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateActivity {
     #[serde(default)]
@@ -304,8 +367,10 @@ pub struct UpdateActivity {
     #[serde(default)]
     per_user_limit: Option<u32>,
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     starts_at: Option<Timestamp>,
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     ends_at: Option<Timestamp>,
     /// `true` calls the sale off.
     #[serde(default)]
@@ -313,6 +378,15 @@ pub struct UpdateActivity {
 }
 
 /// Updates an activity.
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/seckill/activities/{id}",
+    tag = "admin",
+    params(("id" = ActivityId, Path, description = "activity id")),
+    request_body = UpdateActivity,
+    responses((status = 200, description = "success", body = Success<Activity>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure)),
+    security(("bearer" = []))
+)]
 pub async fn update_activity(
     State(s): State<AppState>,
     _admin: AdminUser,
@@ -335,7 +409,8 @@ pub async fn update_activity(
 }
 
 /// `?page=&page_size=&status=&activity_id=&user_id=`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AdminOrderQuery {
     #[serde(default)]
@@ -351,6 +426,14 @@ pub struct AdminOrderQuery {
 }
 
 /// `GET /api/v1/admin/orders`: every order, newest first, filtered.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/orders",
+    tag = "admin",
+    params(AdminOrderQuery),
+    responses((status = 200, description = "success", body = Success<Page<Order>>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure)),
+    security(("bearer" = []))
+)]
 pub async fn list_orders(
     State(s): State<AppState>,
     _admin: AdminUser,
@@ -365,7 +448,7 @@ pub async fn list_orders(
 }
 
 /// `PUT /api/v1/admin/orders/{id}/status`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderStatusChange {
     status: OrderStatus,
@@ -374,6 +457,15 @@ pub struct OrderStatusChange {
 /// Moves an order along a legal transition an operator may take: `pending_payment →
 /// cancelled` (its units go back to stock) and `paid → refunded` (its payment is refunded).
 /// An order becomes paid only through its payment.
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/orders/{id}/status",
+    tag = "admin",
+    params(("id" = OrderId, Path, description = "order id")),
+    request_body = OrderStatusChange,
+    responses((status = 200, description = "success", body = Success<Order>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure)),
+    security(("bearer" = []))
+)]
 pub async fn update_order_status(
     State(s): State<AppState>,
     _admin: AdminUser,

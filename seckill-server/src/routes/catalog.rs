@@ -1,6 +1,6 @@
 //! Products and activities as buyers see them: `/api/v1/products*`, `/api/v1/seckill/activities*`.
 
-use crate::error::{ok, ApiError, ApiResult, Code, PathParam, QueryParams};
+use crate::error::{ok, ApiError, ApiResult, Code, Failure, PathParam, QueryParams, Success};
 use crate::state::AppState;
 use axum::extract::State;
 use seckill_core::domain::{Activity, ActivityId, ActivityStatus, Money, Product, ProductId};
@@ -9,7 +9,8 @@ use seckill_core::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// `?page=&page_size=`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Paging {
     #[serde(default)]
@@ -39,7 +40,7 @@ impl Paging {
 }
 
 /// An activity with its clock-derived status and live stock.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ActivityView {
     id: ActivityId,
     product_id: ProductId,
@@ -47,7 +48,9 @@ pub struct ActivityView {
     price: Money,
     total_stock: u32,
     per_user_limit: u32,
+    #[schema(value_type = String, format = DateTime)]
     starts_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     ends_at: Timestamp,
     status: ActivityStatus,
     /// Units still available in the stock backend (`null` until warmed up).
@@ -55,13 +58,16 @@ pub struct ActivityView {
 }
 
 /// An activity's status.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StatusView {
     id: ActivityId,
     status: ActivityStatus,
     available: Option<i64>,
+    #[schema(value_type = String, format = DateTime)]
     starts_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     ends_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     server_time: Timestamp,
 }
 
@@ -98,6 +104,13 @@ pub async fn find_activity(s: &AppState, id: ActivityId) -> Result<Activity, Api
 }
 
 /// `GET /api/v1/seckill/activities`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/seckill/activities",
+    tag = "catalog",
+    params(Paging),
+    responses((status = 200, description = "success", body = Success<Page<ActivityView>>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure))
+)]
 pub async fn list_activities(
     State(s): State<AppState>,
     QueryParams(p): QueryParams<Paging>,
@@ -121,6 +134,13 @@ pub async fn list_activities(
 }
 
 /// `GET /api/v1/seckill/activities/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/seckill/activities/{id}",
+    tag = "catalog",
+    params(("id" = ActivityId, Path, description = "activity id")),
+    responses((status = 200, description = "success", body = Success<ActivityView>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure))
+)]
 pub async fn get_activity(
     State(s): State<AppState>,
     PathParam(id): PathParam<ActivityId>,
@@ -130,6 +150,13 @@ pub async fn get_activity(
 }
 
 /// `GET /api/v1/seckill/activities/{id}/status`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/seckill/activities/{id}/status",
+    tag = "catalog",
+    params(("id" = ActivityId, Path, description = "activity id")),
+    responses((status = 200, description = "success", body = Success<StatusView>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure))
+)]
 pub async fn activity_status(
     State(s): State<AppState>,
     PathParam(id): PathParam<ActivityId>,
@@ -147,6 +174,13 @@ pub async fn activity_status(
 }
 
 /// `GET /api/v1/products`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/products",
+    tag = "catalog",
+    params(Paging),
+    responses((status = 200, description = "success", body = Success<Page<Product>>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure))
+)]
 pub async fn list_products(
     State(s): State<AppState>,
     QueryParams(p): QueryParams<Paging>,
@@ -160,7 +194,7 @@ pub async fn list_products(
 }
 
 /// Stock figures of one activity.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ActivityStock {
     activity_id: ActivityId,
     title: String,
@@ -175,7 +209,7 @@ pub struct ActivityStock {
 }
 
 /// A product's stock: the stock of its sale activities (seckill-rs keeps stock per activity).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProductStock {
     product_id: ProductId,
     /// Units left over the activities that have not ended.
@@ -212,6 +246,13 @@ pub async fn activity_stock(s: &AppState, a: Activity) -> Result<ActivityStock, 
 }
 
 /// `GET /api/v1/products/{id}/stock`: live stock of the product's activities.
+#[utoipa::path(
+    get,
+    path = "/api/v1/products/{id}/stock",
+    tag = "catalog",
+    params(("id" = ProductId, Path, description = "product id")),
+    responses((status = 200, description = "success", body = Success<ProductStock>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure))
+)]
 pub async fn product_stock(
     State(s): State<AppState>,
     PathParam(id): PathParam<ProductId>,
@@ -244,6 +285,13 @@ pub async fn find_product(s: &AppState, id: ProductId) -> Result<Product, ApiErr
 }
 
 /// `GET /api/v1/products/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/products/{id}",
+    tag = "catalog",
+    params(("id" = ProductId, Path, description = "product id")),
+    responses((status = 200, description = "success", body = Success<Product>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure))
+)]
 pub async fn get_product(
     State(s): State<AppState>,
     PathParam(id): PathParam<ProductId>,

@@ -10,83 +10,84 @@ pub mod seckill;
 pub mod users;
 
 use crate::error::{ApiError, Code, TRACE_ID};
+use crate::openapi::ApiDoc;
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use axum::Router;
 use std::time::Instant;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
 
 /// The routes every process serves (health, readiness, metrics), whatever its roles.
-pub fn ops_router() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(ops::health))
-        .route("/ready", get(ops::ready))
-        .route("/metrics", get(ops::metrics))
+pub fn ops_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(ops::health))
+        .routes(routes!(ops::ready))
+        .routes(routes!(ops::metrics))
 }
 
-/// The API routes (the `api` role).
-pub fn api_router() -> Router<AppState> {
-    let v1 = Router::new()
-        .route("/user/register", post(users::register))
-        .route("/user/login", post(users::login))
-        .route("/user/logout", post(users::logout))
-        .route(
-            "/user/profile",
-            get(users::profile).put(users::update_profile),
-        )
-        .route("/user/password", post(users::change_password))
-        .route("/user/send-code", post(users::send_code))
-        .route("/user/verify-code", post(users::verify_code))
-        .route("/products", get(catalog::list_products))
-        .route("/products/{id}", get(catalog::get_product))
-        .route("/products/{id}/stock", get(catalog::product_stock))
-        .route("/seckill/activities", get(catalog::list_activities))
-        .route("/seckill/activities/{id}", get(catalog::get_activity))
-        .route(
-            "/seckill/activities/{id}/status",
-            get(catalog::activity_status),
-        )
-        .route("/seckill/activities/{id}/buy", post(seckill::buy))
-        .route("/orders", get(orders::list_mine))
-        .route("/orders/{id}", get(orders::get_mine))
-        .route("/orders/{id}/cancel", post(orders::cancel))
-        .route("/orders/{id}/pay", post(orders::pay))
-        .route("/payment/create", post(payments::create))
-        .route("/payment/{id}/status", get(payments::status))
-        .route("/payment/{id}/refund", post(payments::refund))
-        .route("/payment/callback/{provider}", post(payments::callback))
-        .route("/payment/mock/{id}/complete", post(payments::mock_complete))
-        .route("/admin/products", post(admin::create_product))
-        .route(
-            "/admin/products/{id}",
-            put(admin::update_product).delete(admin::delete_product),
-        )
-        .route("/admin/products/{id}/stock", post(admin::set_product_stock))
-        .route("/admin/seckill/activities", post(admin::create_activity))
-        .route(
-            "/admin/seckill/activities/{id}",
-            put(admin::update_activity),
-        )
-        .route("/admin/orders", get(admin::list_orders))
-        .route("/admin/orders/{id}/status", put(admin::update_order_status))
-        .route("/admin/seckill/warmup/{id}", post(admin::warm_up))
-        .route(
-            "/admin/seckill/activities/{id}/reconcile",
-            post(admin::reconcile),
-        );
-    Router::new().nest("/api/v1", v1)
+/// The API routes (the `api` role), each with its OpenAPI description.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(users::register))
+        .routes(routes!(users::login))
+        .routes(routes!(users::logout))
+        .routes(routes!(users::profile, users::update_profile))
+        .routes(routes!(users::change_password))
+        .routes(routes!(users::send_code))
+        .routes(routes!(users::verify_code))
+        .routes(routes!(catalog::list_products))
+        .routes(routes!(catalog::get_product))
+        .routes(routes!(catalog::product_stock))
+        .routes(routes!(catalog::list_activities))
+        .routes(routes!(catalog::get_activity))
+        .routes(routes!(catalog::activity_status))
+        .routes(routes!(seckill::buy))
+        .routes(routes!(orders::list_mine))
+        .routes(routes!(orders::get_mine))
+        .routes(routes!(orders::cancel))
+        .routes(routes!(orders::pay))
+        .routes(routes!(payments::create))
+        .routes(routes!(payments::status))
+        .routes(routes!(payments::refund))
+        .routes(routes!(payments::callback))
+        .routes(routes!(payments::mock_complete))
+        .routes(routes!(admin::create_product))
+        .routes(routes!(admin::update_product, admin::delete_product))
+        .routes(routes!(admin::set_product_stock))
+        .routes(routes!(admin::create_activity))
+        .routes(routes!(admin::update_activity))
+        .routes(routes!(admin::warm_up))
+        .routes(routes!(admin::reconcile))
+        .routes(routes!(admin::list_orders))
+        .routes(routes!(admin::update_order_status))
 }
 
-/// The whole app: `api` routes if `with_api`, ops routes always, middleware around both.
-pub fn app(state: AppState, with_api: bool) -> Router {
-    let mut r = ops_router();
+/// The OpenAPI document of the routes a process with (or without) the `api` role serves.
+pub fn openapi(with_api: bool) -> utoipa::openapi::OpenApi {
+    routers(with_api).split_for_parts().1
+}
+
+fn routers(with_api: bool) -> OpenApiRouter<AppState> {
+    let r = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(ops_router());
     if with_api {
-        r = r.merge(api_router());
+        r.merge(api_router())
+    } else {
+        r
     }
-    r.fallback(not_found)
+}
+
+/// The whole app: `api` routes if `with_api`, ops routes always, `/openapi.json` and `/docs`,
+/// middleware around all of them.
+pub fn app(state: AppState, with_api: bool) -> Router {
+    let (r, doc) = routers(with_api).split_for_parts();
+    r.merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(middleware::from_fn_with_state(state.clone(), observe))

@@ -1,6 +1,6 @@
 //! `/health`, `/ready`, `/metrics`.
 
-use crate::error::{ok, ApiResult, Reply};
+use crate::error::{ok, ApiResult, Failure, Reply, Success};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -10,18 +10,24 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// Liveness.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Health {
     status: &'static str,
 }
 
 /// `GET /health`: the process is alive.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "ops",
+    responses((status = 200, description = "success", body = Success<Health>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure))
+)]
 pub async fn health() -> ApiResult<Health> {
     Ok(ok(Health { status: "ok" }))
 }
 
 /// Readiness detail.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Ready {
     ready: bool,
     checks: BTreeMap<&'static str, String>,
@@ -30,6 +36,12 @@ pub struct Ready {
 }
 
 /// `GET /ready`: every backend answers; outbox and consumer lag.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "ops",
+    responses((status = 200, description = "every backend answers", body = Success<Ready>), (status = 503, description = "a backend does not answer", body = Success<Ready>))
+)]
 pub async fn ready(State(s): State<AppState>) -> ApiResult<Ready> {
     let e = &s.engine;
     let b = e.backends();
@@ -77,6 +89,12 @@ pub async fn ready(State(s): State<AppState>) -> ApiResult<Ready> {
 }
 
 /// `GET /metrics`: Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "ops",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String))
+)]
 pub async fn metrics(State(s): State<AppState>) -> Response {
     let mut out = String::with_capacity(8192);
     s.engine.metrics().render_prometheus(&mut out);

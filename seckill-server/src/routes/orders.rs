@@ -1,7 +1,7 @@
 //! `/api/v1/orders*`: my orders, cancel, pay.
 
 use crate::auth::AuthUser;
-use crate::error::{ok, ApiError, ApiResult, Code, PathParam, QueryParams};
+use crate::error::{ok, ApiError, ApiResult, Code, Failure, PathParam, QueryParams, Success};
 use crate::routes::catalog::Paging;
 use crate::routes::payments::{start, PaymentView};
 use crate::state::AppState;
@@ -11,7 +11,8 @@ use seckill_core::repo::{OrderFilter, Page};
 use serde::Deserialize;
 
 /// `?page=&page_size=&status=`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OrderQuery {
     #[serde(default)]
@@ -32,6 +33,14 @@ pub fn order_error(e: seckill_core::Error) -> ApiError {
 }
 
 /// `GET /api/v1/orders`: the caller's orders, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders",
+    tag = "orders",
+    params(OrderQuery),
+    responses((status = 200, description = "success", body = Success<Page<Order>>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure)),
+    security(("bearer" = []))
+)]
 pub async fn list_mine(
     State(s): State<AppState>,
     me: AuthUser,
@@ -56,6 +65,14 @@ pub async fn page_of(s: &AppState, filter: &OrderFilter, paging: Paging) -> ApiR
 }
 
 /// `GET /api/v1/orders/{id}`: one of the caller's orders (someone else's answers 404).
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders/{id}",
+    tag = "orders",
+    params(("id" = OrderId, Path, description = "order id")),
+    responses((status = 200, description = "success", body = Success<Order>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure)),
+    security(("bearer" = []))
+)]
 pub async fn get_mine(
     State(s): State<AppState>,
     me: AuthUser,
@@ -71,6 +88,14 @@ pub async fn get_mine(
 }
 
 /// `POST /api/v1/orders/{id}/cancel`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/cancel",
+    tag = "orders",
+    params(("id" = OrderId, Path, description = "order id")),
+    responses((status = 200, description = "success", body = Success<Order>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure)),
+    security(("bearer" = []))
+)]
 pub async fn cancel(
     State(s): State<AppState>,
     me: AuthUser,
@@ -84,6 +109,14 @@ pub async fn cancel(
 }
 
 /// `POST /api/v1/orders/{id}/pay`: opens a payment for the order.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/pay",
+    tag = "orders",
+    params(("id" = OrderId, Path, description = "order id")),
+    responses((status = 201, description = "success", body = Success<PaymentView>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure)),
+    security(("bearer" = []))
+)]
 pub async fn pay(
     State(s): State<AppState>,
     me: AuthUser,

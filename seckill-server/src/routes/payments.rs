@@ -1,7 +1,7 @@
 //! `/api/v1/payment/*`: create, status, provider callbacks, and the mock provider's pay page.
 
 use crate::auth::AuthUser;
-use crate::error::{ok, ApiError, ApiResult, Body, Code, PathParam, Reply};
+use crate::error::{ok, ApiError, ApiResult, Body, Code, Failure, PathParam, Reply, Success};
 use crate::routes::orders::order_error;
 use crate::state::AppState;
 use axum::body::Bytes;
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A payment opened for an order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PaymentView {
     payment_id: PaymentId,
     order_id: OrderId,
@@ -26,14 +26,14 @@ pub struct PaymentView {
 }
 
 /// `POST /api/v1/payment/create`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateReq {
     order_id: OrderId,
 }
 
 /// What a callback did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CallbackResp {
     payment_id: PaymentId,
     result: &'static str,
@@ -62,6 +62,14 @@ pub async fn start(s: &AppState, me: AuthUser, order: OrderId) -> ApiResult<Paym
 }
 
 /// `POST /api/v1/payment/create`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/payment/create",
+    tag = "payments",
+    request_body = CreateReq,
+    responses((status = 201, description = "success", body = Success<PaymentView>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure)),
+    security(("bearer" = []))
+)]
 pub async fn create(
     State(s): State<AppState>,
     me: AuthUser,
@@ -71,6 +79,14 @@ pub async fn create(
 }
 
 /// `GET /api/v1/payment/{id}/status`: one of the caller's payments.
+#[utoipa::path(
+    get,
+    path = "/api/v1/payment/{id}/status",
+    tag = "payments",
+    params(("id" = PaymentId, Path, description = "payment id")),
+    responses((status = 200, description = "success", body = Success<Payment>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure)),
+    security(("bearer" = []))
+)]
 pub async fn status(
     State(s): State<AppState>,
     me: AuthUser,
@@ -85,6 +101,14 @@ pub async fn status(
 
 /// `POST /api/v1/payment/{id}/refund`: the buyer asks for their money back on a paid order.
 /// The order becomes `refunded`; its units stay sold. Someone else's payment answers 404.
+#[utoipa::path(
+    post,
+    path = "/api/v1/payment/{id}/refund",
+    tag = "payments",
+    params(("id" = PaymentId, Path, description = "payment id")),
+    responses((status = 200, description = "success", body = Success<Payment>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure)),
+    security(("bearer" = []))
+)]
 pub async fn refund(
     State(s): State<AppState>,
     me: AuthUser,
@@ -151,6 +175,14 @@ async fn apply(s: &AppState, provider: &str, cb: &Callback) -> ApiResult<Callbac
 
 /// `POST /api/v1/payment/callback/{provider}`: the provider's signed notification. Answered
 /// 2xx only once its effect is committed.
+#[utoipa::path(
+    post,
+    path = "/api/v1/payment/callback/{provider}",
+    tag = "payments",
+    params(("provider" = String, Path, description = "the provider's name (`mock`)")),
+    request_body(content = String, content_type = "application/json", description = "the provider's signed notification, as it sends it"),
+    responses((status = 200, description = "success", body = Success<CallbackResp>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure))
+)]
 pub async fn callback(
     State(s): State<AppState>,
     PathParam(provider): PathParam<String>,
@@ -175,6 +207,14 @@ pub async fn callback(
 
 /// `POST /api/v1/payment/mock/{id}/complete`: the mock provider's pay page. The buyer "pays";
 /// the provider then sends its signed callback, which is verified and applied as any other.
+#[utoipa::path(
+    post,
+    path = "/api/v1/payment/mock/{id}/complete",
+    tag = "payments",
+    params(("id" = PaymentId, Path, description = "payment id")),
+    responses((status = 200, description = "success", body = Success<CallbackResp>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure)),
+    security(("bearer" = []))
+)]
 pub async fn mock_complete(
     State(s): State<AppState>,
     me: AuthUser,

@@ -1,7 +1,7 @@
 //! `POST /api/v1/seckill/activities/{id}/buy`: the hot path.
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ApiResult, Body, Code, PathParam, Reply};
+use crate::error::{ApiError, ApiResult, Body, Code, Failure, PathParam, Reply, Success};
 use crate::limits::{charge, ClientIp, Limit};
 use crate::state::AppState;
 use axum::extract::State;
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 /// The buy request body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BuyReq {
     /// Units (default 1).
@@ -26,12 +26,13 @@ fn one() -> u32 {
 }
 
 /// A reservation: the order will exist shortly under `order_id`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BuyResp {
     hold_id: HoldId,
     order_id: OrderId,
     quantity: u32,
     /// Pay before this.
+    #[schema(value_type = String, format = DateTime)]
     expires_at: Timestamp,
     /// `true` when this answers a retry with the same `Idempotency-Key`.
     replayed: bool,
@@ -62,6 +63,15 @@ pub fn rejection(r: BuyRejection) -> ApiError {
 }
 
 /// Buys. `202 Accepted` with the order id, or a 4xx with the reason.
+#[utoipa::path(
+    post,
+    path = "/api/v1/seckill/activities/{id}/buy",
+    tag = "seckill",
+    params(("id" = ActivityId, Path, description = "activity id"), ("Idempotency-Key" = Option<String>, Header, description = "1 to 128 visible ASCII characters; a retry with the same key and body replays the first answer")),
+    request_body = BuyReq,
+    responses((status = 202, description = "success", body = Success<BuyResp>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure)),
+    security(("bearer" = []))
+)]
 pub async fn buy(
     State(s): State<AppState>,
     me: AuthUser,

@@ -1,7 +1,7 @@
 //! `/api/v1/user/*`: register, login, logout, profile, password, and phone verification codes.
 
 use crate::auth::{hash_password, verify_password, AuthUser};
-use crate::error::{ok, ApiError, ApiResult, Body, Code, Reply};
+use crate::error::{ok, ApiError, ApiResult, Body, Code, Failure, Reply, Success};
 use crate::limits::{charge, ClientIp, Limit};
 use crate::state::AppState;
 use axum::extract::State;
@@ -14,7 +14,7 @@ use serde_json::json;
 use std::time::Duration;
 
 /// `POST /api/v1/user/register`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterReq {
     username: String,
@@ -24,7 +24,7 @@ pub struct RegisterReq {
 }
 
 /// `POST /api/v1/user/login`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginReq {
     username: String,
@@ -32,12 +32,13 @@ pub struct LoginReq {
 }
 
 /// A user as clients see it (never the password hash).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     id: UserId,
     username: String,
     phone: Option<String>,
     role: Role,
+    #[schema(value_type = String, format = DateTime)]
     created_at: Timestamp,
 }
 
@@ -54,10 +55,11 @@ impl From<User> for UserView {
 }
 
 /// A login's answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LoginResp {
     token: String,
     token_type: &'static str,
+    #[schema(value_type = String, format = DateTime)]
     expires_at: Timestamp,
     user: UserView,
 }
@@ -135,6 +137,13 @@ pub async fn create_user(
 }
 
 /// Registers a buyer.
+#[utoipa::path(
+    post,
+    path = "/api/v1/user/register",
+    tag = "users",
+    request_body = RegisterReq,
+    responses((status = 201, description = "success", body = Success<UserView>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure))
+)]
 pub async fn register(
     State(s): State<AppState>,
     Body(req): Body<RegisterReq>,
@@ -158,6 +167,13 @@ fn session(s: &AppState, user: User) -> Result<LoginResp, ApiError> {
 }
 
 /// Logs in: a bearer token. Rate-limited per client IP and per username.
+#[utoipa::path(
+    post,
+    path = "/api/v1/user/login",
+    tag = "users",
+    request_body = LoginReq,
+    responses((status = 200, description = "success", body = Success<LoginResp>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure))
+)]
 pub async fn login(
     State(s): State<AppState>,
     ip: ClientIp,
@@ -201,12 +217,19 @@ async fn me_user(s: &AppState, me: &AuthUser) -> Result<User, ApiError> {
 }
 
 /// The caller's profile.
+#[utoipa::path(
+    get,
+    path = "/api/v1/user/profile",
+    tag = "users",
+    responses((status = 200, description = "success", body = Success<UserView>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure)),
+    security(("bearer" = []))
+)]
 pub async fn profile(State(s): State<AppState>, me: AuthUser) -> ApiResult<UserView> {
     Ok(ok(me_user(&s, &me).await?.into()))
 }
 
 /// `PUT /api/v1/user/profile`: the fields a user may change about themselves.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileUpdate {
     /// The phone number; `null` removes it.
@@ -214,6 +237,14 @@ pub struct ProfileUpdate {
 }
 
 /// Updates the caller's profile.
+#[utoipa::path(
+    put,
+    path = "/api/v1/user/profile",
+    tag = "users",
+    request_body = ProfileUpdate,
+    responses((status = 200, description = "success", body = Success<UserView>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure)),
+    security(("bearer" = []))
+)]
 pub async fn update_profile(
     State(s): State<AppState>,
     me: AuthUser,
@@ -229,6 +260,13 @@ pub async fn update_profile(
 }
 
 /// Ends the session: this token stops working (until it would have expired anyway).
+#[utoipa::path(
+    post,
+    path = "/api/v1/user/logout",
+    tag = "users",
+    responses((status = 200, description = "success", body = Success<serde_json::Value>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure)),
+    security(("bearer" = []))
+)]
 pub async fn logout(State(s): State<AppState>, me: AuthUser) -> ApiResult<serde_json::Value> {
     let left = (me.expires_at - s.engine.now().timestamp()).max(1) as u64;
     s.engine
@@ -240,7 +278,7 @@ pub async fn logout(State(s): State<AppState>, me: AuthUser) -> ApiResult<serde_
 }
 
 /// `POST /api/v1/user/password`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChange {
     old_password: String,
@@ -249,6 +287,14 @@ pub struct PasswordChange {
 
 /// Changes the caller's password. Every token issued before stops working; the answer carries
 /// a fresh one.
+#[utoipa::path(
+    post,
+    path = "/api/v1/user/password",
+    tag = "users",
+    request_body = PasswordChange,
+    responses((status = 200, description = "success", body = Success<LoginResp>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure)),
+    security(("bearer" = []))
+)]
 pub async fn change_password(
     State(s): State<AppState>,
     me: AuthUser,
@@ -271,7 +317,7 @@ pub async fn change_password(
 }
 
 /// `POST /api/v1/user/send-code`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendCode {
     phone: String,
@@ -279,6 +325,13 @@ pub struct SendCode {
 
 /// Sends a 6-digit verification code to a phone through the configured notifier. Rate-limited
 /// per phone and per client IP; a new code replaces the pending one.
+#[utoipa::path(
+    post,
+    path = "/api/v1/user/send-code",
+    tag = "users",
+    request_body = SendCode,
+    responses((status = 200, description = "success", body = Success<serde_json::Value>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure))
+)]
 pub async fn send_code(
     State(s): State<AppState>,
     ip: ClientIp,
@@ -298,7 +351,7 @@ pub async fn send_code(
 }
 
 /// `POST /api/v1/user/verify-code`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyCode {
     phone: String,
@@ -306,6 +359,13 @@ pub struct VerifyCode {
 }
 
 /// Checks a verification code: valid once; a limited number of wrong tries drops it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/user/verify-code",
+    tag = "users",
+    request_body = VerifyCode,
+    responses((status = 200, description = "success", body = Success<serde_json::Value>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure))
+)]
 pub async fn verify_code(
     State(s): State<AppState>,
     Body(req): Body<VerifyCode>,

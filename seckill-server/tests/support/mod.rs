@@ -95,6 +95,15 @@ impl Api {
             .await
     }
 
+    /// `GET path` as text (for non-JSON answers).
+    pub async fn text(&self, path: &str) -> (StatusCode, String) {
+        let req = Request::builder().uri(path).body(Body::empty()).unwrap();
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
     /// `GET path` with an optional token.
     pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
         self.call("GET", path, token, None).await
