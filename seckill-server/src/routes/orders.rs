@@ -15,9 +15,13 @@ use serde::Deserialize;
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OrderQuery {
+    /// Page number, from 1.
     #[serde(default)]
+    #[param(minimum = 1)]
     page: Option<u32>,
+    /// Items per page, 1 to 100 (default 20).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
     page_size: Option<u32>,
     #[serde(default)]
     status: Option<OrderStatus>,

@@ -18,6 +18,7 @@ use serde_json::json;
 pub struct BuyReq {
     /// Units (default 1).
     #[serde(default = "one")]
+    #[schema(minimum = 1)]
     quantity: u32,
 }
 
