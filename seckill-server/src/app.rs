@@ -199,13 +199,45 @@ impl Server {
         Ok(())
     }
 
-    /// Serves until `shutdown` resolves: stops accepting, drains in-flight requests, then stops
-    /// the background roles after their current step.
+    /// Serves HTTP until `shutdown` resolves: stops accepting, drains in-flight requests, then
+    /// stops the background roles after their current step.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow_like::Result<()> {
+        self.serve_with_grpc(listener, None, shutdown).await
+    }
+
+    /// [`Server::serve`], with the gRPC services on `grpc` too (when given and the process has
+    /// the `api` role); both drain on `shutdown`.
+    pub async fn serve_with_grpc(
+        self,
+        listener: tokio::net::TcpListener,
+        grpc: Option<tokio::net::TcpListener>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow_like::Result<()> {
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let grpc_task = grpc.filter(|_| self.roles.contains(&Role::Api)).map(|l| {
+            let addr = l.local_addr().ok();
+            tracing::info!(?addr, "gRPC listening");
+            let routes = crate::grpc::Grpc::new(self.state.clone()).router();
+            tokio::spawn(
+                tonic::transport::Server::builder()
+                    .add_routes(routes)
+                    .serve_with_incoming_shutdown(
+                        tonic::transport::server::TcpIncoming::from(l),
+                        stopped(stop.clone()),
+                    ),
+            )
+        });
         let (stop_lease, stop_rx) = tokio::sync::watch::channel(false);
         let lease_task = self
             .worker_lease
@@ -228,9 +260,16 @@ impl Server {
             listener,
             router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(stopped(stop))
         .await?;
-        tracing::info!("HTTP drained; stopping background roles");
+        if let Some(t) = grpc_task {
+            match t.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "gRPC server failed"),
+                Err(e) => tracing::error!(error = %e, "gRPC server task failed"),
+            }
+        }
+        tracing::info!("HTTP and gRPC drained; stopping background roles");
         runner.stop().await;
         let _ = stop_lease.send(true);
         if let Some(t) = lease_task {

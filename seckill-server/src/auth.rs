@@ -162,6 +162,38 @@ pub struct AuthUser {
     pub expires_at: i64,
 }
 
+/// Authenticates an `Authorization` value (`Bearer <token>`): the token verifies and is not
+/// revoked. HTTP and gRPC both authenticate through here.
+pub async fn authenticate(state: &AppState, header: Option<&str>) -> Result<AuthUser, ApiError> {
+    let header =
+        header.ok_or_else(|| ApiError::new(Code::Unauthenticated, "missing bearer token"))?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .ok_or_else(|| ApiError::new(Code::Unauthenticated, "expected 'Bearer <token>'"))?;
+    let claims = state.tokens.verify(token.trim())?;
+    let id = claims
+        .sub
+        .parse()
+        .map(UserId)
+        .map_err(|_| ApiError::new(Code::Unauthenticated, "invalid token subject"))?;
+    let revoked = state
+        .engine
+        .backends()
+        .sessions
+        .is_revoked(id, &claims.jti, claims.ver)
+        .await?;
+    if revoked {
+        return Err(ApiError::new(Code::Unauthenticated, "token revoked"));
+    }
+    Ok(AuthUser {
+        id,
+        role: claims.role,
+        token_id: claims.jti,
+        expires_at: claims.exp,
+    })
+}
+
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
@@ -169,33 +201,8 @@ impl FromRequestParts<AppState> for AuthUser {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| ApiError::new(Code::Unauthenticated, "missing bearer token"))?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(|| ApiError::new(Code::Unauthenticated, "expected 'Bearer <token>'"))?;
-        let claims = state.tokens.verify(token.trim())?;
-        let id = claims
-            .sub
-            .parse()
-            .map(UserId)
-            .map_err(|_| ApiError::new(Code::Unauthenticated, "invalid token subject"))?;
-        let revoked = state
-            .engine
-            .backends()
-            .sessions
-            .is_revoked(id, &claims.jti, claims.ver)
-            .await?;
-        if revoked {
-            return Err(ApiError::new(Code::Unauthenticated, "token revoked"));
-        }
-        Ok(AuthUser {
-            id,
-            role: claims.role,
-            token_id: claims.jti,
-            expires_at: claims.exp,
-        })
+            .and_then(|v| v.to_str().ok());
+        authenticate(state, header).await
     }
 }
 

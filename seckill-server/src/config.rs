@@ -36,6 +36,8 @@ impl Secret {
 pub struct Config {
     /// HTTP listen address.
     pub listen: SocketAddr,
+    /// gRPC listen address (processes with the `api` role); unset: no gRPC.
+    pub grpc_listen: Option<SocketAddr>,
     /// Comma-separated roles (`api,relay,order-worker,timeout-worker,reconciler` or `all`).
     pub roles: String,
     /// Seed a demo product, a live demo activity and an admin user at start.
@@ -60,6 +62,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".parse().expect("valid address"),
+            grpc_listen: Some("127.0.0.1:9090".parse().expect("valid address")),
             roles: "all".into(),
             demo: true,
             backends: BackendUrls::default(),

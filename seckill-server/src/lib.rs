@@ -15,6 +15,7 @@ pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod grpc;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;

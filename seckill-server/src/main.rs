@@ -1,6 +1,7 @@
 //! `seckill-server`: parse arguments, load config, build, serve.
 
 use clap::Parser;
+use seckill_core::engine::Role;
 use seckill_server::app::{build, shutdown_signal};
 use seckill_server::config::Config;
 use std::path::PathBuf;
@@ -20,6 +21,9 @@ struct Args {
     /// Listen address (overrides the config).
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
+    /// gRPC listen address (overrides the config).
+    #[arg(long)]
+    grpc_listen: Option<std::net::SocketAddr>,
     /// Do not seed the demo product, activity and admin.
     #[arg(long)]
     no_demo: bool,
@@ -58,11 +62,14 @@ async fn main() {
     if let Some(l) = args.listen {
         cfg.listen = l;
     }
+    if let Some(l) = args.grpc_listen {
+        cfg.grpc_listen = Some(l);
+    }
     if args.no_demo {
         cfg.demo = false;
     }
     init_logging(&cfg);
-    let listen = cfg.listen;
+    let (listen, grpc_listen) = (cfg.listen, cfg.grpc_listen);
     let server = match build(cfg).await {
         Ok(s) => s,
         Err(e) => {
@@ -81,7 +88,20 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    if let Err(e) = server.serve(listener, shutdown_signal()).await {
+    let grpc = match grpc_listen.filter(|_| server.roles.contains(&Role::Api)) {
+        None => None,
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("seckill-server: cannot listen on {addr} (gRPC): {e}");
+                std::process::exit(1);
+            }
+        },
+    };
+    if let Err(e) = server
+        .serve_with_grpc(listener, grpc, shutdown_signal())
+        .await
+    {
         eprintln!("seckill-server: {e}");
         std::process::exit(1);
     }

@@ -362,7 +362,7 @@ async fn admins_see_every_order_and_move_it_along_legal_transitions_only() {
         )
         .await;
     assert_eq!(o.data()["status"], "refunded");
-    let ledger = a.server.state.mock.as_ref().unwrap().ledger();
+    let ledger = a.state.mock.as_ref().unwrap().ledger();
     assert_eq!(
         ledger.refunded.len(),
         1,

@@ -98,7 +98,6 @@ async fn signed_callbacks_are_verified_and_deduplicated() {
         .await;
     let pid: i64 = pay.data()["payment_id"].as_str().unwrap().parse().unwrap();
     let payment = a
-        .server
         .state
         .engine
         .backends()
@@ -107,7 +106,7 @@ async fn signed_callbacks_are_verified_and_deduplicated() {
         .await
         .unwrap()
         .unwrap();
-    let cb = a.server.state.mock.as_ref().unwrap().pay(&payment);
+    let cb = a.state.mock.as_ref().unwrap().pay(&payment);
     let body = String::from_utf8(cb.body.clone()).unwrap();
     let sig = cb.headers["x-mock-signature"].clone();
     for _ in 0..2 {
@@ -502,7 +501,7 @@ async fn bad_input_gets_a_4xx_with_a_code() {
         (StatusCode::UNPROCESSABLE_ENTITY, 2005)
     );
     // An expired token (signed with the right key).
-    let tokens = &a.server.state.tokens;
+    let tokens = &a.state.tokens;
     let old = chrono::Utc::now().timestamp() - 48 * 3600;
     let (expired, _) = tokens
         .issue(
@@ -556,11 +555,11 @@ async fn ops_routes_answer() {
 
 #[tokio::test]
 async fn the_server_serves_and_shuts_down_gracefully() {
-    let a = api(true).await;
+    let mut a = api(true).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(a.server.serve(listener, async {
+    let server = tokio::spawn(a.server.take().unwrap().serve(listener, async {
         let _ = rx.await;
     }));
     // A raw HTTP/1.1 request over TCP.

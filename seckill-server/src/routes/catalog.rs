@@ -46,19 +46,19 @@ impl Paging {
 /// An activity with its clock-derived status and live stock.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ActivityView {
-    id: ActivityId,
-    product_id: ProductId,
-    title: String,
-    price: Money,
-    total_stock: u32,
-    per_user_limit: u32,
+    pub(crate) id: ActivityId,
+    pub(crate) product_id: ProductId,
+    pub(crate) title: String,
+    pub(crate) price: Money,
+    pub(crate) total_stock: u32,
+    pub(crate) per_user_limit: u32,
     #[schema(value_type = String, format = DateTime)]
-    starts_at: Timestamp,
+    pub(crate) starts_at: Timestamp,
     #[schema(value_type = String, format = DateTime)]
-    ends_at: Timestamp,
-    status: ActivityStatus,
+    pub(crate) ends_at: Timestamp,
+    pub(crate) status: ActivityStatus,
     /// Units still available in the stock backend (`null` until warmed up).
-    available: Option<i64>,
+    pub(crate) available: Option<i64>,
 }
 
 /// An activity's status.
@@ -75,7 +75,8 @@ pub struct StatusView {
     server_time: Timestamp,
 }
 
-async fn view(s: &AppState, a: Activity) -> Result<ActivityView, ApiError> {
+/// An activity as buyers see it.
+pub(crate) async fn view(s: &AppState, a: Activity) -> Result<ActivityView, ApiError> {
     let available = s
         .engine
         .backends()

@@ -29,14 +29,14 @@ fn one() -> u32 {
 /// A reservation: the order will exist shortly under `order_id`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BuyResp {
-    hold_id: HoldId,
-    order_id: OrderId,
-    quantity: u32,
+    pub(crate) hold_id: HoldId,
+    pub(crate) order_id: OrderId,
+    pub(crate) quantity: u32,
     /// Pay before this.
     #[schema(value_type = String, format = DateTime)]
-    expires_at: Timestamp,
+    pub(crate) expires_at: Timestamp,
     /// `true` when this answers a retry with the same `Idempotency-Key`.
-    replayed: bool,
+    pub(crate) replayed: bool,
 }
 
 /// Maps a refusal to its code.
@@ -81,34 +81,52 @@ pub async fn buy(
     headers: HeaderMap,
     Body(req): Body<BuyReq>,
 ) -> ApiResult<BuyResp> {
-    if req.quantity == 0 {
+    let key = match headers.get("idempotency-key") {
+        Some(v) => Some(v.to_str().map_err(|_| bad_key())?.to_string()),
+        None => None,
+    };
+    Ok(Reply(
+        StatusCode::ACCEPTED,
+        place(&s, &me, &ip.0, id, req.quantity, key).await?,
+    ))
+}
+
+fn bad_key() -> ApiError {
+    ApiError::new(
+        Code::InvalidParameter,
+        "Idempotency-Key: 1 to 128 visible ASCII characters",
+    )
+}
+
+/// The buy as both APIs place it: checks the quantity, the per-IP limit and the idempotency key,
+/// then asks the engine.
+pub async fn place(
+    s: &AppState,
+    me: &AuthUser,
+    ip: &str,
+    id: ActivityId,
+    quantity: u32,
+    key: Option<String>,
+) -> Result<BuyResp, ApiError> {
+    if quantity == 0 {
         return Err(ApiError::new(
             Code::InvalidField,
             "quantity must be at least 1",
         ));
     }
-    charge(&s, Limit::BuyPerIp, &ip.0).await?;
-    let key = match headers.get("idempotency-key") {
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .filter(|k| !k.is_empty() && k.len() <= 128)
-                .ok_or_else(|| {
-                    ApiError::new(
-                        Code::InvalidParameter,
-                        "Idempotency-Key: 1 to 128 visible ASCII characters",
-                    )
-                })?
-                .to_string(),
-        ),
-        None => None,
-    };
+    if key
+        .as_ref()
+        .is_some_and(|k| k.is_empty() || k.len() > 128 || !k.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return Err(bad_key());
+    }
+    charge(s, Limit::BuyPerIp, ip).await?;
     let outcome = s
         .engine
         .buy(BuyRequest {
             user_id: me.id,
             activity_id: id,
-            quantity: req.quantity,
+            quantity,
             request_id: key,
         })
         .await
@@ -123,16 +141,13 @@ pub async fn buy(
             quantity,
             expires_at,
             replayed,
-        } => Ok(Reply(
-            StatusCode::ACCEPTED,
-            BuyResp {
-                hold_id,
-                order_id,
-                quantity,
-                expires_at,
-                replayed,
-            },
-        )),
+        } => Ok(BuyResp {
+            hold_id,
+            order_id,
+            quantity,
+            expires_at,
+            replayed,
+        }),
         BuyOutcome::Rejected(r) => Err(rejection(r)),
     }
 }

@@ -38,7 +38,10 @@ impl Codes {
 /// The app in process, with its server (for its engine).
 pub struct Api {
     pub router: axum::Router,
-    pub server: Server,
+    /// The app's state (engine, tokens, mock provider).
+    pub state: seckill_server::state::AppState,
+    /// The built server, until a test takes it to serve it.
+    pub server: Option<Server>,
     /// Every verification code sent.
     pub codes: Arc<Codes>,
 }
@@ -78,7 +81,8 @@ pub async fn api_with(demo: bool, adjust: impl FnOnce(&mut Config)) -> Api {
     server.seed().await.unwrap();
     Api {
         router: app(server.state.clone(), true),
-        server,
+        state: server.state.clone(),
+        server: Some(server),
         codes,
     }
 }
@@ -192,7 +196,7 @@ impl Api {
 
     /// Runs relay and order worker until the order is written.
     pub async fn settle_pipeline(&self) {
-        let e = &self.server.state.engine;
+        let e = &self.state.engine;
         let mut w = e.order_worker().await.unwrap();
         while e.relay_once().await.unwrap() > 0 {}
         while w
