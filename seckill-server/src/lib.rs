@@ -19,5 +19,6 @@ pub mod grpc;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod replay;
 pub mod routes;
 pub mod state;

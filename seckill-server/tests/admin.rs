@@ -378,3 +378,73 @@ async fn admins_see_every_order_and_move_it_along_legal_transitions_only() {
         .await;
     assert_eq!(report.data()["consistent"], true, "{}", report.body);
 }
+
+#[tokio::test]
+async fn payment_routes_replay_an_idempotency_key() {
+    let a = api(true).await;
+    let fay = a.user("fay").await;
+    let act = a.demo_activity().await;
+    let o1 = a.buy(&fay, &act, 1).await.data()["order_id"].clone();
+    let o2 = a.buy(&fay, &act, 1).await.data()["order_id"].clone();
+    a.settle_pipeline().await;
+    let pay = |order: &Value, key: &'static str| {
+        let (a, fay, path) = (
+            &a,
+            fay.clone(),
+            format!("/api/v1/orders/{}/pay", order.as_str().unwrap()),
+        );
+        async move {
+            a.raw("POST", &path, Some(&fay), None, &[("idempotency-key", key)])
+                .await
+        }
+    };
+    let first = pay(&o1, "pay-1").await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    let again = pay(&o1, "pay-1").await;
+    assert_eq!(
+        again.body, first.body,
+        "the stored answer, trace id included"
+    );
+    // The other payment route under the same key and order: the same answer.
+    let via_create = a
+        .raw(
+            "POST",
+            "/api/v1/payment/create",
+            Some(&fay),
+            Some(json!({"order_id": o1}).to_string()),
+            &[("idempotency-key", "pay-1")],
+        )
+        .await;
+    assert_eq!(via_create.body, first.body);
+    let other = pay(&o2, "pay-1").await;
+    assert_eq!(
+        (other.status, other.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, 2005)
+    );
+    let bad = pay(&o2, "").await;
+    assert_eq!((bad.status, bad.code()), (StatusCode::BAD_REQUEST, 2003));
+    // A refusal is not stored: after it, the key runs afresh.
+    let ghost = a
+        .raw(
+            "POST",
+            "/api/v1/orders/1/pay",
+            Some(&fay),
+            None,
+            &[("idempotency-key", "pay-2")],
+        )
+        .await;
+    assert_eq!(ghost.code(), 4001);
+    let fresh = a
+        .raw(
+            "POST",
+            "/api/v1/orders/1/pay",
+            Some(&fay),
+            None,
+            &[("idempotency-key", "pay-2")],
+        )
+        .await;
+    assert_ne!(
+        fresh.body["trace_id"], ghost.body["trace_id"],
+        "not replayed"
+    );
+}

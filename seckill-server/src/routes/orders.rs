@@ -3,9 +3,11 @@
 use crate::auth::AuthUser;
 use crate::error::{ok, ApiError, ApiResult, Code, Failure, PathParam, QueryParams, Success};
 use crate::routes::catalog::Paging;
-use crate::routes::payments::{start, PaymentView};
+use crate::routes::payments::{start_once, PaymentView};
 use crate::state::AppState;
 use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
 use seckill_core::domain::{Order, OrderId, OrderStatus};
 use seckill_core::repo::{OrderFilter, Page};
 use serde::Deserialize;
@@ -117,7 +119,7 @@ pub async fn cancel(
     post,
     path = "/api/v1/orders/{id}/pay",
     tag = "orders",
-    params(("id" = OrderId, Path, description = "order id")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 128 visible ASCII characters; a retry with the same key replays the first answer, another request under it answers 422"), ("id" = OrderId, Path, description = "order id")),
     responses((status = 201, description = "success", body = Success<PaymentView>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure)),
     security(("bearer" = []))
 )]
@@ -125,6 +127,7 @@ pub async fn pay(
     State(s): State<AppState>,
     me: AuthUser,
     PathParam(id): PathParam<OrderId>,
-) -> ApiResult<PaymentView> {
-    start(&s, me, id).await
+    headers: HeaderMap,
+) -> Response {
+    start_once(&s, me, &headers, id).await
 }

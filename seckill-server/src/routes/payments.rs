@@ -2,11 +2,13 @@
 
 use crate::auth::AuthUser;
 use crate::error::{ok, ApiError, ApiResult, Body, Code, Failure, PathParam, Reply, Success};
+use crate::replay;
 use crate::routes::orders::order_error;
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use seckill_core::domain::{Money, OrderId, OrderStatus, Payment, PaymentId, PaymentStatus};
 use seckill_core::engine::CallbackOutcome;
 use seckill_core::payment::Callback;
@@ -67,15 +69,36 @@ pub async fn start(s: &AppState, me: AuthUser, order: OrderId) -> ApiResult<Paym
     path = "/api/v1/payment/create",
     tag = "payments",
     request_body = CreateReq,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 128 visible ASCII characters; a retry with the same key replays the first answer, another request under it answers 422")),
     responses((status = 201, description = "success", body = Success<PaymentView>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure)),
     security(("bearer" = []))
 )]
 pub async fn create(
     State(s): State<AppState>,
     me: AuthUser,
+    headers: HeaderMap,
     Body(req): Body<CreateReq>,
-) -> ApiResult<PaymentView> {
-    start(&s, me, req.order_id).await
+) -> Response {
+    start_once(&s, me, &headers, req.order_id).await
+}
+
+/// [`start`] once per `Idempotency-Key` (both payment routes share the scope: one key, one
+/// answer for the order).
+pub async fn start_once(
+    s: &AppState,
+    me: AuthUser,
+    headers: &HeaderMap,
+    order: OrderId,
+) -> Response {
+    let key = match replay::key(headers) {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
+    let request = order.to_string();
+    replay::once(s, &me, "pay", key, request.as_bytes(), || async {
+        start(s, me.clone(), order).await.into_response()
+    })
+    .await
 }
 
 /// `GET /api/v1/payment/{id}/status`: one of the caller's payments.
