@@ -424,25 +424,11 @@ async fn payment_routes_replay_an_idempotency_key() {
     let bad = pay(&o2, "").await;
     assert_eq!((bad.status, bad.code()), (StatusCode::BAD_REQUEST, 2003));
     // A refusal is not stored: after it, the key runs afresh.
-    let ghost = a
-        .raw(
-            "POST",
-            "/api/v1/orders/1/pay",
-            Some(&fay),
-            None,
-            &[("idempotency-key", "pay-2")],
-        )
-        .await;
+    let (ghost, fresh) = (
+        pay(&json!("1"), "pay-2").await,
+        pay(&json!("1"), "pay-2").await,
+    );
     assert_eq!(ghost.code(), 4001);
-    let fresh = a
-        .raw(
-            "POST",
-            "/api/v1/orders/1/pay",
-            Some(&fay),
-            None,
-            &[("idempotency-key", "pay-2")],
-        )
-        .await;
     assert_ne!(
         fresh.body["trace_id"], ghost.body["trace_id"],
         "not replayed"
