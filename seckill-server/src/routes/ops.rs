@@ -57,12 +57,20 @@ pub async fn ready(State(s): State<AppState>) -> ApiResult<Ready> {
         })
         .await
         .map(|_| 0);
-    let all = [&outbox, &lag, &delay, &db].iter().all(|r| r.is_ok());
+    let sessions = b
+        .sessions
+        .is_revoked(seckill_core::domain::UserId(0), "ready-probe", 0)
+        .await
+        .map(|_| 0);
+    let all = [&outbox, &lag, &delay, &db, &sessions]
+        .iter()
+        .all(|r| r.is_ok());
     let checks = [
         ("stock", &outbox),
         ("broker", &lag),
         ("delay", &delay),
         ("database", &db),
+        ("sessions", &sessions),
     ]
     .into_iter()
     .map(|(name, r)| {
