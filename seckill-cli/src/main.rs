@@ -37,13 +37,15 @@ enum Cmd {
         #[arg(long, env = "SECKILL_PASSWORD", hide_env_values = true)]
         password: String,
     },
-    /// List activities.
-    Activities,
-    /// Live status of an activity.
-    Status {
-        /// Activity id.
-        id: String,
-    },
+    /// Products: list, show, create, update (create and update need an admin token).
+    #[command(subcommand)]
+    Products(ProductCmd),
+    /// Sale activities: list, show, create, update, warm up, live status.
+    #[command(subcommand)]
+    Activities(ActivityCmd),
+    /// Orders: yours (or, with --all and an admin token, everyone's); show; cancel.
+    #[command(subcommand)]
+    Orders(OrderCmd),
     /// Apply the database migrations (embedded in this binary) to a PostgreSQL database.
     Migrate {
         /// The database (e.g. postgres://user@host/db); defaults to the server's setting.
@@ -51,12 +53,150 @@ enum Cmd {
         database: String,
     },
     /// Check an activity's stock against the database (admin); `--repair` fixes leftovers.
+    /// Exit code 4 when it is not consistent.
     Reconcile {
         /// Activity id.
         id: String,
         /// Repair what is found.
         #[arg(long)]
         repair: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProductCmd {
+    /// Every product, newest first.
+    List,
+    /// One product.
+    Show {
+        /// Product id.
+        id: String,
+    },
+    /// A new product (admin).
+    Create {
+        /// Name.
+        #[arg(long)]
+        name: String,
+        /// List price in minor units.
+        #[arg(long)]
+        price: i64,
+        /// Description.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Changes a product (admin); only the fields given.
+    Update {
+        /// Product id.
+        id: String,
+        /// Name.
+        #[arg(long)]
+        name: Option<String>,
+        /// List price in minor units.
+        #[arg(long)]
+        price: Option<i64>,
+        /// Description.
+        #[arg(long)]
+        description: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ActivityCmd {
+    /// Every activity, newest start first, with status and stock left.
+    List,
+    /// One activity.
+    Show {
+        /// Activity id.
+        id: String,
+    },
+    /// A new activity (admin). Times are RFC 3339 (e.g. 2030-01-01T20:00:00Z).
+    Create {
+        /// The product sold.
+        #[arg(long)]
+        product: String,
+        /// Title.
+        #[arg(long)]
+        title: String,
+        /// Sale price in minor units.
+        #[arg(long)]
+        price: i64,
+        /// Units for sale.
+        #[arg(long)]
+        stock: u32,
+        /// Most units per buyer.
+        #[arg(long, default_value_t = 1)]
+        limit: u32,
+        /// Start.
+        #[arg(long)]
+        starts: String,
+        /// End.
+        #[arg(long)]
+        ends: String,
+    },
+    /// Changes an activity (admin); only the fields given. A warmed-up activity's stock follows.
+    Update {
+        /// Activity id.
+        id: String,
+        /// Title.
+        #[arg(long)]
+        title: Option<String>,
+        /// Sale price in minor units.
+        #[arg(long)]
+        price: Option<i64>,
+        /// Units for sale (never below what is held or sold).
+        #[arg(long)]
+        stock: Option<u32>,
+        /// Most units per buyer.
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Start (RFC 3339).
+        #[arg(long)]
+        starts: Option<String>,
+        /// End (RFC 3339).
+        #[arg(long)]
+        ends: Option<String>,
+        /// Call the sale off.
+        #[arg(long)]
+        cancel: bool,
+    },
+    /// Loads the activity's stock into the stock backend (admin; idempotent, never re-sells).
+    Warmup {
+        /// Activity id.
+        id: String,
+    },
+    /// Live status: total / available / held / sold, and (admin) orders by status.
+    Status {
+        /// Activity id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OrderCmd {
+    /// Orders, newest first.
+    List {
+        /// Only in this status (pending_payment, paid, cancelled, refunded).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only of this activity (with --all).
+        #[arg(long)]
+        activity: Option<String>,
+        /// Everyone's orders (admin).
+        #[arg(long)]
+        all: bool,
+    },
+    /// One of your orders.
+    Show {
+        /// Order id.
+        id: String,
+    },
+    /// Cancels one of your pending orders (with --admin: anyone's, as an operator).
+    Cancel {
+        /// Order id.
+        id: String,
+        /// Cancel as an operator (admin token).
+        #[arg(long)]
+        admin: bool,
     },
 }
 
@@ -117,6 +257,14 @@ fn migrate(url: &str) -> Result<Value, Failure> {
     })
 }
 
+/// Drops the `None` fields of a JSON object (only the fields given are sent).
+fn given(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).collect()),
+        other => other,
+    }
+}
+
 fn run(cli: &Cli) -> Result<Value, Failure> {
     let c = Client {
         base: cli.server.clone(),
@@ -133,12 +281,102 @@ fn run(cli: &Cli) -> Result<Value, Failure> {
             Some(json!({ "username": username, "password": password })),
         ),
         Cmd::Migrate { database } => migrate(database),
-        Cmd::Activities => c.call("GET", "/api/v1/seckill/activities?page_size=100", None),
-        Cmd::Status { id } => c.call(
-            "GET",
-            &format!("/api/v1/seckill/activities/{id}/status"),
-            None,
-        ),
+        Cmd::Products(p) => match p {
+            ProductCmd::List => c.call("GET", "/api/v1/products?page_size=100", None),
+            ProductCmd::Show { id } => c.call("GET", &format!("/api/v1/products/{id}"), None),
+            ProductCmd::Create {
+                name,
+                price,
+                description,
+            } => c.call(
+                "POST",
+                "/api/v1/admin/products",
+                Some(json!({ "name": name, "list_price": price, "description": description })),
+            ),
+            ProductCmd::Update {
+                id,
+                name,
+                price,
+                description,
+            } => c.call(
+                "PUT",
+                &format!("/api/v1/admin/products/{id}"),
+                Some(given(
+                    json!({ "name": name, "list_price": price, "description": description }),
+                )),
+            ),
+        },
+        Cmd::Activities(a) => match a {
+            ActivityCmd::List => c.call("GET", "/api/v1/seckill/activities?page_size=100", None),
+            ActivityCmd::Show { id } => {
+                c.call("GET", &format!("/api/v1/seckill/activities/{id}"), None)
+            }
+            ActivityCmd::Create {
+                product,
+                title,
+                price,
+                stock,
+                limit,
+                starts,
+                ends,
+            } => c.call(
+                "POST",
+                "/api/v1/admin/seckill/activities",
+                Some(
+                    json!({ "product_id": product, "title": title, "price": price,
+                    "total_stock": stock, "per_user_limit": limit,
+                    "starts_at": starts, "ends_at": ends }),
+                ),
+            ),
+            ActivityCmd::Update {
+                id,
+                title,
+                price,
+                stock,
+                limit,
+                starts,
+                ends,
+                cancel,
+            } => c.call(
+                "PUT",
+                &format!("/api/v1/admin/seckill/activities/{id}"),
+                Some(given(
+                    json!({ "title": title, "price": price, "total_stock": stock,
+                    "per_user_limit": limit, "starts_at": starts, "ends_at": ends,
+                    "cancelled": cancel.then_some(true) }),
+                )),
+            ),
+            ActivityCmd::Warmup { id } => {
+                c.call("POST", &format!("/api/v1/admin/seckill/warmup/{id}"), None)
+            }
+            ActivityCmd::Status { id } => status(&c, id),
+        },
+        Cmd::Orders(o) => match o {
+            OrderCmd::List {
+                status,
+                activity,
+                all,
+            } => {
+                let mut q = vec!["page_size=100".to_string()];
+                q.extend(status.as_ref().map(|s| format!("status={s}")));
+                q.extend(activity.as_ref().map(|a| format!("activity_id={a}")));
+                let base = if *all {
+                    "/api/v1/admin/orders"
+                } else {
+                    "/api/v1/orders"
+                };
+                c.call("GET", &format!("{base}?{}", q.join("&")), None)
+            }
+            OrderCmd::Show { id } => c.call("GET", &format!("/api/v1/orders/{id}"), None),
+            OrderCmd::Cancel { id, admin: false } => {
+                c.call("POST", &format!("/api/v1/orders/{id}/cancel"), None)
+            }
+            OrderCmd::Cancel { id, admin: true } => c.call(
+                "PUT",
+                &format!("/api/v1/admin/orders/{id}/status"),
+                Some(json!({ "status": "cancelled" })),
+            ),
+        },
         Cmd::Reconcile { id, repair } => {
             let v = c.call(
                 "POST",
@@ -153,32 +391,128 @@ fn run(cli: &Cli) -> Result<Value, Failure> {
     }
 }
 
+/// An activity's live figures (from its product's stock report) and, with an admin token,
+/// its orders by status.
+fn status(c: &Client, id: &str) -> Result<Value, Failure> {
+    let a = c.call("GET", &format!("/api/v1/seckill/activities/{id}"), None)?;
+    let product = a["data"]["product_id"].as_str().unwrap_or_default();
+    let stock = c.call("GET", &format!("/api/v1/products/{product}/stock"), None)?;
+    let figures = stock["data"]["activities"]
+        .as_array()
+        .and_then(|all| all.iter().find(|x| x["activity_id"] == json!(id)))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let mut orders = serde_json::Map::new();
+    if c.token.is_some() {
+        for s in ["pending_payment", "paid", "cancelled", "refunded"] {
+            let path = format!("/api/v1/admin/orders?activity_id={id}&status={s}&page_size=1");
+            match c.call("GET", &path, None) {
+                Ok(v) => {
+                    orders.insert(s.to_string(), v["data"]["total"].clone());
+                }
+                Err(Failure::Refused(_)) => break, // not an admin: no order counts
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(json!({ "code": 0, "data": {
+        "activity": a["data"],
+        "stock": figures,
+        "orders": if orders.is_empty() { Value::Null } else { Value::Object(orders) },
+    }}))
+}
+
+fn list(items: &Value, line: impl Fn(&Value) -> String) -> String {
+    items
+        .as_array()
+        .map(|items| items.iter().map(line).collect::<Vec<_>>().join("\n"))
+        .unwrap_or_default()
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or("?")
+}
+
 fn summary(cmd: &Cmd, v: &Value) -> String {
     let d = &v["data"];
+    let product = |p: &Value| {
+        format!(
+            "{}  {:>10}  {}",
+            s(&p["id"]),
+            p["list_price"],
+            s(&p["name"])
+        )
+    };
+    let activity = |a: &Value| {
+        format!(
+            "{}  {:<9} {:>6}/{:<6} {}",
+            s(&a["id"]),
+            s(&a["status"]),
+            a["available"],
+            a["total_stock"],
+            s(&a["title"])
+        )
+    };
+    let order = |o: &Value| {
+        format!(
+            "{}  {:<15} x{} {:>10}  activity {}",
+            s(&o["id"]),
+            s(&o["status"]),
+            o["quantity"],
+            o["amount"],
+            s(&o["activity_id"])
+        )
+    };
     match cmd {
         Cmd::Health => format!("ready: {} ({})", d["ready"], d["checks"]),
         Cmd::Migrate { .. } => format!("migrated {}: applied {}", d["database"], d["applied"]),
-        Cmd::Login { .. } => d["token"].as_str().unwrap_or_default().to_string(),
-        Cmd::Activities => d["items"]
-            .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .map(|a| {
-                        format!(
-                            "{}  {:<9} {:>6}/{:<6} {}",
-                            a["id"].as_str().unwrap_or("?"),
-                            a["status"].as_str().unwrap_or("?"),
-                            a["available"],
-                            a["total_stock"],
-                            a["title"].as_str().unwrap_or("")
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
-            .unwrap_or_default(),
-        Cmd::Status { .. } => format!("{} available={}", d["status"], d["available"]),
+        Cmd::Login { .. } => s(&d["token"]).to_string(),
+        Cmd::Products(ProductCmd::List) => list(&d["items"], product),
+        Cmd::Products(_) => product(d),
+        Cmd::Activities(ActivityCmd::List) => list(&d["items"], activity),
+        Cmd::Activities(ActivityCmd::Warmup { .. }) => format!(
+            "warmed up: total={} available={} held={} sold={}",
+            d["total"], d["available"], d["held"], d["sold"]
+        ),
+        Cmd::Activities(ActivityCmd::Status { .. }) => {
+            let st = &d["stock"];
+            let mut out = format!(
+                "{}  {}\ntotal={} available={} held={} sold={} warmed_up={}",
+                s(&d["activity"]["title"]),
+                s(&d["activity"]["status"]),
+                st["total"],
+                st["available"],
+                st["held"],
+                st["sold"],
+                st["warmed_up"]
+            );
+            if let Some(o) = d["orders"].as_object() {
+                let parts: Vec<String> = o.iter().map(|(k, n)| format!("{k}={n}")).collect();
+                out.push_str(&format!("\norders: {}", parts.join(" ")));
+            }
+            out
+        }
+        Cmd::Activities(ActivityCmd::Create { .. } | ActivityCmd::Update { .. }) => {
+            format!(
+                "{}  {} stock={} limit={} {}..{}{}",
+                s(&d["id"]),
+                s(&d["title"]),
+                d["total_stock"],
+                d["per_user_limit"],
+                s(&d["starts_at"]),
+                s(&d["ends_at"]),
+                if d["cancelled"] == json!(true) {
+                    " (cancelled)"
+                } else {
+                    ""
+                }
+            )
+        }
+        Cmd::Activities(ActivityCmd::Show { .. }) => activity(d),
+        Cmd::Orders(OrderCmd::List { .. }) => {
+            format!("{} orders\n{}", d["total"], list(&d["items"], order))
+        }
+        Cmd::Orders(_) => order(d),
         Cmd::Reconcile { .. } => format!(
             "consistent={} issues={} repaired={} stock={}",
             d["consistent"],

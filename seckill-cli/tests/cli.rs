@@ -1,0 +1,191 @@
+//! The `seckill` binary against a served in-process server: products, activities, warm-up,
+//! live status, orders, reconcile, `--json`, and the exit codes scripts rely on.
+
+use serde_json::{json, Value};
+use std::process::Command;
+
+struct Served {
+    url: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    _rt: tokio::runtime::Runtime,
+}
+
+fn served() -> Served {
+    use seckill_server::app::build;
+    use seckill_server::config::{Config, Secret};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let addr = rt.block_on(async {
+        let mut cfg = Config {
+            demo: false,
+            grpc_listen: None,
+            ..Config::default()
+        };
+        cfg.admin.password = Some(Secret("admin-password".into()));
+        cfg.auth.jwt_secret = Some(Secret("cli-test".into()));
+        let server = build(cfg).await.unwrap();
+        server.seed().await.unwrap();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(server.serve(l, async {
+            let _ = rx.await;
+        }));
+        addr
+    });
+    Served {
+        url: format!("http://{addr}"),
+        _stop: tx,
+        _rt: rt,
+    }
+}
+
+/// Runs `seckill --server URL [--token T] --json ARGS…`: exit code and parsed stdout.
+fn seckill(url: &str, token: Option<&str>, args: &[&str]) -> (i32, Value) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_seckill"));
+    c.args(["--server", url]);
+    if let Some(t) = token {
+        c.args(["--token", t]);
+    }
+    let out = c.arg("--json").args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
+    (out.status.code().unwrap_or(-1), v)
+}
+
+fn id(v: &Value) -> String {
+    v["data"]["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn the_cli_runs_a_sale() {
+    let s = served();
+    let url = s.url.as_str();
+    let (code, login) = seckill(
+        url,
+        None,
+        &["login", "admin", "--password", "admin-password"],
+    );
+    assert_eq!(code, 0, "{login}");
+    let admin = login["data"]["token"].as_str().unwrap().to_string();
+    let admin = Some(admin.as_str());
+
+    let (code, p) = seckill(
+        url,
+        admin,
+        &["products", "create", "--name", "Encore", "--price", "50000"],
+    );
+    assert_eq!(code, 0, "{p}");
+    let pid = id(&p);
+    let (_, p) = seckill(
+        url,
+        admin,
+        &["products", "update", &pid, "--price", "52000"],
+    );
+    assert_eq!(
+        (p["data"]["list_price"].clone(), p["data"]["name"].clone()),
+        (json!(52000), json!("Encore"))
+    );
+    let (_, list) = seckill(url, None, &["products", "list"]);
+    assert_eq!(list["data"]["total"], 1);
+
+    let now = chrono::Utc::now();
+    let starts = (now - chrono::Duration::minutes(1)).to_rfc3339();
+    let ends = (now + chrono::Duration::hours(1)).to_rfc3339();
+    let (code, a) = seckill(
+        url,
+        admin,
+        &[
+            "activities",
+            "create",
+            "--product",
+            &pid,
+            "--title",
+            "flash",
+            "--price",
+            "30000",
+            "--stock",
+            "3",
+            "--limit",
+            "2",
+            "--starts",
+            &starts,
+            "--ends",
+            &ends,
+        ],
+    );
+    assert_eq!(code, 0, "{a}");
+    let act = id(&a);
+    let (code, w) = seckill(url, admin, &["activities", "warmup", &act]);
+    assert_eq!((code, w["data"]["available"].clone()), (0, json!(3)), "{w}");
+    let (_, a) = seckill(url, admin, &["activities", "update", &act, "--stock", "4"]);
+    assert_eq!(a["data"]["total_stock"], 4);
+
+    // A buyer (registered over HTTP) buys; the CLI shows, lists and cancels the order.
+    let agent = ureq::agent();
+    agent
+        .post(&format!("{url}/api/v1/user/register"))
+        .send_json(json!({"username": "cli-buyer", "password": "correct-horse"}))
+        .unwrap();
+    let (_, l) = seckill(
+        url,
+        None,
+        &["login", "cli-buyer", "--password", "correct-horse"],
+    );
+    let buyer = l["data"]["token"].as_str().unwrap().to_string();
+    let bought: Value = agent
+        .post(&format!("{url}/api/v1/seckill/activities/{act}/buy"))
+        .set("authorization", &format!("Bearer {buyer}"))
+        .send_json(json!({"quantity": 2}))
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let order = bought["data"]["order_id"].as_str().unwrap().to_string();
+    let buyer = Some(buyer.as_str());
+    let mut shown = (1, Value::Null);
+    for _ in 0..100 {
+        shown = seckill(url, buyer, &["orders", "show", &order]);
+        if shown.0 == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(shown.1["data"]["status"], "pending_payment", "{}", shown.1);
+    let (_, mine) = seckill(url, buyer, &["orders", "list"]);
+    assert_eq!(mine["data"]["total"], 1);
+    let (_, st) = seckill(url, admin, &["activities", "status", &act]);
+    let stock = &st["data"]["stock"];
+    assert_eq!(
+        (stock["total"].clone(), stock["available"].clone()),
+        (json!(4), json!(2)),
+        "{st}"
+    );
+    assert_eq!(st["data"]["orders"]["pending_payment"], 1, "{st}");
+    let (code, c) = seckill(url, buyer, &["orders", "cancel", &order]);
+    assert_eq!((code, c["data"]["status"].clone()), (0, json!("cancelled")));
+    let (_, all) = seckill(
+        url,
+        admin,
+        &["orders", "list", "--all", "--status", "cancelled"],
+    );
+    assert_eq!(all["data"]["total"], 1);
+    let (code, r) = seckill(url, admin, &["reconcile", &act]);
+    assert_eq!(
+        (code, r["data"]["consistent"].clone()),
+        (0, json!(true)),
+        "{r}"
+    );
+
+    // Exit codes: 1 refused, 2 bad usage, 3 unreachable.
+    assert_eq!(seckill(url, None, &["products", "show", "1"]).0, 1);
+    assert_eq!(
+        seckill(
+            url,
+            buyer,
+            &["products", "create", "--name", "x", "--price", "1"]
+        )
+        .0,
+        1
+    );
+    assert_eq!(seckill(url, None, &["products", "frobnicate"]).0, 2);
+    assert_eq!(seckill("http://127.0.0.1:9", None, &["health"]).0, 3);
+}
