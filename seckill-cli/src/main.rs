@@ -2,8 +2,11 @@
 //!
 //! Talks to a running `seckill-server` over its HTTP API. Every command prints a human summary,
 //! or the API's JSON with `--json`. Exit codes scripts can rely on: 0 success, 1 the API
-//! refused (4xx), 2 bad usage, 3 server unreachable or failing (5xx), 4 a reconciliation found
-//! inconsistencies.
+//! refused (4xx), 2 bad usage, 3 server unreachable or failing (5xx), 4 a reconciliation (or a
+//! bench's verdict) found inconsistencies, 5 a bench saw requests fail other than by a defined
+//! refusal.
+
+mod bench;
 
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
@@ -52,6 +55,10 @@ enum Cmd {
         #[arg(long, env = "SECKILL_BACKENDS__DATABASE", hide_env_values = true)]
         database: String,
     },
+    /// Fire a flash sale at the server and check it: throughput, latency percentiles, outcomes,
+    /// and the correctness verdict from the server's data (exit 4 on a violation, 5 when a
+    /// request failed other than by a defined refusal). Needs the admin's password.
+    Bench(bench::BenchArgs),
     /// Check an activity's stock against the database (admin); `--repair` fixes leftovers.
     /// Exit code 4 when it is not consistent.
     Reconcile {
@@ -377,6 +384,9 @@ fn run(cli: &Cli) -> Result<Value, Failure> {
                 Some(json!({ "status": "cancelled" })),
             ),
         },
+        Cmd::Bench(args) => bench::run(&cli.server, args)
+            .map(|report| json!({ "code": 0, "data": report }))
+            .map_err(|e| Failure::Unreachable(format!("bench could not run: {}", e.0))),
         Cmd::Reconcile { id, repair } => {
             let v = c.call(
                 "POST",
@@ -513,6 +523,7 @@ fn summary(cmd: &Cmd, v: &Value) -> String {
             format!("{} orders\n{}", d["total"], list(&d["items"], order))
         }
         Cmd::Orders(_) => order(d),
+        Cmd::Bench(_) => bench::summary(d),
         Cmd::Reconcile { .. } => format!(
             "consistent={} issues={} repaired={} stock={}",
             d["consistent"],
@@ -523,16 +534,37 @@ fn summary(cmd: &Cmd, v: &Value) -> String {
     }
 }
 
+/// A bench's exit code: 4 when the verdict found a violation, 5 when a request failed other
+/// than by a defined refusal.
+fn bench_exit(cmd: &Cmd, report: &Value) -> Option<ExitCode> {
+    if !matches!(cmd, Cmd::Bench(_)) {
+        return None;
+    }
+    if report["verdict"]["clean"] != json!(true) {
+        Some(ExitCode::from(4))
+    } else if report["buy"]["outcomes"]["errors"].as_u64().unwrap_or(0) > 0 {
+        Some(ExitCode::from(5))
+    } else {
+        None
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(&cli) {
         Ok(v) => {
             if cli.json {
-                println!("{v}");
+                // A bench prints its report itself (the envelope is the CLI's own).
+                let shown = if matches!(cli.cmd, Cmd::Bench(_)) {
+                    &v["data"]
+                } else {
+                    &v
+                };
+                println!("{shown}");
             } else {
                 println!("{}", summary(&cli.cmd, &v));
             }
-            ExitCode::SUCCESS
+            bench_exit(&cli.cmd, &v["data"]).unwrap_or(ExitCode::SUCCESS)
         }
         Err(Failure::Refused(v)) => {
             eprintln!("refused: {} (code {})", v["message"], v["code"]);

@@ -175,6 +175,64 @@ fn the_cli_runs_a_sale() {
         "{r}"
     );
 
+    // A bench: a small sale, closed loop, with the baseline; the verdict from the server's data.
+    let (code, b) = seckill(
+        url,
+        None,
+        &[
+            "bench",
+            "--buyers",
+            "6",
+            "--stock",
+            "4",
+            "--limit",
+            "1",
+            "--requests",
+            "40",
+            "--concurrency",
+            "4",
+            "--baseline",
+            "--admin-password",
+            "admin-password",
+        ],
+    );
+    assert_eq!(code, 0, "{b}");
+    assert_eq!(b["verdict"]["clean"], true, "{b}");
+    assert_eq!(
+        (
+            b["verdict"]["units_sold"].clone(),
+            b["buy"]["outcomes"]["reserved"].clone()
+        ),
+        (json!(4), json!(4))
+    );
+    assert_eq!(b["buy"]["requests"], 40);
+    assert!(b["ratio_to_baseline"].as_f64().unwrap() > 0.0);
+    // Open loop at a fixed rate.
+    let (code, b) = seckill(
+        url,
+        None,
+        &[
+            "bench",
+            "--buyers",
+            "3",
+            "--stock",
+            "2",
+            "--requests",
+            "20",
+            "--rate",
+            "200",
+            "--concurrency",
+            "4",
+            "--admin-password",
+            "admin-password",
+        ],
+    );
+    assert_eq!(
+        (code, b["verdict"]["clean"].clone()),
+        (0, json!(true)),
+        "{b}"
+    );
+
     // Exit codes: 1 refused, 2 bad usage, 3 unreachable.
     assert_eq!(seckill(url, None, &["products", "show", "1"]).0, 1);
     assert_eq!(

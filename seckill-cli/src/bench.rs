@@ -1,0 +1,589 @@
+//! `seckill bench`: fires a real flash sale at a server and proves it correct.
+//!
+//! It creates an activity of S units (limit L per buyer) and N buyers with their tokens, then
+//! sends M buy requests: at concurrency C in a closed loop, or at a fixed rate R in an open
+//! loop (latency measured from each request's intended start, so a slow server cannot hide its
+//! queueing: no coordinated omission). It waits for the pipeline to drain, then checks the
+//! server's data: units sold = orders ≤ S, nobody above the limit, `total = available + held +
+//! sold`, and the reconciler agrees. The load is bounded by count and time, always.
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What to fire.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Buyers (created with their tokens).
+    #[arg(long, default_value_t = 200)]
+    pub buyers: usize,
+    /// Units in the sale.
+    #[arg(long, default_value_t = 100)]
+    pub stock: u32,
+    /// Most units per buyer.
+    #[arg(long, default_value_t = 1)]
+    pub limit: u32,
+    /// Buy requests to send.
+    #[arg(long, default_value_t = 2000)]
+    pub requests: usize,
+    /// Requests in flight (closed loop), or senders (open loop).
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Requests per second (open loop); unset: closed loop.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Stop sending after this many seconds, whatever is left.
+    #[arg(long, default_value_t = 120)]
+    pub max_seconds: u64,
+    /// Also run the same load against the no-op route (`/health`) and print the ratio.
+    #[arg(long)]
+    pub baseline: bool,
+    /// Admin username (to create the sale and read every order).
+    #[arg(long, default_value = "admin")]
+    pub admin: String,
+    /// Admin password (or SECKILL_ADMIN_PASSWORD).
+    #[arg(
+        long,
+        env = "SECKILL_ADMIN_PASSWORD",
+        hide_env_values = true,
+        default_value = "admin123"
+    )]
+    pub admin_password: String,
+}
+
+/// Why a bench could not run.
+#[derive(Debug)]
+pub struct BenchError(pub String);
+
+/// One HTTP call: status and JSON body (`Null` when it had none).
+fn call(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Result<(u16, Value), String> {
+    let mut req = agent.request(method, url);
+    if let Some(t) = token {
+        req = req.set("authorization", &format!("Bearer {t}"));
+    }
+    let res = match body {
+        Some(b) => req.send_json(b),
+        None => req.call(),
+    };
+    match res {
+        Ok(r) => Ok((r.status(), r.into_json().unwrap_or(Value::Null))),
+        Err(ureq::Error::Status(code, r)) => Ok((code, r.into_json().unwrap_or(Value::Null))),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A call that must succeed; rate-limited answers are waited out (the server says how long).
+fn must(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Result<Value, BenchError> {
+    for _ in 0..600 {
+        let (status, v) = call(agent, method, url, token, body.clone()).map_err(BenchError)?;
+        if status == 429 {
+            let ms = v["data"]["retry_after_ms"]
+                .as_u64()
+                .unwrap_or(100)
+                .clamp(10, 5000);
+            std::thread::sleep(Duration::from_millis(ms));
+            continue;
+        }
+        if status >= 300 {
+            return Err(BenchError(format!("{method} {url} answered {status}: {v}")));
+        }
+        return Ok(v);
+    }
+    Err(BenchError(format!("{method} {url} stayed rate-limited")))
+}
+
+/// The outcome of one buy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Outcome {
+    Reserved,
+    SoldOut,
+    Limit,
+    RateLimited,
+    Error,
+}
+
+impl Outcome {
+    fn of(status: u16, code: u64) -> Self {
+        match (status, code) {
+            (202, _) | (200, _) => Outcome::Reserved,
+            (_, 3004 | 3005) => Outcome::SoldOut,
+            (_, 3006) => Outcome::Limit,
+            (429, _) | (_, 3007) => Outcome::RateLimited,
+            _ => Outcome::Error,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Outcome::Reserved => "reserved",
+            Outcome::SoldOut => "sold_out",
+            Outcome::Limit => "limit",
+            Outcome::RateLimited => "rate_limited",
+            Outcome::Error => "errors",
+        }
+    }
+}
+
+/// One load phase's measurements.
+struct Phase {
+    sent: usize,
+    elapsed: Duration,
+    latency: Histogram<u64>,
+    outcomes: HashMap<Outcome, usize>,
+    /// Buyer index → units reserved (buy phase).
+    reserved_by: HashMap<usize, u32>,
+}
+
+impl Phase {
+    fn throughput(&self) -> f64 {
+        self.sent as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    fn report(&self) -> Value {
+        let q = |p: f64| self.latency.value_at_quantile(p) as f64 / 1000.0;
+        json!({
+            "requests": self.sent,
+            "seconds": self.elapsed.as_secs_f64(),
+            "throughput_per_sec": self.throughput(),
+            "latency_ms": {
+                "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "p99_9": q(0.999),
+                "max": self.latency.max() as f64 / 1000.0,
+            },
+            "outcomes": self.outcomes.iter().map(|(k, v)| (k.name().to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        })
+    }
+}
+
+/// Sends `requests` requests made by `request(i)` (method, path, buyer index or none), closed or
+/// open loop, bounded by `max_seconds`.
+fn fire(base: &str, a: &BenchArgs, tokens: &[String], buy_path: Option<&str>) -> Phase {
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(a.max_seconds);
+    let progress = indicatif::ProgressBar::new(a.requests as u64);
+    let results = Arc::new(Mutex::new(Vec::new()));
+    std::thread::scope(|scope| {
+        for _ in 0..a.concurrency.max(1) {
+            let (next, results, progress) = (next.clone(), results.clone(), progress.clone());
+            scope.spawn(move || {
+                let agent = ureq::AgentBuilder::new()
+                    .timeout(Duration::from_secs(30))
+                    .build();
+                let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+                let mut outcomes: HashMap<Outcome, usize> = HashMap::new();
+                let mut reserved_by: HashMap<usize, u32> = HashMap::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= a.requests || Instant::now() >= deadline {
+                        break;
+                    }
+                    // Open loop: each request has its intended start; latency counts from it.
+                    let intended = match a.rate {
+                        Some(r) if r > 0.0 => {
+                            let at = start + Duration::from_secs_f64(i as f64 / r);
+                            if let Some(wait) = at.checked_duration_since(Instant::now()) {
+                                std::thread::sleep(wait);
+                            }
+                            at
+                        }
+                        _ => Instant::now(),
+                    };
+                    let buyer = i % tokens.len().max(1);
+                    let outcome = match buy_path {
+                        Some(path) => {
+                            let url = format!("{base}{path}");
+                            match call(
+                                &agent,
+                                "POST",
+                                &url,
+                                tokens.get(buyer).map(String::as_str),
+                                Some(json!({"quantity": 1})),
+                            ) {
+                                Ok((status, v)) => {
+                                    Outcome::of(status, v["code"].as_u64().unwrap_or(0))
+                                }
+                                Err(_) => Outcome::Error,
+                            }
+                        }
+                        None => match call(&agent, "GET", &format!("{base}/health"), None, None) {
+                            Ok((200, _)) => Outcome::Reserved,
+                            _ => Outcome::Error,
+                        },
+                    };
+                    let _ = h.record(intended.elapsed().as_micros().max(1) as u64);
+                    *outcomes.entry(outcome).or_default() += 1;
+                    if outcome == Outcome::Reserved && buy_path.is_some() {
+                        *reserved_by.entry(buyer).or_default() += 1;
+                    }
+                    progress.inc(1);
+                }
+                results.lock().unwrap().push((h, outcomes, reserved_by));
+            });
+        }
+    });
+    progress.finish_and_clear();
+    let elapsed = start.elapsed();
+    let mut phase = Phase {
+        sent: 0,
+        elapsed,
+        latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
+        outcomes: HashMap::new(),
+        reserved_by: HashMap::new(),
+    };
+    for (h, outcomes, reserved_by) in results.lock().unwrap().drain(..) {
+        let _ = phase.latency.add(&h);
+        for (k, v) in outcomes {
+            *phase.outcomes.entry(k).or_default() += v;
+            phase.sent += v;
+        }
+        for (k, v) in reserved_by {
+            *phase.reserved_by.entry(k).or_default() += v;
+        }
+    }
+    phase
+}
+
+/// Runs the bench; its report (with the verdict).
+pub fn run(server: &str, a: &BenchArgs) -> Result<Value, BenchError> {
+    if a.buyers == 0 || a.requests == 0 || a.stock == 0 || a.limit == 0 {
+        return Err(BenchError(
+            "buyers, requests, stock and limit must be at least 1".into(),
+        ));
+    }
+    let base = server.trim_end_matches('/').to_string();
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(30))
+        .build();
+    let u = |p: &str| format!("{base}{p}");
+    let login = |name: &str, pw: &str| -> Result<String, BenchError> {
+        let v = must(
+            &agent,
+            "POST",
+            &u("/api/v1/user/login"),
+            None,
+            Some(json!({"username": name, "password": pw})),
+        )?;
+        Ok(v["data"]["token"].as_str().unwrap_or_default().to_string())
+    };
+    let admin = login(&a.admin, &a.admin_password)?;
+    let run_id = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+    );
+    let product = must(
+        &agent,
+        "POST",
+        &u("/api/v1/admin/products"),
+        Some(&admin),
+        Some(json!({"name": format!("bench {run_id}"), "list_price": 10000})),
+    )?;
+    let now = chrono::Utc::now();
+    let activity = must(
+        &agent,
+        "POST",
+        &u("/api/v1/admin/seckill/activities"),
+        Some(&admin),
+        Some(
+            json!({"product_id": product["data"]["id"], "title": format!("bench {run_id}"),
+            "price": 9900, "total_stock": a.stock, "per_user_limit": a.limit,
+            "starts_at": now - chrono::Duration::seconds(1),
+            "ends_at": now + chrono::Duration::hours(2)}),
+        ),
+    )?;
+    let act = activity["data"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    must(
+        &agent,
+        "POST",
+        &u(&format!("/api/v1/admin/seckill/warmup/{act}")),
+        Some(&admin),
+        None,
+    )?;
+
+    // Buyers, registered and logged in by `concurrency` threads.
+    let names: Vec<String> = (0..a.buyers)
+        .map(|i| format!("bench-{run_id}-{i}"))
+        .collect();
+    let tokens: Vec<String> = {
+        let slots: Vec<Mutex<Option<Result<String, BenchError>>>> =
+            names.iter().map(|_| Mutex::new(None)).collect();
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..a.concurrency.clamp(1, 16) {
+                scope.spawn(|| {
+                    let agent = ureq::AgentBuilder::new()
+                        .timeout(Duration::from_secs(30))
+                        .build();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(name) = names.get(i) else { break };
+                        let creds = json!({"username": name, "password": "bench-password"});
+                        let r = must(
+                            &agent,
+                            "POST",
+                            &u("/api/v1/user/register"),
+                            None,
+                            Some(creds.clone()),
+                        )
+                        .and_then(|_| {
+                            must(&agent, "POST", &u("/api/v1/user/login"), None, Some(creds))
+                        })
+                        .map(|v| v["data"]["token"].as_str().unwrap_or_default().to_string());
+                        *slots[i].lock().unwrap() = Some(r);
+                    }
+                });
+            }
+        });
+        slots
+            .into_iter()
+            .map(|s| {
+                s.into_inner()
+                    .unwrap()
+                    .unwrap_or_else(|| Err(BenchError("buyer not created".into())))
+            })
+            .collect::<Result<_, _>>()?
+    };
+
+    let buy_path = format!("/api/v1/seckill/activities/{act}/buy");
+    let buys = fire(&base, a, &tokens, Some(&buy_path));
+    let reserved = buys.outcomes.get(&Outcome::Reserved).copied().unwrap_or(0);
+
+    // Drain: every reservation becomes an order.
+    let orders_url = |page: u32| {
+        u(&format!(
+            "/api/v1/admin/orders?activity_id={act}&page_size=100&page={page}"
+        ))
+    };
+    let drain_deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = must(&agent, "GET", &orders_url(1), Some(&admin), None)?;
+        if v["data"]["total"].as_u64() == Some(reserved as u64) || Instant::now() > drain_deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut orders = Vec::new();
+    for page in 1.. {
+        let v = must(&agent, "GET", &orders_url(page), Some(&admin), None)?;
+        let items = v["data"]["items"].as_array().cloned().unwrap_or_default();
+        let done = items.len() < 100;
+        orders.extend(items);
+        if done {
+            break;
+        }
+    }
+    let stock = must(
+        &agent,
+        "GET",
+        &u(&format!(
+            "/api/v1/products/{}/stock",
+            product["data"]["id"].as_str().unwrap_or_default()
+        )),
+        None,
+        None,
+    )?;
+    let figures = stock["data"]["activities"]
+        .as_array()
+        .and_then(|v| v.first())
+        .cloned()
+        .unwrap_or(Value::Null);
+    let report = must(
+        &agent,
+        "POST",
+        &u(&format!("/api/v1/admin/seckill/activities/{act}/reconcile")),
+        Some(&admin),
+        None,
+    )?;
+    let consistent = report["data"]["consistent"] == json!(true);
+    let (units, violations) = verdict(
+        a.stock,
+        a.limit,
+        reserved,
+        &orders,
+        &figures,
+        &report["data"],
+    );
+
+    let baseline = a.baseline.then(|| fire(&base, a, &tokens, None));
+    let mut out = json!({
+        "activity_id": act,
+        "config": {"buyers": a.buyers, "stock": a.stock, "limit": a.limit, "requests": a.requests,
+            "concurrency": a.concurrency, "rate": a.rate},
+        "buy": buys.report(),
+        "verdict": {
+            "clean": violations.is_empty(),
+            "violations": violations,
+            "units_sold": units, "orders": orders.len(), "reserved": reserved,
+            "stock": figures, "reconciler_consistent": consistent,
+        },
+    });
+    if let Some(b) = &baseline {
+        out["baseline"] = b.report();
+        out["ratio_to_baseline"] = json!(buys.throughput() / b.throughput().max(1e-9));
+    }
+    Ok(out)
+}
+
+/// The correctness verdict from the server's data: units sold (orders not cancelled), and every
+/// violation of: no oversell, one order per reservation, nobody above the limit, `total =
+/// available + held + sold`, the reconciler consistent.
+fn verdict(
+    stock: u32,
+    limit: u32,
+    reserved: usize,
+    orders: &[Value],
+    figures: &Value,
+    reconciled: &Value,
+) -> (u64, Vec<String>) {
+    let live: Vec<&Value> = orders
+        .iter()
+        .filter(|o| o["status"] != "cancelled")
+        .collect();
+    let units: u64 = live
+        .iter()
+        .map(|o| o["quantity"].as_u64().unwrap_or(0))
+        .sum();
+    let mut per_user: HashMap<String, u64> = HashMap::new();
+    for o in &live {
+        *per_user.entry(o["user_id"].to_string()).or_default() +=
+            o["quantity"].as_u64().unwrap_or(0);
+    }
+    let over_limit = per_user.values().filter(|n| **n > u64::from(limit)).count();
+    let n = |k: &str| figures[k].as_i64().unwrap_or(-1);
+    let mut violations = Vec::new();
+    if units > u64::from(stock) {
+        violations.push(format!(
+            "oversold: {units} units in orders for a stock of {stock}"
+        ));
+    }
+    if orders.len() != reserved {
+        violations.push(format!(
+            "{} orders for {reserved} reservations",
+            orders.len()
+        ));
+    }
+    if over_limit > 0 {
+        violations.push(format!("{over_limit} buyers above the limit of {limit}"));
+    }
+    if n("total") != n("available") + n("held") + n("sold") || n("total") < 0 {
+        violations.push(format!("stock does not balance: {figures}"));
+    }
+    if reconciled["consistent"] != json!(true) {
+        violations.push(format!(
+            "the reconciler found issues: {}",
+            reconciled["issues"]
+        ));
+    }
+    (units, violations)
+}
+
+/// The human summary of a report.
+pub fn summary(r: &Value) -> String {
+    let b = &r["buy"];
+    let l = &b["latency_ms"];
+    let v = &r["verdict"];
+    let mut s = format!(
+        "buys: {} in {:.2}s = {:.0}/s\nlatency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}\noutcomes: {}\nverdict: {} (units sold {}, orders {}, reserved {}, stock {})",
+        b["requests"], b["seconds"].as_f64().unwrap_or(0.0), b["throughput_per_sec"].as_f64().unwrap_or(0.0),
+        l["p50"].as_f64().unwrap_or(0.0), l["p90"].as_f64().unwrap_or(0.0), l["p99"].as_f64().unwrap_or(0.0),
+        l["p99_9"].as_f64().unwrap_or(0.0), l["max"].as_f64().unwrap_or(0.0),
+        b["outcomes"], if v["clean"] == json!(true) { "clean" } else { "VIOLATED" },
+        v["units_sold"], v["orders"], v["reserved"], v["stock"],
+    );
+    if let Some(vs) = v["violations"].as_array().filter(|x| !x.is_empty()) {
+        for x in vs {
+            s.push_str(&format!(
+                "\n  violation: {}",
+                x.as_str().unwrap_or_default()
+            ));
+        }
+    }
+    if let Some(ratio) = r["ratio_to_baseline"].as_f64() {
+        s.push_str(&format!(
+            "\nbaseline (/health): {:.0}/s; buy / baseline = {ratio:.2}",
+            r["baseline"]["throughput_per_sec"].as_f64().unwrap_or(0.0)
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(user: u64, qty: u64, status: &str) -> Value {
+        json!({"user_id": user.to_string(), "quantity": qty, "status": status})
+    }
+
+    fn figures(total: i64, available: i64, held: i64, sold: i64) -> Value {
+        json!({"total": total, "available": available, "held": held, "sold": sold})
+    }
+
+    fn ok() -> Value {
+        json!({"consistent": true, "issues": []})
+    }
+
+    #[test]
+    fn a_clean_sale_has_no_violation() {
+        let orders = [
+            order(1, 1, "paid"),
+            order(2, 1, "pending_payment"),
+            order(3, 1, "cancelled"),
+        ];
+        let (units, v) = verdict(2, 1, 3, &orders, &figures(2, 0, 0, 2), &ok());
+        assert_eq!((units, v), (2, Vec::<String>::new()));
+    }
+
+    #[test]
+    fn the_verdict_catches_every_kind_of_violation() {
+        let has =
+            |v: &[String], what: &str| assert!(v.iter().any(|x| x.contains(what)), "{what}: {v:?}");
+        // Oversold: three units of a stock of two.
+        let two = [order(1, 1, "paid"), order(2, 2, "paid")];
+        has(
+            &verdict(2, 5, 2, &two, &figures(2, 0, 0, 2), &ok()).1,
+            "oversold",
+        );
+        // A reservation without its order (lost), and one order too many (duplicated).
+        let one = [order(1, 1, "paid")];
+        has(
+            &verdict(5, 5, 2, &one, &figures(5, 4, 0, 1), &ok()).1,
+            "1 orders for 2 reservations",
+        );
+        let dup = [order(1, 1, "paid"), order(1, 1, "paid")];
+        has(
+            &verdict(5, 5, 1, &dup, &figures(5, 3, 0, 2), &ok()).1,
+            "2 orders for 1 reservations",
+        );
+        // Above the per-user limit.
+        has(
+            &verdict(5, 1, 2, &dup, &figures(5, 3, 0, 2), &ok()).1,
+            "above the limit",
+        );
+        // Unbalanced stock, and a reconciler that disagrees.
+        let bad = json!({"consistent": false, "issues": [{"kind": "sold_mismatch"}]});
+        let v = verdict(5, 5, 1, &one, &figures(5, 5, 0, 1), &bad).1;
+        has(&v, "stock does not balance");
+        has(&v, "the reconciler found issues");
+    }
+}
