@@ -42,7 +42,14 @@ pub struct Tokens {
     issuer: String,
     audience: String,
     ttl_secs: i64,
+    /// Tokens that verified, by their exact text, with their claims: a buyer's retries skip the
+    /// signature and JSON work. Entries are used only before their `exp`; revocation is checked
+    /// on every request regardless. Cleared when it reaches [`VERIFIED_CAP`].
+    verified: parking_lot::RwLock<std::collections::HashMap<Box<str>, Claims>>,
 }
+
+/// Most verified tokens kept in memory.
+const VERIFIED_CAP: usize = 100_000;
 
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -68,6 +75,7 @@ impl Tokens {
             issuer: issuer.into(),
             audience: audience.into(),
             ttl_secs: ttl_secs as i64,
+            verified: Default::default(),
         }
     }
 
@@ -100,8 +108,23 @@ impl Tokens {
         Ok((token, claims.exp))
     }
 
-    /// Verifies a token.
+    /// Verifies a token: signature (pinned algorithm), `exp`, `iss`, `aud`. A token verified
+    /// before answers from memory until its `exp`.
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        let now = chrono::Utc::now().timestamp();
+        if let Some(c) = self.verified.read().get(token).filter(|c| c.exp > now) {
+            return Ok(c.clone());
+        }
+        let claims = self.verify_signed(token)?;
+        let mut cache = self.verified.write();
+        if cache.len() >= VERIFIED_CAP {
+            cache.clear();
+        }
+        cache.insert(token.into(), claims.clone());
+        Ok(claims)
+    }
+
+    fn verify_signed(&self, token: &str) -> Result<Claims, ApiError> {
         decode::<Claims>(token, &self.dec, &self.validation)
             .map(|d| d.claims)
             .map_err(|e| {
@@ -263,6 +286,32 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn a_verified_token_is_remembered_only_until_it_expires() {
+        let t = Tokens::new(b"k", "iss", "aud", 2);
+        let now = chrono::Utc::now().timestamp();
+        // Expires in 2 s (plus the validator's 5 s leeway for the first, signed check).
+        let (tok, _) = t.issue(UserId(9), Role::User, 0, now - 1).unwrap();
+        assert_eq!(t.verify(&tok).unwrap().sub, "9");
+        assert_eq!(t.verify(&tok).unwrap().sub, "9", "from memory");
+        assert!(t.verified.read().contains_key(tok.as_str()));
+        // A token differing in one character is not the remembered one.
+        let mut forged = tok.clone();
+        let last = forged.pop().unwrap();
+        forged.push(if last == 'A' { 'B' } else { 'A' });
+        assert!(t.verify(&forged).is_err());
+        // Past `exp` the memory is not used: the signed check (with its leeway) decides.
+        let (old, _) = t.issue(UserId(9), Role::User, 0, now - 60).unwrap();
+        t.verified.write().insert(
+            old.as_str().into(),
+            Claims {
+                exp: now - 1,
+                ..t.verify_signed(&tok).unwrap()
+            },
+        );
+        assert_eq!(t.verify(&old).unwrap_err().message, "token expired");
     }
 
     #[tokio::test]
