@@ -13,8 +13,12 @@ use sha2::{Digest, Sha256};
 use std::future::Future;
 use std::time::Duration;
 
-/// How long a stored answer is replayed.
-const TTL: Duration = Duration::from_secs(24 * 3600);
+/// How long a key is kept: the payment window (an order cannot be paid after it anyway), and
+/// at least a minute. It also bounds how long a key stays "in progress" if the process died
+/// while answering.
+fn ttl(s: &AppState) -> Duration {
+    s.engine.config().payment_timeout.max(Duration::from_secs(60))
+}
 
 /// The request's `Idempotency-Key`, if it sent one (1 to 128 visible ASCII characters).
 pub fn key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -55,7 +59,7 @@ where
     let store = &s.engine.backends().idempotency;
     let key = format!("api:{scope}:{}:{key}", me.id);
     let hash = hex::encode(Sha256::digest(request));
-    match store.begin(&key, &hash, TTL).await {
+    match store.begin(&key, &hash, ttl(s)).await {
         Err(e) => ApiError::from(e).into_response(),
         Ok(Begin::Mismatch) => ApiError::new(
             Code::IdempotencyMismatch,

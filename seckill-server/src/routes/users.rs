@@ -180,8 +180,12 @@ pub async fn login(
     Body(req): Body<LoginReq>,
 ) -> ApiResult<LoginResp> {
     charge(&s, Limit::LoginPerIp, &ip.0).await?;
-    charge(&s, Limit::LoginPerUser, &req.username).await?;
     let bad = || ApiError::new(Code::BadCredentials, "wrong username or password");
+    // No account has a name this long: refuse before it becomes a rate-limit key.
+    if req.username.len() > 64 {
+        return Err(bad());
+    }
+    charge(&s, Limit::LoginPerUser, &req.username).await?;
     let user = s
         .engine
         .backends()
