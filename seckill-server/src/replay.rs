@@ -17,7 +17,10 @@ use std::time::Duration;
 /// at least a minute. It also bounds how long a key stays "in progress" if the process died
 /// while answering.
 fn ttl(s: &AppState) -> Duration {
-    s.engine.config().payment_timeout.max(Duration::from_secs(60))
+    s.engine
+        .config()
+        .payment_timeout
+        .max(Duration::from_secs(60))
 }
 
 /// The request's `Idempotency-Key`, if it sent one (1 to 128 visible ASCII characters).
