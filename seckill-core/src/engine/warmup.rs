@@ -5,7 +5,7 @@
 //! never re-sells a unit.
 
 use super::Engine;
-use crate::domain::{ActivityId, UserId};
+use crate::domain::{Activity, ActivityId, UserId};
 use crate::lock::LockGuard;
 use crate::stock::{StockSnapshot, StockSpec};
 use crate::{Error, Result};
@@ -74,5 +74,43 @@ impl Engine {
             .await?
             .ok_or_else(|| Error::not_found(format!("stock of activity {id} after load")))?;
         Ok(snap)
+    }
+
+    /// An operator's change to an activity (title, price, total, limit, window, cancelled),
+    /// under the activity's lock like warm-up and reconciliation. A warmed-up activity's stock
+    /// takes the change at once (a re-warm: never re-sells a unit). A total below the units
+    /// held or sold is refused (`Conflict`); if a buy slips in between that check and the
+    /// re-warm, the stock backend refuses the load and the catalog goes back to what it was.
+    pub async fn update_activity(&self, a: &Activity) -> Result<()> {
+        let guard = self.lock_activity(a.id).await?;
+        let result = self.update_activity_locked(a).await;
+        self.backends().lock.release(&guard).await?;
+        self.invalidate_activity(a.id);
+        result
+    }
+
+    async fn update_activity_locked(&self, a: &Activity) -> Result<()> {
+        let b = self.backends();
+        let Some(old) = b.catalog.activity(a.id).await? else {
+            return Err(Error::not_found(format!("activity {}", a.id)));
+        };
+        let snapshot = b.stock.snapshot(a.id).await?;
+        if let Some(x) = &snapshot {
+            let taken = i64::from(x.held) + i64::from(x.sold);
+            if i64::from(a.total_stock) < taken {
+                return Err(Error::conflict(format!(
+                    "total_stock {} is below the {taken} units already held or sold",
+                    a.total_stock
+                )));
+            }
+        }
+        b.catalog.update_activity(a).await?;
+        if snapshot.is_some() {
+            if let Err(e) = self.warm_up_locked(a.id).await {
+                b.catalog.update_activity(&old).await?;
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 }

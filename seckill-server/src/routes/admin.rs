@@ -269,46 +269,14 @@ pub async fn delete_product(
     }
 }
 
-/// Saves an activity changed by an admin (`old` is how it was); re-warms its stock if it was
-/// warmed up, so the stock backend takes the new total, window and limit at once (never
-/// re-selling a unit). A total below the units held or sold is refused; if a buy slips in
-/// between the check and the re-warm, the catalog goes back to `old`.
-async fn save_activity(s: &AppState, old: &Activity, a: &Activity) -> Result<(), ApiError> {
+/// Saves an activity changed by an admin, through the engine (under the activity's lock; a
+/// warmed-up activity's stock follows at once).
+async fn save_activity(s: &AppState, a: &Activity) -> Result<(), ApiError> {
     check_activity(a)?;
-    let below = |taken: i64| {
-        ApiError::new(
-            Code::Conflict,
-            format!(
-                "total_stock {} is below the {taken} units already held or sold",
-                a.total_stock
-            ),
-        )
-    };
-    let b = s.engine.backends();
-    let snapshot = b.stock.snapshot(a.id).await?;
-    if let Some(x) = &snapshot {
-        let taken = i64::from(x.held) + i64::from(x.sold);
-        if i64::from(a.total_stock) < taken {
-            return Err(below(taken));
-        }
-    }
-    b.catalog.update_activity(a).await.map_err(|e| match e {
+    s.engine.update_activity(a).await.map_err(|e| match e {
         seckill_core::Error::Conflict(m) => ApiError::new(Code::Conflict, m),
-        seckill_core::Error::NotFound(m) => ApiError::new(Code::ActivityNotFound, m),
-        other => other.into(),
-    })?;
-    s.engine.invalidate_activity(a.id);
-    if snapshot.is_some() {
-        if let Err(e) = s.engine.warm_up(a.id).await {
-            b.catalog.update_activity(old).await?;
-            s.engine.invalidate_activity(a.id);
-            return Err(match e {
-                seckill_core::Error::Conflict(m) => ApiError::new(Code::Conflict, m),
-                other => activity_error(other),
-            });
-        }
-    }
-    Ok(())
+        other => activity_error(other),
+    })
 }
 
 /// `POST /api/v1/admin/products/{id}/stock`: sets the total stock of one of the product's
@@ -348,7 +316,7 @@ pub async fn set_product_stock(
         total_stock: req.total_stock,
         ..a.clone()
     };
-    save_activity(&s, &a, &new).await?;
+    save_activity(&s, &new).await?;
     Ok(ok(
         activity_stock(&s, find_activity(&s, new.id).await?).await?
     ))
@@ -404,7 +372,7 @@ pub async fn update_activity(
         cancelled: req.cancelled.unwrap_or(old.cancelled),
         ..old.clone()
     };
-    save_activity(&s, &old, &a).await?;
+    save_activity(&s, &a).await?;
     Ok(ok(find_activity(&s, id).await?))
 }
 
