@@ -23,21 +23,31 @@ fn ttl(s: &AppState) -> Duration {
         .max(Duration::from_secs(60))
 }
 
-/// The request's `Idempotency-Key`, if it sent one (1 to 128 visible ASCII characters).
+/// The request's `Idempotency-Key`, if it sent one.
 pub fn key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(v) = headers.get("idempotency-key") else {
         return Ok(None);
     };
-    v.to_str()
-        .ok()
-        .filter(|k| !k.is_empty() && k.len() <= 128 && k.bytes().all(|b| b.is_ascii_graphic()))
-        .map(|k| Some(k.to_string()))
-        .ok_or_else(|| {
-            ApiError::new(
-                Code::InvalidParameter,
-                "Idempotency-Key: 1 to 128 visible ASCII characters",
-            )
-        })
+    let k = v.to_str().map_err(|_| bad_key())?.to_string();
+    checked(Some(k))
+}
+
+/// An idempotency key as every route takes it (HTTP header or gRPC field): 1 to 128 visible
+/// ASCII characters.
+pub fn checked(key: Option<String>) -> Result<Option<String>, ApiError> {
+    match key {
+        Some(k) if k.is_empty() || k.len() > 128 || !k.bytes().all(|b| b.is_ascii_graphic()) => {
+            Err(bad_key())
+        }
+        other => Ok(other),
+    }
+}
+
+fn bad_key() -> ApiError {
+    ApiError::new(
+        Code::InvalidParameter,
+        "Idempotency-Key: 1 to 128 visible ASCII characters",
+    )
 }
 
 /// Runs `handler` once per `(caller, scope, key)`: a retry with the same `request` gets the

@@ -3,6 +3,7 @@
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, Body, Code, Failure, PathParam, Reply, Success};
 use crate::limits::{charge, ClientIp, Limit};
+use crate::replay;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -81,21 +82,11 @@ pub async fn buy(
     headers: HeaderMap,
     Body(req): Body<BuyReq>,
 ) -> ApiResult<BuyResp> {
-    let key = match headers.get("idempotency-key") {
-        Some(v) => Some(v.to_str().map_err(|_| bad_key())?.to_string()),
-        None => None,
-    };
+    let key = replay::key(&headers)?;
     Ok(Reply(
         StatusCode::ACCEPTED,
         place(&s, &me, &ip.0, id, req.quantity, key).await?,
     ))
-}
-
-fn bad_key() -> ApiError {
-    ApiError::new(
-        Code::InvalidParameter,
-        "Idempotency-Key: 1 to 128 visible ASCII characters",
-    )
 }
 
 /// The buy as both APIs place it: checks the quantity, the per-IP limit and the idempotency key,
@@ -114,12 +105,7 @@ pub async fn place(
             "quantity must be at least 1",
         ));
     }
-    if key
-        .as_ref()
-        .is_some_and(|k| k.is_empty() || k.len() > 128 || !k.bytes().all(|b| b.is_ascii_graphic()))
-    {
-        return Err(bad_key());
-    }
+    let key = replay::checked(key)?;
     charge(s, Limit::BuyPerIp, ip).await?;
     let outcome = s
         .engine
