@@ -350,3 +350,89 @@ async fn relay_does_not_ack_what_the_broker_refused() {
     assert!(err.is_retryable());
     assert_eq!(e.backends().stock.outbox_len().await.unwrap(), 1);
 }
+
+/// A buyer's refund: the order goes paid → refunded and the money goes back once, even when
+/// the process dies after the order's change and before the provider was asked (the reconciler
+/// finishes it) and when the refund is asked again.
+#[tokio::test]
+async fn a_refund_returns_the_money_once_even_across_a_crash() {
+    use seckill_core::repo::StatusChange;
+    let s = sale(&Fixture::memory(), SaleSpec::default()).await;
+    let e = &s.engine;
+    let mut w = e.order_worker().await.unwrap();
+    let mut paid = Vec::new();
+    for user in [1, 2] {
+        let BuyOutcome::Reserved { order_id, .. } = e.buy(buy(user, 1, None, &s)).await.unwrap()
+        else {
+            panic!()
+        };
+        s.drain(&mut w).await;
+        let p = e
+            .start_payment(UserId(user), order_id)
+            .await
+            .unwrap()
+            .payment;
+        e.handle_callback("mock", &s.provider.pay(&p))
+            .await
+            .unwrap();
+        paid.push(p);
+    }
+    // Buyer 1 asks, twice.
+    let r = e.refund_payment(paid[0].id).await.unwrap();
+    assert_eq!(r.status, PaymentStatus::Refunded);
+    assert_eq!(
+        e.refund_payment(paid[0].id).await.unwrap().status,
+        PaymentStatus::Refunded
+    );
+    // Buyer 2's refund dies right after the order changed (the step `refund_payment` does
+    // first): the payment still says succeeded, the order refunded.
+    let change = StatusChange {
+        from: OrderStatus::Paid,
+        to: OrderStatus::Refunded,
+        at: e.now(),
+        payment_id: None,
+        cancel_reason: None,
+    };
+    e.backends()
+        .orders
+        .change_status(paid[1].order_id, change)
+        .await
+        .unwrap();
+    e.reconcile_payments().await.unwrap();
+    let p2 = e
+        .backends()
+        .payments
+        .payment(paid[1].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        p2.status,
+        PaymentStatus::Refunded,
+        "the reconciler finished it"
+    );
+    let ledger = s.provider.ledger();
+    assert_eq!(ledger.refunded.len(), 2, "{ledger:?}");
+    assert!(ledger.refunded.contains_key(&paid[0].id) && ledger.refunded.contains_key(&paid[1].id));
+    // The first order stays refunded; the sale at rest passes the invariant checker.
+    let o = e
+        .backends()
+        .orders
+        .order(paid[0].order_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(o.status, OrderStatus::Refunded);
+    let v = check(
+        e,
+        s.activity,
+        &Expect {
+            quiescent: true,
+            ledger: Some(s.provider.ledger()),
+            ..Expect::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(v.is_empty(), "{v:#?}");
+}
