@@ -7,6 +7,7 @@
 //! server's data: units sold = orders ≤ S, nobody above the limit, `total = available + held +
 //! sold`, and the reconciler agrees. The load is bounded by count and time, always.
 
+use crate::wire;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -169,9 +170,19 @@ impl Phase {
     }
 }
 
-/// Sends `requests` requests made by `request(i)` (method, path, buyer index or none), closed or
-/// open loop, bounded by `max_seconds`.
-fn fire(base: &str, a: &BenchArgs, tokens: &[String], buy_path: Option<&str>) -> Phase {
+/// Sends `a.requests` requests, closed or open loop, bounded by `a.max_seconds`: buys of
+/// `buy_path` by every buyer in turn, or (no path) `GET /health`. Each request is built once and
+/// sent over a kept-alive connection per sender ([`wire`]).
+fn fire(authority: &str, a: &BenchArgs, tokens: &[String], buy_path: Option<&str>) -> Phase {
+    let buy = buy_path.is_some();
+    let requests: Vec<Vec<u8>> = match buy_path {
+        Some(path) => tokens
+            .iter()
+            .map(|t| wire::request("POST", authority, path, Some(t), Some(r#"{"quantity":1}"#)))
+            .collect(),
+        None => vec![wire::request("GET", authority, "/health", None, None)],
+    };
+    let requests = &requests;
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let deadline = start + Duration::from_secs(a.max_seconds);
@@ -181,9 +192,7 @@ fn fire(base: &str, a: &BenchArgs, tokens: &[String], buy_path: Option<&str>) ->
         for _ in 0..a.concurrency.max(1) {
             let (next, results, progress) = (next.clone(), results.clone(), progress.clone());
             scope.spawn(move || {
-                let agent = ureq::AgentBuilder::new()
-                    .timeout(Duration::from_secs(30))
-                    .build();
+                let mut conn = wire::Conn::new(authority, Duration::from_secs(30));
                 let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
                 let mut outcomes: HashMap<Outcome, usize> = HashMap::new();
                 let mut reserved_by: HashMap<usize, u32> = HashMap::new();
@@ -203,31 +212,15 @@ fn fire(base: &str, a: &BenchArgs, tokens: &[String], buy_path: Option<&str>) ->
                         }
                         _ => Instant::now(),
                     };
-                    let buyer = i % tokens.len().max(1);
-                    let outcome = match buy_path {
-                        Some(path) => {
-                            let url = format!("{base}{path}");
-                            match call(
-                                &agent,
-                                "POST",
-                                &url,
-                                tokens.get(buyer).map(String::as_str),
-                                Some(json!({"quantity": 1})),
-                            ) {
-                                Ok((status, v)) => {
-                                    Outcome::of(status, v["code"].as_u64().unwrap_or(0))
-                                }
-                                Err(_) => Outcome::Error,
-                            }
-                        }
-                        None => match call(&agent, "GET", &format!("{base}/health"), None, None) {
-                            Ok((200, _)) => Outcome::Reserved,
-                            _ => Outcome::Error,
-                        },
+                    let buyer = i % requests.len();
+                    let outcome = match conn.send(&requests[buyer]) {
+                        Ok(a) if buy => Outcome::of(a.status, a.code.unwrap_or(0)),
+                        Ok(a) if a.status == 200 => Outcome::Reserved,
+                        _ => Outcome::Error,
                     };
                     let _ = h.record(intended.elapsed().as_micros().max(1) as u64);
                     *outcomes.entry(outcome).or_default() += 1;
-                    if outcome == Outcome::Reserved && buy_path.is_some() {
+                    if outcome == Outcome::Reserved && buy {
                         *reserved_by.entry(buyer).or_default() += 1;
                     }
                     progress.inc(1);
@@ -266,6 +259,7 @@ pub fn run(server: &str, a: &BenchArgs) -> Result<Value, BenchError> {
         ));
     }
     let base = server.trim_end_matches('/').to_string();
+    let authority = wire::authority(&base).map_err(BenchError)?;
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(30))
         .build();
@@ -365,7 +359,7 @@ pub fn run(server: &str, a: &BenchArgs) -> Result<Value, BenchError> {
     };
 
     let buy_path = format!("/api/v1/seckill/activities/{act}/buy");
-    let buys = fire(&base, a, &tokens, Some(&buy_path));
+    let buys = fire(&authority, a, &tokens, Some(&buy_path));
     let reserved = buys.outcomes.get(&Outcome::Reserved).copied().unwrap_or(0);
 
     // Drain: every reservation becomes an order.
@@ -424,7 +418,7 @@ pub fn run(server: &str, a: &BenchArgs) -> Result<Value, BenchError> {
         &report["data"],
     );
 
-    let baseline = a.baseline.then(|| fire(&base, a, &tokens, None));
+    let baseline = a.baseline.then(|| fire(&authority, a, &tokens, None));
     let mut out = json!({
         "activity_id": act,
         "config": {"buyers": a.buyers, "stock": a.stock, "limit": a.limit, "requests": a.requests,

@@ -7,6 +7,7 @@
 //! refusal.
 
 mod bench;
+mod wire;
 
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
