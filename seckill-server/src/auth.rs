@@ -183,11 +183,23 @@ pub struct AuthUser {
     pub token_id: String,
     /// The token's expiry (seconds since the epoch).
     pub expires_at: i64,
+    /// The user's token version the token was issued at.
+    pub token_version: u32,
 }
 
 /// Authenticates an `Authorization` value (`Bearer <token>`): the token verifies and is not
 /// revoked. HTTP and gRPC both authenticate through here.
 pub async fn authenticate(state: &AppState, header: Option<&str>) -> Result<AuthUser, ApiError> {
+    let user = verify_bearer(state, header)?;
+    if revoked(state, &user).await? {
+        return Err(ApiError::new(Code::Unauthenticated, TOKEN_REVOKED));
+    }
+    Ok(user)
+}
+
+/// The first half of [`authenticate`], with no I/O: the token's signature, algorithm, `exp`,
+/// `iss` and `aud`. Its revocation is still to be checked ([`revoked`]).
+pub fn verify_bearer(state: &AppState, header: Option<&str>) -> Result<AuthUser, ApiError> {
     let header =
         header.ok_or_else(|| ApiError::new(Code::Unauthenticated, "missing bearer token"))?;
     let token = header
@@ -200,32 +212,56 @@ pub async fn authenticate(state: &AppState, header: Option<&str>) -> Result<Auth
         .parse()
         .map(UserId)
         .map_err(|_| ApiError::new(Code::Unauthenticated, "invalid token subject"))?;
-    let revoked = state
-        .engine
-        .backends()
-        .sessions
-        .is_revoked(id, &claims.jti, claims.ver)
-        .await?;
-    if revoked {
-        return Err(ApiError::new(Code::Unauthenticated, "token revoked"));
-    }
     Ok(AuthUser {
         id,
         role: claims.role,
         token_id: claims.jti,
         expires_at: claims.exp,
+        token_version: claims.ver,
     })
 }
+
+/// The second half of [`authenticate`]: whether the token was revoked (logout, or a password
+/// change since it was issued). One [`SessionStore`](seckill_core::SessionStore) call.
+pub async fn revoked(state: &AppState, user: &AuthUser) -> seckill_core::Result<bool> {
+    state
+        .engine
+        .backends()
+        .sessions
+        .is_revoked(user.id, &user.token_id, user.token_version)
+        .await
+}
+
+/// What a revoked token is answered.
+pub const TOKEN_REVOKED: &str = "token revoked";
 
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        authenticate(state, header).await
+        authenticate(state, bearer(parts)).await
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// A caller whose token verified but whose revocation is not checked yet: only the buy takes
+/// it, and checks the revocation itself after the engine's in-memory refusals
+/// ([`Engine::buy_gated`](seckill_core::engine::Engine::buy_gated)), so a sold-out sale
+/// answers with no I/O. Anything else takes [`AuthUser`].
+#[derive(Debug, Clone)]
+pub struct SignedUser(pub AuthUser);
+
+impl FromRequestParts<AppState> for SignedUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        verify_bearer(state, bearer(parts)).map(SignedUser)
     }
 }
 

@@ -3,7 +3,7 @@
 //! HTTP API. A refusal is a gRPC status with the HTTP API's error code in the `seckill-code`
 //! metadata.
 
-use crate::auth::{authenticate, AuthUser};
+use crate::auth::{authenticate, verify_bearer, AuthUser};
 use crate::error::{ApiError, Code};
 use crate::routes::catalog::{find_activity, view};
 use crate::routes::orders::order_error;
@@ -92,11 +92,12 @@ impl Grpc {
     }
 
     async fn caller<T>(&self, req: &Request<T>) -> Result<AuthUser, Status> {
-        let header = req
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
-        authenticate(&self.state, header).await.map_err(status)
+        authenticate(&self.state, bearer(req)).await.map_err(status)
+    }
+
+    /// The caller of a buy: its token verified, its revocation checked by `place`.
+    fn signed_caller<T>(&self, req: &Request<T>) -> Result<AuthUser, Status> {
+        verify_bearer(&self.state, bearer(req)).map_err(status)
     }
 
     /// The caller's order, or 404 (someone else's too).
@@ -113,6 +114,12 @@ impl Grpc {
     }
 }
 
+fn bearer<T>(req: &Request<T>) -> Option<&str> {
+    req.metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+}
+
 fn not_found_order(id: i64) -> Status {
     status(ApiError::new(Code::OrderNotFound, format!("no order {id}")))
 }
@@ -120,7 +127,7 @@ fn not_found_order(id: i64) -> Status {
 #[tonic::async_trait]
 impl SeckillService for Grpc {
     async fn buy(&self, req: Request<pb::BuyRequest>) -> Result<Response<pb::BuyReply>, Status> {
-        let me = self.caller(&req).await?;
+        let me = self.signed_caller(&req)?;
         let ip = req
             .remote_addr()
             .map_or_else(|| "unknown".to_string(), |a| a.ip().to_string());

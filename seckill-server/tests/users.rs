@@ -257,3 +257,48 @@ async fn logins_are_rate_limited_per_username() {
         right.body
     );
 }
+
+/// A revoked token cannot buy. The buy checks the revocation after the engine's in-memory
+/// refusals and before any stock step (`Engine::buy_gated`): the stock is untouched and the
+/// refusal is counted. Once a sale is sold out it answers "sold out" to every verified token
+/// with no I/O; a revoked token gets nothing either way.
+#[tokio::test]
+async fn a_revoked_token_cannot_buy() {
+    let a = api(true).await;
+    let act = a.demo_activity().await;
+    let status = format!("/api/v1/seckill/activities/{act}/status");
+    let before = a.get(&status, None).await.data()["available"].clone();
+    let t = a.user("rex").await;
+    let out = a.call("POST", "/api/v1/user/logout", Some(&t), None).await;
+    assert_eq!(out.status, StatusCode::OK, "{}", out.body);
+    let r = a.buy(&t, &act, 1).await;
+    assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, 1001));
+    assert_eq!(r.body["message"], "token revoked");
+    let after = a.get(&status, None).await.data()["available"].clone();
+    assert_eq!(
+        (after, before.as_i64()),
+        (before.clone(), Some(100)),
+        "no stock was taken"
+    );
+    let (_, metrics) = a.text("/metrics").await;
+    assert!(
+        metrics.contains("seckill_fail_reason{reason=\"unauthenticated\"} 1"),
+        "{metrics}"
+    );
+    // A token of a password changed since is refused the same way.
+    let old = a.user("pam").await;
+    let change = a
+        .call(
+            "POST",
+            "/api/v1/user/password",
+            Some(&old),
+            Some(json!({"old_password": "correct-horse", "new_password": "battery-staple"})),
+        )
+        .await;
+    assert_eq!(change.status, StatusCode::OK, "{}", change.body);
+    let r = a.buy(&old, &act, 1).await;
+    assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, 1001));
+    // A token that does not verify is refused before anything else.
+    let r = a.buy("not-a-token", &act, 1).await;
+    assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, 1001));
+}

@@ -97,10 +97,23 @@ impl Engine {
     /// pipeline runs behind the outbox. A `request_id` reused with another quantity is
     /// `Err(Conflict)`.
     pub async fn buy(&self, req: BuyRequest) -> Result<BuyOutcome> {
+        self.buy_gated(req, async { Ok(()) }).await
+    }
+
+    /// [`buy`](Self::buy) with the caller's own check, `gate`, awaited after the engine's
+    /// in-memory refusals (unknown activity, not live, above the limit, sold out) and before
+    /// anything that costs a backend call. An API passes the check of its caller that needs
+    /// I/O (a token's revocation): once a sale is sold out, its refusals then cost no I/O at
+    /// all. An `Err` from `gate` is the buy's answer.
+    pub async fn buy_gated(
+        &self,
+        req: BuyRequest,
+        gate: impl std::future::Future<Output = Result<()>>,
+    ) -> Result<BuyOutcome> {
         let m = self.metrics();
         m.requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let outcome = self.buy_inner(req).await;
+        let outcome = self.buy_inner(req, gate).await;
         match &outcome {
             Ok(BuyOutcome::Reserved { .. }) => {
                 m.successes
@@ -109,12 +122,17 @@ impl Engine {
             Ok(BuyOutcome::Rejected(r)) => m.fail(r.reason()),
             Err(Error::InvalidArgument(_)) => m.fail("invalid_request"),
             Err(Error::Conflict(_)) => m.fail("idempotency_mismatch"),
+            Err(Error::Unauthenticated(_)) => m.fail("unauthenticated"),
             Err(_) => m.fail("error"),
         }
         outcome
     }
 
-    async fn buy_inner(&self, req: BuyRequest) -> Result<BuyOutcome> {
+    async fn buy_inner(
+        &self,
+        req: BuyRequest,
+        gate: impl std::future::Future<Output = Result<()>>,
+    ) -> Result<BuyOutcome> {
         use BuyRejection as R;
         if req.quantity == 0 {
             return Err(Error::invalid("quantity must be at least 1"));
@@ -149,6 +167,7 @@ impl Engine {
         if req.request_id.is_none() && self.backends().stock.sold_out_hint(req.activity_id) {
             return Ok(BuyOutcome::Rejected(R::SoldOut));
         }
+        gate.await?;
         if let Some(quota) = self.config().buy_quota {
             let key = format!("buy:{}", req.user_id);
             if let RateDecision::Limited { retry_after } =

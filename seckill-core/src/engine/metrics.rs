@@ -119,7 +119,7 @@ pub struct EngineMetrics {
 }
 
 /// Every `reason` label of `seckill_fail_reason`.
-pub const FAIL_REASONS: [&str; 12] = [
+pub const FAIL_REASONS: [&str; 13] = [
     "unknown_activity",
     "not_started",
     "ended",
@@ -131,6 +131,7 @@ pub const FAIL_REASONS: [&str; 12] = [
     "rate_limited",
     "invalid_request",
     "idempotency_mismatch",
+    "unauthenticated",
     "error",
 ];
 

@@ -1,6 +1,6 @@
 //! `POST /api/v1/seckill/activities/{id}/buy`: the hot path.
 
-use crate::auth::AuthUser;
+use crate::auth::{revoked, AuthUser, SignedUser, TOKEN_REVOKED};
 use crate::error::{ApiError, ApiResult, Body, Code, Failure, PathParam, Reply, Success};
 use crate::limits::{charge, ClientIp, Limit};
 use crate::replay;
@@ -76,7 +76,7 @@ pub fn rejection(r: BuyRejection) -> ApiError {
 )]
 pub async fn buy(
     State(s): State<AppState>,
-    me: AuthUser,
+    SignedUser(me): SignedUser,
     ip: ClientIp,
     PathParam(id): PathParam<ActivityId>,
     headers: HeaderMap,
@@ -90,7 +90,8 @@ pub async fn buy(
 }
 
 /// The buy as both APIs place it: checks the quantity, the per-IP limit and the idempotency key,
-/// then asks the engine.
+/// then asks the engine. `me`'s token has verified; its revocation is checked here, after the
+/// engine's in-memory refusals (a sold-out sale answers with no I/O).
 pub async fn place(
     s: &AppState,
     me: &AuthUser,
@@ -109,12 +110,20 @@ pub async fn place(
     charge(s, Limit::BuyPerIp, ip).await?;
     let outcome = s
         .engine
-        .buy(BuyRequest {
-            user_id: me.id,
-            activity_id: id,
-            quantity,
-            request_id: key,
-        })
+        .buy_gated(
+            BuyRequest {
+                user_id: me.id,
+                activity_id: id,
+                quantity,
+                request_id: key,
+            },
+            async {
+                match revoked(s, me).await? {
+                    false => Ok(()),
+                    true => Err(seckill_core::Error::Unauthenticated(TOKEN_REVOKED.into())),
+                }
+            },
+        )
         .await
         .map_err(|e| match e {
             seckill_core::Error::Conflict(m) => ApiError::new(Code::IdempotencyMismatch, m),
