@@ -82,7 +82,8 @@ fn call(
     }
 }
 
-/// A call that must succeed; rate-limited answers are waited out (the server says how long).
+/// A call that must succeed; rate-limited answers are waited out (the server says how long),
+/// and so is an activity busy with another warm-up or reconciliation (3010).
 fn must(
     agent: &ureq::Agent,
     method: &str,
@@ -98,6 +99,12 @@ fn must(
                 .unwrap_or(100)
                 .clamp(10, 5000);
             std::thread::sleep(Duration::from_millis(ms));
+            continue;
+        }
+        // The activity is busy with the server's own reconciler or a warm-up: its lock frees
+        // in moments.
+        if status == 409 && v["code"] == json!(3010) {
+            std::thread::sleep(Duration::from_millis(100));
             continue;
         }
         if status >= 300 {
