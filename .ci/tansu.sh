@@ -10,6 +10,11 @@ port=${SECKILL_TANSU_PORT:-9092}
 dir=${SECKILL_TANSU_DIR:-/tmp/seckill-tansu-$port}
 pidfile="$dir/pid"
 
+# Whether the installed tansu was built with the libsql feature (cargo records it).
+has_libsql() {
+  grep -o '"tansu [^"]*"[^}]*' "${CARGO_HOME:-$HOME/.cargo}/.crates2.json" 2>/dev/null | grep -q '"libsql"'
+}
+
 up() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
 
 stop() {
@@ -24,9 +29,11 @@ start() {
   if ! command -v tansu >/dev/null; then
     export PATH="$HOME/.cargo/bin:$PATH"
   fi
-  if ! command -v tansu >/dev/null; then
-    echo "installing tansu (cargo install tansu --locked --features dynostore)"
-    cargo install tansu --locked --features dynostore
+  # dynostore: the memory storage this script uses; libsql: the SQLite storage of the Kafka
+  # restart test's own tansu (it outlives a restart). A tansu without libsql is reinstalled.
+  if ! command -v tansu >/dev/null || ! has_libsql; then
+    echo "installing tansu (cargo install tansu --locked --features dynostore,libsql)"
+    cargo install tansu --locked --features dynostore,libsql
   fi
   if up; then
     echo "a Kafka-API broker already listens on 127.0.0.1:$port; using it"

@@ -6,7 +6,7 @@
 use seckill_broker::kafka::KafkaBroker;
 use seckill_core::conformance::broker::Backend;
 use seckill_core::conformance::engine::{machine, race, Fixture};
-use seckill_core::conformance::{service_url, unique_id};
+use seckill_core::conformance::{service_url, unique_id, Launch};
 use seckill_core::engine::Backends;
 use seckill_core::registry::BackendUrl;
 use std::sync::Arc;
@@ -62,4 +62,42 @@ async fn ten_thousand_buyers_with_kafka() {
         return;
     };
     race::ten_thousand_buyers(&fixture(brokers)).await;
+}
+
+/// The restart case on a tansu of the test's own (Kafka API on port 7205) that keeps its data in
+/// SQLite in a temporary directory: stopped and started again under a live subscription, its
+/// topic, the group's offsets and the subscription go on. The shared tansu keeps its data in
+/// memory, so a restart of it would lose the topics; it is never restarted. Needs a `tansu`
+/// built with the `libsql` feature, as `.ci/tansu.sh` installs it.
+#[tokio::test]
+async fn survives_a_kafka_restart() {
+    // The shared broker's variable says the machine has tansu.
+    if service_url("SECKILL_TEST_KAFKA_BROKERS").is_none() {
+        return;
+    }
+    let port = 7205;
+    let dir = std::env::temp_dir().join(format!("seckill-tansu-restart-{}", unique_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let listener = format!("tcp://127.0.0.1:{port}");
+    let server = Launch::new(
+        "tansu",
+        &[
+            "broker",
+            "--listener-url",
+            &listener,
+            "--advertised-listener-url",
+            &listener,
+            // Relative to the working directory.
+            "--storage-engine",
+            "sqlite://tansu.db",
+        ],
+        port,
+    )
+    .current_dir(&dir)
+    .start();
+    let b =
+        Backend::new(broker_at(&format!("127.0.0.1:{port}"), 3).await, 3).with_own_server(server);
+    seckill_core::conformance::broker::survives_a_broker_restart(&b).await;
+    drop(b);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -20,6 +20,7 @@ pub struct Launch {
     args: Vec<String>,
     env: Vec<(String, String)>,
     stop: Option<(String, Vec<String>)>,
+    dir: Option<std::path::PathBuf>,
     port: u16,
     startup: Duration,
 }
@@ -32,6 +33,7 @@ impl Launch {
             args: args.iter().map(|a| a.to_string()).collect(),
             env: Vec::new(),
             stop: None,
+            dir: None,
             port,
             startup: Duration::from_secs(20),
         }
@@ -50,6 +52,12 @@ impl Launch {
             program.to_string(),
             args.iter().map(|a| a.to_string()).collect(),
         ));
+        self
+    }
+
+    /// Runs the program in `dir` (the test's working directory unless set).
+    pub fn current_dir(mut self, dir: &std::path::Path) -> Self {
+        self.dir = Some(dir.to_path_buf());
         self
     }
 
@@ -112,7 +120,11 @@ impl OwnServer {
 impl Inner {
     fn spawn(&mut self) {
         let l = &self.launch;
-        let child = Command::new(&l.program)
+        let mut cmd = Command::new(&l.program);
+        if let Some(dir) = &l.dir {
+            cmd.current_dir(dir);
+        }
+        let child = cmd
             .args(&l.args)
             .envs(l.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
