@@ -14,6 +14,7 @@
 # BENCH_KAFKA_BROKERS (defaults: the machine's loopback services). The server listens on
 # 127.0.0.1:${BENCH_PORT:-18480}; the script stops it and drops what it created when it exits.
 # JSON reports go to ${BENCH_OUT:-target/bench-server}/<kind>-<run>-<phase>.json.
+# Requests in flight for the success and sold-out paths: ${BENCH_CONCURRENCY:-32}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind=${1:-memory}
@@ -26,6 +27,7 @@ pg=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/test}
 amqp=${BENCH_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 kafka=${BENCH_KAFKA_BROKERS:-127.0.0.1:9092}
 tag="bench$$"
+conc=${BENCH_CONCURRENCY:-32}
 mkdir -p "$out"
 
 # What every configuration shares: no login or buy rate limits (the bench's buyers all come
@@ -80,8 +82,8 @@ bench() { # phase, then the bench's arguments
 }
 
 for run in $(seq 1 "$runs"); do
-  bench success --stock 40000 --limit 1000 --requests 30000 --concurrency 32 --baseline
-  bench soldout --stock 50 --limit 1 --requests 30000 --concurrency 32 --baseline
+  bench success --stock 40000 --limit 1000 --requests 30000 --concurrency "$conc" --baseline
+  bench soldout --stock 50 --limit 1 --requests 30000 --concurrency "$conc" --baseline
   max=$(jq '.buy.throughput_per_sec' "$out/$kind-$run-success.json")
   rate=$(jq -n "$max / 2 | floor")
   bench openloop --stock 50000 --limit 1000 --requests $((rate * 3)) --concurrency 64 --rate "$rate"
