@@ -191,14 +191,12 @@ pub struct AuthUser {
 /// revoked. HTTP and gRPC both authenticate through here.
 pub async fn authenticate(state: &AppState, header: Option<&str>) -> Result<AuthUser, ApiError> {
     let user = verify_bearer(state, header)?;
-    if revoked(state, &user).await? {
-        return Err(ApiError::new(Code::Unauthenticated, TOKEN_REVOKED));
-    }
+    ensure_unrevoked(state, &user).await?;
     Ok(user)
 }
 
 /// The first half of [`authenticate`], with no I/O: the token's signature, algorithm, `exp`,
-/// `iss` and `aud`. Its revocation is still to be checked ([`revoked`]).
+/// `iss` and `aud`. Its revocation is still to be checked ([`ensure_unrevoked`]).
 pub fn verify_bearer(state: &AppState, header: Option<&str>) -> Result<AuthUser, ApiError> {
     let header =
         header.ok_or_else(|| ApiError::new(Code::Unauthenticated, "missing bearer token"))?;
@@ -221,19 +219,21 @@ pub fn verify_bearer(state: &AppState, header: Option<&str>) -> Result<AuthUser,
     })
 }
 
-/// The second half of [`authenticate`]: whether the token was revoked (logout, or a password
-/// change since it was issued). One [`SessionStore`](seckill_core::SessionStore) call.
-pub async fn revoked(state: &AppState, user: &AuthUser) -> seckill_core::Result<bool> {
-    state
+/// The second half of [`authenticate`]: refuses a revoked token (logout, or a password change
+/// since it was issued) with `Unauthenticated`. One [`SessionStore`](seckill_core::SessionStore)
+/// call.
+pub async fn ensure_unrevoked(state: &AppState, user: &AuthUser) -> seckill_core::Result<()> {
+    let revoked = state
         .engine
         .backends()
         .sessions
         .is_revoked(user.id, &user.token_id, user.token_version)
-        .await
+        .await?;
+    if revoked {
+        return Err(seckill_core::Error::Unauthenticated("token revoked".into()));
+    }
+    Ok(())
 }
-
-/// What a revoked token is answered.
-pub const TOKEN_REVOKED: &str = "token revoked";
 
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
@@ -250,10 +250,10 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
-/// A caller whose token verified but whose revocation is not checked yet: only the buy takes
-/// it, and checks the revocation itself after the engine's in-memory refusals
-/// ([`Engine::buy_gated`](seckill_core::engine::Engine::buy_gated)), so a sold-out sale
-/// answers with no I/O. Anything else takes [`AuthUser`].
+/// A caller whose token verified but whose revocation is not checked yet ([`verify_bearer`]):
+/// only the buy takes it, and `routes::seckill::place` checks the revocation after the engine's
+/// in-memory refusals ([`Engine::buy_gated`](seckill_core::engine::Engine::buy_gated)), so a
+/// sold-out sale answers with no I/O. Anything else takes [`AuthUser`].
 #[derive(Debug, Clone)]
 pub struct SignedUser(pub AuthUser);
 

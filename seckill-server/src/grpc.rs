@@ -3,7 +3,7 @@
 //! HTTP API. A refusal is a gRPC status with the HTTP API's error code in the `seckill-code`
 //! metadata.
 
-use crate::auth::{authenticate, verify_bearer, AuthUser};
+use crate::auth::{authenticate, verify_bearer, AuthUser, SignedUser};
 use crate::error::{ApiError, Code};
 use crate::routes::catalog::{find_activity, view};
 use crate::routes::orders::order_error;
@@ -96,8 +96,10 @@ impl Grpc {
     }
 
     /// The caller of a buy: its token verified, its revocation checked by `place`.
-    fn signed_caller<T>(&self, req: &Request<T>) -> Result<AuthUser, Status> {
-        verify_bearer(&self.state, bearer(req)).map_err(status)
+    fn signed_caller<T>(&self, req: &Request<T>) -> Result<SignedUser, Status> {
+        verify_bearer(&self.state, bearer(req))
+            .map(SignedUser)
+            .map_err(status)
     }
 
     /// The caller's order, or 404 (someone else's too).

@@ -225,6 +225,28 @@ async fn buy_result_and_orders_over_grpc() {
         Code::Unauthenticated,
         "logged out over HTTP: revoked over gRPC too"
     );
+    // The gRPC buy checks the revocation too (after the engine's in-memory refusals): bob has
+    // bought nothing, so only his revoked token can refuse him.
+    let out = a
+        .call("POST", "/api/v1/user/logout", Some(&bob), Some(json!({})))
+        .await;
+    assert_eq!(out.status, 200, "{}", out.body);
+    let e = seckill
+        .buy(authed(
+            pb::BuyRequest {
+                activity_id: act,
+                quantity: 1,
+                idempotency_key: String::new(),
+            },
+            &bob,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), seckill_code(&e)),
+        (Code::Unauthenticated, 1001),
+        "a revoked token buys nothing over gRPC: {e:?}"
+    );
 
     s.stop.take().unwrap().send(()).unwrap();
     tokio::time::timeout(std::time::Duration::from_secs(10), &mut s.task)

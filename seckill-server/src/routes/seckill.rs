@@ -1,6 +1,6 @@
 //! `POST /api/v1/seckill/activities/{id}/buy`: the hot path.
 
-use crate::auth::{revoked, AuthUser, SignedUser, TOKEN_REVOKED};
+use crate::auth::{ensure_unrevoked, SignedUser};
 use crate::error::{ApiError, ApiResult, Body, Code, Failure, PathParam, Reply, Success};
 use crate::limits::{charge, ClientIp, Limit};
 use crate::replay;
@@ -76,7 +76,7 @@ pub fn rejection(r: BuyRejection) -> ApiError {
 )]
 pub async fn buy(
     State(s): State<AppState>,
-    SignedUser(me): SignedUser,
+    me: SignedUser,
     ip: ClientIp,
     PathParam(id): PathParam<ActivityId>,
     headers: HeaderMap,
@@ -91,10 +91,10 @@ pub async fn buy(
 
 /// The buy as both APIs place it: checks the quantity, the per-IP limit and the idempotency key,
 /// then asks the engine. `me`'s token has verified; its revocation is checked here, after the
-/// engine's in-memory refusals (a sold-out sale answers with no I/O).
+/// engine's in-memory refusals (a sold-out sale answers with no I/O), and only here.
 pub async fn place(
     s: &AppState,
-    me: &AuthUser,
+    me: &SignedUser,
     ip: &str,
     id: ActivityId,
     quantity: u32,
@@ -112,17 +112,12 @@ pub async fn place(
         .engine
         .buy_gated(
             BuyRequest {
-                user_id: me.id,
+                user_id: me.0.id,
                 activity_id: id,
                 quantity,
                 request_id: key,
             },
-            async {
-                match revoked(s, me).await? {
-                    false => Ok(()),
-                    true => Err(seckill_core::Error::Unauthenticated(TOKEN_REVOKED.into())),
-                }
-            },
+            ensure_unrevoked(s, &me.0),
         )
         .await
         .map_err(|e| match e {
