@@ -51,7 +51,7 @@ pub struct Notification {
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait PaymentProvider: Send + Sync + std::fmt::Debug {
-    /// The provider's name in routes and records (`mock`, `alipay`, …).
+    /// The provider's name in routes and records (`mock`, `alipay`, `wechat`, …).
     fn name(&self) -> &str;
     /// Opens a payment at the provider.
     async fn create(&self, payment: &Payment) -> Result<Checkout>;
@@ -62,6 +62,11 @@ pub trait PaymentProvider: Send + Sync + std::fmt::Debug {
     async fn query(&self, payment: &Payment) -> Result<Option<Notification>>;
     /// Gives the money of a succeeded payment back.
     async fn refund(&self, payment: &Payment) -> Result<()>;
+    /// The plain-text body the provider expects for a callback it may stop retrying (Alipay:
+    /// `success`); `None`, the default: the server's JSON envelope with a 2xx status.
+    fn callback_ack(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// The header carrying the mock provider's signature (hex HMAC-SHA256 of the body).

@@ -8,7 +8,6 @@ use crate::state::AppState;
 use seckill_core::domain::ids::MAX_WORKER_ID;
 use seckill_core::domain::Role as UserRole;
 use seckill_core::engine::{Engine, EngineConfig, Pace, Role, Runner};
-use seckill_core::payment::{MockProvider, PaymentProvider};
 use seckill_core::rate_limit::Quota;
 use seckill_core::registry::Registry;
 use seckill_core::worker_id::{lease_worker_id, WorkerLease};
@@ -41,31 +40,13 @@ fn random_secret() -> String {
 /// Builds the backends named by the config, the engine and the HTTP state.
 pub async fn build(config: Config) -> anyhow_like::Result<Server> {
     let roles = Role::parse_list(&config.roles)?;
-    if config.payment.provider != "mock" {
-        return Err(format!(
-            "unknown payment provider {:?}; available: mock",
-            config.payment.provider
-        )
-        .into());
-    }
-    let mock = Arc::new(MockProvider::new(
-        config
-            .payment
-            .mock_secret
-            .as_ref()
-            .map_or_else(random_secret, |s| s.expose().to_string())
-            .into_bytes(),
-    ));
+    let payment = crate::payment::build(&config.payment, random_secret)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut registry = Registry::with_memory();
     seckill_store::register(&mut registry);
     seckill_broker::register(&mut registry);
     let backends = registry
-        .build(
-            &config.backends,
-            clock,
-            mock.clone() as Arc<dyn PaymentProvider>,
-        )
+        .build(&config.backends, clock, payment.provider)
         .await?;
     let s = &config.sale;
     let (worker_id, worker_lease) = match s.worker_id {
@@ -108,7 +89,7 @@ pub async fn build(config: Config) -> anyhow_like::Result<Server> {
             &config.auth.audience,
             config.auth.token_ttl_secs,
         )),
-        mock: Some(mock),
+        mock: payment.mock,
         http: Arc::new(HttpMetrics::default()),
         notifier: Arc::new(seckill_core::LogNotifier),
         limits: Arc::new(config.limits.clone()),

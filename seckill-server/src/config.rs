@@ -138,10 +138,18 @@ impl Default for SaleConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PaymentConfig {
-    /// Provider name; `mock` is the only one so far.
+    /// The provider buyers pay through: `mock`, `alipay` or `wechat`.
     pub provider: String,
     /// HMAC key of the mock provider's callbacks. Unset: random per process.
     pub mock_secret: Option<Secret>,
+    /// The server's public base URL (`https://tickets.example.com`): providers send their
+    /// callbacks to `{public_url}/api/v1/payment/callback/{provider}`. Required by `alipay` and
+    /// `wechat`.
+    pub public_url: Option<String>,
+    /// The `alipay` provider.
+    pub alipay: AlipaySettings,
+    /// The `wechat` provider.
+    pub wechat: WechatSettings,
 }
 
 impl Default for PaymentConfig {
@@ -149,6 +157,75 @@ impl Default for PaymentConfig {
         Self {
             provider: "mock".into(),
             mock_secret: None,
+            public_url: None,
+            alipay: AlipaySettings::default(),
+            wechat: WechatSettings::default(),
+        }
+    }
+}
+
+/// Alipay's settings (keys in PEM or as the bare base64 of Alipay's key tool).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlipaySettings {
+    /// The gateway: production by default; Alipay's sandbox is
+    /// `https://openapi-sandbox.dl.alipaydev.com/gateway.do`.
+    pub gateway: String,
+    /// The application's id.
+    pub app_id: String,
+    /// The application's RSA private key.
+    pub app_private_key: Option<Secret>,
+    /// Alipay's RSA public key.
+    pub alipay_public_key: String,
+    /// Where the buyer's browser returns after paying.
+    pub return_url: Option<String>,
+}
+
+impl Default for AlipaySettings {
+    fn default() -> Self {
+        Self {
+            gateway: "https://openapi.alipay.com/gateway.do".into(),
+            app_id: String::new(),
+            app_private_key: None,
+            alipay_public_key: String::new(),
+            return_url: None,
+        }
+    }
+}
+
+/// WeChat Pay's (API v3) settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WechatSettings {
+    /// The API's base URL.
+    pub api_base: String,
+    /// Merchant id.
+    pub mch_id: String,
+    /// App id bound to the merchant.
+    pub app_id: String,
+    /// Serial number of the merchant's API certificate.
+    pub merchant_serial: String,
+    /// The merchant's API private key (`apiclient_key.pem`).
+    pub merchant_private_key: Option<Secret>,
+    /// WeChat Pay's public key.
+    pub platform_public_key: String,
+    /// Its id (`PUB_KEY_ID_…`) or the platform certificate's serial.
+    pub platform_serial: String,
+    /// The API v3 key (32 bytes).
+    pub api_v3_key: Option<Secret>,
+}
+
+impl Default for WechatSettings {
+    fn default() -> Self {
+        Self {
+            api_base: "https://api.mch.weixin.qq.com".into(),
+            mch_id: String::new(),
+            app_id: String::new(),
+            merchant_serial: String::new(),
+            merchant_private_key: None,
+            platform_public_key: String::new(),
+            platform_serial: String::new(),
+            api_v3_key: None,
         }
     }
 }

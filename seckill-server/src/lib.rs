@@ -19,6 +19,7 @@ pub mod grpc;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod payment;
 pub mod replay;
 pub mod routes;
 pub mod state;

@@ -217,9 +217,21 @@ impl Engine {
             .payments_in(PaymentStatus::Pending, 10_000)
             .await?
         {
-            if let Some(result) = b.provider.query(&p).await? {
-                self.apply_notification(&result).await?;
-                n += 1;
+            // A payment opened through another provider (the config changed) is not this
+            // provider's to answer for.
+            if p.provider != b.provider.name() {
+                continue;
+            }
+            // One payment the provider cannot answer for now does not hold up the others.
+            match b.provider.query(&p).await {
+                Ok(Some(result)) => {
+                    self.apply_notification(&result).await?;
+                    n += 1;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(payment = %p.id, error = %e, "asking the provider failed")
+                }
             }
         }
         for p in b

@@ -197,21 +197,22 @@ async fn apply(s: &AppState, provider: &str, cb: &Callback) -> ApiResult<Callbac
 }
 
 /// `POST /api/v1/payment/callback/{provider}`: the provider's signed notification. Answered
-/// 2xx only once its effect is committed.
+/// 2xx only once its effect is committed: with the envelope, or with the plain text the provider
+/// expects (`success` for Alipay), so it stops retrying.
 #[utoipa::path(
     post,
     path = "/api/v1/payment/callback/{provider}",
     tag = "payments",
-    params(("provider" = String, Path, description = "the provider's name (`mock`)")),
-    request_body(content = String, content_type = "application/json", description = "the provider's signed notification, as it sends it"),
-    responses((status = 200, description = "success", body = Success<CallbackResp>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure))
+    params(("provider" = String, Path, description = "the configured provider's name: `mock`, `alipay` or `wechat`")),
+    request_body(content = String, content_type = "application/json", description = "the provider's signed notification, as it sends it (Alipay: a form, `application/x-www-form-urlencoded`)"),
+    responses((status = 200, description = "success (Alipay gets the text `success` instead of the envelope)", body = Success<CallbackResp>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure))
 )]
 pub async fn callback(
     State(s): State<AppState>,
     PathParam(provider): PathParam<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> ApiResult<CallbackResp> {
+) -> Response {
     let headers: BTreeMap<String, String> = headers
         .iter()
         .filter_map(|(k, v)| {
@@ -225,7 +226,21 @@ pub async fn callback(
         headers,
         body: body.to_vec(),
     };
-    apply(&s, &provider, &cb).await
+    match apply(&s, &provider, &cb).await {
+        Ok(done) => match s.engine.backends().provider.callback_ack() {
+            Some(text) => (
+                StatusCode::OK,
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; charset=utf-8",
+                )],
+                text,
+            )
+                .into_response(),
+            None => done.into_response(),
+        },
+        Err(e) => e.into_response(),
+    }
 }
 
 /// `POST /api/v1/payment/mock/{id}/complete`: the mock provider's pay page. The buyer "pays";

@@ -1,0 +1,328 @@
+//! Both providers against the local sandbox of their gateway: one suite (`pays_queries_and_
+//! refunds_once`) runs on each, then each provider's own refusals. The keys in `tests/keys/` were
+//! generated for these tests and protect nothing.
+
+use seckill_core::domain::{Money, OrderId, Payment, PaymentId, PaymentStatus, UserId};
+use seckill_core::payment::{Callback, PaymentProvider};
+use seckill_core::Error;
+use seckill_pay::alipay::{Alipay, AlipayConfig};
+use seckill_pay::keys::Signer;
+use seckill_pay::sandbox::{loopback_listener, Sandbox, SandboxKeys, PLATFORM_SERIAL};
+use seckill_pay::wechat::{WechatConfig, WechatPay};
+
+const MERCHANT_KEY: &str = include_str!("keys/merchant.key.pem");
+const MERCHANT_PUB: &str = include_str!("keys/merchant.pub.pem");
+const PROVIDER_KEY: &str = include_str!("keys/provider.key.pem");
+const PROVIDER_PUB: &str = include_str!("keys/provider.pub.pem");
+const API_V3_KEY: &str = "0123456789abcdef0123456789abcdef";
+
+async fn sandbox() -> Sandbox {
+    Sandbox::start(
+        loopback_listener(7310).await.expect("a port"),
+        SandboxKeys {
+            merchant_public_key: MERCHANT_PUB.into(),
+            provider_private_key: PROVIDER_KEY.into(),
+            api_v3_key: API_V3_KEY.into(),
+        },
+    )
+    .await
+    .unwrap()
+}
+
+fn alipay_config(s: &Sandbox) -> AlipayConfig {
+    AlipayConfig {
+        gateway: s.alipay_gateway(),
+        app_id: "2021000000000001".into(),
+        app_private_key: MERCHANT_KEY.into(),
+        alipay_public_key: PROVIDER_PUB.into(),
+        notify_url: "http://127.0.0.1:18080/api/v1/payment/callback/alipay".into(),
+        return_url: None,
+    }
+}
+
+fn wechat_config(s: &Sandbox) -> WechatConfig {
+    WechatConfig {
+        api_base: s.base_url(),
+        mch_id: "1900000001".into(),
+        app_id: "wx0000000000000001".into(),
+        merchant_serial: "5157F09EFDC096DE15EBE81A47057A7232F1B8E1".into(),
+        merchant_private_key: MERCHANT_KEY.into(),
+        platform_public_key: PROVIDER_PUB.into(),
+        platform_serial: PLATFORM_SERIAL.into(),
+        api_v3_key: API_V3_KEY.into(),
+        notify_url: "http://127.0.0.1:18080/api/v1/payment/callback/wechat".into(),
+    }
+}
+
+fn payment(id: i64, fen: i64) -> Payment {
+    let t = chrono::Utc::now();
+    Payment {
+        id: PaymentId(id),
+        order_id: OrderId(id * 10),
+        user_id: UserId(1),
+        provider: String::new(),
+        amount: Money(fen),
+        status: PaymentStatus::Pending,
+        provider_txn_id: None,
+        callbacks_seen: 0,
+        created_at: t,
+        updated_at: t,
+    }
+}
+
+/// The suite each provider runs: pay through the sandbox, verify the notification, query,
+/// refund twice (the money goes back once), and refuse a tampered notification.
+async fn pays_queries_and_refunds_once(p: &dyn PaymentProvider, s: &Sandbox) {
+    let pay = payment(1001, 128_000);
+    let checkout = p.create(&pay).await.unwrap();
+    assert_eq!(checkout.provider_ref, "1001");
+    assert_eq!(p.query(&pay).await.unwrap(), None, "not paid yet");
+
+    let cb = s.pay(&checkout.pay_url).unwrap();
+    let n = p.verify_callback(&cb).unwrap();
+    assert_eq!(
+        (n.payment_id, n.amount, n.succeeded),
+        (pay.id, pay.amount, true)
+    );
+    // The provider retries: the same notification verifies again, to the same transaction.
+    assert_eq!(
+        p.verify_callback(&s.pay(&checkout.pay_url).unwrap())
+            .unwrap(),
+        n
+    );
+    assert_eq!(
+        s.ledger().charged.len(),
+        1,
+        "paying twice takes the money once"
+    );
+
+    let queried = p.query(&pay).await.unwrap().expect("paid");
+    assert_eq!(
+        (queried.txn_id.as_str(), queried.succeeded),
+        (n.txn_id.as_str(), true)
+    );
+
+    p.refund(&pay).await.unwrap();
+    p.refund(&pay).await.unwrap();
+    assert_eq!(s.ledger().refunded.get(&pay.id), Some(&pay.amount));
+    assert_eq!(s.ledger().refunded.len(), 1);
+    let never_paid = payment(1002, 500);
+    assert!(matches!(
+        p.refund(&never_paid).await,
+        Err(Error::Conflict(_))
+    ));
+
+    // Any change to the signed body breaks the signature.
+    let mut forged = cb.clone();
+    let text = String::from_utf8(forged.body.clone()).unwrap();
+    let changed = text.replacen("1", "2", 1);
+    assert_ne!(changed, text);
+    forged.body = changed.into_bytes();
+    assert!(
+        matches!(p.verify_callback(&forged), Err(Error::Unauthenticated(_))),
+        "{:?}",
+        p.verify_callback(&forged)
+    );
+    let unsigned = Callback {
+        headers: Default::default(),
+        body: cb.body.clone(),
+    };
+    if p.name() == "wechat" {
+        assert!(matches!(
+            p.verify_callback(&unsigned),
+            Err(Error::Unauthenticated(_))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn alipay_pays_queries_and_refunds_once() {
+    let s = sandbox().await;
+    let p = Alipay::new(alipay_config(&s)).unwrap();
+    assert_eq!(p.callback_ack(), Some("success"));
+    pays_queries_and_refunds_once(&p, &s).await;
+}
+
+#[tokio::test]
+async fn wechat_pays_queries_and_refunds_once() {
+    let s = sandbox().await;
+    let p = WechatPay::new(wechat_config(&s)).unwrap();
+    assert_eq!(p.callback_ack(), None);
+    pays_queries_and_refunds_once(&p, &s).await;
+}
+
+#[tokio::test]
+async fn alipay_refuses_what_it_did_not_sign_or_is_for_another_app() {
+    let s = sandbox().await;
+    let p = Alipay::new(alipay_config(&s)).unwrap();
+    let checkout = p.create(&payment(7, 1280)).await.unwrap();
+    let cb = s.pay(&checkout.pay_url).unwrap();
+    // Signed by the merchant's key instead of Alipay's.
+    let other = Alipay::new(AlipayConfig {
+        alipay_public_key: MERCHANT_PUB.into(),
+        ..alipay_config(&s)
+    })
+    .unwrap();
+    assert!(matches!(
+        other.verify_callback(&cb),
+        Err(Error::Unauthenticated(_))
+    ));
+    // Signed by Alipay, but for another application.
+    let elsewhere = Alipay::new(AlipayConfig {
+        app_id: "2021000000000002".into(),
+        ..alipay_config(&s)
+    })
+    .unwrap();
+    assert!(matches!(
+        elsewhere.verify_callback(&cb),
+        Err(Error::InvalidArgument(_))
+    ));
+    // A sign_type other than RSA2 is refused before anything else.
+    let md5 = Callback {
+        body: [cb.body.as_slice(), b"&sign_type=RSA"].concat(),
+        ..cb.clone()
+    };
+    assert!(p.verify_callback(&md5).is_err());
+    // A merchant signing with a key the gateway does not know: the pay URL and the API refuse.
+    let wrong_merchant = Alipay::new(AlipayConfig {
+        app_private_key: PROVIDER_KEY.into(),
+        ..alipay_config(&s)
+    })
+    .unwrap();
+    let bad = wrong_merchant.create(&payment(8, 1280)).await.unwrap();
+    assert!(s.pay(&bad.pay_url).is_err());
+    assert!(wrong_merchant.query(&payment(7, 1280)).await.is_err());
+}
+
+#[tokio::test]
+async fn wechat_refuses_a_replay_an_unknown_key_and_another_merchant() {
+    let s = sandbox().await;
+    let p = WechatPay::new(wechat_config(&s)).unwrap();
+    let checkout = p.create(&payment(9, 990)).await.unwrap();
+    assert!(checkout.pay_url.starts_with("weixin://wxpay/bizpayurl?pr="));
+    let cb = s.pay(&checkout.pay_url).unwrap();
+    p.verify_callback(&cb).unwrap();
+
+    let with = |name: &str, value: String| {
+        let mut c = cb.clone();
+        c.headers.insert(name.into(), value);
+        c
+    };
+    // A notification WeChat Pay signed six minutes ago (a replay) is refused, though the
+    // signature over its old timestamp verifies.
+    let stale = (chrono::Utc::now().timestamp() - 360).to_string();
+    let nonce = &cb.headers["wechatpay-nonce"];
+    let mut message = format!("{stale}\n{nonce}\n").into_bytes();
+    message.extend_from_slice(&cb.body);
+    message.push(b'\n');
+    let mut replay = with("wechatpay-timestamp", stale);
+    replay.headers.insert(
+        "wechatpay-signature".into(),
+        Signer::from_key(PROVIDER_KEY)
+            .unwrap()
+            .sign(&message)
+            .unwrap(),
+    );
+    let refused = p.verify_callback(&replay).unwrap_err();
+    assert!(refused.to_string().contains("five minutes"), "{refused}");
+    assert!(matches!(
+        p.verify_callback(&with("wechatpay-serial", "PUB_KEY_ID_OTHER".into())),
+        Err(Error::Unauthenticated(_))
+    ));
+    // Signed by WeChat Pay, but the transaction is another merchant's.
+    let other = WechatPay::new(WechatConfig {
+        mch_id: "1900000002".into(),
+        ..wechat_config(&s)
+    })
+    .unwrap();
+    assert!(matches!(
+        other.verify_callback(&cb),
+        Err(Error::InvalidArgument(_))
+    ));
+    // Another API v3 key cannot read the resource.
+    let other_key = WechatPay::new(WechatConfig {
+        api_v3_key: "fedcba9876543210fedcba9876543210".into(),
+        ..wechat_config(&s)
+    })
+    .unwrap();
+    assert!(other_key.verify_callback(&cb).is_err());
+    // Paid: opening the same order again is refused as paid.
+    assert!(matches!(
+        p.create(&payment(9, 990)).await,
+        Err(Error::Conflict(_))
+    ));
+    // A merchant key the platform does not know: every call is refused.
+    let wrong_merchant = WechatPay::new(WechatConfig {
+        merchant_private_key: PROVIDER_KEY.into(),
+        ..wechat_config(&s)
+    })
+    .unwrap();
+    assert!(wrong_merchant.create(&payment(10, 990)).await.is_err());
+    // And answers not signed by the platform are not believed.
+    let wrong_platform = WechatPay::new(WechatConfig {
+        platform_public_key: MERCHANT_PUB.into(),
+        ..wechat_config(&s)
+    })
+    .unwrap();
+    assert!(matches!(
+        wrong_platform.query(&payment(9, 990)).await,
+        Err(Error::Unauthenticated(_))
+    ));
+}
+
+#[test]
+fn bad_configuration_is_a_clear_error() {
+    let cfg = WechatConfig {
+        api_base: "http://127.0.0.1:1".into(),
+        mch_id: "1".into(),
+        app_id: "wx".into(),
+        merchant_serial: "s".into(),
+        merchant_private_key: MERCHANT_KEY.into(),
+        platform_public_key: PROVIDER_PUB.into(),
+        platform_serial: "p".into(),
+        api_v3_key: "short".into(),
+        notify_url: "http://x/".into(),
+    };
+    assert!(matches!(
+        WechatPay::new(cfg.clone()),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        WechatPay::new(WechatConfig {
+            api_v3_key: API_V3_KEY.into(),
+            merchant_private_key: "nope".into(),
+            ..cfg
+        }),
+        Err(Error::InvalidArgument(_))
+    ));
+    let debug = format!(
+        "{:?}",
+        AlipayConfig {
+            gateway: "g".into(),
+            app_id: "a".into(),
+            app_private_key: MERCHANT_KEY.into(),
+            alipay_public_key: PROVIDER_PUB.into(),
+            notify_url: "n".into(),
+            return_url: None,
+        }
+    );
+    assert!(!debug.contains("PRIVATE"), "secrets are redacted: {debug}");
+}
+
+#[tokio::test]
+async fn an_unreachable_gateway_is_unavailable_and_retryable() {
+    let p = WechatPay::new(WechatConfig {
+        api_base: "http://127.0.0.1:1".into(),
+        mch_id: "1".into(),
+        app_id: "wx".into(),
+        merchant_serial: "s".into(),
+        merchant_private_key: MERCHANT_KEY.into(),
+        platform_public_key: PROVIDER_PUB.into(),
+        platform_serial: "p".into(),
+        api_v3_key: API_V3_KEY.into(),
+        notify_url: "http://x/".into(),
+    })
+    .unwrap();
+    let e = p.query(&payment(1, 1)).await.unwrap_err();
+    assert!(e.is_retryable(), "{e}");
+}

@@ -1,0 +1,204 @@
+//! `POST /api/v1/payment/callback/alipay` and `…/wechat` end to end: the server configured with
+//! each real provider, against seckill-pay's sandbox of its gateway. A buyer pays, the signed
+//! notification is applied once however often it comes, a forged one is refused, a lost one is
+//! recovered by the reconciler asking the provider, and a refund returns the money once.
+
+mod support;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use seckill_core::payment::Callback;
+use seckill_pay::sandbox::{loopback_listener, Sandbox, SandboxKeys, PLATFORM_SERIAL};
+use seckill_server::config::{Config, Secret};
+use serde_json::Value;
+use support::*;
+use tower::ServiceExt;
+
+const MERCHANT_KEY: &str = include_str!("../../seckill-pay/tests/keys/merchant.key.pem");
+const MERCHANT_PUB: &str = include_str!("../../seckill-pay/tests/keys/merchant.pub.pem");
+const PROVIDER_KEY: &str = include_str!("../../seckill-pay/tests/keys/provider.key.pem");
+const PROVIDER_PUB: &str = include_str!("../../seckill-pay/tests/keys/provider.pub.pem");
+const API_V3_KEY: &str = "0123456789abcdef0123456789abcdef";
+
+async fn sandbox() -> Sandbox {
+    Sandbox::start(
+        loopback_listener(7410).await.expect("a port"),
+        SandboxKeys {
+            merchant_public_key: MERCHANT_PUB.into(),
+            provider_private_key: PROVIDER_KEY.into(),
+            api_v3_key: API_V3_KEY.into(),
+        },
+    )
+    .await
+    .unwrap()
+}
+
+fn configure(cfg: &mut Config, provider: &str, s: &Sandbox) {
+    let p = &mut cfg.payment;
+    p.provider = provider.into();
+    p.public_url = Some("https://tickets.example.com".into());
+    p.alipay.gateway = s.alipay_gateway();
+    p.alipay.app_id = "2021000000000001".into();
+    p.alipay.app_private_key = Some(Secret(MERCHANT_KEY.into()));
+    p.alipay.alipay_public_key = PROVIDER_PUB.into();
+    p.wechat.api_base = s.base_url();
+    p.wechat.mch_id = "1900000001".into();
+    p.wechat.app_id = "wx0000000000000001".into();
+    p.wechat.merchant_serial = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1".into();
+    p.wechat.merchant_private_key = Some(Secret(MERCHANT_KEY.into()));
+    p.wechat.platform_public_key = PROVIDER_PUB.into();
+    p.wechat.platform_serial = PLATFORM_SERIAL.into();
+    p.wechat.api_v3_key = Some(Secret(API_V3_KEY.into()));
+}
+
+/// POSTs a provider's notification as it sends it; the answer as text.
+async fn deliver(a: &Api, provider: &str, cb: &Callback) -> (StatusCode, String) {
+    let mut req = Request::builder()
+        .method("POST")
+        .uri(format!("/api/v1/payment/callback/{provider}"));
+    for (k, v) in &cb.headers {
+        req = req.header(k.as_str(), v.as_str());
+    }
+    let resp = a
+        .router
+        .clone()
+        .oneshot(req.body(Body::from(cb.body.clone())).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// A settled order of `token`'s and the payment opened for it: (order id, payment JSON).
+async fn order_and_payment(a: &Api, token: &str) -> (String, Value) {
+    let act = a.demo_activity().await;
+    let order = a.buy(token, &act, 1).await.data()["order_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    a.settle_pipeline().await;
+    let pay = a
+        .call(
+            "POST",
+            &format!("/api/v1/orders/{order}/pay"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(pay.status, StatusCode::CREATED, "{}", pay.body);
+    (order, pay.data().clone())
+}
+
+async fn order_status(a: &Api, token: &str, order: &str) -> Value {
+    a.get(&format!("/api/v1/orders/{order}"), Some(token))
+        .await
+        .data()["status"]
+        .clone()
+}
+
+async fn pays_once_refuses_forgeries_and_recovers_lost_callbacks(provider: &str, ack: &str) {
+    let s = sandbox().await;
+    let a = api_with(true, |c| configure(c, provider, &s)).await;
+    let alice = a.user("alice").await;
+
+    let (order, pay) = order_and_payment(&a, &alice).await;
+    assert_eq!(pay["provider"], provider);
+    let cb = s.pay(pay["pay_url"].as_str().unwrap()).unwrap();
+
+    // Forged: one byte of the signed body changed.
+    let mut forged = cb.clone();
+    let at = forged.body.iter().position(|b| b.is_ascii_digit()).unwrap();
+    forged.body[at] = if forged.body[at] == b'9' { b'8' } else { b'9' };
+    let (status, text) = deliver(&a, provider, &forged).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["code"], 5002);
+    assert_eq!(order_status(&a, &alice, &order).await, "pending_payment");
+
+    // The real one, delivered twice (providers retry): paid once, acknowledged each time.
+    for _ in 0..2 {
+        let (status, text) = deliver(&a, provider, &cb).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        if ack.is_empty() {
+            let body: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(body["data"]["result"], "paid", "{body}");
+        } else {
+            assert_eq!(text, ack);
+        }
+    }
+    assert_eq!(order_status(&a, &alice, &order).await, "paid");
+    // Another provider's route is not this server's.
+    let (status, _) = deliver(&a, "mock", &cb).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A callback that never arrives: the reconciler asks the provider and settles the order.
+    let bob = a.user("bob").await;
+    let (lost_order, lost_pay) = order_and_payment(&a, &bob).await;
+    s.pay(lost_pay["pay_url"].as_str().unwrap()).unwrap();
+    assert_eq!(order_status(&a, &bob, &lost_order).await, "pending_payment");
+    assert!(a.state.engine.reconcile_payments().await.unwrap() >= 1);
+    assert_eq!(order_status(&a, &bob, &lost_order).await, "paid");
+
+    // The buyer's refund goes back through the provider, once.
+    let pid = pay["payment_id"].as_str().unwrap();
+    let refund_path = format!("/api/v1/payment/{pid}/refund");
+    let refund = || a.call("POST", &refund_path, Some(&alice), None);
+    for _ in 0..2 {
+        let r = refund().await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.data()["status"], "refunded");
+    }
+    assert_eq!(order_status(&a, &alice, &order).await, "refunded");
+    let ledger = s.ledger();
+    assert_eq!(ledger.charged.len(), 2, "{ledger:?}");
+    assert_eq!(ledger.refunded.len(), 1, "{ledger:?}");
+    // The guarantee checker, with the provider's ledger: nobody charged twice, every refund
+    // matches a payment its order could not keep.
+    let act: seckill_core::domain::ActivityId = a.demo_activity().await.parse().unwrap();
+    let expect = seckill_core::invariants::Expect {
+        reserved: vec![order.parse().unwrap(), lost_order.parse().unwrap()],
+        paid: vec![lost_pay["payment_id"].as_str().unwrap().parse().unwrap()],
+        ledger: Some(ledger),
+        quiescent: true,
+    };
+    let violations = seckill_core::invariants::check(&a.state.engine, act, &expect)
+        .await
+        .unwrap();
+    assert!(violations.is_empty(), "{violations:?}");
+}
+
+#[tokio::test]
+async fn alipay_end_to_end() {
+    pays_once_refuses_forgeries_and_recovers_lost_callbacks("alipay", "success").await;
+}
+
+#[tokio::test]
+async fn wechat_end_to_end() {
+    pays_once_refuses_forgeries_and_recovers_lost_callbacks("wechat", "").await;
+}
+
+#[tokio::test]
+async fn a_provider_without_its_settings_does_not_start() {
+    let s = sandbox().await;
+    for (provider, breaks, says) in [
+        ("alipay", "public_url", "payment.public_url"),
+        ("alipay", "key", "payment.alipay"),
+        ("wechat", "v3", "payment.wechat"),
+        ("paypal", "", "available: mock, alipay, wechat"),
+    ] {
+        let mut cfg = Config::default();
+        configure(&mut cfg, provider, &s);
+        match breaks {
+            "public_url" => cfg.payment.public_url = None,
+            "key" => cfg.payment.alipay.app_private_key = Some(Secret("garbage".into())),
+            "v3" => cfg.payment.wechat.api_v3_key = Some(Secret("short".into())),
+            _ => {}
+        }
+        let err = seckill_server::app::build(cfg)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(says), "{provider}/{breaks}: {err}");
+    }
+}
