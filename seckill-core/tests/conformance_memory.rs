@@ -42,7 +42,7 @@ async fn payment_provider() -> Option<seckill_core::conformance::payment::Backen
     let pay = mock.clone();
     Some(seckill_core::conformance::payment::Backend {
         provider: mock,
-        pay: Arc::new(move |p| pay.pay(p)),
+        pay: Arc::new(move |p, _checkout| pay.pay(p)),
     })
 }
 async fn repos() -> Option<Repos> {

@@ -1,5 +1,6 @@
-//! Both providers against the local sandbox of their gateway: one suite (`pays_queries_and_
-//! refunds_once`) runs on each, then each provider's own refusals. The keys in `tests/keys/` were
+//! Both providers against the local sandbox of their gateway: the shared `PaymentProvider`
+//! conformance suite of seckill-core runs on each, then the money moved and each provider's own
+//! refusals. The keys in `tests/keys/` were
 //! generated for these tests and protect nothing.
 
 use seckill_core::domain::{Money, OrderId, Payment, PaymentId, PaymentStatus, UserId};
@@ -9,6 +10,7 @@ use seckill_pay::alipay::{Alipay, AlipayConfig};
 use seckill_pay::keys::Signer;
 use seckill_pay::sandbox::{loopback_listener, Sandbox, SandboxKeys, PLATFORM_SERIAL};
 use seckill_pay::wechat::{WechatConfig, WechatPay};
+use std::sync::Arc;
 
 const MERCHANT_KEY: &str = include_str!("keys/merchant.key.pem");
 const MERCHANT_PUB: &str = include_str!("keys/merchant.pub.pem");
@@ -70,85 +72,76 @@ fn payment(id: i64, fen: i64) -> Payment {
     }
 }
 
-/// The suite each provider runs: pay through the sandbox, verify the notification, query,
-/// refund twice (the money goes back once), and refuse a tampered notification.
-async fn pays_queries_and_refunds_once(p: &dyn PaymentProvider, s: &Sandbox) {
-    let pay = payment(1001, 128_000);
-    let checkout = p.create(&pay).await.unwrap();
-    assert_eq!(checkout.provider_ref, "1001");
-    assert_eq!(p.query(&pay).await.unwrap(), None, "not paid yet");
+/// A fresh sandbox and `make` of its provider, as the shared conformance suite takes them.
+async fn conformance(
+    make: fn(&Sandbox) -> Arc<dyn PaymentProvider>,
+) -> Option<seckill_core::conformance::payment::Backend> {
+    let s = Arc::new(sandbox().await);
+    let provider = make(&s);
+    Some(seckill_core::conformance::payment::Backend {
+        provider,
+        pay: Arc::new(move |_, checkout| s.pay(&checkout.pay_url).expect("the sandbox takes it")),
+    })
+}
 
-    let cb = s.pay(&checkout.pay_url).unwrap();
-    let n = p.verify_callback(&cb).unwrap();
-    assert_eq!(
-        (n.payment_id, n.amount, n.succeeded),
-        (pay.id, pay.amount, true)
-    );
-    // The provider retries: the same notification verifies again, to the same transaction.
-    assert_eq!(
-        p.verify_callback(&s.pay(&checkout.pay_url).unwrap())
-            .unwrap(),
-        n
-    );
-    assert_eq!(
-        s.ledger().charged.len(),
-        1,
-        "paying twice takes the money once"
-    );
+async fn alipay() -> Option<seckill_core::conformance::payment::Backend> {
+    conformance(|s| Arc::new(Alipay::new(alipay_config(s)).unwrap())).await
+}
 
-    let queried = p.query(&pay).await.unwrap().expect("paid");
-    assert_eq!(
-        (queried.txn_id.as_str(), queried.succeeded),
-        (n.txn_id.as_str(), true)
-    );
+async fn wechat() -> Option<seckill_core::conformance::payment::Backend> {
+    conformance(|s| Arc::new(WechatPay::new(wechat_config(s)).unwrap())).await
+}
 
-    p.refund(&pay).await.unwrap();
-    p.refund(&pay).await.unwrap();
-    assert_eq!(s.ledger().refunded.get(&pay.id), Some(&pay.amount));
-    assert_eq!(s.ledger().refunded.len(), 1);
-    let never_paid = payment(1002, 500);
-    assert!(matches!(
-        p.refund(&never_paid).await,
-        Err(Error::Conflict(_))
-    ));
+mod alipay_suite {
+    use super::*;
+    seckill_core::payment_provider_conformance!(alipay);
+}
 
-    // Any change to the signed body breaks the signature.
-    let mut forged = cb.clone();
-    let text = String::from_utf8(forged.body.clone()).unwrap();
-    let changed = text.replacen("1", "2", 1);
-    assert_ne!(changed, text);
-    forged.body = changed.into_bytes();
-    assert!(
-        matches!(p.verify_callback(&forged), Err(Error::Unauthenticated(_))),
-        "{:?}",
-        p.verify_callback(&forged)
-    );
-    let unsigned = Callback {
-        headers: Default::default(),
-        body: cb.body.clone(),
-    };
-    if p.name() == "wechat" {
-        assert!(matches!(
-            p.verify_callback(&unsigned),
-            Err(Error::Unauthenticated(_))
-        ));
+mod wechat_suite {
+    use super::*;
+    seckill_core::payment_provider_conformance!(wechat);
+}
+
+#[tokio::test]
+async fn paying_twice_takes_the_money_once_and_refunding_twice_returns_it_once() {
+    let s = sandbox().await;
+    let providers: [Arc<dyn PaymentProvider>; 2] = [
+        Arc::new(Alipay::new(alipay_config(&s)).unwrap()),
+        Arc::new(WechatPay::new(wechat_config(&s)).unwrap()),
+    ];
+    for (i, p) in providers.iter().enumerate() {
+        let pay = payment(100 + i as i64, 128_000);
+        let checkout = p.create(&pay).await.unwrap();
+        let n = p
+            .verify_callback(&s.pay(&checkout.pay_url).unwrap())
+            .unwrap();
+        // The provider retries its notification; the buyer reloads the page and pays again.
+        assert_eq!(
+            p.verify_callback(&s.pay(&checkout.pay_url).unwrap())
+                .unwrap(),
+            n
+        );
+        p.refund(&pay).await.unwrap();
+        p.refund(&pay).await.unwrap();
+        assert_eq!(
+            s.ledger().charged.get(&pay.id),
+            Some(&pay.amount),
+            "{}",
+            p.name()
+        );
+        assert_eq!(
+            s.ledger().refunded.get(&pay.id),
+            Some(&pay.amount),
+            "{}",
+            p.name()
+        );
     }
-}
-
-#[tokio::test]
-async fn alipay_pays_queries_and_refunds_once() {
-    let s = sandbox().await;
-    let p = Alipay::new(alipay_config(&s)).unwrap();
-    assert_eq!(p.callback_ack(), Some("success"));
-    pays_queries_and_refunds_once(&p, &s).await;
-}
-
-#[tokio::test]
-async fn wechat_pays_queries_and_refunds_once() {
-    let s = sandbox().await;
-    let p = WechatPay::new(wechat_config(&s)).unwrap();
-    assert_eq!(p.callback_ack(), None);
-    pays_queries_and_refunds_once(&p, &s).await;
+    assert_eq!(
+        (s.ledger().charged.len(), s.ledger().refunded.len()),
+        (2, 2)
+    );
+    assert_eq!(providers[0].callback_ack(), Some("success"));
+    assert_eq!(providers[1].callback_ack(), None);
 }
 
 #[tokio::test]

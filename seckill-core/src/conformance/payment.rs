@@ -1,11 +1,12 @@
 //! Conformance cases of [`PaymentProvider`].
 //!
-//! A provider's callbacks come from the provider, so the fixture brings a `pay` function that
-//! makes the provider take a payment and returns the callback it then sends (a sandbox payment
-//! for a real provider, [`crate::payment::MockProvider::pay`] for the mock).
+//! A provider's callbacks come from the provider, so the fixture brings a `pay` function: the
+//! buyer pays at the checkout the provider returned, and gets the callback the provider then
+//! sends (a sandbox payment for a real provider, [`crate::payment::MockProvider::pay`] for the
+//! mock).
 
 use crate::domain::{Money, OrderId, Payment, PaymentId, PaymentStatus, UserId};
-use crate::payment::{Callback, PaymentProvider};
+use crate::payment::{Callback, Checkout, PaymentProvider};
 use crate::Error;
 use std::sync::Arc;
 
@@ -14,8 +15,8 @@ use std::sync::Arc;
 pub struct Backend {
     /// The provider.
     pub provider: Arc<dyn PaymentProvider>,
-    /// Makes the provider take `payment` and returns the callback it sends.
-    pub pay: Arc<dyn Fn(&Payment) -> Callback + Send + Sync>,
+    /// The buyer pays `payment` at `checkout`; returns the callback the provider sends.
+    pub pay: Arc<dyn Fn(&Payment, &Checkout) -> Callback + Send + Sync>,
 }
 
 impl std::fmt::Debug for Backend {
@@ -53,8 +54,8 @@ pub async fn checkout_and_unpaid_query(b: &Backend) {
 /// The provider's own callback verifies and reports the payment; a query agrees with it.
 pub async fn paid_callback_verifies_and_query_agrees(b: &Backend) {
     let p = payment();
-    b.provider.create(&p).await.unwrap();
-    let cb = (b.pay)(&p);
+    let c = b.provider.create(&p).await.unwrap();
+    let cb = (b.pay)(&p, &c);
     let n = b.provider.verify_callback(&cb).unwrap();
     assert_eq!(
         (n.payment_id, n.amount, n.succeeded),
@@ -68,30 +69,38 @@ pub async fn paid_callback_verifies_and_query_agrees(b: &Backend) {
     );
 }
 
-/// A callback altered in transit, or unsigned, is refused.
+/// A callback altered in transit is refused: every digit of its body changed in turn (amounts,
+/// ids, and the signature where it travels in the body), a callback without the headers that
+/// carry its signature, and a body in no format of the provider's.
 pub async fn tampered_callbacks_are_refused(b: &Backend) {
     let p = payment();
-    b.provider.create(&p).await.unwrap();
-    let cb = (b.pay)(&p);
-    let mut body = cb.clone();
-    body.body = String::from_utf8(cb.body.clone())
-        .unwrap()
-        .replace("12345", "1")
-        .into_bytes();
-    assert_ne!(
-        body.body, cb.body,
-        "the amount must appear in the signed body"
-    );
-    assert!(matches!(
-        b.provider.verify_callback(&body),
-        Err(Error::Unauthenticated(_))
-    ));
-    let mut unsigned = cb.clone();
-    unsigned.headers.clear();
-    assert!(matches!(
-        b.provider.verify_callback(&unsigned),
-        Err(Error::Unauthenticated(_))
-    ));
+    let c = b.provider.create(&p).await.unwrap();
+    let cb = (b.pay)(&p, &c);
+    let digits: Vec<usize> = (0..cb.body.len())
+        .filter(|&i| cb.body[i].is_ascii_digit())
+        .collect();
+    assert!(!digits.is_empty(), "a callback names its payment");
+    for i in digits {
+        let mut altered = cb.clone();
+        altered.body[i] = if cb.body[i] == b'9' {
+            b'0'
+        } else {
+            cb.body[i] + 1
+        };
+        let r = b.provider.verify_callback(&altered);
+        assert!(
+            matches!(r, Err(Error::Unauthenticated(_))),
+            "byte {i} altered: {r:?}"
+        );
+    }
+    if cb.headers.keys().any(|k| k.contains("signature")) {
+        let mut unsigned = cb.clone();
+        unsigned.headers.clear();
+        assert!(matches!(
+            b.provider.verify_callback(&unsigned),
+            Err(Error::Unauthenticated(_))
+        ));
+    }
     let garbage = Callback {
         headers: cb.headers.clone(),
         body: b"not json".to_vec(),
@@ -104,8 +113,8 @@ pub async fn refunds_are_idempotent(b: &Backend) {
     let never = payment();
     assert!(b.provider.refund(&never).await.is_err());
     let p = payment();
-    b.provider.create(&p).await.unwrap();
-    (b.pay)(&p);
+    let c = b.provider.create(&p).await.unwrap();
+    (b.pay)(&p, &c);
     b.provider.refund(&p).await.unwrap();
     b.provider.refund(&p).await.unwrap();
 }
