@@ -10,13 +10,16 @@ use crate::payment::{Callback, Checkout, PaymentProvider};
 use crate::Error;
 use std::sync::Arc;
 
+/// The buyer paying `payment` at `checkout`; returns the callback the provider sends.
+pub type PayFn = dyn Fn(&Payment, &Checkout) -> Callback + Send + Sync;
+
 /// The provider under test and how to pay through it.
 #[derive(Clone)]
 pub struct Backend {
     /// The provider.
     pub provider: Arc<dyn PaymentProvider>,
     /// The buyer pays `payment` at `checkout`; returns the callback the provider sends.
-    pub pay: Arc<dyn Fn(&Payment, &Checkout) -> Callback + Send + Sync>,
+    pub pay: Arc<PayFn>,
 }
 
 impl std::fmt::Debug for Backend {
