@@ -76,7 +76,7 @@ pub use error::{BoxError, Error, Result};
 pub use idempotency::{Begin, IdempotencyStore, StoredResponse};
 pub use lock::{Lock, LockGuard};
 pub use notify::{LogNotifier, Notifier};
-pub use payment::PaymentProvider;
+pub use payment::{PaymentProvider, PaymentProviders};
 pub use rate_limit::{Quota, RateDecision, RateLimiter};
 pub use session::{CodeCheck, SessionStore};
 pub use stock::StockReserver;

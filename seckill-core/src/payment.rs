@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// What the buyer needs to pay.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +67,70 @@ pub trait PaymentProvider: Send + Sync + std::fmt::Debug {
     /// `success`); `None`, the default: the server's JSON envelope with a 2xx status.
     fn callback_ack(&self) -> Option<&'static str> {
         None
+    }
+}
+
+/// The providers a deployment takes payments through, by name; the first is the default. A
+/// payment remembers its provider's name, so its callback, query and refund go to the provider
+/// that opened it.
+#[derive(Debug, Clone)]
+pub struct PaymentProviders {
+    list: Vec<Arc<dyn PaymentProvider>>,
+}
+
+impl PaymentProviders {
+    /// The providers in `list`, the first the default; refuses an empty list and two providers
+    /// of one name.
+    pub fn new(list: Vec<Arc<dyn PaymentProvider>>) -> Result<Self> {
+        if list.is_empty() {
+            return Err(Error::invalid("at least one payment provider is needed"));
+        }
+        for (i, p) in list.iter().enumerate() {
+            if list[..i].iter().any(|q| q.name() == p.name()) {
+                return Err(Error::invalid(format!(
+                    "payment provider {:?} is named twice",
+                    p.name()
+                )));
+            }
+        }
+        Ok(Self { list })
+    }
+
+    /// The default provider (the first).
+    pub fn default_provider(&self) -> &Arc<dyn PaymentProvider> {
+        &self.list[0]
+    }
+
+    /// The provider called `name`, if configured.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn PaymentProvider>> {
+        self.list.iter().find(|p| p.name() == name)
+    }
+
+    /// The provider called `name`, or [`Error::NotFound`] naming the configured ones.
+    pub fn named(&self, name: &str) -> Result<&Arc<dyn PaymentProvider>> {
+        self.get(name).ok_or_else(|| {
+            Error::not_found(format!(
+                "payment provider {name:?} (configured: {})",
+                self.names().join(", ")
+            ))
+        })
+    }
+
+    /// The configured providers' names, the default first.
+    pub fn names(&self) -> Vec<&str> {
+        self.list.iter().map(|p| p.name()).collect()
+    }
+}
+
+impl From<Arc<dyn PaymentProvider>> for PaymentProviders {
+    fn from(p: Arc<dyn PaymentProvider>) -> Self {
+        Self { list: vec![p] }
+    }
+}
+
+impl<P: PaymentProvider + 'static> From<Arc<P>> for PaymentProviders {
+    fn from(p: Arc<P>) -> Self {
+        Self { list: vec![p] }
     }
 }
 

@@ -11,7 +11,7 @@ use crate::memory::{
     MemoryBroker, MemoryDelayQueue, MemoryIdempotencyStore, MemoryLock, MemoryRateLimiter,
     MemorySessionStore, MemoryStockReserver, MemoryStore,
 };
-use crate::payment::PaymentProvider;
+use crate::payment::PaymentProviders;
 use crate::repo::{CatalogRepo, OrderRepo, PaymentRepo, UserRepo};
 use crate::{
     DelayQueue, Error, IdempotencyStore, Lock, MessageBroker, RateLimiter, Result, SessionStore,
@@ -333,7 +333,7 @@ impl Registry {
         &self,
         urls: &BackendUrls,
         clock: Arc<dyn Clock>,
-        provider: Arc<dyn PaymentProvider>,
+        providers: impl Into<PaymentProviders>,
     ) -> Result<Backends> {
         let ctx = BuildContext {
             clock: clock.clone(),
@@ -351,7 +351,7 @@ impl Registry {
             catalog: repos.catalog,
             orders: repos.orders,
             payments: repos.payments,
-            provider,
+            providers: providers.into(),
             clock,
         })
     }

@@ -1,7 +1,7 @@
 //! Payment providers for seckill-rs: **Alipay** (open platform, RSA2) and **WeChat Pay**
 //! (API v3), each an implementation of [`seckill_core::payment::PaymentProvider`], so the
 //! server's `POST /api/v1/payment/callback/alipay` and `…/wechat` verify and apply the real
-//! providers' signed notifications. With the `sandbox` feature, [`sandbox`] runs a local HTTP
+//! providers' signed notifications. With the `sandbox` feature, `sandbox` runs a local HTTP
 //! gateway that plays either provider (its keys, signatures, encryption and ledger), so the whole
 //! payment flow runs in tests and demos without the providers' networks.
 //!

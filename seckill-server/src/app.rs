@@ -46,7 +46,7 @@ pub async fn build(config: Config) -> anyhow_like::Result<Server> {
     seckill_store::register(&mut registry);
     seckill_broker::register(&mut registry);
     let backends = registry
-        .build(&config.backends, clock, payment.provider)
+        .build(&config.backends, clock, payment.providers)
         .await?;
     let s = &config.sale;
     let (worker_id, worker_lease) = match s.worker_id {

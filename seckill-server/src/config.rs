@@ -138,7 +138,8 @@ impl Default for SaleConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PaymentConfig {
-    /// The provider buyers pay through: `mock`, `alipay` or `wechat`.
+    /// The providers buyers pay through, comma-separated, the default first: `mock`,
+    /// `alipay`, `wechat` (`alipay,wechat` offers both).
     pub provider: String,
     /// HMAC key of the mock provider's callbacks. Unset: random per process.
     pub mock_secret: Option<Secret>,

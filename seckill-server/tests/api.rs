@@ -96,16 +96,7 @@ async fn signed_callbacks_are_verified_and_deduplicated() {
             Some(json!({"order_id": order})),
         )
         .await;
-    let pid: i64 = pay.data()["payment_id"].as_str().unwrap().parse().unwrap();
-    let payment = a
-        .state
-        .engine
-        .backends()
-        .payments
-        .payment(seckill_core::domain::PaymentId(pid))
-        .await
-        .unwrap()
-        .unwrap();
+    let payment = a.payment_record(&pay.data()["payment_id"]).await;
     let cb = a.state.mock.as_ref().unwrap().pay(&payment);
     let body = String::from_utf8(cb.body.clone()).unwrap();
     let sig = cb.headers["x-mock-signature"].clone();

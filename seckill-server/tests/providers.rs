@@ -71,24 +71,37 @@ async fn deliver(a: &Api, provider: &str, cb: &Callback) -> (StatusCode, String)
     (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// A settled order of `token`'s and the payment opened for it: (order id, payment JSON).
-async fn order_and_payment(a: &Api, token: &str) -> (String, Value) {
+/// A settled order of `token`'s: its id.
+async fn new_order(a: &Api, token: &str) -> String {
     let act = a.demo_activity().await;
     let order = a.buy(token, &act, 1).await.data()["order_id"]
         .as_str()
         .unwrap()
         .to_string();
     a.settle_pipeline().await;
+    order
+}
+
+/// Opens a payment of `order` with `provider`: the payment's JSON.
+async fn pay_with(a: &Api, token: &str, order: &str, provider: &str) -> Value {
     let pay = a
         .call(
             "POST",
-            &format!("/api/v1/orders/{order}/pay"),
+            &format!("/api/v1/orders/{order}/pay?provider={provider}"),
             Some(token),
             None,
         )
         .await;
     assert_eq!(pay.status, StatusCode::CREATED, "{}", pay.body);
-    (order, pay.data().clone())
+    assert_eq!(pay.data()["provider"], provider);
+    pay.data().clone()
+}
+
+/// A settled order of `token`'s and the payment opened for it with `provider`.
+async fn order_and_payment(a: &Api, token: &str, provider: &str) -> (String, Value) {
+    let order = new_order(a, token).await;
+    let pay = pay_with(a, token, &order, provider).await;
+    (order, pay)
 }
 
 async fn order_status(a: &Api, token: &str, order: &str) -> Value {
@@ -100,11 +113,10 @@ async fn order_status(a: &Api, token: &str, order: &str) -> Value {
 
 async fn pays_once_refuses_forgeries_and_recovers_lost_callbacks(provider: &str, ack: &str) {
     let s = sandbox().await;
-    let a = api_with(true, |c| configure(c, provider, &s)).await;
+    let a = api_with(true, |c| configure(c, "alipay,wechat", &s)).await;
     let alice = a.user("alice").await;
 
-    let (order, pay) = order_and_payment(&a, &alice).await;
-    assert_eq!(pay["provider"], provider);
+    let (order, pay) = order_and_payment(&a, &alice, provider).await;
     let cb = s.pay(pay["pay_url"].as_str().unwrap()).unwrap();
 
     // Forged: one byte of the signed body changed.
@@ -128,13 +140,21 @@ async fn pays_once_refuses_forgeries_and_recovers_lost_callbacks(provider: &str,
         }
     }
     assert_eq!(order_status(&a, &alice, &order).await, "paid");
-    // Another provider's route is not this server's.
+    // A provider this server is not configured with has no callback here; the other one
+    // does not take this provider's notification.
     let (status, _) = deliver(&a, "mock", &cb).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let other = if provider == "alipay" {
+        "wechat"
+    } else {
+        "alipay"
+    };
+    let (status, text) = deliver(&a, other, &cb).await;
+    assert!(status.is_client_error(), "{status} {text}");
 
     // A callback that never arrives: the reconciler asks the provider and settles the order.
     let bob = a.user("bob").await;
-    let (lost_order, lost_pay) = order_and_payment(&a, &bob).await;
+    let (lost_order, lost_pay) = order_and_payment(&a, &bob, provider).await;
     s.pay(lost_pay["pay_url"].as_str().unwrap()).unwrap();
     assert_eq!(order_status(&a, &bob, &lost_order).await, "pending_payment");
     assert!(a.state.engine.reconcile_payments().await.unwrap() >= 1);
@@ -179,6 +199,79 @@ async fn wechat_end_to_end() {
 }
 
 #[tokio::test]
+async fn paying_at_both_providers_charges_once_net() {
+    let s = sandbox().await;
+    let a = api_with(true, |c| configure(c, "alipay,wechat", &s)).await;
+    let alice = a.user("alice").await;
+    let order = new_order(&a, &alice).await;
+    // The default is the first configured provider; asking again reuses the open payment.
+    let default = a
+        .call(
+            "POST",
+            &format!("/api/v1/orders/{order}/pay"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(default.data()["provider"], "alipay");
+    let alipay = pay_with(&a, &alice, &order, "alipay").await;
+    assert_eq!(alipay["payment_id"], default.data()["payment_id"]);
+    let wechat = pay_with(&a, &alice, &order, "wechat").await;
+    assert_ne!(wechat["payment_id"], alipay["payment_id"]);
+    let unknown = a
+        .call(
+            "POST",
+            &format!("/api/v1/orders/{order}/pay?provider=paypal"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (unknown.status, unknown.code()),
+        (StatusCode::NOT_FOUND, 5005)
+    );
+
+    // The buyer pays at both: the first callback pays the order, the second is refunded.
+    for (name, p) in [("wechat", &wechat), ("alipay", &alipay)] {
+        let cb = s.pay(p["pay_url"].as_str().unwrap()).unwrap();
+        let (status, text) = deliver(&a, name, &cb).await;
+        assert_eq!(status, StatusCode::OK, "{name}: {text}");
+    }
+    assert_eq!(order_status(&a, &alice, &order).await, "paid");
+    let ledger = s.ledger();
+    assert_eq!(ledger.charged.len(), 2, "{ledger:?}");
+    let refunded: Vec<_> = ledger.refunded.keys().map(|k| k.to_string()).collect();
+    assert_eq!(refunded, [alipay["payment_id"].as_str().unwrap()]);
+    let paid_by = a
+        .get(&format!("/api/v1/orders/{order}"), Some(&alice))
+        .await
+        .data()["payment_id"]
+        .clone();
+    assert_eq!(paid_by, wechat["payment_id"]);
+
+    // A notification WeChat Pay signed for a payment that Alipay holds (an Alipay payment id
+    // opened at WeChat Pay behind the server's back) is refused: its money and refunds would
+    // not be where the record says.
+    let bob = a.user("bob").await;
+    let bobs = new_order(&a, &bob).await;
+    let at_alipay = pay_with(&a, &bob, &bobs, "alipay").await;
+    let record = a.payment_record(&at_alipay["payment_id"]).await;
+    let mut cfg = Config::default();
+    configure(&mut cfg, "wechat", &s);
+    let behind = seckill_server::payment::build(&cfg.payment, String::new).unwrap();
+    let checkout = behind
+        .providers
+        .default_provider()
+        .create(&record)
+        .await
+        .unwrap();
+    let cb = s.pay(&checkout.pay_url).unwrap();
+    let (status, text) = deliver(&a, "wechat", &cb).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert_eq!(order_status(&a, &bob, &bobs).await, "pending_payment");
+}
+
+#[tokio::test]
 async fn a_provider_without_its_settings_does_not_start() {
     let s = sandbox().await;
     for (provider, breaks, says) in [
@@ -186,6 +279,7 @@ async fn a_provider_without_its_settings_does_not_start() {
         ("alipay", "key", "payment.alipay"),
         ("wechat", "v3", "payment.wechat"),
         ("paypal", "", "available: mock, alipay, wechat"),
+        ("alipay,alipay", "", "named twice"),
     ] {
         let mut cfg = Config::default();
         configure(&mut cfg, provider, &s);

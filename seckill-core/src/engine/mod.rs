@@ -43,7 +43,7 @@ use crate::memory::{
     MemoryBroker, MemoryDelayQueue, MemoryIdempotencyStore, MemoryLock, MemoryRateLimiter,
     MemorySessionStore, MemoryStockReserver, MemoryStore,
 };
-use crate::payment::PaymentProvider;
+use crate::payment::PaymentProviders;
 use crate::rate_limit::{Quota, RateLimiter};
 use crate::repo::{CatalogRepo, OrderRepo, PaymentRepo, UserRepo};
 use crate::session::SessionStore;
@@ -80,15 +80,15 @@ pub struct Backends {
     pub orders: Arc<dyn OrderRepo>,
     /// Payments.
     pub payments: Arc<dyn PaymentRepo>,
-    /// The payment provider.
-    pub provider: Arc<dyn PaymentProvider>,
+    /// The payment providers (the first is the default).
+    pub providers: PaymentProviders,
     /// Time.
     pub clock: Arc<dyn Clock>,
 }
 
 impl Backends {
-    /// Every backend in memory, on `clock`, paying through `provider`.
-    pub fn in_memory(clock: Arc<dyn Clock>, provider: Arc<dyn PaymentProvider>) -> Self {
+    /// Every backend in memory, on `clock`, paying through `providers`.
+    pub fn in_memory(clock: Arc<dyn Clock>, providers: impl Into<PaymentProviders>) -> Self {
         let store = Arc::new(MemoryStore::new());
         Self {
             stock: Arc::new(MemoryStockReserver::new(clock.clone())),
@@ -102,7 +102,7 @@ impl Backends {
             catalog: store.clone(),
             orders: store.clone(),
             payments: store,
-            provider,
+            providers: providers.into(),
             clock,
         }
     }

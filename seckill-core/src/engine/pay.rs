@@ -42,11 +42,30 @@ pub enum CallbackOutcome {
 }
 
 impl Engine {
-    /// Opens a payment for the buyer's pending order, or returns the one already open. Someone
-    /// else's order is `NotFound`; an order that is not pending, or past its deadline, is
-    /// `Conflict`.
+    /// Opens a payment for the buyer's pending order with the default provider, or returns the
+    /// one already open. Someone else's order is `NotFound`; an order that is not pending, or
+    /// past its deadline, is `Conflict`.
     pub async fn start_payment(&self, user: UserId, order_id: OrderId) -> Result<PaymentStarted> {
+        let name = self
+            .backends()
+            .providers
+            .default_provider()
+            .name()
+            .to_string();
+        self.start_payment_via(user, order_id, &name).await
+    }
+
+    /// [`Engine::start_payment`] with the provider called `provider` (`NotFound` if it is not
+    /// configured). One payment stays open per order and provider: asking again returns it. A
+    /// buyer who pays at two providers is charged twice, and the second payment is refunded.
+    pub async fn start_payment_via(
+        &self,
+        user: UserId,
+        order_id: OrderId,
+        provider: &str,
+    ) -> Result<PaymentStarted> {
         let b = self.backends();
+        let provider = b.providers.named(provider)?;
         let order = match b.orders.order(order_id).await? {
             Some(o) if o.user_id == user => o,
             _ => return Err(Error::not_found(format!("order {order_id}"))),
@@ -63,15 +82,15 @@ impl Engine {
                 "order {order_id} passed its payment deadline"
             )));
         }
-        // One open payment per order: asking again returns the pending one.
+        // One open payment per order and provider: asking again returns the pending one.
         if let Some(p) = b
             .payments
             .order_payments(order_id)
             .await?
             .into_iter()
-            .find(|p| p.status == PaymentStatus::Pending)
+            .find(|p| p.status == PaymentStatus::Pending && p.provider == provider.name())
         {
-            let checkout = b.provider.create(&p).await?;
+            let checkout = provider.create(&p).await?;
             return Ok(PaymentStarted {
                 payment: p,
                 checkout,
@@ -81,7 +100,7 @@ impl Engine {
             id: PaymentId(self.next_id()),
             order_id,
             user_id: user,
-            provider: b.provider.name().to_string(),
+            provider: provider.name().to_string(),
             amount: order.amount,
             status: PaymentStatus::Pending,
             provider_txn_id: None,
@@ -90,18 +109,28 @@ impl Engine {
             updated_at: now,
         };
         b.payments.insert_payment(&payment).await?;
-        let checkout = b.provider.create(&payment).await?;
+        let checkout = provider.create(&payment).await?;
         Ok(PaymentStarted { payment, checkout })
     }
 
     /// Handles a provider callback. `Err(Unauthenticated)` for a bad signature; any `Ok` means
     /// its effect is committed and the provider may stop retrying.
     pub async fn handle_callback(&self, provider: &str, cb: &Callback) -> Result<Settlement> {
-        let b = self.backends();
-        if provider != b.provider.name() {
-            return Err(Error::not_found(format!("payment provider {provider:?}")));
+        let n = self
+            .backends()
+            .providers
+            .named(provider)?
+            .verify_callback(cb)?;
+        // Verified, but by a provider that did not open this payment: its money and its
+        // refunds are not where the record says.
+        if let Some(p) = self.backends().payments.payment(n.payment_id).await? {
+            if p.provider != provider {
+                return Err(Error::invalid(format!(
+                    "payment {} was opened with {}, not {provider}",
+                    p.id, p.provider
+                )));
+            }
         }
-        let n = b.provider.verify_callback(cb)?;
         self.apply_notification(&n).await
     }
 
@@ -192,7 +221,10 @@ impl Engine {
         tracing::info!(payment = %payment.id, order = %order.id, status = %order.status,
             "refunding a payment its order cannot take");
         let b = self.backends();
-        b.provider.refund(payment).await?;
+        b.providers
+            .named(&payment.provider)?
+            .refund(payment)
+            .await?;
         self.crash_point(CrashPoint::PayAfterRefund)?;
         if b.payments.mark_refunded(payment.id, self.now()).await? {
             self.metrics()

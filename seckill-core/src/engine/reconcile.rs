@@ -217,13 +217,12 @@ impl Engine {
             .payments_in(PaymentStatus::Pending, 10_000)
             .await?
         {
-            // A payment opened through another provider (the config changed) is not this
-            // provider's to answer for.
-            if p.provider != b.provider.name() {
+            // A payment opened with a provider no longer configured cannot be asked about.
+            let Some(provider) = b.providers.get(&p.provider) else {
                 continue;
-            }
+            };
             // One payment the provider cannot answer for now does not hold up the others.
-            match b.provider.query(&p).await {
+            match provider.query(&p).await {
                 Ok(Some(result)) => {
                     self.apply_notification(&result).await?;
                     n += 1;

@@ -114,12 +114,24 @@ pub async fn cancel(
         .map_err(order_error)?))
 }
 
+/// `?provider=` of `POST /orders/{id}/pay`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PayQuery {
+    /// The provider to pay with (`mock`, `alipay`, `wechat`; one the server is configured
+    /// with). Default: the server's default provider.
+    #[serde(default)]
+    #[param(max_length = 32)]
+    provider: Option<String>,
+}
+
 /// `POST /api/v1/orders/{id}/pay`: opens a payment for the order.
 #[utoipa::path(
     post,
     path = "/api/v1/orders/{id}/pay",
     tag = "orders",
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 128 visible ASCII characters; a retry with the same key replays the first answer, another request under it answers 422"), ("id" = OrderId, Path, description = "order id")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 128 visible ASCII characters; a retry with the same key replays the first answer, another request under it answers 422"), ("id" = OrderId, Path, description = "order id"), PayQuery),
     responses((status = 201, description = "success", body = Success<PaymentView>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure)),
     security(("bearer" = []))
 )]
@@ -127,7 +139,8 @@ pub async fn pay(
     State(s): State<AppState>,
     me: AuthUser,
     PathParam(id): PathParam<OrderId>,
+    QueryParams(q): QueryParams<PayQuery>,
     headers: HeaderMap,
 ) -> Response {
-    start_once(&s, me, &headers, id).await
+    start_once(&s, me, &headers, id, q.provider.as_deref()).await
 }

@@ -32,6 +32,11 @@ pub struct PaymentView {
 #[serde(deny_unknown_fields)]
 pub struct CreateReq {
     order_id: OrderId,
+    /// The provider to pay with (`mock`, `alipay`, `wechat`; one the server is configured
+    /// with). Default: the server's default provider.
+    #[serde(default)]
+    #[schema(max_length = 32)]
+    provider: Option<String>,
 }
 
 /// What a callback did.
@@ -42,11 +47,36 @@ pub struct CallbackResp {
     order_status: Option<OrderStatus>,
 }
 
-/// Opens (or reopens) the payment of the caller's order.
-pub async fn start(s: &AppState, me: AuthUser, order: OrderId) -> ApiResult<PaymentView> {
+/// The configured provider called `name` (the default one if `None`), or 5005.
+fn provider_name(s: &AppState, name: Option<&str>) -> Result<String, ApiError> {
+    let providers = &s.engine.backends().providers;
+    match name {
+        None => Ok(providers.default_provider().name().to_string()),
+        Some(n) => providers
+            .get(n)
+            .map(|p| p.name().to_string())
+            .ok_or_else(|| {
+                ApiError::new(
+                    Code::UnknownProvider,
+                    format!(
+                        "payment provider {n:?} is not configured; configured: {}",
+                        providers.names().join(", ")
+                    ),
+                )
+            }),
+    }
+}
+
+/// Opens (or reopens) the payment of the caller's order with `provider`.
+pub async fn start(
+    s: &AppState,
+    me: AuthUser,
+    order: OrderId,
+    provider: &str,
+) -> ApiResult<PaymentView> {
     let started = s
         .engine
-        .start_payment(me.id, order)
+        .start_payment_via(me.id, order, provider)
         .await
         .map_err(order_error)?;
     let p = started.payment;
@@ -79,24 +109,29 @@ pub async fn create(
     headers: HeaderMap,
     Body(req): Body<CreateReq>,
 ) -> Response {
-    start_once(&s, me, &headers, req.order_id).await
+    start_once(&s, me, &headers, req.order_id, req.provider.as_deref()).await
 }
 
 /// [`start`] once per `Idempotency-Key` (both payment routes share the scope: one key, one
-/// answer for the order).
+/// answer for the order and provider).
 pub async fn start_once(
     s: &AppState,
     me: AuthUser,
     headers: &HeaderMap,
     order: OrderId,
+    provider: Option<&str>,
 ) -> Response {
     let key = match replay::key(headers) {
         Ok(k) => k,
         Err(e) => return e.into_response(),
     };
-    let request = order.to_string();
+    let provider = match provider_name(s, provider) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let request = format!("{order} {provider}");
     replay::once(s, &me, "pay", key, request.as_bytes(), || async {
-        start(s, me.clone(), order).await.into_response()
+        start(s, me.clone(), order, &provider).await.into_response()
     })
     .await
 }
@@ -161,12 +196,7 @@ pub async fn refund_payment(s: &AppState, id: PaymentId) -> ApiResult<Payment> {
 
 async fn apply(s: &AppState, provider: &str, cb: &Callback) -> ApiResult<CallbackResp> {
     use seckill_core::Error as E;
-    if provider != s.engine.backends().provider.name() {
-        return Err(ApiError::new(
-            Code::UnknownProvider,
-            format!("payment provider {provider:?} is not configured"),
-        ));
-    }
+    provider_name(s, Some(provider))?;
     let settled = s
         .engine
         .handle_callback(provider, cb)
@@ -203,7 +233,7 @@ async fn apply(s: &AppState, provider: &str, cb: &Callback) -> ApiResult<Callbac
     post,
     path = "/api/v1/payment/callback/{provider}",
     tag = "payments",
-    params(("provider" = String, Path, description = "the configured provider's name: `mock`, `alipay` or `wechat`")),
+    params(("provider" = String, Path, description = "a configured provider's name: `mock`, `alipay` or `wechat`")),
     request_body(content = String, content_type = "application/json", description = "the provider's signed notification, as it sends it (Alipay: a form, `application/x-www-form-urlencoded`)"),
     responses((status = 200, description = "success (Alipay gets the text `success` instead of the envelope)", body = Success<CallbackResp>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure))
 )]
@@ -227,7 +257,13 @@ pub async fn callback(
         body: body.to_vec(),
     };
     match apply(&s, &provider, &cb).await {
-        Ok(done) => match s.engine.backends().provider.callback_ack() {
+        Ok(done) => match s
+            .engine
+            .backends()
+            .providers
+            .get(&provider)
+            .and_then(|p| p.callback_ack())
+        {
             Some(text) => (
                 StatusCode::OK,
                 [(

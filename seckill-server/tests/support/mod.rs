@@ -194,6 +194,19 @@ impl Api {
         .await
     }
 
+    /// The stored payment whose id an answer carries (`payment_id`, a string).
+    pub async fn payment_record(&self, payment_id: &Value) -> seckill_core::domain::Payment {
+        let id = payment_id.as_str().expect("a payment id").parse().unwrap();
+        self.state
+            .engine
+            .backends()
+            .payments
+            .payment(seckill_core::domain::PaymentId(id))
+            .await
+            .unwrap()
+            .expect("the payment is stored")
+    }
+
     /// Runs relay and order worker until the order is written.
     pub async fn settle_pipeline(&self) {
         let e = &self.state.engine;
