@@ -95,9 +95,9 @@ impl Verifier {
 mod tests {
     use super::*;
 
-    const PRIVATE: &str = include_str!("../tests/keys/merchant.key.pem");
-    const PUBLIC: &str = include_str!("../tests/keys/merchant.pub.pem");
-    const OTHER_PUBLIC: &str = include_str!("../tests/keys/provider.pub.pem");
+    const PRIVATE: &str = include_str!("../demo-keys/merchant.key.pem");
+    const PUBLIC: &str = include_str!("../demo-keys/merchant.pub.pem");
+    const OTHER_PUBLIC: &str = include_str!("../demo-keys/provider.pub.pem");
 
     fn bare(pem: &str) -> String {
         pem.lines().filter(|l| !l.starts_with("-----")).collect()

@@ -6,8 +6,9 @@
 //! The buyer's side is [`Sandbox::pay`]: open the pay URL a provider returned, pay, and get the
 //! signed notification the provider would POST to the merchant's `notify_url`.
 
-use crate::alipay::{form_fields, signing_string};
+use crate::alipay::{form_fields, signing_string, AlipayConfig};
 use crate::keys::{Signer, Verifier};
+use crate::wechat::WechatConfig;
 use crate::yuan;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -27,6 +28,32 @@ use tokio::net::TcpListener;
 
 /// The serial the sandbox's WeChat Pay signs under (`Wechatpay-Serial`).
 pub const PLATFORM_SERIAL: &str = "PUB_KEY_ID_SANDBOX";
+
+/// Keys generated for tests and demos (`seckill-pay/demo-keys/`). They protect nothing: never
+/// configure them against a real provider.
+pub mod demo_keys {
+    /// The merchant's RSA private key (PKCS#8 PEM).
+    pub const MERCHANT_PRIVATE: &str = include_str!("../demo-keys/merchant.key.pem");
+    /// The merchant's RSA public key.
+    pub const MERCHANT_PUBLIC: &str = include_str!("../demo-keys/merchant.pub.pem");
+    /// The sandbox provider's RSA private key.
+    pub const PROVIDER_PRIVATE: &str = include_str!("../demo-keys/provider.key.pem");
+    /// The sandbox provider's RSA public key.
+    pub const PROVIDER_PUBLIC: &str = include_str!("../demo-keys/provider.pub.pem");
+    /// A WeChat Pay API v3 key.
+    pub const API_V3: &str = "0123456789abcdef0123456789abcdef";
+}
+
+impl SandboxKeys {
+    /// The [`demo_keys`].
+    pub fn demo() -> Self {
+        Self {
+            merchant_public_key: demo_keys::MERCHANT_PUBLIC.into(),
+            provider_private_key: demo_keys::PROVIDER_PRIVATE.into(),
+            api_v3_key: demo_keys::API_V3.into(),
+        }
+    }
+}
 
 /// The sandbox's keys.
 #[derive(Clone)]
@@ -122,6 +149,34 @@ impl Sandbox {
     /// Alipay's gateway URL.
     pub fn alipay_gateway(&self) -> String {
         format!("{}/gateway.do", self.base_url())
+    }
+
+    /// An Alipay merchant of this sandbox with the [`demo_keys`], called back at `notify_url`.
+    pub fn alipay_config(&self, notify_url: &str) -> AlipayConfig {
+        AlipayConfig {
+            gateway: self.alipay_gateway(),
+            app_id: "2021000000000001".into(),
+            app_private_key: demo_keys::MERCHANT_PRIVATE.into(),
+            alipay_public_key: demo_keys::PROVIDER_PUBLIC.into(),
+            notify_url: notify_url.into(),
+            return_url: None,
+        }
+    }
+
+    /// A WeChat Pay merchant of this sandbox with the [`demo_keys`], called back at
+    /// `notify_url`.
+    pub fn wechat_config(&self, notify_url: &str) -> WechatConfig {
+        WechatConfig {
+            api_base: self.base_url(),
+            mch_id: "1900000001".into(),
+            app_id: "wx0000000000000001".into(),
+            merchant_serial: "5157F09EFDC096DE15EBE81A47057A7232F1B8E1".into(),
+            merchant_private_key: demo_keys::MERCHANT_PRIVATE.into(),
+            platform_public_key: demo_keys::PROVIDER_PUBLIC.into(),
+            platform_serial: PLATFORM_SERIAL.into(),
+            api_v3_key: demo_keys::API_V3.into(),
+            notify_url: notify_url.into(),
+        }
     }
 
     /// Money moved so far, per payment.

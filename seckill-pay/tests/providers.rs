@@ -1,58 +1,48 @@
 //! Both providers against the local sandbox of their gateway: the shared `PaymentProvider`
 //! conformance suite of seckill-core runs on each, then the money moved and each provider's own
-//! refusals. The keys in `tests/keys/` were
-//! generated for these tests and protect nothing.
+//! refusals, with the sandbox's demo keys.
 
 use seckill_core::domain::{Money, OrderId, Payment, PaymentId, PaymentStatus, UserId};
 use seckill_core::payment::{Callback, PaymentProvider};
 use seckill_core::Error;
 use seckill_pay::alipay::{Alipay, AlipayConfig};
 use seckill_pay::keys::Signer;
-use seckill_pay::sandbox::{loopback_listener, Sandbox, SandboxKeys, PLATFORM_SERIAL};
+use seckill_pay::sandbox::{demo_keys, loopback_listener, Sandbox, SandboxKeys};
 use seckill_pay::wechat::{WechatConfig, WechatPay};
 use std::sync::Arc;
 
-const MERCHANT_KEY: &str = include_str!("keys/merchant.key.pem");
-const MERCHANT_PUB: &str = include_str!("keys/merchant.pub.pem");
-const PROVIDER_KEY: &str = include_str!("keys/provider.key.pem");
-const PROVIDER_PUB: &str = include_str!("keys/provider.pub.pem");
-const API_V3_KEY: &str = "0123456789abcdef0123456789abcdef";
+const MERCHANT_PUB: &str = demo_keys::MERCHANT_PUBLIC;
+const PROVIDER_KEY: &str = demo_keys::PROVIDER_PRIVATE;
 
 async fn sandbox() -> Sandbox {
     Sandbox::start(
         loopback_listener(7310).await.expect("a port"),
-        SandboxKeys {
-            merchant_public_key: MERCHANT_PUB.into(),
-            provider_private_key: PROVIDER_KEY.into(),
-            api_v3_key: API_V3_KEY.into(),
-        },
+        SandboxKeys::demo(),
     )
     .await
     .unwrap()
 }
 
 fn alipay_config(s: &Sandbox) -> AlipayConfig {
-    AlipayConfig {
-        gateway: s.alipay_gateway(),
-        app_id: "2021000000000001".into(),
-        app_private_key: MERCHANT_KEY.into(),
-        alipay_public_key: PROVIDER_PUB.into(),
-        notify_url: "http://127.0.0.1:18080/api/v1/payment/callback/alipay".into(),
-        return_url: None,
-    }
+    s.alipay_config("http://127.0.0.1:18080/api/v1/payment/callback/alipay")
 }
 
 fn wechat_config(s: &Sandbox) -> WechatConfig {
+    s.wechat_config("http://127.0.0.1:18080/api/v1/payment/callback/wechat")
+}
+
+/// A WeChat Pay merchant whose API is at `api_base`.
+fn wechat_at(api_base: &str) -> WechatConfig {
     WechatConfig {
-        api_base: s.base_url(),
-        mch_id: "1900000001".into(),
-        app_id: "wx0000000000000001".into(),
-        merchant_serial: "5157F09EFDC096DE15EBE81A47057A7232F1B8E1".into(),
-        merchant_private_key: MERCHANT_KEY.into(),
-        platform_public_key: PROVIDER_PUB.into(),
-        platform_serial: PLATFORM_SERIAL.into(),
-        api_v3_key: API_V3_KEY.into(),
-        notify_url: "http://127.0.0.1:18080/api/v1/payment/callback/wechat".into(),
+        api_base: api_base.into(),
+        mch_id: "1".into(),
+        app_id: "wx".into(),
+        merchant_serial: "s".into(),
+        merchant_private_key: demo_keys::MERCHANT_PRIVATE.into(),
+        platform_public_key: demo_keys::PROVIDER_PUBLIC.into(),
+        platform_serial: "p".into(),
+        api_v3_key: demo_keys::API_V3.into(),
+        notify_url: "http://x/".into(),
     }
 }
 
@@ -265,57 +255,45 @@ async fn wechat_refuses_a_replay_an_unknown_key_and_another_merchant() {
 
 #[test]
 fn bad_configuration_is_a_clear_error() {
-    let cfg = WechatConfig {
-        api_base: "http://127.0.0.1:1".into(),
-        mch_id: "1".into(),
-        app_id: "wx".into(),
-        merchant_serial: "s".into(),
-        merchant_private_key: MERCHANT_KEY.into(),
-        platform_public_key: PROVIDER_PUB.into(),
-        platform_serial: "p".into(),
+    let short_key = WechatConfig {
         api_v3_key: "short".into(),
-        notify_url: "http://x/".into(),
+        ..wechat_at("http://127.0.0.1:1")
     };
     assert!(matches!(
-        WechatPay::new(cfg.clone()),
+        WechatPay::new(short_key),
         Err(Error::InvalidArgument(_))
     ));
+    let bad_pem = WechatConfig {
+        merchant_private_key: "nope".into(),
+        ..wechat_at("http://127.0.0.1:1")
+    };
     assert!(matches!(
-        WechatPay::new(WechatConfig {
-            api_v3_key: API_V3_KEY.into(),
-            merchant_private_key: "nope".into(),
-            ..cfg
-        }),
+        WechatPay::new(bad_pem),
         Err(Error::InvalidArgument(_))
     ));
     let debug = format!(
-        "{:?}",
-        AlipayConfig {
+        "{:?} {:?}",
+        wechat_at("http://127.0.0.1:1"),
+        Alipay::new(AlipayConfig {
             gateway: "g".into(),
             app_id: "a".into(),
-            app_private_key: MERCHANT_KEY.into(),
-            alipay_public_key: PROVIDER_PUB.into(),
+            app_private_key: demo_keys::MERCHANT_PRIVATE.into(),
+            alipay_public_key: demo_keys::PROVIDER_PUBLIC.into(),
             notify_url: "n".into(),
             return_url: None,
-        }
+        })
+        .unwrap()
     );
     assert!(!debug.contains("PRIVATE"), "secrets are redacted: {debug}");
+    assert!(
+        !debug.contains(demo_keys::API_V3),
+        "secrets are redacted: {debug}"
+    );
 }
 
 #[tokio::test]
 async fn an_unreachable_gateway_is_unavailable_and_retryable() {
-    let p = WechatPay::new(WechatConfig {
-        api_base: "http://127.0.0.1:1".into(),
-        mch_id: "1".into(),
-        app_id: "wx".into(),
-        merchant_serial: "s".into(),
-        merchant_private_key: MERCHANT_KEY.into(),
-        platform_public_key: PROVIDER_PUB.into(),
-        platform_serial: "p".into(),
-        api_v3_key: API_V3_KEY.into(),
-        notify_url: "http://x/".into(),
-    })
-    .unwrap();
+    let p = WechatPay::new(wechat_at("http://127.0.0.1:1")).unwrap();
     let e = p.query(&payment(1, 1)).await.unwrap_err();
     assert!(e.is_retryable(), "{e}");
 }

@@ -9,47 +9,40 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use seckill_core::payment::Callback;
-use seckill_pay::sandbox::{loopback_listener, Sandbox, SandboxKeys, PLATFORM_SERIAL};
+use seckill_pay::sandbox::{loopback_listener, Sandbox, SandboxKeys};
 use seckill_server::config::{Config, Secret};
 use serde_json::Value;
 use support::*;
 use tower::ServiceExt;
 
-const MERCHANT_KEY: &str = include_str!("../../seckill-pay/tests/keys/merchant.key.pem");
-const MERCHANT_PUB: &str = include_str!("../../seckill-pay/tests/keys/merchant.pub.pem");
-const PROVIDER_KEY: &str = include_str!("../../seckill-pay/tests/keys/provider.key.pem");
-const PROVIDER_PUB: &str = include_str!("../../seckill-pay/tests/keys/provider.pub.pem");
-const API_V3_KEY: &str = "0123456789abcdef0123456789abcdef";
-
 async fn sandbox() -> Sandbox {
     Sandbox::start(
         loopback_listener(7410).await.expect("a port"),
-        SandboxKeys {
-            merchant_public_key: MERCHANT_PUB.into(),
-            provider_private_key: PROVIDER_KEY.into(),
-            api_v3_key: API_V3_KEY.into(),
-        },
+        SandboxKeys::demo(),
     )
     .await
     .unwrap()
 }
 
+/// Pays through the sandbox with `provider` (comma-separated), its merchants' settings as the
+/// sandbox gives them.
 fn configure(cfg: &mut Config, provider: &str, s: &Sandbox) {
+    let (alipay, wechat) = (s.alipay_config(""), s.wechat_config(""));
     let p = &mut cfg.payment;
     p.provider = provider.into();
     p.public_url = Some("https://tickets.example.com".into());
-    p.alipay.gateway = s.alipay_gateway();
-    p.alipay.app_id = "2021000000000001".into();
-    p.alipay.app_private_key = Some(Secret(MERCHANT_KEY.into()));
-    p.alipay.alipay_public_key = PROVIDER_PUB.into();
-    p.wechat.api_base = s.base_url();
-    p.wechat.mch_id = "1900000001".into();
-    p.wechat.app_id = "wx0000000000000001".into();
-    p.wechat.merchant_serial = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1".into();
-    p.wechat.merchant_private_key = Some(Secret(MERCHANT_KEY.into()));
-    p.wechat.platform_public_key = PROVIDER_PUB.into();
-    p.wechat.platform_serial = PLATFORM_SERIAL.into();
-    p.wechat.api_v3_key = Some(Secret(API_V3_KEY.into()));
+    p.alipay.gateway = alipay.gateway;
+    p.alipay.app_id = alipay.app_id;
+    p.alipay.app_private_key = Some(Secret(alipay.app_private_key));
+    p.alipay.alipay_public_key = alipay.alipay_public_key;
+    p.wechat.api_base = wechat.api_base;
+    p.wechat.mch_id = wechat.mch_id;
+    p.wechat.app_id = wechat.app_id;
+    p.wechat.merchant_serial = wechat.merchant_serial;
+    p.wechat.merchant_private_key = Some(Secret(wechat.merchant_private_key));
+    p.wechat.platform_public_key = wechat.platform_public_key;
+    p.wechat.platform_serial = wechat.platform_serial;
+    p.wechat.api_v3_key = Some(Secret(wechat.api_v3_key));
 }
 
 /// POSTs a provider's notification as it sends it; the answer as text.
