@@ -459,11 +459,13 @@ async fn alipay_gateway(State(inner): State<Arc<Inner>>, body: String) -> Respon
     };
     let method = fields.get("method").cloned().unwrap_or_default();
     if inner.check_alipay_request(&fields).is_err() {
-        return alipay_reply(
-            &inner,
-            &method,
-            serde_json::json!({"code": "40002", "msg": "Invalid Arguments", "sub_code": "isv.invalid-signature"}),
-        );
+        // As Alipay does, a request whose signature fails gets an unsigned refusal.
+        let body = serde_json::json!({
+            format!("{}_response", method.replace('.', "_")): {
+                "code": "40002", "msg": "Invalid Arguments", "sub_code": "isv.invalid-signature"
+            }
+        });
+        return (StatusCode::OK, body.to_string()).into_response();
     }
     let biz: serde_json::Value =
         serde_json::from_str(fields.get("biz_content").map_or("{}", String::as_str))

@@ -174,7 +174,11 @@ async fn alipay_refuses_what_it_did_not_sign_or_is_for_another_app() {
     .unwrap();
     let bad = wrong_merchant.create(&payment(8, 1280)).await.unwrap();
     assert!(s.pay(&bad.pay_url).is_err());
-    assert!(wrong_merchant.query(&payment(7, 1280)).await.is_err());
+    let refused = wrong_merchant.query(&payment(7, 1280)).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("isv.invalid-signature"),
+        "{refused}"
+    );
 }
 
 #[tokio::test]
