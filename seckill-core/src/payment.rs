@@ -2,7 +2,7 @@
 //! `mock` provider that signs its callbacks with HMAC-SHA256.
 
 use crate::domain::{Money, Payment, PaymentId};
-use crate::{Error, Result};
+use crate::{Error, Result, Timestamp};
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use parking_lot::Mutex;
@@ -54,8 +54,10 @@ pub struct Notification {
 pub trait PaymentProvider: Send + Sync + std::fmt::Debug {
     /// The provider's name in routes and records (`mock`, `alipay`, `wechat`, …).
     fn name(&self) -> &str;
-    /// Opens a payment at the provider.
-    async fn create(&self, payment: &Payment) -> Result<Checkout>;
+    /// Opens a payment at the provider, payable until `pay_by` (the order's payment deadline;
+    /// a provider that can close the trade then does, so nobody pays an order already
+    /// cancelled).
+    async fn create(&self, payment: &Payment, pay_by: Timestamp) -> Result<Checkout>;
     /// Verifies and parses a callback.
     fn verify_callback(&self, callback: &Callback) -> Result<Notification>;
     /// Asks the provider where a payment stands: `None` while the buyer has not paid. Used to
@@ -235,7 +237,7 @@ impl PaymentProvider for MockProvider {
         "mock"
     }
 
-    async fn create(&self, payment: &Payment) -> Result<Checkout> {
+    async fn create(&self, payment: &Payment, _pay_by: Timestamp) -> Result<Checkout> {
         Ok(Checkout {
             provider_ref: format!("mock-{}", payment.id),
             pay_url: format!("/api/v1/payment/mock/{}/complete", payment.id),

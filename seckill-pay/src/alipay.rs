@@ -12,12 +12,13 @@
 
 use crate::http::Client;
 use crate::keys::{Signer, Verifier};
+use crate::time::cst;
 use crate::yuan;
 use async_trait::async_trait;
-use chrono::{FixedOffset, Utc};
+use chrono::Utc;
 use seckill_core::domain::{Payment, PaymentId};
 use seckill_core::payment::{Callback, Checkout, Notification, PaymentProvider};
-use seckill_core::{Error, Result};
+use seckill_core::{Error, Result, Timestamp};
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 
@@ -94,13 +95,25 @@ pub fn form_fields(body: &[u8]) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-/// Alipay's timestamp format, in China Standard Time.
-pub fn timestamp() -> String {
-    let cst = FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset");
-    Utc::now()
-        .with_timezone(&cst)
+/// `at` in Alipay's time format (`yyyy-MM-dd HH:mm:ss`, China Standard Time).
+pub fn format_time(at: Timestamp) -> String {
+    at.with_timezone(&cst())
         .format("%Y-%m-%d %H:%M:%S")
         .to_string()
+}
+
+/// Parses Alipay's time format back.
+pub fn parse_time(s: &str) -> Result<Timestamp> {
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+        .ok()
+        .and_then(|t| t.and_local_timezone(cst()).single())
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or_else(|| Error::invalid(format!("time {s:?} is not yyyy-MM-dd HH:mm:ss")))
+}
+
+/// Now, in Alipay's time format.
+pub fn timestamp() -> String {
+    format_time(Utc::now())
 }
 
 impl Alipay {
@@ -249,7 +262,7 @@ impl PaymentProvider for Alipay {
         NAME
     }
 
-    async fn create(&self, payment: &Payment) -> Result<Checkout> {
+    async fn create(&self, payment: &Payment, pay_by: Timestamp) -> Result<Checkout> {
         let fields = self.request(
             "alipay.trade.page.pay",
             serde_json::json!({
@@ -257,6 +270,7 @@ impl PaymentProvider for Alipay {
                 "total_amount": yuan::format(payment.amount),
                 "subject": format!("Order {}", payment.order_id),
                 "product_code": "FAST_INSTANT_TRADE_PAY",
+                "time_expire": format_time(pay_by),
             }),
         )?;
         let query = form_urlencoded::Serializer::new(String::new())
@@ -379,6 +393,16 @@ mod tests {
         let f = form_fields(b"a=%E4%B8%AD&b=x+y").unwrap();
         assert_eq!(f["a"], "中");
         assert_eq!(f["b"], "x y");
+    }
+
+    #[test]
+    fn times_are_written_in_china_standard_time() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-30T16:30:05Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(format_time(at), "2026-12-01 00:30:05");
+        assert_eq!(parse_time("2026-12-01 00:30:05").unwrap(), at);
+        assert!(parse_time("2026-12-01T00:30:05").is_err());
     }
 
     #[test]

@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod keys;
+pub mod time;
 pub mod yuan;
 
 #[cfg(feature = "alipay")]

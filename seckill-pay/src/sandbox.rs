@@ -20,7 +20,7 @@ use base64::Engine as _;
 use parking_lot::Mutex;
 use seckill_core::domain::{Money, PaymentId};
 use seckill_core::payment::{Callback, MockLedger};
-use seckill_core::{Error, Result};
+use seckill_core::{Error, Result, Timestamp};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -74,6 +74,14 @@ struct Trade {
     paid: bool,
     refunded: bool,
     txn_id: String,
+    /// The merchant's `time_expire`: unpaid by then, the trade closes.
+    expires: Option<Timestamp>,
+}
+
+impl Trade {
+    fn closed(&self) -> bool {
+        !self.paid && self.expires.is_some_and(|e| chrono::Utc::now() > e)
+    }
 }
 
 struct Inner {
@@ -196,13 +204,19 @@ impl Sandbox {
 }
 
 impl Inner {
-    fn charge(&self, out_trade_no: &str, trade: &mut Trade) {
+    fn charge(&self, out_trade_no: &str, trade: &mut Trade) -> Result<()> {
+        if trade.closed() {
+            return Err(Error::conflict(format!(
+                "trade {out_trade_no} closed at its time_expire"
+            )));
+        }
         if !trade.paid {
             trade.paid = true;
             if let Ok(id) = out_trade_no.parse::<PaymentId>() {
                 self.ledger.lock().charged.entry(id).or_insert(trade.amount);
             }
         }
+        Ok(())
     }
 
     fn refund(&self, out_trade_no: &str, trade: &mut Trade) {
@@ -234,6 +248,10 @@ impl Inner {
         let out_trade_no = biz["out_trade_no"].as_str().unwrap_or_default().to_string();
         let amount = yuan::parse(biz["total_amount"].as_str().unwrap_or_default())?;
         let app_id = fields.get("app_id").cloned().unwrap_or_default();
+        let expires = match biz["time_expire"].as_str() {
+            Some(t) => Some(crate::alipay::parse_time(t)?),
+            None => None,
+        };
         let trade = {
             let mut trades = self.trades.lock();
             let n = trades.len() + 1;
@@ -244,8 +262,9 @@ impl Inner {
                 paid: false,
                 refunded: false,
                 txn_id: format!("2026{n:024}"),
+                expires,
             });
-            self.charge(&out_trade_no, trade);
+            self.charge(&out_trade_no, trade)?;
             trade.clone()
         };
         let now = crate::alipay::timestamp();
@@ -305,7 +324,7 @@ impl Inner {
             let trade = trades
                 .get_mut(out_trade_no)
                 .ok_or_else(|| Error::not_found(format!("no Native order {out_trade_no}")))?;
-            self.charge(out_trade_no, trade);
+            self.charge(out_trade_no, trade)?;
             trade.clone()
         };
         let tx = wechat_transaction(out_trade_no, &trade);
@@ -420,6 +439,7 @@ fn wechat_transaction(out_trade_no: &str, t: &Trade) -> serde_json::Value {
     let state = match (t.paid, t.refunded) {
         (_, true) => "REFUND",
         (true, false) => "SUCCESS",
+        (false, false) if t.closed() => "CLOSED",
         (false, false) => "NOTPAY",
     };
     let mut tx = serde_json::json!({
@@ -479,6 +499,7 @@ async fn alipay_gateway(State(inner): State<Arc<Inner>>, body: String) -> Respon
             let status = match (t.paid, t.refunded) {
                 (_, true) => "TRADE_CLOSED",
                 (true, false) => "TRADE_SUCCESS",
+                (false, false) if t.closed() => "TRADE_CLOSED",
                 (false, false) => "WAIT_BUYER_PAY",
             };
             let mut r = serde_json::json!({
@@ -532,14 +553,18 @@ async fn wechat_native(
             Err(e) => return sign_error(&inner, e),
         };
     let req: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-    let (Some(out_trade_no), Some(total), Some(app_id)) = (
+    let expires = req["time_expire"]
+        .as_str()
+        .map(|t| chrono::DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&chrono::Utc)));
+    let (Some(out_trade_no), Some(total), Some(app_id), None | Some(Ok(_))) = (
         req["out_trade_no"].as_str(),
         req["amount"]["total"].as_i64(),
         req["appid"].as_str(),
+        &expires,
     ) else {
         return inner.wechat_reply(
             StatusCode::BAD_REQUEST,
-            serde_json::json!({"code": "PARAM_ERROR", "message": "out_trade_no, appid and amount.total are required"}),
+            serde_json::json!({"code": "PARAM_ERROR", "message": "out_trade_no, appid and amount.total are required; time_expire is RFC 3339"}),
         );
     };
     let mut trades = inner.trades.lock();
@@ -553,6 +578,7 @@ async fn wechat_native(
             paid: false,
             refunded: false,
             txn_id: format!("4200{n:024}"),
+            expires: expires.and_then(Result::ok),
         });
     if trade.paid {
         drop(trades);

@@ -20,7 +20,7 @@ use rand::distributions::{Alphanumeric, DistString};
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use seckill_core::domain::{Money, Payment, PaymentId};
 use seckill_core::payment::{Callback, Checkout, Notification, PaymentProvider};
-use seckill_core::{Error, Result};
+use seckill_core::{Error, Result, Timestamp};
 use serde::Deserialize;
 
 /// The production API.
@@ -340,7 +340,7 @@ impl PaymentProvider for WechatPay {
         NAME
     }
 
-    async fn create(&self, payment: &Payment) -> Result<Checkout> {
+    async fn create(&self, payment: &Payment, pay_by: Timestamp) -> Result<Checkout> {
         let reply = self
             .call(
                 "POST",
@@ -351,6 +351,9 @@ impl PaymentProvider for WechatPay {
                     "description": format!("Order {}", payment.order_id),
                     "out_trade_no": payment.id.to_string(),
                     "notify_url": self.config.notify_url,
+                    "time_expire": pay_by
+                        .with_timezone(&crate::time::cst())
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
                     "amount": { "total": payment.amount.0, "currency": "CNY" },
                 })),
             )

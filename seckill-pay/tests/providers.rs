@@ -46,6 +46,11 @@ fn wechat_at(api_base: &str) -> WechatConfig {
     }
 }
 
+/// A payment deadline a quarter of an hour away.
+fn soon() -> seckill_core::Timestamp {
+    chrono::Utc::now() + chrono::Duration::minutes(15)
+}
+
 fn payment(id: i64, fen: i64) -> Payment {
     let t = chrono::Utc::now();
     Payment {
@@ -101,7 +106,7 @@ async fn paying_twice_takes_the_money_once_and_refunding_twice_returns_it_once()
     ];
     for (i, p) in providers.iter().enumerate() {
         let pay = payment(100 + i as i64, 128_000);
-        let checkout = p.create(&pay).await.unwrap();
+        let checkout = p.create(&pay, soon()).await.unwrap();
         let n = p
             .verify_callback(&s.pay(&checkout.pay_url).unwrap())
             .unwrap();
@@ -135,10 +140,37 @@ async fn paying_twice_takes_the_money_once_and_refunding_twice_returns_it_once()
 }
 
 #[tokio::test]
+async fn a_trade_past_its_deadline_cannot_be_paid_and_queries_as_failed() {
+    let s = sandbox().await;
+    let providers: [Arc<dyn PaymentProvider>; 2] = [
+        Arc::new(Alipay::new(alipay_config(&s)).unwrap()),
+        Arc::new(WechatPay::new(wechat_config(&s)).unwrap()),
+    ];
+    for (i, p) in providers.iter().enumerate() {
+        let late = payment(200 + i as i64, 990);
+        let past = chrono::Utc::now() - chrono::Duration::seconds(5);
+        let checkout = p.create(&late, past).await.unwrap();
+        let refused = s.pay(&checkout.pay_url).unwrap_err();
+        assert!(
+            refused.to_string().contains("time_expire"),
+            "{}: {refused}",
+            p.name()
+        );
+        let closed = p
+            .query(&late)
+            .await
+            .unwrap()
+            .expect("a closed trade is an answer");
+        assert!(!closed.succeeded, "{}: {closed:?}", p.name());
+    }
+    assert!(s.ledger().charged.is_empty());
+}
+
+#[tokio::test]
 async fn alipay_refuses_what_it_did_not_sign_or_is_for_another_app() {
     let s = sandbox().await;
     let p = Alipay::new(alipay_config(&s)).unwrap();
-    let checkout = p.create(&payment(7, 1280)).await.unwrap();
+    let checkout = p.create(&payment(7, 1280), soon()).await.unwrap();
     let cb = s.pay(&checkout.pay_url).unwrap();
     // Signed by the merchant's key instead of Alipay's.
     let other = Alipay::new(AlipayConfig {
@@ -172,7 +204,10 @@ async fn alipay_refuses_what_it_did_not_sign_or_is_for_another_app() {
         ..alipay_config(&s)
     })
     .unwrap();
-    let bad = wrong_merchant.create(&payment(8, 1280)).await.unwrap();
+    let bad = wrong_merchant
+        .create(&payment(8, 1280), soon())
+        .await
+        .unwrap();
     assert!(s.pay(&bad.pay_url).is_err());
     let refused = wrong_merchant.query(&payment(7, 1280)).await.unwrap_err();
     assert!(
@@ -185,7 +220,7 @@ async fn alipay_refuses_what_it_did_not_sign_or_is_for_another_app() {
 async fn wechat_refuses_a_replay_an_unknown_key_and_another_merchant() {
     let s = sandbox().await;
     let p = WechatPay::new(wechat_config(&s)).unwrap();
-    let checkout = p.create(&payment(9, 990)).await.unwrap();
+    let checkout = p.create(&payment(9, 990), soon()).await.unwrap();
     assert!(checkout.pay_url.starts_with("weixin://wxpay/bizpayurl?pr="));
     let cb = s.pay(&checkout.pay_url).unwrap();
     p.verify_callback(&cb).unwrap();
@@ -235,7 +270,7 @@ async fn wechat_refuses_a_replay_an_unknown_key_and_another_merchant() {
     assert!(other_key.verify_callback(&cb).is_err());
     // Paid: opening the same order again is refused as paid.
     assert!(matches!(
-        p.create(&payment(9, 990)).await,
+        p.create(&payment(9, 990), soon()).await,
         Err(Error::Conflict(_))
     ));
     // A merchant key the platform does not know: every call is refused.
@@ -244,7 +279,10 @@ async fn wechat_refuses_a_replay_an_unknown_key_and_another_merchant() {
         ..wechat_config(&s)
     })
     .unwrap();
-    assert!(wrong_merchant.create(&payment(10, 990)).await.is_err());
+    assert!(wrong_merchant
+        .create(&payment(10, 990), soon())
+        .await
+        .is_err());
     // And answers not signed by the platform are not believed.
     let wrong_platform = WechatPay::new(WechatConfig {
         platform_public_key: MERCHANT_PUB.into(),

@@ -255,13 +255,42 @@ async fn paying_at_both_providers_charges_once_net() {
     let checkout = behind
         .providers
         .default_provider()
-        .create(&record)
+        .create(&record, chrono::Utc::now() + chrono::Duration::minutes(15))
         .await
         .unwrap();
     let cb = s.pay(&checkout.pay_url).unwrap();
     let (status, text) = deliver(&a, "wechat", &cb).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
     assert_eq!(order_status(&a, &bob, &bobs).await, "pending_payment");
+}
+
+#[tokio::test]
+async fn a_payment_past_its_order_deadline_closes_at_the_provider() {
+    let s = sandbox().await;
+    let a = api_with(true, |c| {
+        configure(c, "alipay,wechat", &s);
+        c.sale.payment_timeout_secs = 2;
+    })
+    .await;
+    let alice = a.user("alice").await;
+    let mut payments = Vec::new();
+    for provider in ["alipay", "wechat"] {
+        payments.push(order_and_payment(&a, &alice, provider).await.1);
+    }
+    // The providers were told the order's deadline: once it has passed, nobody can pay.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    for p in &payments {
+        let refused = s.pay(p["pay_url"].as_str().unwrap()).unwrap_err();
+        assert!(refused.to_string().contains("time_expire"), "{refused}");
+    }
+    // The reconciler hears "closed" and records the payments failed, so it stops asking.
+    assert_eq!(a.state.engine.reconcile_payments().await.unwrap(), 2);
+    for p in &payments {
+        let record = a.payment_record(&p["payment_id"]).await;
+        assert_eq!(record.status, seckill_core::domain::PaymentStatus::Failed);
+    }
+    assert_eq!(a.state.engine.reconcile_payments().await.unwrap(), 0);
+    assert!(s.ledger().charged.is_empty());
 }
 
 #[tokio::test]

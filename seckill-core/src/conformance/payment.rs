@@ -46,10 +46,15 @@ fn payment() -> Payment {
     }
 }
 
+/// A deadline a quarter of an hour away.
+fn pay_by() -> crate::Timestamp {
+    chrono::Utc::now() + chrono::Duration::minutes(15)
+}
+
 /// A checkout names where to pay; an unpaid payment queries as `None`.
 pub async fn checkout_and_unpaid_query(b: &Backend) {
     let p = payment();
-    let c = b.provider.create(&p).await.unwrap();
+    let c = b.provider.create(&p, pay_by()).await.unwrap();
     assert!(!c.pay_url.is_empty() && !c.provider_ref.is_empty());
     assert_eq!(b.provider.query(&p).await.unwrap(), None);
 }
@@ -57,7 +62,7 @@ pub async fn checkout_and_unpaid_query(b: &Backend) {
 /// The provider's own callback verifies and reports the payment; a query agrees with it.
 pub async fn paid_callback_verifies_and_query_agrees(b: &Backend) {
     let p = payment();
-    let c = b.provider.create(&p).await.unwrap();
+    let c = b.provider.create(&p, pay_by()).await.unwrap();
     let cb = (b.pay)(&p, &c);
     let n = b.provider.verify_callback(&cb).unwrap();
     assert_eq!(
@@ -77,7 +82,7 @@ pub async fn paid_callback_verifies_and_query_agrees(b: &Backend) {
 /// carry its signature, and a body in no format of the provider's.
 pub async fn tampered_callbacks_are_refused(b: &Backend) {
     let p = payment();
-    let c = b.provider.create(&p).await.unwrap();
+    let c = b.provider.create(&p, pay_by()).await.unwrap();
     let cb = (b.pay)(&p, &c);
     let digits: Vec<usize> = (0..cb.body.len())
         .filter(|&i| cb.body[i].is_ascii_digit())
@@ -116,7 +121,7 @@ pub async fn refunds_are_idempotent(b: &Backend) {
     let never = payment();
     assert!(b.provider.refund(&never).await.is_err());
     let p = payment();
-    let c = b.provider.create(&p).await.unwrap();
+    let c = b.provider.create(&p, pay_by()).await.unwrap();
     (b.pay)(&p, &c);
     b.provider.refund(&p).await.unwrap();
     b.provider.refund(&p).await.unwrap();

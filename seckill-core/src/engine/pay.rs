@@ -90,7 +90,7 @@ impl Engine {
             .into_iter()
             .find(|p| p.status == PaymentStatus::Pending && p.provider == provider.name())
         {
-            let checkout = provider.create(&p).await?;
+            let checkout = provider.create(&p, order.expires_at).await?;
             return Ok(PaymentStarted {
                 payment: p,
                 checkout,
@@ -109,7 +109,7 @@ impl Engine {
             updated_at: now,
         };
         b.payments.insert_payment(&payment).await?;
-        let checkout = provider.create(&payment).await?;
+        let checkout = provider.create(&payment, order.expires_at).await?;
         Ok(PaymentStarted { payment, checkout })
     }
 
