@@ -276,6 +276,12 @@ pub trait PaymentRepo: Send + Sync + std::fmt::Debug {
     ) -> Result<PaymentRecorded>;
     /// `succeeded | refund_due → refunded`; `true` if it changed now.
     async fn mark_refunded(&self, id: PaymentId, at: Timestamp) -> Result<bool>;
-    /// Payments in a status, oldest first (reconciliation).
-    async fn payments_in(&self, status: PaymentStatus, limit: usize) -> Result<Vec<Payment>>;
+    /// Up to `limit` payments in a status with ids above `after`, by id: one page of a scan
+    /// that resumes where the last page ended (reconciliation).
+    async fn payments_in(
+        &self,
+        status: PaymentStatus,
+        after: Option<PaymentId>,
+        limit: usize,
+    ) -> Result<Vec<Payment>>;
 }

@@ -436,3 +436,64 @@ async fn a_refund_returns_the_money_once_even_across_a_crash() {
     .unwrap();
     assert!(v.is_empty(), "{v:#?}");
 }
+
+/// The reconciler pages through payments and goes on where the last pass stopped: a lost
+/// callback behind any number of older pending payments is still found. (Read from the start
+/// each time, a page of two would never reach it.)
+#[tokio::test]
+async fn the_reconciler_reaches_a_lost_callback_behind_older_pending_payments() {
+    let s = sale(&Fixture::memory(), SaleSpec::default()).await;
+    let cfg = seckill_core::engine::EngineConfig {
+        reconcile_page: 2,
+        ..s.engine.config().clone()
+    };
+    let e = seckill_core::engine::Engine::new(s.engine.backends().clone(), cfg);
+    let mut w = s.engine.order_worker().await.unwrap();
+    let mut payments = Vec::new();
+    for user in 1..=6 {
+        let BuyOutcome::Reserved { order_id, .. } = e.buy(buy(user, 1, None, &s)).await.unwrap()
+        else {
+            panic!("user {user} could not buy")
+        };
+        s.drain(&mut w).await;
+        payments.push(
+            e.start_payment(UserId(user), order_id)
+                .await
+                .unwrap()
+                .payment,
+        );
+    }
+    // Five buyers never pay; the last one pays, and the provider's callback is lost.
+    let last = payments.last().unwrap().clone();
+    s.provider.pay(&last);
+    let status = || async {
+        e.backends()
+            .payments
+            .payment(last.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+    };
+    e.reconcile_payments().await.unwrap();
+    assert_eq!(
+        status().await,
+        PaymentStatus::Pending,
+        "page 1: the oldest two"
+    );
+    e.reconcile_payments().await.unwrap();
+    e.reconcile_payments().await.unwrap();
+    assert_eq!(
+        status().await,
+        PaymentStatus::Succeeded,
+        "page 3 reaches it"
+    );
+    let order = e
+        .backends()
+        .orders
+        .order(last.order_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(order.status, OrderStatus::Paid);
+}

@@ -416,10 +416,9 @@ pub async fn lists_filter_and_paginate(b: &Backend) {
     assert_eq!(mine, [ids[1], ids[2]]);
 }
 
-/// Payment results are compare-and-set, idempotent per transaction id, and transaction ids are
-/// unique; a refund happens once.
-pub async fn payments_record_once(b: &Backend) {
-    let mk = |order: OrderId| Payment {
+/// A new pending payment of `order`.
+fn pending_payment(order: OrderId) -> Payment {
+    Payment {
         id: PaymentId(id()),
         order_id: order,
         user_id: UserId(1),
@@ -430,11 +429,16 @@ pub async fn payments_record_once(b: &Backend) {
         callbacks_seen: 0,
         created_at: t0(),
         updated_at: t0(),
-    };
+    }
+}
+
+/// Payment results are compare-and-set, idempotent per transaction id, and transaction ids are
+/// unique; a refund happens once.
+pub async fn payments_record_once(b: &Backend) {
     let a = activity(b, 10, 5).await;
     let o = order(&a, 1, 1);
     b.orders.create_from_hold("m", &o).await.unwrap();
-    let p = mk(o.id);
+    let p = pending_payment(o.id);
     b.payments.insert_payment(&p).await.unwrap();
     let txn = format!("txn-{}", id());
     let at = t0();
@@ -456,7 +460,7 @@ pub async fn payments_record_once(b: &Backend) {
             .unwrap(),
         PaymentRecorded::Conflict(_)
     ));
-    let q = mk(p.order_id);
+    let q = pending_payment(p.order_id);
     b.payments.insert_payment(&q).await.unwrap();
     let txn_q = format!("txn-{}", id());
     assert!(matches!(
@@ -574,6 +578,46 @@ pub async fn expired_orders_are_cancelled_once(b: &Backend) {
     assert_eq!(b.catalog.activity(a.id).await.unwrap().unwrap().sold, 0);
 }
 
+/// Payments in a status come by id, a page at a time, each page going on after the last; other
+/// statuses are left out.
+pub async fn payments_page_by_id(b: &Backend) {
+    let a = activity(b, 10, 5).await;
+    let o = order(&a, 1, 1);
+    b.orders.create_from_hold("m", &o).await.unwrap();
+    let mut pending = Vec::new();
+    for i in 0..6 {
+        let p = pending_payment(o.id);
+        b.payments.insert_payment(&p).await.unwrap();
+        if i == 2 {
+            let txn = format!("txn-{}", id());
+            b.payments
+                .record_result(p.id, &txn, PaymentStatus::Failed, t0())
+                .await
+                .unwrap();
+        } else {
+            pending.push(p.id);
+        }
+    }
+    pending.sort();
+    let mut seen = Vec::new();
+    let mut after = None;
+    for _ in 0..4 {
+        let page = b
+            .payments
+            .payments_in(PaymentStatus::Pending, after, 2)
+            .await
+            .unwrap();
+        assert!(page.len() <= 2);
+        assert!(page.iter().all(|p| p.status == PaymentStatus::Pending));
+        seen.extend(page.iter().map(|p| p.id));
+        match page.last() {
+            Some(last) => after = Some(last.id),
+            None => break,
+        }
+    }
+    assert_eq!(seen, pending);
+}
+
 /// Stamps out every case of this suite as a test for a backend.
 #[macro_export]
 macro_rules! repo_conformance {
@@ -587,6 +631,7 @@ macro_rules! repo_conformance {
             status_changes_are_compare_and_set,
             lists_filter_and_paginate,
             payments_record_once,
+            payments_page_by_id,
             order_batches_match_one_at_a_time,
             expired_orders_are_cancelled_once,
         );

@@ -140,6 +140,9 @@ pub struct EngineConfig {
     pub reconcile_grace: Duration,
     /// How long the buy gate trusts its cached copy of an activity.
     pub activity_cache_ttl: Duration,
+    /// Payments per status the reconciler looks at in one pass; the next pass goes on after
+    /// the last one, so every payment is reached however many there are.
+    pub reconcile_page: usize,
     /// Snowflake worker id of this process.
     pub worker_id: u16,
 }
@@ -157,6 +160,7 @@ impl Default for EngineConfig {
             batch_size: 256,
             reconcile_grace: Duration::from_secs(60),
             activity_cache_ttl: Duration::from_secs(1),
+            reconcile_page: 500,
             worker_id: 0,
         }
     }
@@ -171,6 +175,9 @@ struct Inner {
     fetching: parking_lot::Mutex<HashMap<ActivityId, Arc<tokio::sync::Mutex<()>>>>,
     faults: Option<Arc<dyn FaultInjector>>,
     metrics: EngineMetrics,
+    /// Where each payment status's reconciliation scan goes on.
+    payment_cursors:
+        parking_lot::Mutex<HashMap<crate::domain::PaymentStatus, crate::domain::PaymentId>>,
 }
 
 /// The sale engine. Cheap to clone; every clone shares the same state.
@@ -208,6 +215,7 @@ impl Engine {
                 fetching: parking_lot::Mutex::new(HashMap::new()),
                 faults,
                 metrics: EngineMetrics::default(),
+                payment_cursors: parking_lot::Mutex::new(HashMap::new()),
             }),
         }
     }

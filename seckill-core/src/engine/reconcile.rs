@@ -6,7 +6,7 @@
 //! succeeded payments whose order did not take them (refund) or was not yet marked paid.
 
 use super::Engine;
-use crate::domain::{ActivityId, Hold, HoldState, Order, OrderStatus, PaymentStatus};
+use crate::domain::{ActivityId, Hold, HoldState, Order, OrderStatus, Payment, PaymentStatus};
 use crate::stock::StockSnapshot;
 use crate::{Error, Result};
 use serde::Serialize;
@@ -205,18 +205,36 @@ impl Engine {
         })
     }
 
+    /// This pass's page of payments in `status`: after where the last pass stopped, and from
+    /// the start again once a scan reached the end. Each pass does a bounded amount of work
+    /// (provider queries included), and no payment waits behind older ones for ever.
+    async fn payment_page(&self, status: PaymentStatus) -> Result<Vec<Payment>> {
+        let page = self.config().reconcile_page.max(1);
+        let after = self.inner.payment_cursors.lock().get(&status).copied();
+        let got = self
+            .backends()
+            .payments
+            .payments_in(status, after, page)
+            .await?;
+        let mut cursors = self.inner.payment_cursors.lock();
+        match got.last() {
+            Some(last) if got.len() == page => cursors.insert(status, last.id),
+            _ => cursors.remove(&status),
+        };
+        Ok(got)
+    }
+
     /// Settles payments the callbacks left unfinished: asks the provider about pending payments
     /// (a callback may never have arrived), and settles every succeeded payment whose order is
     /// not paid by it (refunds late or double payments, finishes callbacks that crashed
-    /// mid-way). Returns how many payments it changed or settled.
+    /// mid-way). Each pass looks at one page per status ([`EngineConfig::reconcile_page`]),
+    /// going on from the last pass. Returns how many payments it changed or settled.
+    ///
+    /// [`EngineConfig::reconcile_page`]: super::EngineConfig::reconcile_page
     pub async fn reconcile_payments(&self) -> Result<usize> {
         let b = self.backends();
         let mut n = 0;
-        for p in b
-            .payments
-            .payments_in(PaymentStatus::Pending, 10_000)
-            .await?
-        {
+        for p in self.payment_page(PaymentStatus::Pending).await? {
             // A payment opened with a provider no longer configured cannot be asked about.
             let Some(provider) = b.providers.get(&p.provider) else {
                 continue;
@@ -233,19 +251,11 @@ impl Engine {
                 }
             }
         }
-        for p in b
-            .payments
-            .payments_in(PaymentStatus::RefundDue, 10_000)
-            .await?
-        {
+        for p in self.payment_page(PaymentStatus::RefundDue).await? {
             self.settle(&p).await?;
             n += 1;
         }
-        let ps = b
-            .payments
-            .payments_in(PaymentStatus::Succeeded, 10_000)
-            .await?;
-        for p in ps {
+        for p in self.payment_page(PaymentStatus::Succeeded).await? {
             let settled = self
                 .backends()
                 .orders

@@ -403,12 +403,20 @@ impl PaymentRepo for MemoryStore {
         }
     }
 
-    async fn payments_in(&self, status: PaymentStatus, limit: usize) -> Result<Vec<Payment>> {
+    async fn payments_in(
+        &self,
+        status: PaymentStatus,
+        after: Option<PaymentId>,
+        limit: usize,
+    ) -> Result<Vec<Payment>> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let from = after.map_or(Unbounded, Excluded);
         Ok(self
             .t
             .lock()
             .payments
-            .values()
+            .range((from, Unbounded))
+            .map(|(_, p)| p)
             .filter(|p| p.status == status)
             .take(limit)
             .cloned()

@@ -948,11 +948,20 @@ impl PaymentRepo for PgStore {
         }
     }
 
-    async fn payments_in(&self, status: PaymentStatus, limit: usize) -> Result<Vec<Payment>> {
-        let sql = "SELECT * FROM payments WHERE status = $1 ORDER BY id LIMIT $2";
+    async fn payments_in(
+        &self,
+        status: PaymentStatus,
+        after: Option<PaymentId>,
+        limit: usize,
+    ) -> Result<Vec<Payment>> {
+        let sql = "SELECT * FROM payments WHERE status = $1 AND id > $2 ORDER BY id LIMIT $3";
         self.many(
             sql,
-            &[&payment_status_str(status), &(limit as i64)],
+            &[
+                &payment_status_str(status),
+                &after.map_or(i64::MIN, |a| a.0),
+                &(limit as i64),
+            ],
             payment,
         )
         .await
