@@ -15,8 +15,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use parking_lot::Mutex;
 use seckill_core::domain::{Money, PaymentId};
 use seckill_core::payment::{Callback, MockLedger};
@@ -328,19 +326,12 @@ impl Inner {
             trade.clone()
         };
         let tx = wechat_transaction(out_trade_no, &trade);
-        let nonce = "sandboxnonce";
-        let key = ring::aead::LessSafeKey::new(
-            ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, &self.api_v3_key)
-                .map_err(|_| Error::invalid("the API v3 key is not 32 bytes"))?,
-        );
-        let mut data = tx.to_string().into_bytes();
-        key.seal_in_place_append_tag(
-            ring::aead::Nonce::try_assume_unique_for_key(nonce.as_bytes())
-                .map_err(|_| Error::invalid("nonce"))?,
-            ring::aead::Aad::from(b"transaction"),
-            &mut data,
-        )
-        .map_err(|_| Error::invalid("sealing the resource"))?;
+        let r = crate::wechat::encrypt(
+            &self.api_v3_key,
+            "sandboxnonce",
+            "transaction",
+            tx.to_string().as_bytes(),
+        )?;
         let body = serde_json::json!({
             "id": format!("EV-{}", trade.txn_id),
             "create_time": chrono::Utc::now().to_rfc3339(),
@@ -349,10 +340,10 @@ impl Inner {
             "summary": "支付成功",
             "resource": {
                 "original_type": "transaction",
-                "algorithm": "AEAD_AES_256_GCM",
-                "ciphertext": STANDARD.encode(data),
-                "associated_data": "transaction",
-                "nonce": nonce,
+                "algorithm": r.algorithm,
+                "ciphertext": r.ciphertext,
+                "associated_data": r.associated_data,
+                "nonce": r.nonce,
             }
         })
         .to_string();

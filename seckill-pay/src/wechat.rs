@@ -144,6 +144,15 @@ pub struct Resource {
     pub nonce: String,
 }
 
+/// The AES-256-GCM key and nonce of a resource.
+fn aead(api_v3_key: &[u8], nonce: &str) -> Result<(LessSafeKey, Nonce)> {
+    let key = UnboundKey::new(&AES_256_GCM, api_v3_key)
+        .map_err(|_| Error::invalid("the API v3 key is not 32 bytes"))?;
+    let nonce = Nonce::try_assume_unique_for_key(nonce.as_bytes())
+        .map_err(|_| Error::invalid("the resource nonce is not 12 bytes"))?;
+    Ok((LessSafeKey::new(key), nonce))
+}
+
 /// Decrypts a [`Resource`] with the API v3 key.
 pub fn decrypt(api_v3_key: &[u8], r: &Resource) -> Result<Vec<u8>> {
     if r.algorithm != "AEAD_AES_256_GCM" {
@@ -152,17 +161,37 @@ pub fn decrypt(api_v3_key: &[u8], r: &Resource) -> Result<Vec<u8>> {
             r.algorithm
         )));
     }
-    let key = UnboundKey::new(&AES_256_GCM, api_v3_key)
-        .map_err(|_| Error::invalid("the API v3 key is not 32 bytes"))?;
-    let nonce = Nonce::try_assume_unique_for_key(r.nonce.as_bytes())
-        .map_err(|_| Error::invalid("the resource nonce is not 12 bytes"))?;
+    let (key, nonce) = aead(api_v3_key, &r.nonce)?;
     let mut data = STANDARD
         .decode(&r.ciphertext)
         .map_err(|_| Error::invalid("the resource ciphertext is not base64"))?;
-    let plain = LessSafeKey::new(key)
+    let plain = key
         .open_in_place(nonce, Aad::from(r.associated_data.as_bytes()), &mut data)
         .map_err(|_| Error::Unauthenticated("the resource does not decrypt".into()))?;
     Ok(plain.to_vec())
+}
+
+/// Encrypts `plain` as WeChat Pay does a notification's resource (the sandbox plays it).
+pub fn encrypt(
+    api_v3_key: &[u8],
+    nonce: &str,
+    associated_data: &str,
+    plain: &[u8],
+) -> Result<Resource> {
+    let (key, sealing_nonce) = aead(api_v3_key, nonce)?;
+    let mut data = plain.to_vec();
+    key.seal_in_place_append_tag(
+        sealing_nonce,
+        Aad::from(associated_data.as_bytes()),
+        &mut data,
+    )
+    .map_err(|_| Error::invalid("sealing the resource"))?;
+    Ok(Resource {
+        algorithm: "AEAD_AES_256_GCM".into(),
+        ciphertext: STANDARD.encode(data),
+        associated_data: associated_data.into(),
+        nonce: nonce.into(),
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -457,28 +486,11 @@ mod tests {
     use super::*;
     use ring::rand::{SecureRandom, SystemRandom};
 
-    fn seal(key: &[u8], nonce: &str, aad: &str, plain: &[u8]) -> String {
-        let k = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).unwrap());
-        let mut data = plain.to_vec();
-        k.seal_in_place_append_tag(
-            Nonce::try_assume_unique_for_key(nonce.as_bytes()).unwrap(),
-            Aad::from(aad.as_bytes()),
-            &mut data,
-        )
-        .unwrap();
-        STANDARD.encode(data)
-    }
-
     #[test]
     fn a_resource_decrypts_only_with_its_key_and_data() {
         let mut key = [0u8; 32];
         SystemRandom::new().fill(&mut key).unwrap();
-        let r = Resource {
-            algorithm: "AEAD_AES_256_GCM".into(),
-            ciphertext: seal(&key, "0123456789ab", "transaction", b"{\"a\":1}"),
-            associated_data: "transaction".into(),
-            nonce: "0123456789ab".into(),
-        };
+        let r = encrypt(&key, "0123456789ab", "transaction", b"{\"a\":1}").unwrap();
         assert_eq!(decrypt(&key, &r).unwrap(), b"{\"a\":1}");
         let mut other = key;
         other[0] ^= 1;

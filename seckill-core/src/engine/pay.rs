@@ -121,25 +121,27 @@ impl Engine {
             .providers
             .named(provider)?
             .verify_callback(cb)?;
-        // Verified, but by a provider that did not open this payment: its money and its
-        // refunds are not where the record says.
-        if let Some(p) = self.backends().payments.payment(n.payment_id).await? {
-            if p.provider != provider {
-                return Err(Error::invalid(format!(
-                    "payment {} was opened with {}, not {provider}",
-                    p.id, p.provider
-                )));
-            }
-        }
-        self.apply_notification(&n).await
+        self.apply_notification(provider, &n).await
     }
 
-    /// Records a verified result of the provider and settles the order with it.
-    pub(crate) async fn apply_notification(&self, n: &Notification) -> Result<Settlement> {
+    /// Records a result verified by `provider` and settles the order with it. A result about a
+    /// payment another provider opened is refused: its money and its refunds would not be
+    /// where the record says.
+    pub(crate) async fn apply_notification(
+        &self,
+        provider: &str,
+        n: &Notification,
+    ) -> Result<Settlement> {
         let b = self.backends();
         let Some(payment) = b.payments.payment(n.payment_id).await? else {
             return Err(Error::not_found(format!("payment {}", n.payment_id)));
         };
+        if payment.provider != provider {
+            return Err(Error::invalid(format!(
+                "payment {} was opened with {}, not {provider}",
+                payment.id, payment.provider
+            )));
+        }
         if n.amount != payment.amount {
             return Err(Error::invalid(format!(
                 "callback amount {} differs from payment amount {}",

@@ -242,7 +242,7 @@ impl Engine {
             // One payment the provider cannot answer for now does not hold up the others.
             match provider.query(&p).await {
                 Ok(Some(result)) => {
-                    self.apply_notification(&result).await?;
+                    self.apply_notification(provider.name(), &result).await?;
                     n += 1;
                 }
                 Ok(None) => {}
