@@ -30,6 +30,11 @@ pub struct StockSpec {
     pub ends_at: Timestamp,
     /// Units each user already has in orders (from the database, same exclusion as `sold`).
     pub user_counts: Vec<(UserId, u32)>,
+    /// Holds of live orders that the backend does not have (it lost them: a Redis restarted
+    /// empty or from an older snapshot). `load` installs each one it does not know, in any
+    /// state, as `Confirmed`, counting its units as sold and against its user, so a later
+    /// cancel or timeout releases them as for any hold. Not counted in `sold`/`user_counts`.
+    pub adopt: Vec<Hold>,
 }
 
 /// One buy attempt, as the engine hands it to the backend.
@@ -157,7 +162,8 @@ pub struct OutboxEntry {
 /// - `load` on a fresh activity installs the spec; on an activity the backend already has, it
 ///   updates total, window and limit and recomputes `available = total − sold − held − confirmed`
 ///   without touching holds, so re-warming never re-sells a unit; a `total` below the units
-///   already held or sold is refused (`Conflict`).
+///   already held or sold (adopted holds included) is refused (`Conflict`) and changes nothing.
+///   In both cases it installs the spec's `adopt` holds it does not know, as `Confirmed`.
 /// - `outbox_claim` hands an entry to one claimer at a time; an entry not acked within its lease
 ///   is handed out again. `outbox_ack` removes entries for good.
 /// - `sold_out_hint` answers from memory, without I/O: `true` only if the activity was seen

@@ -42,6 +42,7 @@ async fn fresh_activity(r: &RedisStockReserver) -> ActivityId {
         starts_at: now - CDuration::minutes(1),
         ends_at: now + CDuration::hours(1),
         user_counts: vec![],
+        adopt: vec![],
     })
     .await
     .expect("load");

@@ -75,6 +75,22 @@ async fn ten_thousand_buyers_with_postgres_and_redis_stock() {
     race::ten_thousand_buyers(&with_pg("pg+redis", pg, Some(redis))).await;
 }
 
+/// A Redis restarted empty under PostgreSQL: re-warmed from the database's orders, whose units
+/// it keeps (finding 2 of the chaos run).
+#[tokio::test]
+async fn a_redis_that_lost_its_data_is_healed_from_postgres() {
+    let Some(pg) = service_url("SECKILL_TEST_PG_URL") else {
+        return;
+    };
+    let Some(redis) = service_url("SECKILL_TEST_REDIS_URL") else {
+        return;
+    };
+    seckill_core::conformance::engine::stock_loss::a_stock_backend_that_lost_its_data_is_healed(
+        &with_pg("pg+redis", pg, Some(redis)),
+    )
+    .await;
+}
+
 /// The stock backend "rewound" (a reserver that skips the stock check lets every buyer through):
 /// the database still never sells more than the stock, and the refused holds are released.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

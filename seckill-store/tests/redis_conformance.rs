@@ -105,6 +105,7 @@ async fn sold_out_spreads_between_nodes(var: &str) {
             starts_at: now - CDuration::minutes(1),
             ends_at: now + CDuration::hours(1),
             user_counts: vec![],
+            adopt: vec![],
         })
         .await
         .unwrap();
@@ -180,6 +181,7 @@ async fn the_reserve_script_refuses_bad_input() {
         starts_at: now - CDuration::minutes(1),
         ends_at: now + CDuration::hours(1),
         user_counts: vec![],
+        adopt: vec![],
     })
     .await
     .unwrap();

@@ -3,7 +3,7 @@
 //! Broker and repositories stay in memory here (their own issues bring Kafka/RabbitMQ/Redis
 //! Streams and PostgreSQL into the same suite).
 
-use seckill_core::conformance::engine::{machine, race, Fixture};
+use seckill_core::conformance::engine::{machine, race, stock_loss, Fixture};
 use seckill_core::conformance::{service_url, unique_id};
 use seckill_core::engine::Backends;
 use seckill_core::registry::BackendUrl;
@@ -45,6 +45,12 @@ macro_rules! engine_suite {
             async fn ten_thousand_buyers_never_oversell() {
                 let Some(url) = service_url($var) else { return };
                 race::ten_thousand_buyers(&fixture(url)).await;
+            }
+
+            #[tokio::test]
+            async fn a_redis_that_lost_its_data_is_healed() {
+                let Some(url) = service_url($var) else { return };
+                stock_loss::a_stock_backend_that_lost_its_data_is_healed(&fixture(url)).await;
             }
         }
     };

@@ -62,6 +62,7 @@ fn spec(a: ActivityId) -> StockSpec {
         starts_at: now - CDuration::minutes(1),
         ends_at: now + CDuration::hours(1),
         user_counts: vec![],
+        adopt: vec![],
     }
 }
 

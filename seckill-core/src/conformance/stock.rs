@@ -24,6 +24,7 @@ async fn fresh(b: &Backend, total: u32, limit: u32) -> ActivityId {
         starts_at: t0(),
         ends_at: t0() + CDuration::hours(1),
         user_counts: vec![],
+        adopt: vec![],
     })
     .await
     .expect("load");
@@ -199,6 +200,7 @@ pub async fn reload_keeps_holds(b: &Backend) {
         starts_at: t0(),
         ends_at: t0() + CDuration::hours(2),
         user_counts: vec![],
+        adopt: vec![],
     })
     .await
     .unwrap();
@@ -212,6 +214,7 @@ pub async fn reload_keeps_holds(b: &Backend) {
         starts_at: t0(),
         ends_at: t0() + CDuration::hours(2),
         user_counts: vec![],
+        adopt: vec![],
     };
     assert!(matches!(
         b.load(&too_small).await,
@@ -233,6 +236,7 @@ pub async fn fresh_load_counts_prior_sales(b: &Backend) {
         starts_at: t0(),
         ends_at: t0() + CDuration::hours(1),
         user_counts: vec![(UserId(7), 3)],
+        adopt: vec![],
     })
     .await
     .unwrap();
@@ -242,6 +246,65 @@ pub async fn fresh_load_counts_prior_sales(b: &Backend) {
         b.reserve(&req(a, 7, 1, "x")).await.unwrap(),
         ReserveOutcome::LimitExceeded { held: 3, limit: 3 }
     ));
+}
+
+/// A load adopts the holds of live orders the backend lost: each unknown one is installed as
+/// confirmed (its units sold, counted for its user), a known one is left as it is (also a
+/// released one), and a release gives an adopted hold's units back. A total below what is taken
+/// with the adopted holds is refused and changes nothing.
+pub async fn load_adopts_lost_holds(b: &Backend) {
+    let a = ActivityId(super::unique_id());
+    let lost = |user: i64, qty: u32| crate::domain::Hold {
+        id: HoldId(super::unique_id()),
+        order_id: OrderId(super::unique_id()),
+        activity_id: a,
+        user_id: UserId(user),
+        quantity: qty,
+        created_at: t0(),
+        expires_at: t0() + CDuration::minutes(15),
+    };
+    let (h1, h2) = (lost(1, 2), lost(2, 1));
+    let spec = |total: u32, adopt: Vec<crate::domain::Hold>| StockSpec {
+        activity_id: a,
+        total,
+        sold: 0,
+        per_user_limit: 2,
+        starts_at: t0(),
+        ends_at: t0() + CDuration::hours(1),
+        user_counts: vec![],
+        adopt,
+    };
+    b.load(&spec(5, vec![h1.clone()])).await.unwrap();
+    let s = b.snapshot(a).await.unwrap().unwrap();
+    assert_eq!((s.available, s.held, s.sold), (3, 0, 2));
+    assert_eq!(b.user_count(a, UserId(1)).await.unwrap(), 2);
+    let rec = b.hold(a, h1.id).await.unwrap().expect("adopted hold");
+    assert_eq!(
+        (rec.state, rec.hold.order_id),
+        (HoldState::Confirmed, h1.order_id)
+    );
+    // Too small with the second adopted hold: refused, nothing changes.
+    assert!(matches!(
+        b.load(&spec(2, vec![h1.clone(), h2.clone()])).await,
+        Err(crate::Error::Conflict(_))
+    ));
+    assert!(b.hold(a, h2.id).await.unwrap().is_none());
+    // The same adoption again counts nothing twice; the new one is added.
+    b.load(&spec(5, vec![h1.clone(), h2.clone()]))
+        .await
+        .unwrap();
+    let s = b.snapshot(a).await.unwrap().unwrap();
+    assert_eq!((s.available, s.held, s.sold), (2, 0, 3));
+    // Cancelling an adopted hold's order gives its units and the quota back.
+    assert_eq!(b.release(a, h1.id).await.unwrap(), Transition::Applied);
+    let s = b.snapshot(a).await.unwrap().unwrap();
+    assert_eq!((s.available, s.sold), (4, 1));
+    assert_eq!(b.user_count(a, UserId(1)).await.unwrap(), 0);
+    // A released hold is not adopted again.
+    b.load(&spec(5, vec![h1.clone(), h2])).await.unwrap();
+    let s = b.snapshot(a).await.unwrap().unwrap();
+    assert_eq!((s.available, s.sold), (4, 1));
+    assert!(s.balanced());
 }
 
 /// Outbox entries go to one claimer at a time, come back after their lease, and leave on ack.
@@ -283,6 +346,7 @@ macro_rules! stock_reserver_conformance {
             concurrent_reserves_never_oversell,
             reload_keeps_holds,
             fresh_load_counts_prior_sales,
+            load_adopts_lost_holds,
             outbox_claims_lease_and_ack,
         );
     };

@@ -110,6 +110,9 @@ pub struct EngineMetrics {
     pub orders_rejected: AtomicU64,
     /// `seckill_orders_cancelled_total`.
     pub orders_cancelled: AtomicU64,
+    /// `seckill_stock_rewarms_total`: activities re-warmed because the stock backend lost
+    /// their stock or some of their holds.
+    pub stock_rewarms: AtomicU64,
     /// `seckill_relay_published_total`.
     pub relayed: AtomicU64,
     /// `seckill_payments_succeeded_total`.
@@ -155,7 +158,7 @@ impl EngineMetrics {
 
     /// Appends all metrics in Prometheus text format.
     pub fn render_prometheus(&self, out: &mut String) {
-        let counters: [(&str, &str, &AtomicU64); 8] = [
+        let counters: [(&str, &str, &AtomicU64); 9] = [
             ("seckill_request_total", "Buy attempts.", &self.requests),
             (
                 "seckill_success_total",
@@ -176,6 +179,11 @@ impl EngineMetrics {
                 "seckill_orders_cancelled_total",
                 "Orders cancelled.",
                 &self.orders_cancelled,
+            ),
+            (
+                "seckill_stock_rewarms_total",
+                "Activities re-warmed because the stock backend lost their stock or holds.",
+                &self.stock_rewarms,
             ),
             (
                 "seckill_relay_published_total",

@@ -77,10 +77,8 @@ pub struct ReconcileReport {
 impl Engine {
     /// Reconciles one activity; repairs what it finds if `repair`.
     pub async fn reconcile(&self, id: ActivityId, repair: bool) -> Result<ReconcileReport> {
-        let guard = self.lock_activity(id).await?;
-        let result = self.reconcile_locked(id, repair).await;
-        self.backends().lock.release(&guard).await?;
-        result
+        self.with_activity_lock(id, self.reconcile_locked(id, repair))
+            .await
     }
 
     async fn reconcile_locked(&self, id: ActivityId, repair: bool) -> Result<ReconcileReport> {
@@ -131,9 +129,11 @@ impl Engine {
             issues.push(issue);
         }
         let live_ids: std::collections::HashSet<_> = live.iter().map(|r| r.hold.id).collect();
+        let mut holds_missing = false;
         for o in orders.values() {
             if o.status.holds_stock() && !live_ids.contains(&o.hold_id) {
                 issues.push(Issue::OrderWithoutHold { order: o.clone() });
+                holds_missing = true;
             }
             if o.status == OrderStatus::PendingPayment && o.expires_at <= now {
                 issues.push(Issue::ExpiredPending { order: o.clone() });
@@ -142,6 +142,14 @@ impl Engine {
                     repaired += 1;
                 }
             }
+        }
+        if repair && holds_missing {
+            // The backend lost holds of live orders: a re-warm gives them back as confirmed.
+            self.warm_up_locked(id).await?;
+            repaired += issues
+                .iter()
+                .filter(|i| matches!(i, Issue::OrderWithoutHold { .. }))
+                .count();
         }
         // Figures after repair.
         let snapshot = b.stock.snapshot(id).await?;
@@ -182,10 +190,7 @@ impl Engine {
                 });
             }
         }
-        if issues
-            .iter()
-            .any(|i| matches!(i, Issue::OrderWithoutHold { .. }))
-        {
+        if holds_missing && !repair {
             consistent = false;
         }
         if !repair

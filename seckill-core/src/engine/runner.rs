@@ -2,6 +2,7 @@
 //! the reconciler until shutdown. The server starts the ones its `--roles` name.
 
 use super::Engine;
+use crate::domain::ActivityId;
 use crate::repo::PageRequest;
 use crate::Error;
 use std::fmt;
@@ -101,6 +102,10 @@ pub struct Pace {
     pub poll: Duration,
     /// Time between reconciliation passes.
     pub reconcile_every: Duration,
+    /// Time between the reconciler's checks that the stock backend still has every open
+    /// activity ([`Engine::heal_stock`]): the longest buys answer "not warmed up" after a Redis
+    /// lost its data, before the activity is re-warmed.
+    pub heal_every: Duration,
 }
 
 /// A fast pace for tests: poll every millisecond, reconcile every 50 ms.
@@ -108,6 +113,7 @@ pub fn runner_pace_for_tests() -> Pace {
     Pace {
         poll: Duration::from_millis(1),
         reconcile_every: Duration::from_millis(50),
+        heal_every: Duration::from_millis(50),
     }
 }
 
@@ -116,6 +122,7 @@ impl Default for Pace {
         Self {
             poll: Duration::from_millis(5),
             reconcile_every: Duration::from_secs(30),
+            heal_every: Duration::from_secs(1),
         }
     }
 }
@@ -193,14 +200,25 @@ impl Runner {
                         }
                     }
                 }),
-                Role::Reconciler => tokio::spawn(async move {
-                    while !*rx.borrow() {
-                        if idle(&mut rx, pace.reconcile_every).await {
-                            break;
+                Role::Reconciler => {
+                    let (he, mut hrx) = (e.clone(), rx.clone());
+                    tasks.push(tokio::spawn(async move {
+                        while !*hrx.borrow() {
+                            if idle(&mut hrx, pace.heal_every).await {
+                                break;
+                            }
+                            for_each_activity(&he, |id| heal(&he, id)).await;
                         }
-                        reconcile_all(&e).await;
-                    }
-                }),
+                    }));
+                    tokio::spawn(async move {
+                        while !*rx.borrow() {
+                            if idle(&mut rx, pace.reconcile_every).await {
+                                break;
+                            }
+                            reconcile_all(&e).await;
+                        }
+                    })
+                }
             };
             tasks.push(task);
         }
@@ -216,7 +234,12 @@ impl Runner {
     }
 }
 
-async fn reconcile_all(e: &Engine) {
+/// Calls `f` on every activity, a page of the catalog at a time.
+async fn for_each_activity<F, Fut>(e: &Engine, mut f: F)
+where
+    F: FnMut(ActivityId) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let mut page = PageRequest {
         page: 1,
         page_size: 100,
@@ -230,20 +253,35 @@ async fn reconcile_all(e: &Engine) {
             }
         };
         for a in &list.items {
-            match e.reconcile(a.id, true).await {
-                Ok(r) if !r.issues.is_empty() => {
-                    tracing::warn!(activity = %a.id, issues = r.issues.len(), repaired = r.repaired,
-                        consistent = r.consistent, "reconciler found issues")
-                }
-                Ok(_) | Err(Error::Conflict(_)) => {}
-                Err(err) => tracing::warn!(activity = %a.id, error = %err, "reconcile failed"),
-            }
+            f(a.id).await;
         }
         if list.items.len() < page.page_size as usize {
             break;
         }
         page.page += 1;
     }
+}
+
+async fn heal(e: &Engine, id: ActivityId) {
+    match e.heal_stock(id).await {
+        Ok(_) | Err(Error::Conflict(_)) => {}
+        Err(err) => tracing::warn!(activity = %id, error = %err, "stock check failed"),
+    }
+}
+
+async fn reconcile_one(e: &Engine, id: ActivityId) {
+    match e.reconcile(id, true).await {
+        Ok(r) if !r.issues.is_empty() => {
+            tracing::warn!(activity = %id, issues = r.issues.len(), repaired = r.repaired,
+                consistent = r.consistent, "reconciler found issues")
+        }
+        Ok(_) | Err(Error::Conflict(_)) => {}
+        Err(err) => tracing::warn!(activity = %id, error = %err, "reconcile failed"),
+    }
+}
+
+async fn reconcile_all(e: &Engine) {
+    for_each_activity(e, |id| reconcile_one(e, id)).await;
     if let Err(err) = e.reconcile_payments().await {
         tracing::warn!(error = %err, "payment reconciliation failed");
     }

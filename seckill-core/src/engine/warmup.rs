@@ -1,22 +1,26 @@
 //! Warm-up: loads an activity's stock into the stock backend, under the activity's lock.
 //!
-//! It never resets a live activity from scratch: units in orders whose holds the backend no
-//! longer has count as sold, and the backend keeps its own holds, so re-warming after a restart
-//! never re-sells a unit.
+//! It never resets a live activity from scratch: the backend keeps its own holds, and orders
+//! whose holds it no longer has (a Redis that restarted empty or from an older snapshot) get
+//! their holds back as confirmed, so re-warming after a loss never re-sells a unit and a later
+//! cancel of such an order returns its units. [`Engine::heal_stock`] finds such a loss on its
+//! own and re-warms.
 
 use super::Engine;
-use crate::domain::{Activity, ActivityId, UserId};
+use crate::domain::{Activity, ActivityId, Hold};
 use crate::lock::LockGuard;
 use crate::stock::{StockSnapshot, StockSpec};
 use crate::{Error, Result};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
-const ACTIVITY_LOCK_TTL: Duration = Duration::from_secs(60);
+/// The activity lock's lease. Short, and renewed while its holder works, so a process that
+/// died holding it blocks warm-up and reconciliation of the activity for at most this long.
+const ACTIVITY_LOCK_TTL: Duration = Duration::from_secs(10);
 
 impl Engine {
     /// Takes the activity's lock (warm-up and reconciliation share it).
-    pub(crate) async fn lock_activity(&self, id: ActivityId) -> Result<LockGuard> {
+    async fn lock_activity(&self, id: ActivityId) -> Result<LockGuard> {
         self.backends()
             .lock
             .acquire(&format!("seckill:activity:{id}"), ACTIVITY_LOCK_TTL)
@@ -28,16 +32,48 @@ impl Engine {
             })
     }
 
+    /// Runs `work` under the activity's lock, renewing the lease every third of its TTL until
+    /// `work` is done, then lets go (also when `work` failed).
+    pub(crate) async fn with_activity_lock<T>(
+        &self,
+        id: ActivityId,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let guard = self.lock_activity(id).await?;
+        let lock = self.backends().lock.clone();
+        let keep = async {
+            loop {
+                tokio::time::sleep(ACTIVITY_LOCK_TTL / 3).await;
+                match lock.extend(&guard, ACTIVITY_LOCK_TTL).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(activity = %id, "lost the activity lock while holding it");
+                        std::future::pending::<()>().await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(activity = %id, error = %e, "renewing the activity lock failed")
+                    }
+                }
+            }
+        };
+        let result = tokio::select! {
+            r = work => r,
+            () = keep => unreachable!("the keeper never ends"),
+        };
+        let released = lock.release(&guard).await;
+        let out = result?;
+        released?;
+        Ok(out)
+    }
+
     /// Loads (or refreshes) the activity's stock. Returns the resulting stock figures.
     pub async fn warm_up(&self, id: ActivityId) -> Result<StockSnapshot> {
-        let guard = self.lock_activity(id).await?;
-        let result = self.warm_up_locked(id).await;
-        self.backends().lock.release(&guard).await?;
+        let result = self.with_activity_lock(id, self.warm_up_locked(id)).await;
         self.invalidate_activity(id);
         result
     }
 
-    async fn warm_up_locked(&self, id: ActivityId) -> Result<StockSnapshot> {
+    pub(crate) async fn warm_up_locked(&self, id: ActivityId) -> Result<StockSnapshot> {
         let b = self.backends();
         let Some(a) = b.catalog.activity(id).await? else {
             return Err(Error::not_found(format!("activity {id}")));
@@ -49,23 +85,38 @@ impl Engine {
             .into_iter()
             .map(|r| r.hold.id)
             .collect();
-        let mut sold = 0u32;
-        let mut users: HashMap<UserId, u32> = HashMap::new();
-        for o in b.orders.activity_orders(id).await? {
-            if o.status.holds_stock() && !live.contains(&o.hold_id) {
-                sold += o.quantity;
-                *users.entry(o.user_id).or_insert(0) += o.quantity;
-            }
+        // Live orders whose holds the backend does not have (it lost them, or never had them)
+        // are installed as confirmed holds, so that cancelling such an order gives its units back.
+        let adopt: Vec<Hold> = b
+            .orders
+            .activity_orders(id)
+            .await?
+            .into_iter()
+            .filter(|o| o.status.holds_stock() && !live.contains(&o.hold_id))
+            .map(|o| Hold {
+                id: o.hold_id,
+                order_id: o.id,
+                activity_id: o.activity_id,
+                user_id: o.user_id,
+                quantity: o.quantity,
+                created_at: o.created_at,
+                expires_at: o.expires_at,
+            })
+            .collect();
+        if !adopt.is_empty() {
+            tracing::warn!(activity = %id, orders = adopt.len(),
+                "the stock backend lacks the holds of live orders; installing them");
         }
         b.stock
             .load(&StockSpec {
                 activity_id: id,
                 total: a.total_stock,
-                sold,
+                sold: 0,
                 per_user_limit: a.per_user_limit,
                 starts_at: a.starts_at,
                 ends_at: a.ends_at,
-                user_counts: users.into_iter().collect(),
+                user_counts: Vec::new(),
+                adopt,
             })
             .await?;
         let snap = b
@@ -76,15 +127,46 @@ impl Engine {
         Ok(snap)
     }
 
+    /// Re-warms the activity if the stock backend lost it: its stock is gone (a Redis restarted
+    /// empty) or it counts fewer units held and sold than the database's orders (a Redis
+    /// restarted from an older snapshot, or a failover to a replica that missed writes). Only
+    /// an open or upcoming, not cancelled activity is kept warm. Returns whether it re-warmed.
+    ///
+    /// The database is read before the backend: every order counted then still has its hold
+    /// in a backend that lost nothing (a cancel in between only makes this re-warm needlessly,
+    /// which is harmless).
+    pub async fn heal_stock(&self, id: ActivityId) -> Result<bool> {
+        let b = self.backends();
+        let Some(a) = b.catalog.activity(id).await? else {
+            return Ok(false);
+        };
+        if a.cancelled || a.ends_at <= self.now() {
+            return Ok(false);
+        }
+        let lost = match b.stock.snapshot(id).await? {
+            None => true,
+            Some(s) => u64::from(s.sold) + u64::from(s.held) < u64::from(a.sold),
+        };
+        if !lost {
+            return Ok(false);
+        }
+        tracing::warn!(activity = %id, "the stock backend lost this activity's stock; re-warming");
+        self.warm_up(id).await?;
+        self.metrics()
+            .stock_rewarms
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(true)
+    }
+
     /// An operator's change to an activity (title, price, total, limit, window, cancelled),
     /// under the activity's lock like warm-up and reconciliation. A warmed-up activity's stock
     /// takes the change at once (a re-warm: never re-sells a unit). A total below the units
     /// held or sold is refused (`Conflict`); if a buy slips in between that check and the
     /// re-warm, the stock backend refuses the load and the catalog goes back to what it was.
     pub async fn update_activity(&self, a: &Activity) -> Result<()> {
-        let guard = self.lock_activity(a.id).await?;
-        let result = self.update_activity_locked(a).await;
-        self.backends().lock.release(&guard).await?;
+        let result = self
+            .with_activity_lock(a.id, self.update_activity_locked(a))
+            .await;
         self.invalidate_activity(a.id);
         result
     }

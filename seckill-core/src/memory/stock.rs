@@ -87,42 +87,65 @@ impl StockReserver for MemoryStockReserver {
             return Err(Error::invalid("sold exceeds total"));
         }
         let mut map = self.activities.lock();
-        match map.get(&spec.activity_id) {
-            Some(existing) => {
-                let mut a = existing.lock();
-                if spec.total < a.held + a.sold {
+        let act = match map.get(&spec.activity_id) {
+            Some(existing) => existing.clone(),
+            None => {
+                let adopted: u32 = spec.adopt.iter().map(|h| h.quantity).sum();
+                if spec.total < spec.sold + adopted {
                     return Err(Error::conflict(format!(
-                        "total {} is below the {} units already held or sold",
+                        "total {} is below the {} units already sold",
                         spec.total,
-                        a.held + a.sold
+                        spec.sold + adopted
                     )));
                 }
-                a.total = spec.total;
-                a.limit = spec.per_user_limit;
-                a.starts_at = spec.starts_at;
-                a.ends_at = spec.ends_at;
-                // Keep holds and the backend's own sold count: never re-sell a unit.
-                a.available = i64::from(a.total) - i64::from(a.held) - i64::from(a.sold);
-            }
-            None => {
                 let users = spec.user_counts.iter().copied().collect();
-                map.insert(
-                    spec.activity_id,
-                    Arc::new(Mutex::new(ActivityStock {
-                        total: spec.total,
-                        available: i64::from(spec.total - spec.sold),
-                        held: 0,
-                        sold: spec.sold,
-                        limit: spec.per_user_limit,
-                        starts_at: spec.starts_at,
-                        ends_at: spec.ends_at,
-                        holds: HashMap::new(),
-                        users,
-                        requests: HashMap::new(),
-                    })),
-                );
+                let fresh = Arc::new(Mutex::new(ActivityStock {
+                    total: spec.total,
+                    available: i64::from(spec.total - spec.sold),
+                    held: 0,
+                    sold: spec.sold,
+                    limit: spec.per_user_limit,
+                    starts_at: spec.starts_at,
+                    ends_at: spec.ends_at,
+                    holds: HashMap::new(),
+                    users,
+                    requests: HashMap::new(),
+                }));
+                map.insert(spec.activity_id, fresh.clone());
+                fresh
             }
+        };
+        let mut a = act.lock();
+        let adopt: Vec<&Hold> = spec
+            .adopt
+            .iter()
+            .filter(|h| !a.holds.contains_key(&h.id))
+            .collect();
+        let adopted: u32 = adopt.iter().map(|h| h.quantity).sum();
+        let taken = a.held + a.sold + adopted;
+        if spec.total < taken {
+            return Err(Error::conflict(format!(
+                "total {} is below the {taken} units already held or sold",
+                spec.total
+            )));
         }
+        for h in adopt {
+            a.holds.insert(
+                h.id,
+                HoldRecord {
+                    hold: h.clone(),
+                    state: HoldState::Confirmed,
+                },
+            );
+            *a.users.entry(h.user_id).or_insert(0) += h.quantity;
+        }
+        a.sold += adopted;
+        a.total = spec.total;
+        a.limit = spec.per_user_limit;
+        a.starts_at = spec.starts_at;
+        a.ends_at = spec.ends_at;
+        // Keep holds and the backend's own sold count: never re-sell a unit.
+        a.available = i64::from(a.total) - i64::from(a.held) - i64::from(a.sold);
         Ok(())
     }
 

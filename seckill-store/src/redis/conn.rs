@@ -73,7 +73,12 @@ pub struct RedisTarget {
 
 /// Maps a client error: connection trouble is `Unavailable` (retryable), the rest `Backend`.
 pub fn map_err(e: RedisError) -> Error {
-    if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_connection_refusal() {
+    if e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_timeout()
+        || e.is_connection_refusal()
+        || answers_later(&e)
+    {
         Error::Unavailable {
             backend: "redis",
             message: e.to_string(),
@@ -81,6 +86,19 @@ pub fn map_err(e: RedisError) -> Error {
     } else {
         Error::backend("redis", e)
     }
+}
+
+/// Whether Redis refused for now and will answer later: `LOADING` (replaying its AOF or
+/// snapshot after a restart), `TRYAGAIN`, `CLUSTERDOWN`, `MASTERDOWN`, or `READONLY` (a write
+/// that reached a node demoted to replica mid-failover). These are unavailability, not bugs.
+fn answers_later(e: &RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind as S};
+    matches!(
+        e.kind(),
+        ErrorKind::Server(
+            S::BusyLoading | S::TryAgain | S::ClusterDown | S::MasterDown | S::ReadOnly
+        )
+    )
 }
 
 /// Splits `?prefix=…` off a URL (default `seckill`).
@@ -177,5 +195,30 @@ mod tests {
         assert_eq!(split_prefix("redis://h").unwrap().1, "seckill");
         assert!(split_prefix("redis://h?prefix={x}").is_err());
         assert!(split_prefix("redis://h?bogus=1").is_err());
+    }
+
+    fn server_error(resp: &[u8]) -> RedisError {
+        redis::parse_redis_value(resp)
+            .unwrap()
+            .extract_error()
+            .unwrap_err()
+    }
+
+    #[test]
+    fn a_loading_or_failing_over_redis_is_unavailable_not_a_bug() {
+        for resp in [
+            &b"-LOADING Redis is loading the dataset in memory\r\n"[..],
+            b"-MASTERDOWN Link with MASTER is down\r\n",
+            b"-TRYAGAIN Multiple keys request during rehashing of slot\r\n",
+            b"-CLUSTERDOWN The cluster is down\r\n",
+            b"-READONLY You can't write against a read only replica.\r\n",
+        ] {
+            let e = map_err(server_error(resp));
+            assert!(e.is_retryable(), "{e}");
+            assert!(matches!(e, Error::Unavailable { .. }), "{e}");
+        }
+        // A script error is a bug, not an outage.
+        let e = map_err(server_error(b"-ERR user_script:1: bad\r\n"));
+        assert!(!matches!(e, Error::Unavailable { .. }), "{e}");
     }
 }

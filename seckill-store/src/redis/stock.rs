@@ -371,13 +371,25 @@ impl StockReserver for RedisStockReserver {
         inv.key(i.key(a, "stock"))
             .key(i.key(a, "users"))
             .key(i.key(a, "outbox"))
+            .key(i.key(a, "holds"))
             .arg(spec.total)
             .arg(spec.sold)
             .arg(spec.per_user_limit)
             .arg(ms(spec.starts_at))
-            .arg(ms(spec.ends_at));
+            .arg(ms(spec.ends_at))
+            .arg(spec.user_counts.len());
         for (u, n) in &spec.user_counts {
             inv.arg(u.0).arg(*n);
+        }
+        for h in &spec.adopt {
+            inv.arg(h.id.0).arg(format!(
+                "C|{}|{}|{}|{}|{}",
+                h.user_id.0,
+                h.quantity,
+                h.order_id.0,
+                ms(h.created_at),
+                ms(h.expires_at)
+            ));
         }
         let reply = items(inv.invoke_async(&mut conn).await.map_err(map_err)?, "load")?;
         match reply.first().map(|c| int(c, "load code")).transpose()? {

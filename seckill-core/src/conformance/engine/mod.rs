@@ -11,6 +11,7 @@
 
 pub mod machine;
 pub mod race;
+pub mod stock_loss;
 
 use crate::domain::{Activity, ActivityId, Money, OrderId, Product, ProductId};
 use crate::engine::faults::FaultInjector;
@@ -248,6 +249,17 @@ impl Sale {
             }
         }
         panic!("pipeline did not drain");
+    }
+
+    /// The activity's stock figures in the stock backend (panics if it has none).
+    pub async fn stock(&self) -> crate::stock::StockSnapshot {
+        self.engine
+            .backends()
+            .stock
+            .snapshot(self.activity)
+            .await
+            .expect("snapshot")
+            .expect("the activity's stock is loaded")
     }
 
     /// The violations of the guarantees with the pipeline at rest, given what buyers were told.

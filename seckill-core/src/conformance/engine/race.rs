@@ -94,13 +94,7 @@ pub async fn ten_thousand_buyers(fixture: &Fixture) {
         per_user.values().all(|n| *n <= LIMIT),
         "nobody above the limit"
     );
-    let snap = e
-        .backends()
-        .stock
-        .snapshot(s.activity)
-        .await
-        .unwrap()
-        .unwrap();
+    let snap = s.stock().await;
     assert_eq!((snap.available, snap.held, snap.sold), (0, 0, UNITS));
     assert!(snap.balanced());
     let page = e
