@@ -120,6 +120,21 @@ pub enum OrderRejection {
     LimitExceeded,
     /// The activity does not exist.
     UnknownActivity,
+    /// The order id was declared lost before its order was written
+    /// ([`OrderRepo::void_unwritten`]): its buyer was told it failed.
+    Voided,
+}
+
+/// The result of [`OrderRepo::void_unwritten`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Voided {
+    /// Declared lost now: no order with this id can be written any more.
+    Now,
+    /// Declared lost before (by the same or another buyer's call: the id, not the caller,
+    /// decides).
+    Already,
+    /// The order was written first: here it is, nothing was declared.
+    Written(Order),
 }
 
 /// The result of [`OrderRepo::create_from_hold`].
@@ -174,7 +189,7 @@ pub struct OrderFilter {
 ///
 /// # Contract (checked by `conformance::repo`, feature `conformance`)
 /// - `create_from_hold` is one atomic step: if `message_id` was processed or an order with the
-///   hold id exists → `Duplicate`; else if `activity.sold + quantity > total_stock` →
+///   hold id exists → `Duplicate`; else if the order id was voided → `Rejected(Voided)`; else if `activity.sold + quantity > total_stock` →
 ///   `Rejected(SoldOut)`; else if the user's units in non-cancelled orders of the activity plus
 ///   `quantity` exceed `per_user_limit` → `Rejected(LimitExceeded)`; else the order is inserted,
 ///   `sold` grows by its quantity and the message id is recorded.
@@ -194,6 +209,13 @@ pub trait OrderRepo: Send + Sync + std::fmt::Debug {
         }
         Ok(out)
     }
+    /// Declares an order id whose order was never written lost, atomically with respect to
+    /// [`OrderRepo::create_from_hold`]: either the order exists (and is returned), or from now
+    /// on no order with this id is ever written (it is refused as [`OrderRejection::Voided`]).
+    /// `user` is who was told; recorded for the operator.
+    async fn void_unwritten(&self, id: OrderId, user: UserId, at: Timestamp) -> Result<Voided>;
+    /// Whether an order id was declared lost.
+    async fn is_voided(&self, id: OrderId) -> Result<bool>;
     /// By id.
     async fn order(&self, id: OrderId) -> Result<Option<Order>>;
     /// By hold id.

@@ -526,6 +526,17 @@ impl seckill_core::repo::OrderRepo for FlakyOrders {
         }
         self.inner.create_from_hold(message_id, order).await
     }
+    async fn void_unwritten(
+        &self,
+        id: seckill_core::domain::OrderId,
+        user: UserId,
+        at: seckill_core::Timestamp,
+    ) -> seckill_core::Result<seckill_core::repo::Voided> {
+        self.inner.void_unwritten(id, user, at).await
+    }
+    async fn is_voided(&self, id: seckill_core::domain::OrderId) -> seckill_core::Result<bool> {
+        self.inner.is_voided(id).await
+    }
     async fn order(
         &self,
         id: seckill_core::domain::OrderId,
@@ -606,4 +617,14 @@ async fn a_stock_backend_that_lost_its_data_is_healed() {
         &Fixture::memory(),
     )
     .await;
+}
+
+/// Finding 1 of the chaos run: an acknowledged buy lost with the stock backend is told lost.
+#[tokio::test]
+async fn an_acknowledged_buy_lost_with_the_stock_backend_is_told_lost() {
+    use seckill_core::conformance::engine::stock_loss;
+    stock_loss::an_acknowledged_buy_lost_with_the_stock_backend_is_told_lost(&Fixture::memory())
+        .await;
+    stock_loss::the_checker_reports_an_acknowledged_buy_nobody_was_told_about(&Fixture::memory())
+        .await;
 }

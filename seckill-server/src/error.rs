@@ -75,6 +75,9 @@ pub enum Code {
     OrderNotFound = 4001,
     /// The order's state does not allow this.
     OrderStateConflict = 4002,
+    /// The buy's reservation was lost before its order was written (the stock backend lost
+    /// its data); the buy failed, nothing is or will be charged, and the order never appears.
+    OrderLost = 4003,
     /// No such payment (or not yours).
     PaymentNotFound = 5001,
     /// The callback's signature does not verify.
@@ -110,6 +113,7 @@ impl Code {
             }
             RouteNotFound | ActivityNotFound | OrderNotFound | PaymentNotFound
             | UnknownProvider | ProductNotFound | NotFound => StatusCode::NOT_FOUND,
+            OrderLost => StatusCode::GONE,
             RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Unavailable => StatusCode::SERVICE_UNAVAILABLE,

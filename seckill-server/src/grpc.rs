@@ -10,6 +10,7 @@ use crate::routes::orders::order_error;
 use crate::routes::seckill::place;
 use crate::state::AppState;
 use seckill_core::domain::{ActivityId, Order as DomainOrder, OrderId, OrderStatus, Role, UserId};
+use seckill_core::engine::OrderLookup;
 use seckill_core::repo::{OrderFilter, PageRequest};
 use seckill_core::Timestamp;
 use tonic::{Request, Response, Status};
@@ -35,7 +36,7 @@ pub fn status(e: ApiError) -> Status {
         Code::Unavailable => G::Unavailable,
         Code::Internal => G::Internal,
         c => match c.status().as_u16() {
-            404 => G::NotFound,
+            404 | 410 => G::NotFound,
             400 => G::InvalidArgument,
             _ => G::FailedPrecondition,
         },
@@ -102,17 +103,12 @@ impl Grpc {
             .map_err(status)
     }
 
-    /// The caller's order, or 404 (someone else's too).
-    async fn my_order(&self, me: &AuthUser, id: i64) -> Result<Option<DomainOrder>, Status> {
-        let o = self
-            .state
-            .engine
-            .backends()
-            .orders
-            .order(OrderId(id))
+    /// The caller's order; someone else's, or one not written yet, is not found; one whose
+    /// reservation was lost says so (code 4003).
+    async fn my_order(&self, me: &AuthUser, id: i64) -> Result<DomainOrder, Status> {
+        crate::routes::orders::lookup_mine(&self.state, me, OrderId(id))
             .await
-            .map_err(|e| status(e.into()))?;
-        Ok(o.filter(|o| o.user_id == me.id))
+            .map_err(status)
     }
 }
 
@@ -120,10 +116,6 @@ fn bearer<T>(req: &Request<T>) -> Option<&str> {
     req.metadata()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-}
-
-fn not_found_order(id: i64) -> Status {
-    status(ApiError::new(Code::OrderNotFound, format!("no order {id}")))
 }
 
 #[tonic::async_trait]
@@ -184,12 +176,20 @@ impl SeckillService for Grpc {
     ) -> Result<Response<pb::BuyResult>, Status> {
         let me = self.caller(&req).await?;
         let id = req.into_inner().order_id;
-        let found = self.my_order(&me, id).await?;
+        let found = self
+            .state
+            .engine
+            .order_lookup(me.id, OrderId(id))
+            .await
+            .map_err(|e| status(e.into()))?;
+        let (state, found) = match found {
+            OrderLookup::Written(o) => (o.status.to_string(), Some(o)),
+            OrderLookup::Pending => ("processing".to_string(), None),
+            OrderLookup::Lost { .. } => ("lost".to_string(), None),
+        };
         Ok(Response::new(pb::BuyResult {
             order_id: id,
-            status: found
-                .as_ref()
-                .map_or_else(|| "processing".to_string(), |o| o.status.to_string()),
+            status: state,
             order: found.map(order),
         }))
     }
@@ -203,11 +203,7 @@ impl OrderService for Grpc {
     ) -> Result<Response<pb::Order>, Status> {
         let me = self.caller(&req).await?;
         let id = req.into_inner().id;
-        let o = self
-            .my_order(&me, id)
-            .await?
-            .ok_or_else(|| not_found_order(id))?;
-        Ok(Response::new(order(o)))
+        Ok(Response::new(order(self.my_order(&me, id).await?)))
     }
 
     async fn list_orders(

@@ -85,10 +85,11 @@ async fn a_redis_that_lost_its_data_is_healed_from_postgres() {
     let Some(redis) = service_url("SECKILL_TEST_REDIS_URL") else {
         return;
     };
-    seckill_core::conformance::engine::stock_loss::a_stock_backend_that_lost_its_data_is_healed(
-        &with_pg("pg+redis", pg, Some(redis)),
-    )
-    .await;
+    use seckill_core::conformance::engine::stock_loss;
+    let f = with_pg("pg+redis", pg, Some(redis));
+    stock_loss::a_stock_backend_that_lost_its_data_is_healed(&f).await;
+    stock_loss::an_acknowledged_buy_lost_with_the_stock_backend_is_told_lost(&f).await;
+    stock_loss::the_checker_reports_an_acknowledged_buy_nobody_was_told_about(&f).await;
 }
 
 /// The stock backend "rewound" (a reserver that skips the stock check lets every buyer through):

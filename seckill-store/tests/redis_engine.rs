@@ -52,6 +52,15 @@ macro_rules! engine_suite {
                 let Some(url) = service_url($var) else { return };
                 stock_loss::a_stock_backend_that_lost_its_data_is_healed(&fixture(url)).await;
             }
+
+            #[tokio::test]
+            async fn an_acknowledged_buy_lost_with_redis_is_told_lost() {
+                let Some(url) = service_url($var) else { return };
+                stock_loss::an_acknowledged_buy_lost_with_the_stock_backend_is_told_lost(&fixture(
+                    url,
+                ))
+                .await;
+            }
         }
     };
 }

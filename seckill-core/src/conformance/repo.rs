@@ -7,7 +7,7 @@ use crate::domain::{
 use crate::registry::Repos;
 use crate::repo::{
     CreateOrder, OrderFilter, OrderRejection, PageRequest, PaymentRecorded, StatusChange,
-    StatusChanged,
+    StatusChanged, Voided,
 };
 use crate::{Error, Timestamp};
 use chrono::{Duration as CDuration, TimeZone, Utc};
@@ -238,6 +238,83 @@ pub async fn order_insert_is_idempotent(b: &Backend) {
         b.orders.order_by_hold(o.hold_id).await.unwrap(),
         Some(o.clone())
     );
+}
+
+/// A voided order id is never written afterwards (alone or in a batch); a written order cannot
+/// be voided; voiding twice says so; and when the void and the order race, exactly one wins.
+pub async fn voided_orders_are_never_written(b: &Backend) {
+    let a = activity(b, 100, 100).await;
+    let lost = order(&a, 1, 1);
+    assert_eq!(
+        b.orders
+            .void_unwritten(lost.id, lost.user_id, t0())
+            .await
+            .unwrap(),
+        Voided::Now
+    );
+    assert!(b.orders.is_voided(lost.id).await.unwrap());
+    assert_eq!(
+        b.orders
+            .void_unwritten(lost.id, lost.user_id, t0())
+            .await
+            .unwrap(),
+        Voided::Already
+    );
+    assert_eq!(
+        b.orders.create_from_hold("v1", &lost).await.unwrap(),
+        CreateOrder::Rejected(OrderRejection::Voided)
+    );
+    let ok = order(&a, 2, 1);
+    let out = b
+        .orders
+        .create_from_holds(&[("v2".into(), lost.clone()), ("v3".into(), ok.clone())])
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        vec![
+            CreateOrder::Rejected(OrderRejection::Voided),
+            CreateOrder::Created(ok.clone())
+        ]
+    );
+    assert_eq!(
+        b.orders
+            .void_unwritten(ok.id, ok.user_id, t0())
+            .await
+            .unwrap(),
+        Voided::Written(ok.clone())
+    );
+    assert!(!b.orders.is_voided(ok.id).await.unwrap());
+    assert_eq!(b.catalog.activity(a.id).await.unwrap().unwrap().sold, 1);
+    // Races: each order id is written or voided, never both.
+    let orders = b.orders.clone();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let o = order(&a, 10 + i, 1);
+        let (o1, o2) = (orders.clone(), orders.clone());
+        let (x, y) = (o.clone(), o.clone());
+        tasks.push(tokio::spawn(async move {
+            o1.create_from_hold(&format!("race-{}", x.id), &x).await
+        }));
+        tasks.push(tokio::spawn(async move {
+            o2.void_unwritten(y.id, y.user_id, t0()).await.map(|v| {
+                CreateOrder::Duplicate(match v {
+                    Voided::Written(o) => o,
+                    _ => y,
+                })
+            })
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task").expect("no error");
+    }
+    for o in b.orders.activity_orders(a.id).await.unwrap() {
+        assert!(
+            !b.orders.is_voided(o.id).await.unwrap(),
+            "order {} was written and voided",
+            o.id
+        );
+    }
 }
 
 /// The database refuses what would oversell or exceed the per-user limit.
@@ -627,6 +704,7 @@ macro_rules! repo_conformance {
             catalog_round_trips,
             products_update_and_delete,
             order_insert_is_idempotent,
+            voided_orders_are_never_written,
             order_guard_refuses_oversell_and_limit,
             status_changes_are_compare_and_set,
             lists_filter_and_paginate,

@@ -164,6 +164,13 @@ impl Snowflake {
         (ms << (WORKER_BITS + SEQUENCE_BITS)) | (self.worker << SEQUENCE_BITS) | seq
     }
 
+    /// When `id` was generated (to the millisecond, by its generator's wall clock).
+    pub fn time_of(id: i64) -> Option<chrono::DateTime<chrono::Utc>> {
+        chrono::DateTime::from_timestamp_millis(
+            (id >> (WORKER_BITS + SEQUENCE_BITS)) + SNOWFLAKE_EPOCH_MS,
+        )
+    }
+
     /// The worker id encoded in `id`.
     pub fn worker_of(id: i64) -> u16 {
         ((id >> SEQUENCE_BITS) & i64::from(MAX_WORKER_ID)) as u16
@@ -183,6 +190,8 @@ mod tests {
             let id = g.next_id();
             assert!(id > last);
             assert_eq!(Snowflake::worker_of(id), 7);
+            let age = chrono::Utc::now() - Snowflake::time_of(id).unwrap();
+            assert!((0..1000).contains(&age.num_milliseconds()), "{age}");
             last = id;
         }
     }

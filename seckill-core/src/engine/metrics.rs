@@ -113,6 +113,9 @@ pub struct EngineMetrics {
     /// `seckill_stock_rewarms_total`: activities re-warmed because the stock backend lost
     /// their stock or some of their holds.
     pub stock_rewarms: AtomicU64,
+    /// `seckill_orders_lost_total`: acknowledged buys whose order was never written by their
+    /// deadline (the stock backend lost the hold), declared lost to their buyers.
+    pub orders_lost: AtomicU64,
     /// `seckill_relay_published_total`.
     pub relayed: AtomicU64,
     /// `seckill_payments_succeeded_total`.
@@ -158,7 +161,7 @@ impl EngineMetrics {
 
     /// Appends all metrics in Prometheus text format.
     pub fn render_prometheus(&self, out: &mut String) {
-        let counters: [(&str, &str, &AtomicU64); 9] = [
+        let counters: [(&str, &str, &AtomicU64); 10] = [
             ("seckill_request_total", "Buy attempts.", &self.requests),
             (
                 "seckill_success_total",
@@ -184,6 +187,11 @@ impl EngineMetrics {
                 "seckill_stock_rewarms_total",
                 "Activities re-warmed because the stock backend lost their stock or holds.",
                 &self.stock_rewarms,
+            ),
+            (
+                "seckill_orders_lost_total",
+                "Acknowledged buys whose order was never written, declared lost to their buyers.",
+                &self.orders_lost,
             ),
             (
                 "seckill_relay_published_total",

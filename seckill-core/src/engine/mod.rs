@@ -18,6 +18,7 @@
 mod buy;
 mod cancel;
 pub mod faults;
+mod lookup;
 mod metrics;
 mod order_worker;
 mod pay;
@@ -27,6 +28,7 @@ mod runner;
 mod warmup;
 
 pub use buy::{BuyOutcome, BuyRejection, BuyRequest};
+pub use lookup::OrderLookup;
 pub use metrics::{EngineMetrics, Histogram, FAIL_REASONS};
 pub use order_worker::OrderWorker;
 pub use pay::{CallbackOutcome, PaymentStarted, Settlement};

@@ -7,7 +7,7 @@ use crate::domain::{
 };
 use crate::repo::{
     check_callback_status, CatalogRepo, CreateOrder, OrderFilter, OrderRejection, OrderRepo, Page,
-    PageRequest, PaymentRecorded, PaymentRepo, StatusChange, StatusChanged, UserRepo,
+    PageRequest, PaymentRecorded, PaymentRepo, StatusChange, StatusChanged, UserRepo, Voided,
 };
 use crate::{Error, Result, Timestamp};
 use async_trait::async_trait;
@@ -23,6 +23,8 @@ struct Tables {
     orders: BTreeMap<OrderId, Order>,
     orders_by_hold: HashMap<HoldId, OrderId>,
     inbox: HashSet<String>,
+    // Order ids declared lost before their order was written, and when.
+    voided: HashMap<OrderId, Timestamp>,
     // (activity, user) → units in the user's non-cancelled orders: the per-user limit's index.
     user_units: HashMap<(ActivityId, UserId), u32>,
     payments: BTreeMap<PaymentId, Payment>,
@@ -213,6 +215,9 @@ impl OrderRepo for MemoryStore {
                 "message {message_id} was processed but its order is missing"
             )));
         }
+        if t.voided.contains_key(&order.id) {
+            return Ok(CreateOrder::Rejected(OrderRejection::Voided));
+        }
         let Some(act) = t.activities.get(&order.activity_id) else {
             return Ok(CreateOrder::Rejected(OrderRejection::UnknownActivity));
         };
@@ -233,6 +238,24 @@ impl OrderRepo for MemoryStore {
         t.orders_by_hold.insert(order.hold_id, order.id);
         t.orders.insert(order.id, order.clone());
         Ok(CreateOrder::Created(order.clone()))
+    }
+
+    async fn void_unwritten(&self, id: OrderId, _user: UserId, at: Timestamp) -> Result<Voided> {
+        let mut t = self.t.lock();
+        if let Some(o) = t.orders.get(&id) {
+            return Ok(Voided::Written(o.clone()));
+        }
+        Ok(match t.voided.entry(id) {
+            std::collections::hash_map::Entry::Occupied(_) => Voided::Already,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(at);
+                Voided::Now
+            }
+        })
+    }
+
+    async fn is_voided(&self, id: OrderId) -> Result<bool> {
+        Ok(self.t.lock().voided.contains_key(&id))
     }
 
     async fn order(&self, id: OrderId) -> Result<Option<Order>> {

@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use seckill_core::domain::{Order, OrderId, OrderStatus};
+use seckill_core::engine::OrderLookup;
 use seckill_core::repo::{OrderFilter, Page};
 use serde::Deserialize;
 
@@ -84,11 +85,24 @@ pub async fn get_mine(
     me: AuthUser,
     PathParam(id): PathParam<OrderId>,
 ) -> ApiResult<Order> {
-    match s.engine.backends().orders.order(id).await? {
-        Some(o) if o.user_id == me.id => Ok(ok(o)),
-        _ => Err(ApiError::new(
+    Ok(ok(lookup_mine(&s, &me, id).await?))
+}
+
+/// The caller's order as both APIs answer it: the order; 404 (4001) while it is not written
+/// yet (or is someone else's); 410 (4003) once its reservation is known lost.
+pub async fn lookup_mine(s: &AppState, me: &AuthUser, id: OrderId) -> Result<Order, ApiError> {
+    match s.engine.order_lookup(me.id, id).await? {
+        OrderLookup::Written(o) => Ok(o),
+        OrderLookup::Pending => Err(ApiError::new(
             Code::OrderNotFound,
             format!("no order {id} (a new order appears within moments of the buy; retry shortly)"),
+        )),
+        OrderLookup::Lost { deadline } => Err(ApiError::new(
+            Code::OrderLost,
+            format!(
+                "order {id} was never written: its reservation was lost before {deadline}; \
+                 the buy failed and nothing is charged"
+            ),
         )),
     }
 }

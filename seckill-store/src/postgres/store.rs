@@ -9,7 +9,7 @@ use seckill_core::domain::{
 };
 use seckill_core::repo::{
     check_callback_status, CatalogRepo, CreateOrder, OrderFilter, OrderRejection, OrderRepo, Page,
-    PageRequest, PaymentRecorded, PaymentRepo, StatusChange, StatusChanged, UserRepo,
+    PageRequest, PaymentRecorded, PaymentRepo, StatusChange, StatusChanged, UserRepo, Voided,
 };
 use seckill_core::{Error, Result, Timestamp};
 use tokio_postgres::types::ToSql;
@@ -443,6 +443,30 @@ impl CatalogRepo for PgStore {
 const ORDER_COLUMNS: &str = "id, hold_id, user_id, activity_id, quantity, amount, status, \
      expires_at, payment_id, cancel_reason, created_at, updated_at";
 
+/// Takes the transaction-level advisory locks of `order_ids` (in id order, so two batches never
+/// wait on each other in a cycle), then says whether any of them was voided. The order
+/// transaction and [`OrderRepo::void_unwritten`] both start with it: the lock makes one wait for
+/// the other, and the check, a statement after the lock, sees what the winner committed.
+async fn lock_and_find_voided(
+    tx: &tokio_postgres::Transaction<'_>,
+    order_ids: &[i64],
+) -> Result<bool> {
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(id) FROM (SELECT unnest($1::BIGINT[]) AS id ORDER BY 1) s",
+        &[&order_ids],
+    )
+    .await
+    .map_err(map_err)?;
+    let row = tx
+        .query_opt(
+            "SELECT 1 FROM voided_orders WHERE order_id = ANY($1) LIMIT 1",
+            &[&order_ids],
+        )
+        .await
+        .map_err(map_err)?;
+    Ok(row.is_some())
+}
+
 impl PgStore {
     /// Writes a whole batch of new orders in one transaction with multi-row statements.
     /// Returns `false` (and writes nothing) if any item is a duplicate or meets a guard; the
@@ -461,6 +485,9 @@ impl PgStore {
         }
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(map_err)?;
+        if lock_and_find_voided(&tx, &ids).await? {
+            return Ok(false); // one at a time refuses the voided ones
+        }
         let fresh = tx
             .execute(
                 "INSERT INTO inbox (message_id) SELECT unnest($1::TEXT[]) ON CONFLICT DO NOTHING",
@@ -571,6 +598,7 @@ impl OrderRepo for PgStore {
     async fn create_from_hold(&self, message_id: &str, o: &Order) -> Result<CreateOrder> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(map_err)?;
+        let voided = lock_and_find_voided(&tx, &[o.id.0]).await?;
         // 1. Inbox: a message processed before is a duplicate.
         let fresh = tx
             .execute(
@@ -594,6 +622,9 @@ impl OrderRepo for PgStore {
             return Err(Error::conflict(format!(
                 "message {message_id} was processed but its order is missing"
             )));
+        }
+        if voided {
+            return Ok(CreateOrder::Rejected(OrderRejection::Voided)); // rolls back the inbox
         }
         // 2. The guard: never more than the stock, whatever the stock backend says.
         let guarded = tx
@@ -682,6 +713,41 @@ impl OrderRepo for PgStore {
             out.push(self.create_from_hold(message_id, o).await?);
         }
         Ok(out)
+    }
+
+    async fn void_unwritten(&self, id: OrderId, user: UserId, at: Timestamp) -> Result<Voided> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        lock_and_find_voided(&tx, &[id.0]).await?;
+        let existing = tx
+            .query_opt(
+                &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"),
+                &[&id.0],
+            )
+            .await
+            .map_err(map_err)?;
+        if let Some(r) = existing {
+            return Ok(Voided::Written(order(&r)?));
+        }
+        let n = tx
+            .execute(
+                "INSERT INTO voided_orders (order_id, user_id, voided_at) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+                &[&id.0, &user.0, &at],
+            )
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(if n == 1 { Voided::Now } else { Voided::Already })
+    }
+
+    async fn is_voided(&self, id: OrderId) -> Result<bool> {
+        let c = self.client().await?;
+        let row = c
+            .query_opt("SELECT 1 FROM voided_orders WHERE order_id = $1", &[&id.0])
+            .await
+            .map_err(map_err)?;
+        Ok(row.is_some())
     }
 
     async fn order(&self, id: OrderId) -> Result<Option<Order>> {

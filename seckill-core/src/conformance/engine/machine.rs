@@ -330,6 +330,7 @@ async fn run(fixture: &Fixture, ops: Vec<Op>) -> Result<(), TestCaseError> {
             limit: 3,
             batch_size: 3,
             faults: Some(faults.clone()),
+            real_time: false,
         },
     )
     .await;

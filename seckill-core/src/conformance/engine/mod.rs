@@ -139,6 +139,9 @@ pub struct SaleSpec {
     pub batch_size: usize,
     /// Crash injection.
     pub faults: Option<Arc<dyn FaultInjector>>,
+    /// Start the sale's clock at the real time instead of 2030 (order ids carry the real time,
+    /// and [`Engine::order_lookup`] compares the two).
+    pub real_time: bool,
 }
 
 impl Default for SaleSpec {
@@ -148,6 +151,7 @@ impl Default for SaleSpec {
             limit: 2,
             batch_size: 64,
             faults: None,
+            real_time: false,
         }
     }
 }
@@ -193,7 +197,11 @@ pub async fn live_activity(
 
 /// Builds a sale: backends from the fixture, a product, a live activity, warmed up.
 pub async fn sale(fixture: &Fixture, spec: SaleSpec) -> Sale {
-    let clock = ManualClock::fixed();
+    let clock = if spec.real_time {
+        ManualClock::new(chrono::Utc::now())
+    } else {
+        ManualClock::fixed()
+    };
     let provider = Arc::new(MockProvider::new(b"test-secret".to_vec()));
     let dyn_clock: Arc<dyn Clock> = Arc::new(clock.clone());
     let backends = (fixture.make)(dyn_clock, provider.clone()).await;

@@ -24,6 +24,7 @@ pub async fn race(fixture: &Fixture) -> (Sale, Vec<OrderId>) {
             limit: LIMIT,
             batch_size: 128,
             faults: None,
+            real_time: false,
         },
     )
     .await;

@@ -6,9 +6,9 @@
 //! The loss is played by swapping in a fresh stock backend of the fixture's kind (a new
 //! namespace of the same service), which is what a Redis restarted without persistence is.
 
-use super::{sale, Fixture, SaleSpec};
+use super::{sale, Fixture, Sale, SaleSpec};
 use crate::domain::{OrderId, UserId};
-use crate::engine::{BuyOutcome, BuyRequest, Engine};
+use crate::engine::{BuyOutcome, BuyRequest, Engine, OrderLookup};
 use crate::ManualClock;
 use std::sync::Arc;
 
@@ -25,6 +25,24 @@ async fn reserve(e: &Engine, req: BuyRequest) -> OrderId {
     match e.buy(req).await.expect("buy") {
         BuyOutcome::Reserved { order_id, .. } => order_id,
         other => panic!("expected a reservation, got {other:?}"),
+    }
+}
+
+/// The sale `s` with its stock backend swapped for an empty one of the fixture's kind (a Redis
+/// restarted without its data); every other backend is kept.
+async fn lose_the_stock_backend(fixture: &Fixture, s: &Sale) -> Sale {
+    let empty = (fixture.make)(
+        Arc::new(ManualClock::fixed()) as Arc<dyn crate::Clock>,
+        s.provider.clone(),
+    )
+    .await;
+    let mut backends = s.engine.backends().clone();
+    backends.stock = empty.stock;
+    Sale {
+        engine: Engine::new(backends, s.engine.config().clone()),
+        clock: s.clock.clone(),
+        provider: s.provider.clone(),
+        activity: s.activity,
     }
 }
 
@@ -45,20 +63,8 @@ pub async fn a_stock_backend_that_lost_its_data_is_healed(fixture: &Fixture) {
     s.drain(&mut w).await;
 
     // The stock backend comes back empty; every other backend kept its data.
-    let empty = (fixture.make)(
-        Arc::new(ManualClock::fixed()) as Arc<dyn crate::Clock>,
-        s.provider.clone(),
-    )
-    .await;
-    let mut backends = s.engine.backends().clone();
-    backends.stock = empty.stock;
-    let e = Engine::new(backends, s.engine.config().clone());
-    let lost = super::Sale {
-        engine: e.clone(),
-        clock: s.clock.clone(),
-        provider: s.provider.clone(),
-        activity: s.activity,
-    };
+    let lost = lose_the_stock_backend(fixture, &s).await;
+    let e = lost.engine.clone();
     assert!(
         matches!(
             e.buy(buy(3, 1, s.activity)).await.expect("buy"),
@@ -95,4 +101,88 @@ pub async fn a_stock_backend_that_lost_its_data_is_healed(fixture: &Fixture) {
     let report = e.reconcile(s.activity, false).await.expect("reconcile");
     assert!(report.consistent, "{report:#?}");
     lost.assert_at_rest(vec![first, second, third]).await;
+}
+
+/// Finding 1 of the chaos run: a buy answered 202 whose hold (and outbox entry) vanished with
+/// the stock backend before its order was written. Its buyer hears "pending" until the hold's
+/// payment deadline, then "lost" for good; a late delivery of the hold is refused (no order,
+/// nothing charged), and the checker accepts the absence only because the buyer was told.
+pub async fn an_acknowledged_buy_lost_with_the_stock_backend_is_told_lost(fixture: &Fixture) {
+    let s = sale(
+        fixture,
+        SaleSpec {
+            total: 4,
+            limit: 2,
+            real_time: true,
+            ..SaleSpec::default()
+        },
+    )
+    .await;
+    let mut w = s.engine.order_worker().await.expect("worker");
+    let kept = reserve(&s.engine, buy(1, 1, s.activity)).await;
+    s.drain(&mut w).await;
+    let BuyOutcome::Reserved {
+        hold_id,
+        order_id: lost_id,
+        expires_at,
+        ..
+    } = s.engine.buy(buy(2, 2, s.activity)).await.expect("buy")
+    else {
+        panic!("the second buy must reserve")
+    };
+    // The stock backend loses everything before the relay took the hold.
+    let after = lose_the_stock_backend(fixture, &s).await;
+    let e = after.engine.clone();
+    assert!(e.heal_stock(s.activity).await.expect("heal"));
+    let lookup = |user: i64, id: OrderId| {
+        let e = e.clone();
+        async move { e.order_lookup(UserId(user), id).await.expect("lookup") }
+    };
+    assert_eq!(lookup(2, lost_id).await, OrderLookup::Pending);
+    assert!(matches!(lookup(1, kept).await, OrderLookup::Written(_)));
+    assert_eq!(
+        lookup(1, lost_id).await,
+        OrderLookup::Pending,
+        "another buyer learns nothing"
+    );
+    // Past the hold's deadline (and the reconciler's grace) the buyer is told it is lost.
+    let cfg = e.config();
+    s.clock.advance(
+        chrono::Duration::from_std(cfg.payment_timeout + cfg.reconcile_grace).unwrap()
+            + chrono::Duration::seconds(1),
+    );
+    assert!(matches!(lookup(2, lost_id).await, OrderLookup::Lost { .. }));
+    assert!(matches!(lookup(2, lost_id).await, OrderLookup::Lost { .. }));
+    assert!(matches!(lookup(1, kept).await, OrderLookup::Written(_)));
+    // A late delivery of the lost hold (a broker that kept it) writes nothing.
+    let hold = crate::domain::Hold {
+        id: hold_id,
+        order_id: lost_id,
+        activity_id: s.activity,
+        user_id: UserId(2),
+        quantity: 2,
+        created_at: expires_at - chrono::Duration::from_std(cfg.payment_timeout).unwrap(),
+        expires_at,
+    };
+    let msg = crate::domain::HoldEvent { hold: hold.clone() }.message_id();
+    assert_eq!(
+        e.process_hold(&hold, &msg).await.expect("late delivery"),
+        None
+    );
+    assert!(e.backends().orders.order(lost_id).await.unwrap().is_none());
+    let mut w = e.order_worker().await.expect("worker");
+    after.drain(&mut w).await;
+    // Told lost: the checker accepts its absence. Not told: it would not.
+    after.assert_at_rest(vec![kept, lost_id]).await;
+    let snap = after.stock().await;
+    assert_eq!((snap.available, snap.sold), (3, 1));
+}
+
+/// The checker's side of the case above: an acknowledged order that is neither written nor
+/// declared lost is reported.
+pub async fn the_checker_reports_an_acknowledged_buy_nobody_was_told_about(fixture: &Fixture) {
+    let s = sale(fixture, SaleSpec::default()).await;
+    let never = OrderId(crate::domain::ids::Snowflake::new(1).next_id());
+    let v = s.violations_at_rest(vec![never]).await;
+    assert_eq!(v, vec![format!("reserved order {never} was lost")]);
 }
