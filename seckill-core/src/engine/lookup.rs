@@ -61,14 +61,12 @@ impl Engine {
         })
     }
 
-    /// When an unwritten order id may be declared lost: its hold's payment deadline (the
-    /// id's time plus the payment timeout), plus the reconciler's grace for stranded holds.
+    /// When an unwritten order id may be declared lost: its hold's payment deadline (the id's
+    /// time plus the payment timeout). The void is atomic with the order transaction, so no
+    /// margin is needed for correctness; the deadline only bounds how long a buyer waits.
     fn void_deadline(&self, id: OrderId) -> Option<Timestamp> {
         let minted = Snowflake::time_of(id.0)?;
-        let wait = chrono::Duration::from_std(
-            self.config().payment_timeout + self.config().reconcile_grace,
-        )
-        .ok()?;
+        let wait = chrono::Duration::from_std(self.config().payment_timeout).ok()?;
         minted.checked_add_signed(wait)
     }
 }

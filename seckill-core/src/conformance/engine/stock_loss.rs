@@ -145,11 +145,10 @@ pub async fn an_acknowledged_buy_lost_with_the_stock_backend_is_told_lost(fixtur
         OrderLookup::Pending,
         "another buyer learns nothing"
     );
-    // Past the hold's deadline (and the reconciler's grace) the buyer is told it is lost.
+    // Past the hold's deadline the buyer is told it is lost.
     let cfg = e.config();
     s.clock.advance(
-        chrono::Duration::from_std(cfg.payment_timeout + cfg.reconcile_grace).unwrap()
-            + chrono::Duration::seconds(1),
+        chrono::Duration::from_std(cfg.payment_timeout).unwrap() + chrono::Duration::seconds(1),
     );
     assert!(matches!(lookup(2, lost_id).await, OrderLookup::Lost { .. }));
     assert!(matches!(lookup(2, lost_id).await, OrderLookup::Lost { .. }));

@@ -1,0 +1,565 @@
+//! The system under test, started by the harness on loopback in a temporary directory: its own
+//! Redis (AOF `everysec`, or no persistence), its own PostgreSQL cluster (`initdb` + the
+//! machine's `postgres`), and the server split into roles as in production (two `api`
+//! processes, relay, order worker, timeout worker, reconciler), each process reaching each
+//! backend through its own [`Proxy`], so a fault can hit one link. Everything it started is
+//! stopped when the [`Cluster`] is dropped.
+
+use crate::proxy::{Fault, Proxy};
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+
+/// A server role as `--roles` names it, one process each.
+pub const ROLES: [&str; 6] = [
+    "api",
+    "api",
+    "relay",
+    "order-worker",
+    "timeout-worker",
+    "reconciler",
+];
+
+/// Which backend a proxy leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Redis: stock, delay queue, locks, limits, idempotency, sessions and the Redis Streams
+    /// broker.
+    Redis,
+    /// PostgreSQL: the system of record.
+    Postgres,
+}
+
+/// What Redis keeps on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// Append-only file, fsync every second (`appendfsync everysec`).
+    Aof,
+    /// Nothing: a restart comes back empty.
+    None,
+}
+
+/// How the harness lays the cluster out.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Ports from here up to `base_port + 200` (keep below 32768).
+    pub base_port: u16,
+    /// Where `seckill-server` is.
+    pub server_bin: PathBuf,
+    /// Redis persistence.
+    pub persistence: Persistence,
+    /// The payment window of the sale (short, so unpaid orders time out and lost holds are
+    /// declared lost within the run).
+    pub payment_timeout_secs: u64,
+    /// Keep the temporary directory (logs, data) after the run.
+    pub keep: bool,
+}
+
+/// A child process killed (with its process group) on drop.
+#[derive(Debug)]
+struct Proc {
+    child: Child,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command, log: &Path) -> std::io::Result<Self> {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        cmd.stdout(Stdio::from(out.try_clone()?))
+            .stderr(Stdio::from(out))
+            .stdin(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true);
+        Ok(Self {
+            child: cmd.spawn()?,
+        })
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Sends `sig` to the whole process group.
+    fn signal(&self, sig: &str) {
+        if let Some(pid) = self.pid() {
+            let _ = std::process::Command::new("kill")
+                .args([format!("-{sig}"), "--".into(), format!("-{pid}")])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+
+    async fn kill9(&mut self) {
+        self.signal("KILL");
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+
+    async fn terminate(&mut self) {
+        self.signal("CONT");
+        self.signal("TERM");
+        if tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+            .await
+            .is_err()
+        {
+            self.kill9().await;
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.signal("CONT");
+        self.signal("KILL");
+    }
+}
+
+/// The running system.
+#[derive(Debug)]
+pub struct Cluster {
+    opts: Options,
+    dir: PathBuf,
+    redis: Option<Proc>,
+    postgres: Option<Proc>,
+    servers: Vec<Option<Proc>>,
+    /// One proxy per (server process, backend), in `ROLES` order: Redis, then PostgreSQL.
+    proxies: Vec<(Proxy, Proxy)>,
+    pg_user: (u32, u32),
+    snapshot: Option<PathBuf>,
+}
+
+fn wait_port(port: u16, deadline: Duration) -> bool {
+    let until = Instant::now() + deadline;
+    while Instant::now() < until {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn postgres_bin(name: &str) -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin").join(name))
+        .filter(|p| p.exists())
+        .collect();
+    found.sort();
+    found.pop().unwrap_or_else(|| PathBuf::from(name))
+}
+
+fn uid_gid(user: &str) -> std::io::Result<(u32, u32)> {
+    let id = |flag: &str| -> std::io::Result<u32> {
+        let out = std::process::Command::new("id")
+            .args([flag, user])
+            .output()?;
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .map_err(|_| std::io::Error::other(format!("no user {user}")))
+    };
+    Ok((id("-u")?, id("-g")?))
+}
+
+fn localhost(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+impl Cluster {
+    /// The port of Redis itself.
+    pub fn redis_port(&self) -> u16 {
+        self.opts.base_port + 1
+    }
+
+    /// The port of PostgreSQL itself.
+    pub fn pg_port(&self) -> u16 {
+        self.opts.base_port + 2
+    }
+
+    /// The HTTP port of server process `i` (in `ROLES` order).
+    pub fn http_port(&self, i: usize) -> u16 {
+        self.opts.base_port + 10 + i as u16
+    }
+
+    /// The HTTP addresses of the two `api` processes.
+    pub fn api(&self) -> [SocketAddr; 2] {
+        [localhost(self.http_port(0)), localhost(self.http_port(1))]
+    }
+
+    /// The Redis key prefix the servers use.
+    pub fn prefix(&self) -> &'static str {
+        "chaos"
+    }
+
+    /// The database URL for the harness itself (not through a proxy).
+    pub fn database_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.pg_port())
+    }
+
+    /// The Redis URL for the harness itself (not through a proxy).
+    pub fn redis_url(&self) -> String {
+        format!(
+            "redis://127.0.0.1:{}/0?prefix={}",
+            self.redis_port(),
+            self.prefix()
+        )
+    }
+
+    /// Where logs and data live.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Starts everything: Redis, PostgreSQL, the proxies and the six server processes.
+    pub async fn start(opts: Options) -> Result<Self, String> {
+        let dir = std::env::temp_dir().join(format!(
+            "seckill-chaos-{}-{}",
+            std::process::id(),
+            opts.base_port
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("redis")).map_err(|e| e.to_string())?;
+        let pg_user = uid_gid("postgres").map_err(|e| e.to_string())?;
+        let mut c = Self {
+            opts,
+            dir,
+            redis: None,
+            postgres: None,
+            servers: Vec::new(),
+            proxies: Vec::new(),
+            pg_user,
+            snapshot: None,
+        };
+        c.start_redis(false).await?;
+        c.init_postgres()?;
+        c.start_postgres().await?;
+        for i in 0..ROLES.len() {
+            let p = c.opts.base_port + 100 + 2 * i as u16;
+            let r = Proxy::start(localhost(p), localhost(c.redis_port()))
+                .await
+                .map_err(|e| format!("proxy on {p}: {e}"))?;
+            let g = Proxy::start(localhost(p + 1), localhost(c.pg_port()))
+                .await
+                .map_err(|e| format!("proxy on {}: {e}", p + 1))?;
+            c.proxies.push((r, g));
+        }
+        for i in 0..ROLES.len() {
+            c.servers.push(None);
+            c.start_server(i).await?;
+        }
+        Ok(c)
+    }
+
+    async fn start_redis(&mut self, from_snapshot: bool) -> Result<(), String> {
+        let d = self.dir.join("redis");
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &self.redis_port().to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(&d);
+        let aof = self.opts.persistence == Persistence::Aof && !from_snapshot;
+        cmd.args(["--appendonly", if aof { "yes" } else { "no" }])
+            .args(["--appendfsync", "everysec"]);
+        self.redis =
+            Some(Proc::spawn(cmd, &self.dir.join("redis.log")).map_err(|e| e.to_string())?);
+        // A Redis replaying its AOF answers LOADING meanwhile; the port opens first.
+        if !wait_port(self.redis_port(), Duration::from_secs(20)) {
+            return Err("redis did not start".into());
+        }
+        if from_snapshot && self.opts.persistence == Persistence::Aof {
+            redis_cli(self.redis_port(), &["CONFIG", "SET", "appendonly", "yes"]);
+        }
+        Ok(())
+    }
+
+    fn init_postgres(&self) -> Result<(), String> {
+        let d = self.dir.join("pg");
+        std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
+        std::process::Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&self.dir)
+            .status()
+            .map_err(|e| e.to_string())?;
+        let out = std::process::Command::new(postgres_bin("initdb"))
+            .arg("-D")
+            .arg(d.join("data"))
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
+            .uid(self.pg_user.0)
+            .gid(self.pg_user.1)
+            .output()
+            .map_err(|e| format!("initdb: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "initdb failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(())
+    }
+
+    async fn start_postgres(&mut self) -> Result<(), String> {
+        let d = self.dir.join("pg");
+        let mut cmd = Command::new(postgres_bin("postgres"));
+        cmd.arg("-D")
+            .arg(d.join("data"))
+            .args(["-p", &self.pg_port().to_string()])
+            .arg("-k")
+            .arg(&d)
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "max_connections=200",
+            ])
+            .uid(self.pg_user.0)
+            .gid(self.pg_user.1);
+        self.postgres =
+            Some(Proc::spawn(cmd, &self.dir.join("postgres.log")).map_err(|e| e.to_string())?);
+        let until = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < until {
+            let ok = std::process::Command::new(postgres_bin("pg_isready"))
+                .args(["-h", "127.0.0.1", "-p", &self.pg_port().to_string(), "-q"])
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err("postgres did not start".into())
+    }
+
+    fn server_env(&self, i: usize) -> Vec<(String, String)> {
+        let (r, g) = &self.proxies[i];
+        let redis = format!("redis://{}/0?prefix={}", r.local_addr(), self.prefix());
+        let mut env: Vec<(String, String)> = [
+            "STOCK",
+            "DELAY",
+            "LOCK",
+            "RATE_LIMIT",
+            "IDEMPOTENCY",
+            "SESSIONS",
+        ]
+        .iter()
+        .map(|k| (format!("SECKILL_BACKENDS__{k}"), redis.clone()))
+        .collect();
+        env.extend([
+            (
+                "SECKILL_BACKENDS__BROKER".into(),
+                redis.replacen("redis:", "redis-stream:", 1),
+            ),
+            (
+                "SECKILL_BACKENDS__DATABASE".into(),
+                format!("postgres://postgres@{}/postgres", g.local_addr()),
+            ),
+            (
+                "SECKILL_AUTH__JWT_SECRET".into(),
+                "chaos-shared-secret".into(),
+            ),
+            (
+                "SECKILL_PAYMENT__MOCK_SECRET".into(),
+                "chaos-mock-secret".into(),
+            ),
+            ("SECKILL_ADMIN__PASSWORD".into(), "chaos-admin".into()),
+            (
+                "SECKILL_SALE__PAYMENT_TIMEOUT_SECS".into(),
+                self.opts.payment_timeout_secs.to_string(),
+            ),
+            ("SECKILL_SALE__RECONCILE_EVERY_SECS".into(), "2".into()),
+            ("SECKILL_SALE__BUY_RATE_PER_SEC".into(), "0".into()),
+            ("SECKILL_LIMITS__LOGIN_PER_IP__RATE".into(), "0".into()),
+            ("SECKILL_LIMITS__BUY_PER_IP__RATE".into(), "0".into()),
+            ("RUST_LOG".into(), "warn".into()),
+        ]);
+        env
+    }
+
+    /// Starts server process `i` and waits for its `/health`.
+    pub async fn start_server(&mut self, i: usize) -> Result<(), String> {
+        let port = self.http_port(i);
+        let mut cmd = Command::new(&self.opts.server_bin);
+        cmd.args(["--roles", ROLES[i], "--no-demo"])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .envs(self.server_env(i));
+        if ROLES[i] == "api" {
+            let grpc = self.opts.base_port + 30 + i as u16;
+            cmd.args(["--grpc-listen", &format!("127.0.0.1:{grpc}")]);
+        }
+        let log = self.dir.join(format!("server-{i}-{}.log", ROLES[i]));
+        self.servers[i] = Some(Proc::spawn(cmd, &log).map_err(|e| e.to_string())?);
+        let until = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < until {
+            let r = crate::client::call(
+                localhost(port),
+                "GET",
+                "/health",
+                None,
+                &[],
+                None,
+                Duration::from_secs(2),
+            )
+            .await;
+            if r.is_ok_and(|r| r.status == 200) {
+                return Ok(());
+            }
+            if let Some(Some(p)) = self.servers.get_mut(i) {
+                if let Ok(Some(status)) = p.child.try_wait() {
+                    return Err(format!(
+                        "{} exited at start ({status}); see {}",
+                        ROLES[i],
+                        log.display()
+                    ));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(format!(
+            "{} did not come up; see {}",
+            ROLES[i],
+            log.display()
+        ))
+    }
+
+    /// SIGKILLs server process `i`.
+    pub async fn kill_server(&mut self, i: usize) {
+        if let Some(mut p) = self.servers[i].take() {
+            p.kill9().await;
+        }
+    }
+
+    /// SIGSTOPs (`true`) or SIGCONTs server process `i`.
+    pub fn pause_server(&self, i: usize, pause: bool) {
+        if let Some(p) = &self.servers[i] {
+            p.signal(if pause { "STOP" } else { "CONT" });
+        }
+    }
+
+    /// SIGKILLs Redis.
+    pub async fn kill_redis(&mut self) {
+        if let Some(mut p) = self.redis.take() {
+            p.kill9().await;
+        }
+    }
+
+    /// SIGSTOPs (`true`) or SIGCONTs Redis.
+    pub fn pause_redis(&self, pause: bool) {
+        if let Some(p) = &self.redis {
+            p.signal(if pause { "STOP" } else { "CONT" });
+        }
+    }
+
+    /// Restarts a killed Redis from its files (the AOF, if it keeps one).
+    pub async fn restart_redis(&mut self) -> Result<(), String> {
+        self.start_redis(false).await
+    }
+
+    /// Kills Redis and brings it back with nothing (its files deleted).
+    pub async fn restart_redis_empty(&mut self) -> Result<(), String> {
+        self.kill_redis().await;
+        let d = self.dir.join("redis");
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
+        self.start_redis(false).await
+    }
+
+    /// Saves an RDB snapshot of Redis now, for a later [`Cluster::rewind_redis`].
+    pub fn snapshot_redis(&mut self) -> Result<(), String> {
+        redis_cli(self.redis_port(), &["SAVE"]);
+        let from = self.dir.join("redis").join("dump.rdb");
+        let to = self.dir.join("snapshot.rdb");
+        std::fs::copy(&from, &to).map_err(|e| format!("snapshot: {e}"))?;
+        self.snapshot = Some(to);
+        Ok(())
+    }
+
+    /// Kills Redis and restarts it from the older snapshot: every write since is gone.
+    pub async fn rewind_redis(&mut self) -> Result<(), String> {
+        let snap = self.snapshot.clone().ok_or("no snapshot taken")?;
+        self.kill_redis().await;
+        let d = self.dir.join("redis");
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
+        std::fs::copy(snap, d.join("dump.rdb")).map_err(|e| e.to_string())?;
+        self.start_redis(true).await
+    }
+
+    /// SIGKILLs PostgreSQL (the postmaster and every backend).
+    pub async fn kill_postgres(&mut self) {
+        if let Some(mut p) = self.postgres.take() {
+            p.kill9().await;
+        }
+        // Orphaned backends let go of the shared memory within moments.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    /// Restarts a killed PostgreSQL (crash recovery from its WAL).
+    pub async fn restart_postgres(&mut self) -> Result<(), String> {
+        let _ = std::fs::remove_file(self.dir.join("pg").join("data").join("postmaster.pid"));
+        self.start_postgres().await
+    }
+
+    /// Applies `fault` to every process's link to `backend`.
+    pub fn proxy_fault(&self, backend: Backend, fault: Fault) {
+        for (r, g) in &self.proxies {
+            match backend {
+                Backend::Redis => r.set(fault),
+                Backend::Postgres => g.set(fault),
+            }
+        }
+    }
+
+    /// Brings everything back: every proxy forwards, paused processes go on, stopped ones start.
+    pub async fn heal(&mut self) -> Result<(), String> {
+        self.proxy_fault(Backend::Redis, Fault::None);
+        self.proxy_fault(Backend::Postgres, Fault::None);
+        self.pause_redis(false);
+        if self.redis.is_none() {
+            self.restart_redis().await?;
+        }
+        if self.postgres.is_none() {
+            self.restart_postgres().await?;
+        }
+        for i in 0..ROLES.len() {
+            self.pause_server(i, false);
+            if self.servers[i].is_none() {
+                self.start_server(i).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops the servers gracefully, then the backends; removes the directory unless the
+    /// options or `keep` say to keep it (a failed run keeps its logs and data).
+    pub async fn stop_keeping(mut self, keep: bool) {
+        for p in self.servers.iter_mut().flatten() {
+            p.terminate().await;
+        }
+        self.servers.clear();
+        if let Some(mut p) = self.postgres.take() {
+            p.terminate().await;
+        }
+        if let Some(mut p) = self.redis.take() {
+            p.terminate().await;
+        }
+        if !self.opts.keep && !keep {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Runs `redis-cli` against a local port, ignoring its answer.
+fn redis_cli(port: u16, args: &[&str]) {
+    let _ = std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
