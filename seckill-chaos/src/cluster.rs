@@ -56,6 +56,9 @@ pub struct Options {
     pub payment_timeout_secs: u64,
     /// Keep the temporary directory (logs, data) after the run.
     pub keep: bool,
+    /// `CHAOS_SABOTAGE` for the servers (a server built with the `sabotage` feature leaves
+    /// those repairs out: the negative controls).
+    pub sabotage: Option<String>,
 }
 
 /// A child process killed (with its process group) on drop.
@@ -378,6 +381,9 @@ impl Cluster {
             ("SECKILL_LIMITS__BUY_PER_IP__RATE".into(), "0".into()),
             ("RUST_LOG".into(), "warn".into()),
         ]);
+        if let Some(s) = &self.opts.sabotage {
+            env.push(("CHAOS_SABOTAGE".into(), s.clone()));
+        }
         env
     }
 

@@ -24,6 +24,9 @@ pub enum Fault {
     PauseRedis,
     /// Kill Redis and restart it with no data at all.
     RedisEmpty,
+    /// Pause the relay (reservations pile up in the outbox, acknowledged but not yet orders),
+    /// restart Redis with no data, resume the relay: the acknowledged reservations are lost.
+    RedisEmptyUnrelayed,
     /// Kill Redis and restart it from a snapshot taken a few seconds earlier (a rewind).
     RedisRewind,
     /// SIGKILL PostgreSQL, restart it after the hold.
@@ -42,6 +45,7 @@ impl Fault {
             Fault::KillRedis => "kill-redis".into(),
             Fault::PauseRedis => "pause-redis".into(),
             Fault::RedisEmpty => "redis-empty".into(),
+            Fault::RedisEmptyUnrelayed => "redis-empty-unrelayed".into(),
             Fault::RedisRewind => "redis-rewind".into(),
             Fault::KillPostgres => "kill-postgres".into(),
             Fault::Link(b, l) => format!(
@@ -71,6 +75,7 @@ impl Fault {
             Fault::KillRedis,
             Fault::PauseRedis,
             Fault::RedisEmpty,
+            Fault::RedisEmptyUnrelayed,
             Fault::RedisRewind,
             Fault::KillPostgres,
         ]);
@@ -129,6 +134,14 @@ impl Fault {
                 c.pause_redis(false);
             }
             Fault::RedisEmpty => c.restart_redis_empty().await?,
+            Fault::RedisEmptyUnrelayed => {
+                let relay = ROLES.iter().position(|r| *r == "relay").unwrap_or(2);
+                c.pause_server(relay, true);
+                tokio::time::sleep(hold).await;
+                let r = c.restart_redis_empty().await;
+                c.pause_server(relay, false);
+                r?;
+            }
             Fault::RedisRewind => c.rewind_redis().await?,
             Fault::KillPostgres => {
                 c.kill_postgres().await;
@@ -159,6 +172,7 @@ pub fn short_form() -> Vec<Fault> {
         Fault::KillServer(3),                     // order worker
         Fault::KillRedis,                         // restart from its AOF
         Fault::RedisEmpty,                        // loses everything
+        Fault::RedisEmptyUnrelayed,               // loses acknowledged reservations
         Fault::Link(Backend::Redis, Link::Stall), // a Redis that stops answering
         Fault::KillPostgres,
     ]

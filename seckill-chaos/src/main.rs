@@ -28,7 +28,7 @@ struct Cli {
     #[arg(long, default_value_t = 20)]
     sale_secs: u64,
     /// Seconds into the sale when the fault strikes.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 4)]
     fault_at_secs: u64,
     /// Seconds the fault lasts.
     #[arg(long, default_value_t = 5)]
@@ -37,13 +37,13 @@ struct Cli {
     #[arg(long, default_value_t = 15)]
     payment_timeout_secs: u64,
     /// Units for sale.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 2000)]
     total: u32,
     /// Per-user limit.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 3)]
     limit: u32,
     /// Registered buyers.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 200)]
     users: usize,
     /// Concurrent clients.
     #[arg(long, default_value_t = 16)]
@@ -54,6 +54,10 @@ struct Cli {
     /// Keep every run's directory (logs, data).
     #[arg(long)]
     keep: bool,
+    /// Negative controls: repairs a server built with `--features sabotage` leaves out
+    /// (`no-heal`, `no-void`); the checker must then fail under the matching fault.
+    #[arg(long)]
+    sabotage: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -149,6 +153,7 @@ async fn main() -> ExitCode {
             },
             payment_timeout_secs: cli.payment_timeout_secs,
             keep: cli.keep,
+            sabotage: cli.sabotage.clone(),
         };
         let spec = RunSpec {
             fault,

@@ -43,7 +43,7 @@ impl Engine {
         let Some(deadline) = self.void_deadline(id) else {
             return Ok(OrderLookup::Pending);
         };
-        if self.now() < deadline {
+        if self.now() < deadline || super::sabotage::on(super::sabotage::Sabotage::NoVoid) {
             return Ok(OrderLookup::Pending);
         }
         Ok(match orders.void_unwritten(id, user, self.now()).await? {

@@ -25,6 +25,7 @@ mod pay;
 mod reconcile;
 mod relay;
 mod runner;
+mod sabotage;
 mod warmup;
 
 pub use buy::{BuyOutcome, BuyRejection, BuyRequest};

@@ -103,6 +103,11 @@ impl Engine {
                 expires_at: o.expires_at,
             })
             .collect();
+        let adopt = if super::sabotage::on(super::sabotage::Sabotage::NoHeal) {
+            Vec::new()
+        } else {
+            adopt
+        };
         if !adopt.is_empty() {
             tracing::warn!(activity = %id, orders = adopt.len(),
                 "the stock backend lacks the holds of live orders; installing them");
@@ -136,6 +141,9 @@ impl Engine {
     /// in a backend that lost nothing (a cancel in between only makes this re-warm needlessly,
     /// which is harmless).
     pub async fn heal_stock(&self, id: ActivityId) -> Result<bool> {
+        if super::sabotage::on(super::sabotage::Sabotage::NoHeal) {
+            return Ok(false);
+        }
         let b = self.backends();
         let Some(a) = b.catalog.activity(id).await? else {
             return Ok(false);
