@@ -31,6 +31,32 @@ pub enum Backend {
     Redis,
     /// PostgreSQL: the system of record.
     Postgres,
+    /// The broker, when it is RabbitMQ (Redis Streams is `Redis`; Kafka has no proxy).
+    Broker,
+}
+
+/// The message broker of the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Broker {
+    /// Redis Streams on the run's own Redis (killed, emptied and rewound with it).
+    RedisStream,
+    /// The machine's RabbitMQ at this URL (`amqp://guest:guest@127.0.0.1:5672/%2f`), through a
+    /// proxy per process (the harness does not kill it; link faults reach it).
+    Amqp(String),
+    /// A Kafka-API broker at these bootstrap servers (`127.0.0.1:9092`). Kafka clients follow
+    /// the broker's advertised address, so it is reached directly, without a proxy.
+    Kafka(String),
+}
+
+impl Broker {
+    /// A short name for tables.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Broker::RedisStream => "redis-stream",
+            Broker::Amqp(_) => "amqp",
+            Broker::Kafka(_) => "kafka",
+        }
+    }
 }
 
 /// What Redis keeps on disk.
@@ -51,6 +77,8 @@ pub struct Options {
     pub server_bin: PathBuf,
     /// Redis persistence.
     pub persistence: Persistence,
+    /// The broker.
+    pub broker: Broker,
     /// The payment window of the sale (short, so unpaid orders time out and lost holds are
     /// declared lost within the run).
     pub payment_timeout_secs: u64,
@@ -131,6 +159,8 @@ pub struct Cluster {
     servers: Vec<Option<Proc>>,
     /// One proxy per (server process, backend), in `ROLES` order: Redis, then PostgreSQL.
     proxies: Vec<(Proxy, Proxy)>,
+    /// One proxy per server process to RabbitMQ, when it is the broker.
+    broker_proxies: Vec<Proxy>,
     pg_user: (u32, u32),
     snapshot: Option<PathBuf>,
 }
@@ -222,8 +252,10 @@ impl Cluster {
 
     /// Starts everything: Redis, PostgreSQL, the proxies and the six server processes.
     pub async fn start(opts: Options) -> Result<Self, String> {
+        static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!(
-            "seckill-chaos-{}-{}",
+            "seckill-chaos-{}-{}-{run}",
             std::process::id(),
             opts.base_port
         ));
@@ -237,6 +269,7 @@ impl Cluster {
             postgres: None,
             servers: Vec::new(),
             proxies: Vec::new(),
+            broker_proxies: Vec::new(),
             pg_user,
             snapshot: None,
         };
@@ -252,6 +285,13 @@ impl Cluster {
                 .await
                 .map_err(|e| format!("proxy on {}: {e}", p + 1))?;
             c.proxies.push((r, g));
+            if let Broker::Amqp(url) = &c.opts.broker {
+                let upstream = amqp_addr(url)?;
+                let b = Proxy::start(localhost(c.opts.base_port + 150 + i as u16), upstream)
+                    .await
+                    .map_err(|e| format!("broker proxy: {e}"))?;
+                c.broker_proxies.push(b);
+            }
         }
         for i in 0..ROLES.len() {
             c.servers.push(None);
@@ -354,10 +394,7 @@ impl Cluster {
         .map(|k| (format!("SECKILL_BACKENDS__{k}"), redis.clone()))
         .collect();
         env.extend([
-            (
-                "SECKILL_BACKENDS__BROKER".into(),
-                redis.replacen("redis:", "redis-stream:", 1),
-            ),
+            ("SECKILL_BACKENDS__BROKER".into(), self.broker_url(i)),
             (
                 "SECKILL_BACKENDS__DATABASE".into(),
                 format!("postgres://postgres@{}/postgres", g.local_addr()),
@@ -385,6 +422,28 @@ impl Cluster {
             env.push(("CHAOS_SABOTAGE".into(), s.clone()));
         }
         env
+    }
+
+    fn broker_url(&self, i: usize) -> String {
+        // Names of the run's own (queues, topics), so runs on a shared broker never meet.
+        let run = format!("chaos{}x{}", std::process::id(), self.opts.base_port);
+        match &self.opts.broker {
+            Broker::RedisStream => format!(
+                "redis-stream://{}/0?prefix={}",
+                self.proxies[i].0.local_addr(),
+                self.prefix()
+            ),
+            Broker::Amqp(url) => {
+                let (scheme_auth, rest) = url.split_once('@').unwrap_or(("amqp://", url));
+                let path = rest.split_once('/').map_or("/%2f", |(_, p)| p);
+                let path = path.split('?').next().unwrap_or("%2f");
+                format!(
+                    "{scheme_auth}@{}/{path}?groups=order-workers&prefix={run}&expires=600000",
+                    self.broker_proxies[i].local_addr()
+                )
+            }
+            Broker::Kafka(brokers) => format!("kafka://{brokers}?prefix={run}"),
+        }
     }
 
     /// Starts server process `i` and waits for its `/health`.
@@ -517,6 +576,12 @@ impl Cluster {
             match backend {
                 Backend::Redis => r.set(fault),
                 Backend::Postgres => g.set(fault),
+                Backend::Broker => {}
+            }
+        }
+        if backend == Backend::Broker {
+            for b in &self.broker_proxies {
+                b.set(fault);
             }
         }
     }
@@ -525,6 +590,7 @@ impl Cluster {
     pub async fn heal(&mut self) -> Result<(), String> {
         self.proxy_fault(Backend::Redis, Fault::None);
         self.proxy_fault(Backend::Postgres, Fault::None);
+        self.proxy_fault(Backend::Broker, Fault::None);
         self.pause_redis(false);
         if self.redis.is_none() {
             self.restart_redis().await?;
@@ -558,6 +624,23 @@ impl Cluster {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// The host and port of an `amqp://user:pass@host:port/vhost` URL.
+fn amqp_addr(url: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let rest = url.split_once('@').map_or(url, |(_, r)| r);
+    let hostport = rest.split(['/', '?']).next().unwrap_or(rest);
+    let hostport = if hostport.contains(':') {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:5672")
+    };
+    hostport
+        .to_socket_addrs()
+        .map_err(|e| format!("broker address {hostport}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("broker address {hostport} resolves to nothing"))
 }
 
 /// Runs `redis-cli` against a local port, ignoring its answer.

@@ -53,6 +53,7 @@ impl Fault {
                 match b {
                     Backend::Redis => "redis",
                     Backend::Postgres => "postgres",
+                    Backend::Broker => "broker",
                 },
                 match l {
                     Link::None => "ok".to_string(),
@@ -79,7 +80,7 @@ impl Fault {
             Fault::RedisRewind,
             Fault::KillPostgres,
         ]);
-        for b in [Backend::Redis, Backend::Postgres] {
+        for b in [Backend::Redis, Backend::Postgres, Backend::Broker] {
             for l in [
                 Link::Cut,
                 Link::Refuse,

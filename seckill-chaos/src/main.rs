@@ -2,7 +2,7 @@
 //! the acknowledged buys, orders, lost (told) and the violations. Exits 1 on any violation.
 
 use clap::{Parser, Subcommand};
-use seckill_chaos::cluster::{Options, Persistence};
+use seckill_chaos::cluster::{Broker, Options, Persistence};
 use seckill_chaos::faults::{self, Fault};
 use seckill_chaos::run::{run, RunResult, RunSpec};
 use std::path::PathBuf;
@@ -24,6 +24,10 @@ struct Cli {
     /// Redis without persistence (a restart loses everything) instead of AOF everysec.
     #[arg(long)]
     no_persistence: bool,
+    /// The broker: `redis-stream` (on the run's Redis), `amqp://…` (a RabbitMQ, through a
+    /// proxy) or `kafka://host:port` (a Kafka-API broker, directly).
+    #[arg(long, default_value = "redis-stream")]
+    broker: String,
     /// Seconds the buyers buy in each run.
     #[arg(long, default_value_t = 20)]
     sale_secs: u64,
@@ -138,6 +142,19 @@ async fn main() -> ExitCode {
         "| fault | acknowledged | orders | lost (told) | unresolved | oversold | duplicates | paid lost | charged twice | recovered in |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
+    let broker = if cli.broker == "redis-stream" {
+        Broker::RedisStream
+    } else if cli.broker.starts_with("amqp://") {
+        Broker::Amqp(cli.broker.clone())
+    } else if let Some(b) = cli.broker.strip_prefix("kafka://") {
+        Broker::Kafka(b.to_string())
+    } else {
+        eprintln!(
+            "unknown broker {:?}; use redis-stream, amqp://… or kafka://host:port",
+            cli.broker
+        );
+        return ExitCode::from(2);
+    };
     let mut failed = false;
     for (n, fault) in list.into_iter().enumerate() {
         if deadline.is_some_and(|d| Instant::now() > d) {
@@ -152,6 +169,7 @@ async fn main() -> ExitCode {
                 Persistence::Aof
             },
             payment_timeout_secs: cli.payment_timeout_secs,
+            broker: broker.clone(),
             keep: cli.keep,
             sabotage: cli.sabotage.clone(),
         };

@@ -189,8 +189,8 @@ async fn open_sale(
     Ok((admin, activity, buyers))
 }
 
-/// Waits until the pipeline is at rest and the reconciler finds the activity consistent
-/// (twice in a row), or `patience` runs out.
+/// Waits until the pipeline is at rest (nothing held, the outbox empty) and the reconciler finds
+/// the activity consistent, twice in a row, or `patience` runs out.
 async fn settle(api: SocketAddr, admin: &str, activity: &str, patience: Duration) -> Value {
     let until = Instant::now() + patience;
     let mut streak = 0;
@@ -207,7 +207,11 @@ async fn settle(api: SocketAddr, admin: &str, activity: &str, patience: Duration
         .await;
         let report = r.as_ref().map(|r| r.data().clone()).unwrap_or(Value::Null);
         let held = report["snapshot"]["held"].as_u64().unwrap_or(1);
-        if report["consistent"] == true && held == 0 {
+        let ready = call(api, "GET", "/ready", None, &[], None, REQUEST_DEADLINE).await;
+        let outbox = ready
+            .map(|r| r.data()["outbox_lag"].as_u64().unwrap_or(1))
+            .unwrap_or(1);
+        if report["consistent"] == true && held == 0 && outbox == 0 {
             streak += 1;
         } else {
             streak = 0;

@@ -351,6 +351,35 @@ async fn relay_does_not_ack_what_the_broker_refused() {
     assert_eq!(e.backends().stock.outbox_len().await.unwrap(), 1);
 }
 
+/// A broker that is down for a moment is waited out by the relay while it holds the entries:
+/// they are published and acked in the same pass (before, they waited for their lease to lapse,
+/// 30 s by default, found by the chaos run's broker faults).
+#[tokio::test]
+async fn the_relay_waits_out_a_short_broker_outage() {
+    use seckill_core::broker::MockMessageBroker;
+    use std::sync::Arc;
+    let s = sale(&Fixture::memory(), SaleSpec::default()).await;
+    let mut backends = s.engine.backends().clone();
+    let mut broker = MockMessageBroker::new();
+    broker.expect_publish_batch().times(2).returning(|_, _| {
+        Err(Error::Unavailable {
+            backend: "mock",
+            message: "broker restarting".into(),
+        })
+    });
+    broker
+        .expect_publish_batch()
+        .times(1)
+        .returning(|_, _| Ok(()));
+    backends.broker = Arc::new(broker);
+    let mut cfg = s.engine.config().clone();
+    cfg.outbox_lease = std::time::Duration::from_secs(2);
+    let e = seckill_core::engine::Engine::new(backends, cfg);
+    e.buy(buy(1, 1, None, &s)).await.unwrap();
+    assert_eq!(e.relay_once().await.unwrap(), 1);
+    assert_eq!(e.backends().stock.outbox_len().await.unwrap(), 0);
+}
+
 /// A buyer's refund: the order goes paid → refunded and the money goes back once, even when
 /// the process dies after the order's change and before the provider was asked (the reconciler
 /// finishes it) and when the refund is asked again.

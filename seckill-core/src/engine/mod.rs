@@ -24,6 +24,7 @@ mod order_worker;
 mod pay;
 mod reconcile;
 mod relay;
+mod retry;
 mod runner;
 mod sabotage;
 mod warmup;

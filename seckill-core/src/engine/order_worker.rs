@@ -19,8 +19,6 @@ use std::time::Duration;
 /// How long a batch that failed on a retryable error is retried in place before it is handed
 /// back to the broker.
 const RETRY_IN_PLACE_FOR: Duration = Duration::from_secs(20);
-const RETRY_FIRST_PAUSE: Duration = Duration::from_millis(20);
-const RETRY_MAX_PAUSE: Duration = Duration::from_millis(500);
 
 /// One order-worker consumer. Dropping it hands its unacked deliveries back to the group.
 pub struct OrderWorker {
@@ -240,28 +238,23 @@ impl OrderWorker {
         if holds.is_empty() {
             return Ok(0);
         }
-        // A backend that is down for a moment (the database failing over, Redis restarting) is
-        // waited out here, with the deliveries still ours: a nack may fail in the same outage,
-        // and the broker's redelivery would only bring them back after its timeout (30 s on
-        // Redis Streams), keeping buyers' orders unwritten that long.
-        let started = std::time::Instant::now();
-        let mut pause = RETRY_FIRST_PAUSE;
-        let results = loop {
-            match self.engine.process_holds(&holds).await {
-                Ok(r) => break r,
-                Err(e @ Error::Crashed(_)) => return Err(e),
-                Err(e) if e.is_retryable() && started.elapsed() < RETRY_IN_PLACE_FOR => {
-                    tracing::warn!(error = %e, n = tags.len(), "order batch failed; retrying it");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(RETRY_MAX_PAUSE);
+        // A backend down for a moment (the database failing over, Redis restarting) is waited
+        // out with the deliveries still ours: a nack may fail in the same outage, and the
+        // broker's redelivery would bring them back only after its timeout.
+        let engine = &self.engine;
+        let results = match super::retry::retry_for(RETRY_IN_PLACE_FOR, "order batch", || {
+            engine.process_holds(&holds)
+        })
+        .await
+        {
+            Ok(r) => r,
+            Err(e @ Error::Crashed(_)) => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, n = tags.len(), "order batch failed; redelivering it");
+                for t in &tags {
+                    self.sub.nack(t).await?;
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, n = tags.len(), "order batch failed; redelivering it");
-                    for t in &tags {
-                        self.sub.nack(t).await?;
-                    }
-                    return Ok(0);
-                }
+                return Ok(0);
             }
         };
         let mut done = Vec::with_capacity(tags.len());

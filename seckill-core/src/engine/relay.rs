@@ -7,6 +7,7 @@ use crate::broker::Message;
 use crate::domain::HoldEvent;
 use crate::{Error, Result};
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 /// Header carrying the de-duplication id of a message.
 pub const MESSAGE_ID_HEADER: &str = "message-id";
@@ -34,9 +35,15 @@ impl Engine {
             );
         }
         self.crash_point(CrashPoint::RelayBeforePublish)?;
-        b.broker
-            .publish_batch(&self.config().holds_topic, messages)
-            .await?;
+        // A broker down for a moment is waited out while the entries are ours (for half their
+        // lease at most): handed back, they would come out again only when the lease lapses.
+        // A retry may publish a message twice; the order worker absorbs duplicates.
+        let bound = (self.config().outbox_lease / 2).min(Duration::from_secs(10));
+        super::retry::retry_for(bound, "publishing outbox entries", || {
+            b.broker
+                .publish_batch(&self.config().holds_topic, messages.clone())
+        })
+        .await?;
         self.crash_point(CrashPoint::RelayBeforeAck)?;
         let ids: Vec<String> = entries.into_iter().map(|e| e.id).collect();
         b.stock.outbox_ack(&ids).await?;
