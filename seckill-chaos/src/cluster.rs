@@ -79,6 +79,9 @@ pub struct Options {
     pub persistence: Persistence,
     /// The broker.
     pub broker: Broker,
+    /// The stock backend's `ack` (`memory`, or `replicas:1`: a reservation is acknowledged
+    /// once the replica has it).
+    pub stock_ack: String,
     /// The payment window of the sale (short, so unpaid orders time out and lost holds are
     /// declared lost within the run).
     pub payment_timeout_secs: u64,
@@ -163,6 +166,10 @@ pub struct Cluster {
     broker_proxies: Vec<Proxy>,
     pg_user: (u32, u32),
     snapshot: Option<PathBuf>,
+    /// A replica of the Redis primary (for the failover fault).
+    replica: Option<Proc>,
+    /// Whether the replica was promoted.
+    failed_over: bool,
 }
 
 fn wait_port(port: u16, deadline: Duration) -> bool {
@@ -206,9 +213,27 @@ fn localhost(port: u16) -> SocketAddr {
 }
 
 impl Cluster {
-    /// The port of Redis itself.
+    /// The port of the Redis primary itself (the promoted replica's after a failover).
     pub fn redis_port(&self) -> u16 {
-        self.opts.base_port + 1
+        if self.failed_over {
+            self.replica_port()
+        } else {
+            self.opts.base_port + 1
+        }
+    }
+
+    /// The port of the Redis replica.
+    pub fn replica_port(&self) -> u16 {
+        self.opts.base_port + 3
+    }
+
+    /// The directory of the Redis that is primary now.
+    fn redis_dir(&self) -> PathBuf {
+        self.dir.join(if self.failed_over {
+            "redis-replica"
+        } else {
+            "redis"
+        })
     }
 
     /// The port of PostgreSQL itself.
@@ -272,8 +297,11 @@ impl Cluster {
             broker_proxies: Vec::new(),
             pg_user,
             snapshot: None,
+            replica: None,
+            failed_over: false,
         };
         c.start_redis(false).await?;
+        c.start_replica().await?;
         c.init_postgres()?;
         c.start_postgres().await?;
         for i in 0..ROLES.len() {
@@ -300,8 +328,45 @@ impl Cluster {
         Ok(c)
     }
 
+    async fn start_replica(&mut self) -> Result<(), String> {
+        let d = self.dir.join("redis-replica");
+        std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &self.replica_port().to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--daemonize", "no"])
+            .args(["--replicaof", "127.0.0.1", &self.redis_port().to_string()])
+            .args(["--appendonly", "no"])
+            .arg("--dir")
+            .arg(&d);
+        self.replica =
+            Some(Proc::spawn(cmd, &self.dir.join("redis-replica.log")).map_err(|e| e.to_string())?);
+        if !wait_port(self.replica_port(), Duration::from_secs(20)) {
+            return Err("the redis replica did not start".into());
+        }
+        Ok(())
+    }
+
+    /// A failover to a replica that missed the last writes: the replica stops following the
+    /// primary (so the writes of the next `hold` reach the primary only), the primary is
+    /// SIGKILLed, and every process's Redis link is pointed at the promoted replica.
+    pub async fn fail_over(&mut self, hold: Duration) -> Result<(), String> {
+        if self.failed_over || self.replica.is_none() {
+            return Err("no replica to fail over to".into());
+        }
+        redis_cli(self.replica_port(), &["REPLICAOF", "NO", "ONE"]);
+        tokio::time::sleep(hold).await;
+        self.kill_redis().await;
+        self.failed_over = true;
+        self.redis = self.replica.take();
+        let to = localhost(self.replica_port());
+        for (r, _) in &self.proxies {
+            r.set_upstream(to);
+        }
+        Ok(())
+    }
+
     async fn start_redis(&mut self, from_snapshot: bool) -> Result<(), String> {
-        let d = self.dir.join("redis");
+        let d = self.redis_dir();
         let mut cmd = Command::new("redis-server");
         cmd.args(["--port", &self.redis_port().to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--daemonize", "no"])
@@ -382,17 +447,15 @@ impl Cluster {
     fn server_env(&self, i: usize) -> Vec<(String, String)> {
         let (r, g) = &self.proxies[i];
         let redis = format!("redis://{}/0?prefix={}", r.local_addr(), self.prefix());
-        let mut env: Vec<(String, String)> = [
-            "STOCK",
-            "DELAY",
-            "LOCK",
-            "RATE_LIMIT",
-            "IDEMPOTENCY",
-            "SESSIONS",
-        ]
-        .iter()
-        .map(|k| (format!("SECKILL_BACKENDS__{k}"), redis.clone()))
-        .collect();
+        let mut env: Vec<(String, String)> = vec![(
+            "SECKILL_BACKENDS__STOCK".into(),
+            format!("{redis}&ack={}", self.opts.stock_ack),
+        )];
+        env.extend(
+            ["DELAY", "LOCK", "RATE_LIMIT", "IDEMPOTENCY", "SESSIONS"]
+                .iter()
+                .map(|k| (format!("SECKILL_BACKENDS__{k}"), redis.clone())),
+        );
         env.extend([
             ("SECKILL_BACKENDS__BROKER".into(), self.broker_url(i)),
             (
@@ -528,7 +591,7 @@ impl Cluster {
     /// Kills Redis and brings it back with nothing (its files deleted).
     pub async fn restart_redis_empty(&mut self) -> Result<(), String> {
         self.kill_redis().await;
-        let d = self.dir.join("redis");
+        let d = self.redis_dir();
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
         self.start_redis(false).await
@@ -537,7 +600,7 @@ impl Cluster {
     /// Saves an RDB snapshot of Redis now, for a later [`Cluster::rewind_redis`].
     pub fn snapshot_redis(&mut self) -> Result<(), String> {
         redis_cli(self.redis_port(), &["SAVE"]);
-        let from = self.dir.join("redis").join("dump.rdb");
+        let from = self.redis_dir().join("dump.rdb");
         let to = self.dir.join("snapshot.rdb");
         std::fs::copy(&from, &to).map_err(|e| format!("snapshot: {e}"))?;
         self.snapshot = Some(to);
@@ -548,7 +611,7 @@ impl Cluster {
     pub async fn rewind_redis(&mut self) -> Result<(), String> {
         let snap = self.snapshot.clone().ok_or("no snapshot taken")?;
         self.kill_redis().await;
-        let d = self.dir.join("redis");
+        let d = self.redis_dir();
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
         std::fs::copy(snap, d.join("dump.rdb")).map_err(|e| e.to_string())?;
@@ -618,6 +681,9 @@ impl Cluster {
             p.terminate().await;
         }
         if let Some(mut p) = self.redis.take() {
+            p.terminate().await;
+        }
+        if let Some(mut p) = self.replica.take() {
             p.terminate().await;
         }
         if !self.opts.keep && !keep {

@@ -29,6 +29,9 @@ pub enum Fault {
     RedisEmptyUnrelayed,
     /// Kill Redis and restart it from a snapshot taken a few seconds earlier (a rewind).
     RedisRewind,
+    /// A failover to a replica that missed the last writes: the replica stops following for
+    /// the hold, then the primary is SIGKILLed and the replica takes over.
+    RedisFailover,
     /// SIGKILL PostgreSQL, restart it after the hold.
     KillPostgres,
     /// A fault on every process's link to a backend, for the hold.
@@ -47,6 +50,7 @@ impl Fault {
             Fault::RedisEmpty => "redis-empty".into(),
             Fault::RedisEmptyUnrelayed => "redis-empty-unrelayed".into(),
             Fault::RedisRewind => "redis-rewind".into(),
+            Fault::RedisFailover => "redis-failover".into(),
             Fault::KillPostgres => "kill-postgres".into(),
             Fault::Link(b, l) => format!(
                 "{}-{}",
@@ -78,6 +82,7 @@ impl Fault {
             Fault::RedisEmpty,
             Fault::RedisEmptyUnrelayed,
             Fault::RedisRewind,
+            Fault::RedisFailover,
             Fault::KillPostgres,
         ]);
         for b in [Backend::Redis, Backend::Postgres, Backend::Broker] {
@@ -144,6 +149,7 @@ impl Fault {
                 r?;
             }
             Fault::RedisRewind => c.rewind_redis().await?,
+            Fault::RedisFailover => c.fail_over(hold).await?,
             Fault::KillPostgres => {
                 c.kill_postgres().await;
                 tokio::time::sleep(hold).await;

@@ -28,6 +28,9 @@ struct Cli {
     /// proxy) or `kafka://host:port` (a Kafka-API broker, directly).
     #[arg(long, default_value = "redis-stream")]
     broker: String,
+    /// The stock backend's ack: `memory` or `replicas:1` (acknowledged once the replica has it).
+    #[arg(long, default_value = "memory")]
+    stock_ack: String,
     /// Seconds the buyers buy in each run.
     #[arg(long, default_value_t = 20)]
     sale_secs: u64,
@@ -88,7 +91,7 @@ enum Cmd {
 fn row(r: &RunResult) -> String {
     let s = &r.verdict.summary;
     format!(
-        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
         r.fault,
         s.acknowledged,
         s.orders,
@@ -98,6 +101,7 @@ fn row(r: &RunResult) -> String {
         s.duplicates,
         s.paid_lost,
         s.charged_twice,
+        s.violations + r.core.len(),
         r.recovered_ms.map_or_else(
             || "-".to_string(),
             |ms| format!("{:.1} s", ms as f64 / 1000.0)
@@ -139,9 +143,9 @@ async fn main() -> ExitCode {
             .unwrap_or_else(|| PathBuf::from("seckill-server"))
     });
     println!(
-        "| fault | acknowledged | orders | lost (told) | unresolved | oversold | duplicates | paid lost | charged twice | recovered in |"
+        "| fault | acknowledged | orders | lost (told) | unresolved | oversold | duplicates | paid lost | charged twice | all violations | recovered in |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let broker = if cli.broker == "redis-stream" {
         Broker::RedisStream
     } else if cli.broker.starts_with("amqp://") {
@@ -170,6 +174,7 @@ async fn main() -> ExitCode {
             },
             payment_timeout_secs: cli.payment_timeout_secs,
             broker: broker.clone(),
+            stock_ack: cli.stock_ack.clone(),
             keep: cli.keep,
             sabotage: cli.sabotage.clone(),
         };

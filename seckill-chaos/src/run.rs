@@ -384,6 +384,7 @@ pub async fn run(opts: Options, spec: RunSpec) -> Result<RunResult, String> {
     spec.fault.apply(&mut c, spec.hold).await?;
     let healed_ms = history.now_ms();
     let promised = load.await.map_err(|e| format!("load: {e}"))?;
+    let sale_over = Instant::now();
     phase("sale over");
     c.heal().await?;
     settle(api[0], &admin, &activity, Duration::from_secs(90)).await;
@@ -399,6 +400,10 @@ pub async fn run(opts: Options, spec: RunSpec) -> Result<RunResult, String> {
     )
     .await;
     phase("orders looked up");
+    // At rest means no order still waiting for its deadline: the last ones bought time out now
+    // (a read of orders and stock racing a timeout would see half of it).
+    let rest_at = sale_over + payment_timeout + Duration::from_secs(3);
+    tokio::time::sleep(rest_at.saturating_duration_since(Instant::now())).await;
     // Lost holds' late deliveries and timeouts meanwhile: settle again before reading.
     settle(api[0], &admin, &activity, Duration::from_secs(60)).await;
     phase("settled again");

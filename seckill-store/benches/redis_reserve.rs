@@ -8,6 +8,9 @@
 //! Prints each rate and its ratio to the baseline. Targets (docs/benchmarks.md): batched ≥ 2.0×,
 //! unbatched ≥ 1.0×.
 //!
+//! 4. with `SECKILL_BENCH_ACK_REPLICAS` set (the Redis has a replica): batched with
+//!    `ack=replicas:1`, the cost of waiting for the replica.
+//!
 //! Run: `cargo bench -p seckill-store --bench redis_reserve` (Redis at
 //! `SECKILL_BENCH_REDIS_URL`, default `redis://127.0.0.1:6379/0`; `redis-benchmark` on PATH).
 
@@ -177,6 +180,15 @@ async fn main() {
     )))
     .await;
     println!("ours      batched (max_batch {DEFAULT_MAX_BATCH}):                {batched:>10.0} reservations/s  {:.2}x", batched / base);
+    // The cost of `ack=replicas:1` (a WAIT after each batch), when the Redis has a replica.
+    if std::env::var_os("SECKILL_BENCH_ACK_REPLICAS").is_some() {
+        let tw =
+            connect(&BackendUrl::parse(&format!("{url}?prefix={prefix}&ack=replicas:1")).unwrap())
+                .await
+                .expect("connect");
+        let waited = ours(Arc::new(RedisStockReserver::new(tw, DEFAULT_MAX_BATCH))).await;
+        println!("ours      batched, ack=replicas:1 (WAIT 1):        {waited:>10.0} reservations/s  {:.2}x", waited / base);
+    }
     // Leave nothing behind.
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{prefix}:*"))

@@ -2,9 +2,10 @@
 //! no panic); when it is back, the backends recover by themselves (connections re-made, scripts
 //! reloaded on NOSCRIPT). The test starts and stops its own `redis-server` on a loopback port.
 
-use chrono::{Duration as CDuration, Utc};
+mod support;
+
 use seckill_core::conformance::{service_url, unique_id};
-use seckill_core::domain::{ActivityId, HoldId, OrderId, UserId};
+use seckill_core::domain::ActivityId;
 use seckill_core::registry::BackendUrl;
 use seckill_core::stock::{ReserveOutcome, ReserveRequest, StockSpec};
 use seckill_core::{DelayQueue, Lock, StockReserver};
@@ -53,31 +54,11 @@ impl Drop for OwnRedis {
 }
 
 fn spec(a: ActivityId) -> StockSpec {
-    let now = Utc::now();
-    StockSpec {
-        activity_id: a,
-        total: 10,
-        sold: 0,
-        per_user_limit: 10,
-        starts_at: now - CDuration::minutes(1),
-        ends_at: now + CDuration::hours(1),
-        user_counts: vec![],
-        adopt: vec![],
-    }
+    support::open_stock(a)
 }
 
 fn req(a: ActivityId) -> ReserveRequest {
-    let now = Utc::now();
-    ReserveRequest {
-        activity_id: a,
-        user_id: UserId(1),
-        quantity: 1,
-        request_id: format!("r{}", unique_id()),
-        hold_id: HoldId(unique_id()),
-        order_id: OrderId(unique_id()),
-        now,
-        expires_at: now + CDuration::minutes(15),
-    }
+    support::one_unit(a, &format!("r{}", unique_id()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -69,6 +69,27 @@ pub struct RedisTarget {
     pub prefix: String,
     /// A client for pub/sub subscriptions (on a cluster, one node: `PUBLISH` reaches all).
     pub pubsub: redis::Client,
+    /// What a reservation must reach before the buy is acknowledged (`?ack=`).
+    pub ack: Ack,
+}
+
+/// What a reservation must reach before its buy is acknowledged (`?ack=` of the stock URL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ack {
+    /// The primary's memory (the default): a failover to a replica that missed the last
+    /// writes, or a restart that loses data, can lose acknowledged reservations.
+    #[default]
+    Memory,
+    /// `ack=replicas:N`: the reservation also reached `n` replicas (`WAIT n timeout` after each
+    /// reserve batch); if fewer acknowledge within `timeout` (`ack_timeout_ms`, 200 ms by
+    /// default) the batch answers "unavailable" and the buyer retries under the same
+    /// idempotency key, which replays the reservation.
+    Replicas {
+        /// Replicas that must have the write.
+        n: u32,
+        /// How long to wait for them.
+        timeout: std::time::Duration,
+    },
 }
 
 /// Maps a client error: connection trouble is `Unavailable` (retryable), the rest `Backend`.
@@ -101,32 +122,70 @@ fn answers_later(e: &RedisError) -> bool {
     )
 }
 
-/// Splits `?prefix=…` off a URL (default `seckill`).
-fn split_prefix(url: &str) -> Result<(String, String), Error> {
+/// The parameters of a Redis URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Params {
+    prefix: String,
+    ack: Ack,
+}
+
+/// Splits `?prefix=NAME&ack=memory|replicas:N&ack_timeout_ms=MS` off a URL (default prefix
+/// `seckill`, ack `memory`).
+fn split_params(url: &str) -> Result<(String, Params), Error> {
     let (base, query) = match url.split_once('?') {
         Some((b, q)) => (b, q),
         None => (url, ""),
     };
     let mut prefix = "seckill".to_string();
+    let mut replicas = None;
+    let mut timeout = std::time::Duration::from_millis(200);
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=') {
             Some(("prefix", v)) if !v.is_empty() && !v.contains(['{', '}']) => {
                 prefix = v.to_string()
             }
+            Some(("ack", "memory")) => replicas = None,
+            Some(("ack", v)) if v.starts_with("replicas:") => {
+                let n: u32 = v["replicas:".len()..]
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| {
+                        Error::invalid(format!("ack={v}: replicas:N needs a whole N ≥ 1"))
+                    })?;
+                replicas = Some(n);
+            }
+            Some(("ack_timeout_ms", v)) => {
+                let ms: u64 = v.parse().ok().filter(|ms| *ms >= 1).ok_or_else(|| {
+                    Error::invalid(format!("ack_timeout_ms={v}: a whole number of ms ≥ 1"))
+                })?;
+                timeout = std::time::Duration::from_millis(ms);
+            }
             _ => {
                 return Err(Error::invalid(format!(
-                "unsupported Redis URL parameter {pair:?} (supported: prefix=NAME without braces)"
-            )))
+                    "unsupported Redis URL parameter {pair:?} (supported: prefix=NAME without \
+                     braces, ack=memory|replicas:N, ack_timeout_ms=MS)"
+                )))
             }
         }
     }
-    Ok((base.to_string(), prefix))
+    let ack = match replicas {
+        None => Ack::Memory,
+        Some(n) => Ack::Replicas { n, timeout },
+    };
+    Ok((base.to_string(), Params { prefix, ack }))
 }
 
 /// Connects to `redis://[:password@]host:port[/db][?prefix=NAME]` or
 /// `redis-cluster://[:password@]host1:port1,host2:port2,…[?prefix=NAME]`.
 pub async fn connect(url: &BackendUrl) -> Result<RedisTarget, Error> {
-    let (base, prefix) = split_prefix(url.expose())?;
+    let (base, Params { prefix, ack }) = split_params(url.expose())?;
+    if ack != Ack::Memory && url.scheme() != "redis" {
+        return Err(Error::invalid(
+            "ack=replicas:N is for a standalone Redis with replicas (redis://); a Redis \
+             Cluster's WAIT cannot be routed to the reservation's shard",
+        ));
+    }
     let pubsub: redis::Client;
     let conn = match url.scheme() {
         "redis" => {
@@ -179,6 +238,7 @@ pub async fn connect(url: &BackendUrl) -> Result<RedisTarget, Error> {
         conn,
         prefix,
         pubsub,
+        ack,
     })
 }
 
@@ -187,14 +247,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prefix_is_parsed_and_validated() {
+    fn params_are_parsed_and_validated() {
+        let (base, p) = split_params("redis://h:1/0?prefix=t1").unwrap();
         assert_eq!(
-            split_prefix("redis://h:1/0?prefix=t1").unwrap(),
-            ("redis://h:1/0".into(), "t1".into())
+            (base.as_str(), p.prefix.as_str(), p.ack),
+            ("redis://h:1/0", "t1", Ack::Memory)
         );
-        assert_eq!(split_prefix("redis://h").unwrap().1, "seckill");
-        assert!(split_prefix("redis://h?prefix={x}").is_err());
-        assert!(split_prefix("redis://h?bogus=1").is_err());
+        assert_eq!(split_params("redis://h").unwrap().1.prefix, "seckill");
+        assert!(split_params("redis://h?prefix={x}").is_err());
+        assert!(split_params("redis://h?bogus=1").is_err());
+        let (_, p) = split_params("redis://h?ack=replicas:2&ack_timeout_ms=50").unwrap();
+        assert_eq!(
+            p.ack,
+            Ack::Replicas {
+                n: 2,
+                timeout: std::time::Duration::from_millis(50)
+            }
+        );
+        for bad in [
+            "ack=replicas:0",
+            "ack=replicas:x",
+            "ack=disk",
+            "ack_timeout_ms=0",
+        ] {
+            let e = split_params(&format!("redis://h?{bad}")).unwrap_err();
+            assert!(matches!(e, Error::InvalidArgument(_)), "{bad}: {e}");
+        }
     }
 
     fn server_error(resp: &[u8]) -> RedisError {

@@ -12,7 +12,7 @@ mod session;
 mod stock;
 pub mod values;
 
-pub use conn::{connect, map_err, RedisConn, RedisTarget};
+pub use conn::{connect, map_err, Ack, RedisConn, RedisTarget};
 pub use delay::RedisDelayQueue;
 pub use idempotency::RedisIdempotencyStore;
 pub use lock::RedisLock;

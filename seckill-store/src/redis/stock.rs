@@ -249,8 +249,34 @@ impl Inner {
                 .arg(r.expires_at.timestamp_millis())
                 .arg(r.now.timestamp_millis());
         }
-        let reply: Value = inv.invoke_async(&mut self.conn()).await.map_err(map_err)?;
+        let mut conn = self.conn();
+        let reply: Value = inv.invoke_async(&mut conn).await.map_err(map_err)?;
         let outs = items(reply, "reserve")?;
+        if let super::conn::Ack::Replicas { n, timeout } = self.t.ack {
+            // Every write of this connection so far, the batch's included, must reach `n`
+            // replicas before any buy of the batch is acknowledged. (Only batches that reserved
+            // or replayed: a refusal wrote nothing.)
+            let reserved = outs.iter().any(|o| {
+                matches!(o, Value::Array(f) if f.first().is_some_and(|c| int(c, "code").ok() == Some(0)))
+            });
+            if reserved {
+                let acked: i64 = redis::cmd("WAIT")
+                    .arg(n)
+                    .arg(timeout.as_millis() as u64)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(map_err)?;
+                if acked < i64::from(n) {
+                    return Err(Error::Unavailable {
+                        backend: "redis",
+                        message: format!(
+                            "the reservation reached {acked} of {n} replicas within {timeout:?}; \
+                             retry with the same idempotency key"
+                        ),
+                    });
+                }
+            }
+        }
         if outs.len() != reqs.len() {
             return Err(Error::backend(
                 "redis",

@@ -44,3 +44,37 @@ pub async fn redis_at(url: &str) -> RedisTarget {
         .await
         .expect("connect to the test Redis")
 }
+
+/// An activity of 10 units (10 per user) on sale from a minute ago for an hour.
+pub fn open_stock(a: seckill_core::domain::ActivityId) -> seckill_core::stock::StockSpec {
+    let now = chrono::Utc::now();
+    seckill_core::stock::StockSpec {
+        activity_id: a,
+        total: 10,
+        sold: 0,
+        per_user_limit: 10,
+        starts_at: now - chrono::Duration::minutes(1),
+        ends_at: now + chrono::Duration::hours(1),
+        user_counts: vec![],
+        adopt: vec![],
+    }
+}
+
+/// User 1 asks for one unit of `a` under idempotency key `key`, now.
+pub fn one_unit(
+    a: seckill_core::domain::ActivityId,
+    key: &str,
+) -> seckill_core::stock::ReserveRequest {
+    use seckill_core::domain::{HoldId, OrderId, UserId};
+    let now = chrono::Utc::now();
+    seckill_core::stock::ReserveRequest {
+        activity_id: a,
+        user_id: UserId(1),
+        quantity: 1,
+        request_id: key.to_string(),
+        hold_id: HoldId(unique_id()),
+        order_id: OrderId(unique_id()),
+        now,
+        expires_at: now + chrono::Duration::minutes(15),
+    }
+}
