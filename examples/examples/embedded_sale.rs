@@ -123,6 +123,7 @@ async fn main() -> seckill_core::Result<()> {
             paid,
             ledger: Some(provider.ledger()),
             quiescent: true,
+            told_lost_allowed: false,
         },
     )
     .await?;

@@ -657,3 +657,41 @@ async fn an_acknowledged_buy_lost_with_the_stock_backend_is_told_lost() {
     stock_loss::the_checker_reports_an_acknowledged_buy_nobody_was_told_about(&Fixture::memory())
         .await;
 }
+
+/// A hold the database's guard refuses (here a reserver that skips the stock check lets a
+/// fourth buyer past three units) is declared so by the order worker: its buyer hears "lost"
+/// at once, not at the payment deadline; the units go back.
+#[tokio::test]
+async fn a_hold_the_database_refuses_is_told_lost_at_once() {
+    use seckill_core::engine::OrderLookup;
+    let s = sale(
+        &Fixture::broken_memory(),
+        SaleSpec {
+            total: 1,
+            limit: 1,
+            real_time: true,
+            ..SaleSpec::default()
+        },
+    )
+    .await;
+    let e = &s.engine;
+    let mut ids = Vec::new();
+    for user in 1..=2 {
+        let BuyOutcome::Reserved { order_id, .. } = e.buy(buy(user, 1, None, &s)).await.unwrap()
+        else {
+            panic!("the broken reserver lets everyone through")
+        };
+        ids.push((user, order_id));
+    }
+    let mut w = e.order_worker().await.unwrap();
+    s.drain(&mut w).await;
+    let mut answers = Vec::new();
+    for (user, id) in &ids {
+        answers.push(e.order_lookup(UserId(*user), *id).await.unwrap());
+    }
+    assert!(matches!(answers[0], OrderLookup::Written(_)), "{answers:?}");
+    assert!(
+        matches!(answers[1], OrderLookup::Lost { .. }),
+        "{answers:?}"
+    );
+}

@@ -174,6 +174,7 @@ async fn pays_once_refuses_forgeries_and_recovers_lost_callbacks(provider: &str,
         paid: vec![lost_pay["payment_id"].as_str().unwrap().parse().unwrap()],
         ledger: Some(ledger),
         quiescent: true,
+        told_lost_allowed: false,
     };
     let violations = seckill_core::invariants::check(&a.state.engine, act, &expect)
         .await

@@ -6,7 +6,9 @@
 //! hold's payment deadline has passed (the order could no longer be paid anyway), the id is
 //! declared lost in the database ([`crate::repo::OrderRepo::void_unwritten`]), atomically with
 //! the order transaction, so the answer "lost" is final: a late delivery of the hold is refused
-//! and its units released, and nothing is ever charged for it.
+//! and its units released, and nothing is ever charged for it. A hold the database's guard
+//! refused (a stock backend that rewound let it past the stock or the limit) is declared so
+//! by the order worker at once, and its buyer hears "lost" at once.
 
 use super::Engine;
 use crate::domain::{ids::Snowflake, Order, OrderId, UserId};
@@ -43,6 +45,10 @@ impl Engine {
         let Some(deadline) = self.void_deadline(id) else {
             return Ok(OrderLookup::Pending);
         };
+        // Refused by the database's guard already (or declared lost by an earlier lookup).
+        if orders.is_voided(id).await? {
+            return Ok(OrderLookup::Lost { deadline });
+        }
         if self.now() < deadline || super::sabotage::on(super::sabotage::Sabotage::NoVoid) {
             return Ok(OrderLookup::Pending);
         }

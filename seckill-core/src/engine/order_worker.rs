@@ -150,6 +150,12 @@ impl Engine {
                 self.metrics()
                     .orders_rejected
                     .fetch_add(1, Ordering::Relaxed);
+                // The refusal is final: its buyer hears so now (410, code 4003), not at the
+                // payment deadline. (A stock backend that rewound can let a buyer past the
+                // limit or the stock for a moment; the database refuses, the buyer is told.)
+                b.orders
+                    .void_unwritten(hold.order_id, hold.user_id, self.now())
+                    .await?;
                 self.release(hold.activity_id, hold.id).await?;
                 return Ok(None);
             }

@@ -316,6 +316,7 @@ fn expect(s: &Sale, m: &Model, quiescent: bool) -> Expect {
         paid: m.paid.clone(),
         ledger: Some(s.provider.ledger()),
         quiescent,
+        told_lost_allowed: false,
     }
 }
 

@@ -171,8 +171,28 @@ pub async fn an_acknowledged_buy_lost_with_the_stock_backend_is_told_lost(fixtur
     assert!(e.backends().orders.order(lost_id).await.unwrap().is_none());
     let mut w = e.order_worker().await.expect("worker");
     after.drain(&mut w).await;
-    // Told lost: the checker accepts its absence. Not told: it would not.
-    after.assert_at_rest(vec![kept, lost_id]).await;
+    // Told lost: the checker accepts its absence where a loss is expected, and reports it
+    // where none is.
+    let expect = |allowed| crate::invariants::Expect {
+        reserved: vec![kept, lost_id],
+        ledger: Some(after.provider.ledger()),
+        quiescent: true,
+        told_lost_allowed: allowed,
+        ..Default::default()
+    };
+    let v = crate::invariants::check(&e, s.activity, &expect(true))
+        .await
+        .unwrap();
+    assert!(v.is_empty(), "{v:#?}");
+    let v = crate::invariants::check(&e, s.activity, &expect(false))
+        .await
+        .unwrap();
+    assert_eq!(
+        v,
+        vec![format!(
+            "reserved order {lost_id} was lost (its buyer was told)"
+        )]
+    );
     let snap = after.stock().await;
     assert_eq!((snap.available, snap.sold), (3, 1));
 }
