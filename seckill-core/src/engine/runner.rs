@@ -2,7 +2,7 @@
 //! the reconciler until shutdown. The server starts the ones its `--roles` name.
 
 use super::Engine;
-use crate::domain::ActivityId;
+use crate::domain::{Activity, ActivityId};
 use crate::repo::PageRequest;
 use crate::Error;
 use std::fmt;
@@ -207,7 +207,19 @@ impl Runner {
                             if idle(&mut hrx, pace.heal_every).await {
                                 break;
                             }
-                            for_each_activity(&he, |id| heal(&he, id)).await;
+                            // Only open or upcoming activities are kept warm.
+                            let now = he.now();
+                            for_each_activity(&he, |a| {
+                                let open = !a.cancelled && a.ends_at > now;
+                                let id = a.id;
+                                let he = &he;
+                                async move {
+                                    if open {
+                                        heal(he, id).await
+                                    }
+                                }
+                            })
+                            .await;
                         }
                     }));
                     tokio::spawn(async move {
@@ -237,7 +249,7 @@ impl Runner {
 /// Calls `f` on every activity, a page of the catalog at a time.
 async fn for_each_activity<F, Fut>(e: &Engine, mut f: F)
 where
-    F: FnMut(ActivityId) -> Fut,
+    F: FnMut(&Activity) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
     let mut page = PageRequest {
@@ -253,7 +265,7 @@ where
             }
         };
         for a in &list.items {
-            f(a.id).await;
+            f(a).await;
         }
         if list.items.len() < page.page_size as usize {
             break;
@@ -281,7 +293,7 @@ async fn reconcile_one(e: &Engine, id: ActivityId) {
 }
 
 async fn reconcile_all(e: &Engine) {
-    for_each_activity(e, |id| reconcile_one(e, id)).await;
+    for_each_activity(e, |a| reconcile_one(e, a.id)).await;
     if let Err(err) = e.reconcile_payments().await {
         tracing::warn!(error = %err, "payment reconciliation failed");
     }
