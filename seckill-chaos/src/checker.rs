@@ -98,6 +98,9 @@ pub enum Kind {
     PaidLost,
     /// A buyer charged more than once, or a refund owed but never made.
     ChargedTwice,
+    /// Acknowledged reservations lost (and told) under a fault whose documented loss window is
+    /// empty (added by the run, which knows the fault: [`crate::faults::Fault::may_lose`]).
+    LostOutsideWindow,
 }
 
 /// The counts of one run (a row of the results table).

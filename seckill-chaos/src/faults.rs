@@ -1,7 +1,7 @@
 //! The faults, each applied to a live sale for a while and then healed, and the seeded random
 //! schedule of the long form (so a failing run can be replayed from its seed).
 
-use crate::cluster::{Backend, Cluster, ROLES};
+use crate::cluster::{Backend, Cluster, Persistence, ROLES};
 use crate::proxy::Fault as Link;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -110,6 +110,18 @@ impl Fault {
             })
     }
 
+    /// Whether the documented loss window (docs/guarantees.md) allows acknowledged
+    /// reservations to be lost under this fault: only when Redis loses data, and a failover
+    /// only with `ack=memory`. Under every other fault a lost reservation is a violation.
+    pub fn may_lose(&self, persistence: Persistence, stock_ack: &str) -> bool {
+        match self {
+            Fault::RedisEmpty | Fault::RedisEmptyUnrelayed | Fault::RedisRewind => true,
+            Fault::RedisFailover => stock_ack == "memory",
+            Fault::KillRedis => persistence == Persistence::None,
+            _ => false,
+        }
+    }
+
     /// Whether the fault needs a snapshot taken before it (the rewind).
     pub fn needs_snapshot(&self) -> bool {
         matches!(self, Fault::RedisRewind)
@@ -210,6 +222,27 @@ mod tests {
         }
         let e = Fault::parse("kill-everything").unwrap_err();
         assert!(e.contains("kill-redis") && e.contains("redis-stall"), "{e}");
+    }
+
+    #[test]
+    fn only_faults_where_redis_loses_data_may_lose_acknowledged_buys() {
+        let lossy: Vec<String> = Fault::all()
+            .iter()
+            .filter(|f| f.may_lose(Persistence::Aof, "memory"))
+            .map(Fault::name)
+            .collect();
+        assert_eq!(
+            lossy,
+            [
+                "redis-empty",
+                "redis-empty-unrelayed",
+                "redis-rewind",
+                "redis-failover"
+            ]
+        );
+        assert!(!Fault::RedisFailover.may_lose(Persistence::Aof, "replicas:1"));
+        assert!(Fault::KillRedis.may_lose(Persistence::None, "memory"));
+        assert!(!Fault::KillRedis.may_lose(Persistence::Aof, "memory"));
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! The short form runs in CI (`seckill-chaos short`); the long form runs a seeded schedule of
 //! every fault for a given time (`seckill-chaos long --minutes 30 --seed 1`).
 
+#![warn(missing_docs)]
+
 pub mod checker;
 pub mod client;
 pub mod cluster;

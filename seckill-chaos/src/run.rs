@@ -347,6 +347,7 @@ async fn read_back(
 /// Runs one fault against one fresh cluster.
 pub async fn run(opts: Options, spec: RunSpec) -> Result<RunResult, String> {
     let payment_timeout = Duration::from_secs(opts.payment_timeout_secs);
+    let (persistence, stock_ack) = (opts.persistence, opts.stock_ack.clone());
     let t0 = Instant::now();
     let phase = |what: &str| {
         eprintln!(
@@ -419,7 +420,18 @@ pub async fn run(opts: Options, spec: RunSpec) -> Result<RunResult, String> {
         })
         .collect();
     let (view, core) = read_back(&c, &activity, &acknowledged).await?;
-    let verdict = checker::check(&ops, &view);
+    let mut verdict = checker::check(&ops, &view);
+    if verdict.summary.lost > 0 && !spec.fault.may_lose(persistence, &stock_ack) {
+        verdict.violations.push(checker::Violation {
+            kind: checker::Kind::LostOutsideWindow,
+            detail: format!(
+                "{} acknowledged reservations lost under {}, whose loss window is empty",
+                verdict.summary.lost,
+                spec.fault.name()
+            ),
+        });
+        verdict.summary.violations = verdict.violations.len();
+    }
     // Recovered: the first buy after the fault that got a business answer (a reservation or a
     // refusal such as sold out), not "not warmed up", "busy" or an outage.
     let recovered_ms = ops

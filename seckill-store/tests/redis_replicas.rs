@@ -25,8 +25,13 @@ struct Node(Child, u16);
 impl Node {
     fn start(port: u16, replica_of: Option<u16>) -> Self {
         let mut c = Command::new("redis-server");
+        // Its files (the replica's copy of the primary's snapshot) go to a directory of its own.
+        let dir = std::env::temp_dir().join(format!("seckill-replicas-test-{port}"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
         c.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if let Some(p) = replica_of {
@@ -142,6 +147,15 @@ async fn an_acknowledged_reservation_survives_a_failover_only_with_replicas_ack(
             started.elapsed() < Duration::from_secs(3),
             "fails within the ack timeout"
         );
+        // A retry under the same key while the replica is still away replays the reservation,
+        // and is not acknowledged either, also through another connection (another api
+        // process), which wrote nothing before: the replay writes, so its WAIT covers it.
+        let other = reserver(PRIMARY, &prefix, "replicas:1").await;
+        let e = other.reserve(&req(a, "k2")).await.unwrap_err();
+        assert!(
+            matches!(e, Error::Unavailable { .. }),
+            "a replay waits too: {e}"
+        );
         // The buyer retries under the same key once the replica is back: the same hold.
         replica.signal("-CONT");
         let again = r.reserve(&req(a, "k2")).await.unwrap();
@@ -149,7 +163,7 @@ async fn an_acknowledged_reservation_survives_a_failover_only_with_replicas_ack(
             matches!(again, ReserveOutcome::Reserved { replayed: true, .. }),
             "{again:?}"
         );
-        drop(r);
+        drop((r, other));
         assert!(
             fail_over(primary, &replica, &prefix, a, hold.id).await,
             "an acknowledged reservation survives the failover"

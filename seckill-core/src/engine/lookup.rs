@@ -15,6 +15,10 @@ use crate::domain::{ids::Snowflake, Order, OrderId, UserId};
 use crate::repo::Voided;
 use crate::{Result, Timestamp};
 
+/// For how many days past its deadline an unwritten id is still declared lost when asked for
+/// (older ids, and made-up ones, stay "pending": no row is written for them).
+const VOID_WINDOW_DAYS: i64 = 7;
+
 /// What a buyer's order id stands for now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OrderLookup {
@@ -50,6 +54,10 @@ impl Engine {
             return Ok(OrderLookup::Lost { deadline });
         }
         if self.now() < deadline || super::sabotage::on(super::sabotage::Sabotage::NoVoid) {
+            return Ok(OrderLookup::Pending);
+        }
+        // Only ids of recent buys are declared: an old or made-up id leaves no row behind.
+        if self.now() > deadline + chrono::Duration::days(VOID_WINDOW_DAYS) {
             return Ok(OrderLookup::Pending);
         }
         Ok(match orders.void_unwritten(id, user, self.now()).await? {

@@ -153,11 +153,19 @@ impl Engine {
                 // The refusal is final: its buyer hears so now (410, code 4003), not at the
                 // payment deadline. (A stock backend that rewound can let a buyer past the
                 // limit or the stock for a moment; the database refuses, the buyer is told.)
-                b.orders
+                // Another copy of the hold may have written the order meanwhile (the refusal
+                // kept no inbox entry): then that order stands and keeps its hold.
+                match b
+                    .orders
                     .void_unwritten(hold.order_id, hold.user_id, self.now())
-                    .await?;
-                self.release(hold.activity_id, hold.id).await?;
-                return Ok(None);
+                    .await?
+                {
+                    crate::repo::Voided::Written(o) => o,
+                    crate::repo::Voided::Now | crate::repo::Voided::Already => {
+                        self.release(hold.activity_id, hold.id).await?;
+                        return Ok(None);
+                    }
+                }
             }
         };
         if order.status.holds_stock() {

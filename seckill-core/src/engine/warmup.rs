@@ -33,7 +33,8 @@ impl Engine {
     }
 
     /// Runs `work` under the activity's lock, renewing the lease every third of its TTL until
-    /// `work` is done, then lets go (also when `work` failed).
+    /// `work` is done, then lets go (also when `work` failed). If the lease is lost meanwhile,
+    /// `work` is dropped and the answer is `Conflict`.
     pub(crate) async fn with_activity_lock<T>(
         &self,
         id: ActivityId,
@@ -41,14 +42,17 @@ impl Engine {
     ) -> Result<T> {
         let guard = self.lock_activity(id).await?;
         let lock = self.backends().lock.clone();
+        // Ends only if the lease was lost (another holder may be working now): the work is
+        // then abandoned where it stands, and the caller hears Conflict.
         let keep = async {
             loop {
                 tokio::time::sleep(ACTIVITY_LOCK_TTL / 3).await;
                 match lock.extend(&guard, ACTIVITY_LOCK_TTL).await {
                     Ok(true) => {}
                     Ok(false) => {
-                        tracing::warn!(activity = %id, "lost the activity lock while holding it");
-                        std::future::pending::<()>().await;
+                        return Error::conflict(format!(
+                            "lost the lock of activity {id} while working on it"
+                        ))
                     }
                     Err(e) => {
                         tracing::warn!(activity = %id, error = %e, "renewing the activity lock failed")
@@ -58,7 +62,7 @@ impl Engine {
         };
         let result = tokio::select! {
             r = work => r,
-            () = keep => unreachable!("the keeper never ends"),
+            e = keep => Err(e),
         };
         let released = lock.release(&guard).await;
         let out = result?;

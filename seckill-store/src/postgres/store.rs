@@ -443,6 +443,17 @@ impl CatalogRepo for PgStore {
 const ORDER_COLUMNS: &str = "id, hold_id, user_id, activity_id, quantity, amount, status, \
      expires_at, payment_id, cancel_reason, created_at, updated_at";
 
+/// A transaction at READ COMMITTED whatever the role's or database's default: the order
+/// transaction and [`OrderRepo::void_unwritten`] exclude each other by an advisory lock and then
+/// read what the winner committed, which needs a fresh snapshot per statement.
+async fn read_committed(c: &mut Object) -> Result<deadpool_postgres::Transaction<'_>> {
+    c.build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
+        .start()
+        .await
+        .map_err(map_err)
+}
+
 /// Takes the transaction-level advisory locks of `order_ids` (in id order, so two batches never
 /// wait on each other in a cycle), then says whether any of them was voided. The order
 /// transaction and [`OrderRepo::void_unwritten`] both start with it: the lock makes one wait for
@@ -484,7 +495,7 @@ impl PgStore {
             return Ok(false);
         }
         let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(map_err)?;
+        let tx = read_committed(&mut c).await?;
         if lock_and_find_voided(&tx, &ids).await? {
             return Ok(false); // one at a time refuses the voided ones
         }
@@ -597,7 +608,7 @@ impl PgStore {
 impl OrderRepo for PgStore {
     async fn create_from_hold(&self, message_id: &str, o: &Order) -> Result<CreateOrder> {
         let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(map_err)?;
+        let tx = read_committed(&mut c).await?;
         let voided = lock_and_find_voided(&tx, &[o.id.0]).await?;
         // 1. Inbox: a message processed before is a duplicate.
         let fresh = tx
@@ -717,7 +728,7 @@ impl OrderRepo for PgStore {
 
     async fn void_unwritten(&self, id: OrderId, user: UserId, at: Timestamp) -> Result<Voided> {
         let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(map_err)?;
+        let tx = read_committed(&mut c).await?;
         lock_and_find_voided(&tx, &[id.0]).await?;
         let existing = tx
             .query_opt(

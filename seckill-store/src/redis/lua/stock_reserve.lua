@@ -43,6 +43,9 @@ for i = 1, n do
     out[i] = {7}
   elseif prev then
     out[i] = {0, prev, batch_rec[prev] or redis.call('HGET', KEYS[2], prev)}
+    -- A replay writes its request id again: the write is replicated, so a WAIT after this
+    -- batch (ack=replicas:N) also covers the first reserve it replays.
+    redis.call('HSET', KEYS[4], rkeys[i], prev)
   elseif now < st then
     out[i] = {4}
   elseif now >= en then
