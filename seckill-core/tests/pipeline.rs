@@ -533,6 +533,9 @@ async fn the_reconciler_reaches_a_lost_callback_behind_older_pending_payments() 
 struct FlakyOrders {
     inner: std::sync::Arc<dyn seckill_core::repo::OrderRepo>,
     failures: std::sync::atomic::AtomicU32,
+    /// The next order transaction loses a race: another copy of the hold writes the order
+    /// first, and this one is refused.
+    race_lost: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait::async_trait]
@@ -552,6 +555,14 @@ impl seckill_core::repo::OrderRepo for FlakyOrders {
                 backend: "flaky",
                 message: "connection reset".into(),
             });
+        }
+        if self.race_lost.swap(false, Ordering::SeqCst) {
+            self.inner
+                .create_from_hold(&format!("{message_id}-other-copy"), order)
+                .await?;
+            return Ok(seckill_core::repo::CreateOrder::Rejected(
+                seckill_core::repo::OrderRejection::LimitExceeded,
+            ));
         }
         self.inner.create_from_hold(message_id, order).await
     }
@@ -619,6 +630,7 @@ async fn an_order_batch_that_meets_a_short_outage_is_retried_in_place() {
     backends.orders = Arc::new(FlakyOrders {
         inner: backends.orders.clone(),
         failures: 3.into(),
+        race_lost: false.into(),
     });
     let e = seckill_core::engine::Engine::new(backends, s.engine.config().clone());
     let BuyOutcome::Reserved { order_id, .. } = e.buy(buy(1, 1, None, &s)).await.unwrap() else {
@@ -694,4 +706,41 @@ async fn a_hold_the_database_refuses_is_told_lost_at_once() {
         matches!(answers[1], OrderLookup::Lost { .. }),
         "{answers:?}"
     );
+}
+
+/// A copy of a hold that the database refuses while another copy wrote its order (a refusal
+/// keeps no inbox entry, so a redelivery or the reconciler can win meanwhile): the written
+/// order keeps its hold (found by the final review: the refusal released it, leaving a live
+/// order whose units were on sale again).
+#[tokio::test]
+async fn a_refused_copy_of_a_hold_whose_order_was_written_keeps_the_hold() {
+    use std::sync::Arc;
+    let s = sale(&Fixture::memory(), SaleSpec::default()).await;
+    let mut backends = s.engine.backends().clone();
+    backends.orders = Arc::new(FlakyOrders {
+        inner: backends.orders.clone(),
+        failures: 0.into(),
+        race_lost: true.into(),
+    });
+    let e = seckill_core::engine::Engine::new(backends, s.engine.config().clone());
+    let BuyOutcome::Reserved { order_id, .. } = e.buy(buy(1, 2, None, &s)).await.unwrap() else {
+        panic!("the buy must reserve")
+    };
+    let mut w = e.order_worker().await.unwrap();
+    let after = Sale {
+        engine: e.clone(),
+        clock: s.clock.clone(),
+        provider: s.provider.clone(),
+        activity: s.activity,
+    };
+    after.drain(&mut w).await;
+    let o = e.backends().orders.order(order_id).await.unwrap().unwrap();
+    assert_eq!(o.status, OrderStatus::PendingPayment);
+    let snap = after.stock().await;
+    assert_eq!(
+        (snap.held, snap.sold),
+        (0, 2),
+        "the order's units stay sold"
+    );
+    after.assert_at_rest(vec![order_id]).await;
 }
