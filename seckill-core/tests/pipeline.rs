@@ -722,17 +722,12 @@ async fn a_refused_copy_of_a_hold_whose_order_was_written_keeps_the_hold() {
         failures: 0.into(),
         race_lost: true.into(),
     });
-    let e = seckill_core::engine::Engine::new(backends, s.engine.config().clone());
+    let after = s.with_backends(backends);
+    let e = &after.engine;
     let BuyOutcome::Reserved { order_id, .. } = e.buy(buy(1, 2, None, &s)).await.unwrap() else {
         panic!("the buy must reserve")
     };
     let mut w = e.order_worker().await.unwrap();
-    let after = Sale {
-        engine: e.clone(),
-        clock: s.clock.clone(),
-        provider: s.provider.clone(),
-        activity: s.activity,
-    };
     after.drain(&mut w).await;
     let o = e.backends().orders.order(order_id).await.unwrap().unwrap();
     assert_eq!(o.status, OrderStatus::PendingPayment);

@@ -65,6 +65,15 @@ impl Activity {
             ActivityStatus::Ended
         }
     }
+
+    /// Whether the stock backend must hold the activity at `now`: not cancelled, and on sale
+    /// now or later (the reconciler role re-warms such an activity when the backend lost it).
+    pub fn kept_warm(&self, now: Timestamp) -> bool {
+        matches!(
+            self.status_at(now),
+            ActivityStatus::Scheduled | ActivityStatus::Live
+        )
+    }
 }
 
 #[cfg(test)]

@@ -118,6 +118,21 @@ pub struct Order {
     pub updated_at: Timestamp,
 }
 
+impl Order {
+    /// The hold the order was written from (what a stock backend that lost it gets back).
+    pub fn hold(&self) -> super::Hold {
+        super::Hold {
+            id: self.hold_id,
+            order_id: self.id,
+            activity_id: self.activity_id,
+            user_id: self.user_id,
+            quantity: self.quantity,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

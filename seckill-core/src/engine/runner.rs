@@ -207,19 +207,13 @@ impl Runner {
                             if idle(&mut hrx, pace.heal_every).await {
                                 break;
                             }
-                            // Only open or upcoming activities are kept warm.
-                            let now = he.now();
-                            for_each_activity(&he, |a| {
-                                let open = !a.cancelled && a.ends_at > now;
-                                let id = a.id;
-                                let he = &he;
-                                async move {
-                                    if open {
-                                        heal(he, id).await
-                                    }
+                            for a in all_activities(&he).await {
+                                match he.heal_stock_of(&a).await {
+                                    Ok(_) | Err(Error::Conflict(_)) => {}
+                                    Err(err) => tracing::warn!(activity = %a.id, error = %err,
+                                        "stock check failed"),
                                 }
-                            })
-                            .await;
+                            }
                         }
                     }));
                     tokio::spawn(async move {
@@ -246,38 +240,28 @@ impl Runner {
     }
 }
 
-/// Calls `f` on every activity, a page of the catalog at a time.
-async fn for_each_activity<F, Fut>(e: &Engine, mut f: F)
-where
-    F: FnMut(&Activity) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
+/// Every activity of the catalog, read a page at a time (a failed read ends the list there).
+async fn all_activities(e: &Engine) -> Vec<Activity> {
     let mut page = PageRequest {
         page: 1,
         page_size: 100,
     };
+    let mut all = Vec::new();
     loop {
-        let list = match e.backends().catalog.list_activities(page).await {
-            Ok(l) => l,
+        match e.backends().catalog.list_activities(page).await {
+            Ok(list) => {
+                let last = list.items.len() < page.page_size as usize;
+                all.extend(list.items);
+                if last {
+                    return all;
+                }
+                page.page += 1;
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "reconciler cannot list activities");
-                return;
+                return all;
             }
-        };
-        for a in &list.items {
-            f(a).await;
         }
-        if list.items.len() < page.page_size as usize {
-            break;
-        }
-        page.page += 1;
-    }
-}
-
-async fn heal(e: &Engine, id: ActivityId) {
-    match e.heal_stock(id).await {
-        Ok(_) | Err(Error::Conflict(_)) => {}
-        Err(err) => tracing::warn!(activity = %id, error = %err, "stock check failed"),
     }
 }
 
@@ -293,7 +277,9 @@ async fn reconcile_one(e: &Engine, id: ActivityId) {
 }
 
 async fn reconcile_all(e: &Engine) {
-    for_each_activity(e, |a| reconcile_one(e, a.id)).await;
+    for a in all_activities(e).await {
+        reconcile_one(e, a.id).await;
+    }
     if let Err(err) = e.reconcile_payments().await {
         tracing::warn!(error = %err, "payment reconciliation failed");
     }

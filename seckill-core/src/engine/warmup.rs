@@ -33,8 +33,7 @@ impl Engine {
     }
 
     /// Runs `work` under the activity's lock, renewing the lease every third of its TTL until
-    /// `work` is done, then lets go (also when `work` failed). If the lease is lost meanwhile,
-    /// `work` is dropped and the answer is `Conflict`.
+    /// `work` is done, then lets go (also when `work` failed).
     pub(crate) async fn with_activity_lock<T>(
         &self,
         id: ActivityId,
@@ -42,17 +41,18 @@ impl Engine {
     ) -> Result<T> {
         let guard = self.lock_activity(id).await?;
         let lock = self.backends().lock.clone();
-        // Ends only if the lease was lost (another holder may be working now): the work is
-        // then abandoned where it stands, and the caller hears Conflict.
+        // If the lease is lost meanwhile the work still runs to its end: dropped half-way, an
+        // activity update would leave the catalog and the stock backend disagreeing, and every
+        // step under this lock is safe to overlap with another holder's (the stock backend's
+        // load and the repairs are atomic and idempotent).
         let keep = async {
             loop {
                 tokio::time::sleep(ACTIVITY_LOCK_TTL / 3).await;
                 match lock.extend(&guard, ACTIVITY_LOCK_TTL).await {
                     Ok(true) => {}
                     Ok(false) => {
-                        return Error::conflict(format!(
-                            "lost the lock of activity {id} while working on it"
-                        ))
+                        tracing::warn!(activity = %id, "lost the activity lock while holding it");
+                        std::future::pending::<()>().await;
                     }
                     Err(e) => {
                         tracing::warn!(activity = %id, error = %e, "renewing the activity lock failed")
@@ -62,7 +62,7 @@ impl Engine {
         };
         let result = tokio::select! {
             r = work => r,
-            e = keep => Err(e),
+            () = keep => unreachable!("the keeper never ends"),
         };
         let released = lock.release(&guard).await;
         let out = result?;
@@ -97,15 +97,7 @@ impl Engine {
             .await?
             .into_iter()
             .filter(|o| o.status.holds_stock() && !live.contains(&o.hold_id))
-            .map(|o| Hold {
-                id: o.hold_id,
-                order_id: o.id,
-                activity_id: o.activity_id,
-                user_id: o.user_id,
-                quantity: o.quantity,
-                created_at: o.created_at,
-                expires_at: o.expires_at,
-            })
+            .map(|o| o.hold())
             .collect();
         let adopt = if super::sabotage::on(super::sabotage::Sabotage::NoHeal) {
             Vec::new()
@@ -145,25 +137,27 @@ impl Engine {
     /// in a backend that lost nothing (a cancel in between only makes this re-warm needlessly,
     /// which is harmless).
     pub async fn heal_stock(&self, id: ActivityId) -> Result<bool> {
-        if super::sabotage::on(super::sabotage::Sabotage::NoHeal) {
+        match self.backends().catalog.activity(id).await? {
+            Some(a) => self.heal_stock_of(&a).await,
+            None => Ok(false),
+        }
+    }
+
+    /// [`Engine::heal_stock`] for an activity as the database has it, read just now (the
+    /// reconciler role lists the catalog and checks each one without reading it again).
+    pub(crate) async fn heal_stock_of(&self, a: &Activity) -> Result<bool> {
+        if super::sabotage::on(super::sabotage::Sabotage::NoHeal) || !a.kept_warm(self.now()) {
             return Ok(false);
         }
-        let b = self.backends();
-        let Some(a) = b.catalog.activity(id).await? else {
-            return Ok(false);
-        };
-        if a.cancelled || a.ends_at <= self.now() {
-            return Ok(false);
-        }
-        let lost = match b.stock.snapshot(id).await? {
+        let lost = match self.backends().stock.snapshot(a.id).await? {
             None => true,
             Some(s) => u64::from(s.sold) + u64::from(s.held) < u64::from(a.sold),
         };
         if !lost {
             return Ok(false);
         }
-        tracing::warn!(activity = %id, "the stock backend lost this activity's stock; re-warming");
-        self.warm_up(id).await?;
+        tracing::warn!(activity = %a.id, "the stock backend lost this activity's stock; re-warming");
+        self.warm_up(a.id).await?;
         self.metrics()
             .stock_rewarms
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -13,7 +13,9 @@
 //! renewed, and a (re)subscription clears every flag, so a lost message costs at most that long.
 
 use super::conn::{map_err, RedisConn, RedisTarget};
-use super::values::{hold_record, int, items, outbox_payload, string, unexpected};
+use super::values::{
+    hold_record, hold_record_text, int, items, outbox_payload, string, unexpected,
+};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use redis::{Script, Value};
@@ -252,31 +254,6 @@ impl Inner {
         let mut conn = self.conn();
         let reply: Value = inv.invoke_async(&mut conn).await.map_err(map_err)?;
         let outs = items(reply, "reserve")?;
-        if let super::conn::Ack::Replicas { n, timeout } = self.t.ack {
-            // Every write of this connection so far, the batch's included, must reach `n`
-            // replicas before any buy of the batch is acknowledged. (Only batches that reserved
-            // or replayed: a refusal wrote nothing.)
-            let reserved = outs.iter().any(|o| {
-                matches!(o, Value::Array(f) if f.first().is_some_and(|c| int(c, "code").ok() == Some(0)))
-            });
-            if reserved {
-                let acked: i64 = redis::cmd("WAIT")
-                    .arg(n)
-                    .arg(timeout.as_millis() as u64)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(map_err)?;
-                if acked < i64::from(n) {
-                    return Err(Error::Unavailable {
-                        backend: "redis",
-                        message: format!(
-                            "the reservation reached {acked} of {n} replicas within {timeout:?}; \
-                             retry with the same idempotency key"
-                        ),
-                    });
-                }
-            }
-        }
         if outs.len() != reqs.len() {
             return Err(Error::backend(
                 "redis",
@@ -328,10 +305,46 @@ impl Inner {
                 })
             })
             .collect::<Result<_>>()?;
+        if let super::conn::Ack::Replicas { n, timeout } = self.t.ack {
+            // Every write of this connection so far, the batch's included (a replay writes its
+            // request id again), must reach `n` replicas before any buy of the batch is
+            // acknowledged. A batch that reserved nothing wrote nothing and waits for nothing.
+            if outcomes
+                .iter()
+                .any(|o| matches!(o, ReserveOutcome::Reserved { .. }))
+            {
+                self.wait_for_replicas(&mut conn, n, timeout).await?;
+            }
+        }
         if outcomes.contains(&ReserveOutcome::SoldOut) {
             self.announce_sold_out(a, true).await;
         }
         Ok(outcomes)
+    }
+
+    /// `WAIT n timeout`; fewer replicas than `n` is "unavailable, retry under the same key".
+    async fn wait_for_replicas(
+        &self,
+        conn: &mut RedisConn,
+        n: u32,
+        timeout: Duration,
+    ) -> Result<()> {
+        let acked: i64 = redis::cmd("WAIT")
+            .arg(n)
+            .arg(timeout.as_millis() as u64)
+            .query_async(conn)
+            .await
+            .map_err(map_err)?;
+        if acked < i64::from(n) {
+            return Err(Error::Unavailable {
+                backend: "redis",
+                message: format!(
+                    "the reservation reached {acked} of {n} replicas within {timeout:?}; \
+                     retry with the same idempotency key"
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Drains an activity's queue: one script call per batch, until nothing is queued.
@@ -408,14 +421,8 @@ impl StockReserver for RedisStockReserver {
             inv.arg(u.0).arg(*n);
         }
         for h in &spec.adopt {
-            inv.arg(h.id.0).arg(format!(
-                "C|{}|{}|{}|{}|{}",
-                h.user_id.0,
-                h.quantity,
-                h.order_id.0,
-                ms(h.created_at),
-                ms(h.expires_at)
-            ));
+            inv.arg(h.id.0)
+                .arg(hold_record_text(h, HoldState::Confirmed));
         }
         let reply = items(inv.invoke_async(&mut conn).await.map_err(map_err)?, "load")?;
         match reply.first().map(|c| int(c, "load code")).transpose()? {

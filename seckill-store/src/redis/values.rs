@@ -80,6 +80,24 @@ pub fn hold_record(
     Ok((hold, state))
 }
 
+/// A hold record as [`hold_record`] reads it: `S|user|qty|order_id|created_ms|expires_ms`
+/// (the reserve script writes `H` records itself; warm-up writes adopted `C` ones with this).
+pub fn hold_record_text(hold: &Hold, state: HoldState) -> String {
+    let s = match state {
+        HoldState::Held => 'H',
+        HoldState::Confirmed => 'C',
+        HoldState::Released => 'R',
+    };
+    format!(
+        "{s}|{}|{}|{}|{}|{}",
+        hold.user_id.0,
+        hold.quantity,
+        hold.order_id.0,
+        hold.created_at.timestamp_millis(),
+        hold.expires_at.timestamp_millis()
+    )
+}
+
 /// Parses an outbox payload `hold_id|record`.
 pub fn outbox_payload(activity: ActivityId, payload: &str) -> Result<Hold, Error> {
     let (id, rec) = payload
@@ -95,6 +113,23 @@ pub fn outbox_payload(activity: ActivityId, payload: &str) -> Result<Hold, Error
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn written_records_read_back() {
+        let (h, _) = hold_record(
+            ActivityId(1),
+            HoldId(2),
+            "C|7|3|99|1893456000000|1893456900000",
+        )
+        .unwrap();
+        for state in [HoldState::Held, HoldState::Confirmed, HoldState::Released] {
+            let text = hold_record_text(&h, state);
+            assert_eq!(
+                hold_record(ActivityId(1), HoldId(2), &text).unwrap(),
+                (h.clone(), state)
+            );
+        }
+    }
 
     #[test]
     fn records_round_trip() {

@@ -259,6 +259,17 @@ impl Sale {
         panic!("pipeline did not drain");
     }
 
+    /// The same sale on other backends (one of them swapped: a stock backend that lost its
+    /// data, a repository that fails), with the same configuration, clock and provider.
+    pub fn with_backends(&self, backends: Backends) -> Sale {
+        Sale {
+            engine: Engine::new(backends, self.engine.config().clone()),
+            clock: self.clock.clone(),
+            provider: self.provider.clone(),
+            activity: self.activity,
+        }
+    }
+
     /// The activity's stock figures in the stock backend (panics if it has none).
     pub async fn stock(&self) -> crate::stock::StockSnapshot {
         self.engine

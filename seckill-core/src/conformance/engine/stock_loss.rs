@@ -38,12 +38,7 @@ async fn lose_the_stock_backend(fixture: &Fixture, s: &Sale) -> Sale {
     .await;
     let mut backends = s.engine.backends().clone();
     backends.stock = empty.stock;
-    Sale {
-        engine: Engine::new(backends, s.engine.config().clone()),
-        clock: s.clock.clone(),
-        provider: s.provider.clone(),
-        activity: s.activity,
-    }
+    s.with_backends(backends)
 }
 
 /// Runs the case on `fixture`; panics with the violations if a guarantee breaks.
