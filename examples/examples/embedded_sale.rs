@@ -5,9 +5,10 @@
 //! Run it with `cargo run -p seckill-examples --example embedded_sale`.
 
 use chrono::Duration as CDuration;
-use seckill_core::domain::{Activity, ActivityId, Money, Product, ProductId, UserId};
+use seckill_core::domain::{Money, UserId};
 use seckill_core::engine::{
-    Backends, BuyOutcome, BuyRequest, Engine, EngineConfig, Pace, Role, Runner,
+    Backends, BuyOutcome, BuyRequest, Engine, EngineConfig, NewActivity, NewProduct, Pace, Role,
+    Runner,
 };
 use seckill_core::invariants::{check, Expect};
 use seckill_core::payment::MockProvider;
@@ -22,31 +23,27 @@ async fn main() -> seckill_core::Result<()> {
     let provider = Arc::new(MockProvider::new(b"example-secret".to_vec()));
     let backends = Backends::in_memory(Arc::new(clock.clone()), provider.clone());
     let engine = Engine::new(backends, EngineConfig::default());
-    let catalog = &engine.backends().catalog;
 
+    // Through the engine, which checks each against the domain's rules (as the server does).
     let now = clock.now();
-    let product = Product {
-        id: ProductId(engine.next_id()),
-        name: "Stadium concert, block A".into(),
-        description: String::new(),
-        list_price: Money(98_000),
-        created_at: now,
-    };
-    catalog.insert_product(&product).await?;
-    let activity = Activity {
-        id: ActivityId(engine.next_id()),
-        product_id: product.id,
-        title: "100 tickets at half price".into(),
-        price: Money(49_000),
-        total_stock: 100,
-        sold: 0,
-        per_user_limit: 2,
-        starts_at: now,
-        ends_at: now + CDuration::hours(1),
-        cancelled: false,
-        created_at: now,
-    };
-    catalog.insert_activity(&activity).await?;
+    let product = engine
+        .create_product(NewProduct {
+            name: "Stadium concert, block A".into(),
+            description: String::new(),
+            list_price: Money(98_000),
+        })
+        .await?;
+    let activity = engine
+        .create_activity(NewActivity {
+            product_id: product.id,
+            title: "100 tickets at half price".into(),
+            price: Money(49_000),
+            total_stock: 100,
+            per_user_limit: 2,
+            starts_at: now,
+            ends_at: now + CDuration::hours(1),
+        })
+        .await?;
     engine.warm_up(activity.id).await?;
 
     // Relay and order workers run in the background, as the server runs them.

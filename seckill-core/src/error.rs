@@ -29,11 +29,23 @@ pub enum Error {
     },
     /// The operation conflicts with the stored state (a unique key already taken, a
     /// compare-and-set that lost, an idempotency key reused with another request).
-    #[error("conflict: {0}")]
-    Conflict(String),
+    #[error("conflict: {entity} {id}: {reason}")]
+    Conflict {
+        /// What kind of record conflicted.
+        entity: Entity,
+        /// Its id (or key), as text; empty when the backend cannot tell.
+        id: String,
+        /// Why, for humans.
+        reason: String,
+    },
     /// A record the operation needs does not exist.
-    #[error("not found: {0}")]
-    NotFound(String),
+    #[error("not found: {entity} {id}")]
+    NotFound {
+        /// What kind of record is missing.
+        entity: Entity,
+        /// Its id (or key), as text.
+        id: String,
+    },
     /// The caller passed something the backend refuses (empty key, zero quantity, …).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -68,8 +80,8 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Unavailable { .. } => "unavailable",
-            Error::Conflict(_) => "conflict",
-            Error::NotFound(_) => "not_found",
+            Error::Conflict { .. } => "conflict",
+            Error::NotFound { .. } => "not_found",
             Error::InvalidArgument(_) => "invalid_argument",
             Error::Unauthenticated(_) => "unauthenticated",
             Error::Crashed(_) => "crashed",
@@ -85,19 +97,91 @@ impl Error {
         }
     }
 
-    /// Shorthand for [`Error::NotFound`].
-    pub fn not_found(what: impl fmt::Display) -> Self {
-        Error::NotFound(what.to_string())
+    /// Shorthand for [`Error::NotFound`]: no `entity` with `id`.
+    pub fn not_found(entity: Entity, id: impl fmt::Display) -> Self {
+        Error::NotFound {
+            entity,
+            id: id.to_string(),
+        }
     }
 
-    /// Shorthand for [`Error::Conflict`].
-    pub fn conflict(what: impl fmt::Display) -> Self {
-        Error::Conflict(what.to_string())
+    /// Shorthand for [`Error::Conflict`]: `entity` `id` conflicts, because `reason`.
+    pub fn conflict(entity: Entity, id: impl fmt::Display, reason: impl fmt::Display) -> Self {
+        Error::Conflict {
+            entity,
+            id: id.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// The kind of record a [`Error::NotFound`] or [`Error::Conflict`] names.
+    pub fn entity(&self) -> Option<Entity> {
+        match self {
+            Error::NotFound { entity, .. } | Error::Conflict { entity, .. } => Some(*entity),
+            _ => None,
+        }
     }
 
     /// Shorthand for [`Error::InvalidArgument`].
     pub fn invalid(what: impl fmt::Display) -> Self {
         Error::InvalidArgument(what.to_string())
+    }
+}
+
+/// The kinds of record an [`Error::NotFound`] or [`Error::Conflict`] names: what a caller maps
+/// to its own codes (the server's table is `seckill-server/src/error.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Entity {
+    /// A user, by id.
+    User,
+    /// A username (unique among users).
+    Username,
+    /// A product.
+    Product,
+    /// A sale activity (its record or its stock).
+    Activity,
+    /// An activity's critical section (warm-up, reconcile, update) held by another process.
+    ActivityLock,
+    /// An order.
+    Order,
+    /// A payment.
+    Payment,
+    /// A payment provider, by name.
+    Provider,
+    /// An idempotency key (reused with another request, or still running).
+    IdempotencyKey,
+    /// A hold (a reservation in the stock backend).
+    Hold,
+    /// A lock or lease, by name.
+    Lease,
+    /// Anything else (a broker queue, a provider's own record).
+    Other,
+}
+
+impl Entity {
+    /// The kind's name, as messages and logs show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Entity::User => "user",
+            Entity::Username => "username",
+            Entity::Product => "product",
+            Entity::Activity => "activity",
+            Entity::ActivityLock => "activity lock",
+            Entity::Order => "order",
+            Entity::Payment => "payment",
+            Entity::Provider => "payment provider",
+            Entity::IdempotencyKey => "idempotency key",
+            Entity::Hold => "hold",
+            Entity::Lease => "lease",
+            Entity::Other => "record",
+        }
+    }
+}
+
+impl fmt::Display for Entity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -113,8 +197,13 @@ mod tests {
         }
         .is_retryable());
         assert!(Error::Crashed("relay").is_retryable());
-        assert!(!Error::conflict("dup").is_retryable());
-        assert!(!Error::not_found("order 1").is_retryable());
+        let dup = Error::conflict(Entity::Username, "bob", "taken");
+        assert!(!dup.is_retryable());
+        assert_eq!(dup.to_string(), "conflict: username bob: taken");
+        assert_eq!(dup.entity(), Some(Entity::Username));
+        let missing = Error::not_found(Entity::Order, 1);
+        assert!(!missing.is_retryable());
+        assert_eq!(missing.to_string(), "not found: order 1");
         assert_eq!(Error::invalid("q").kind(), "invalid_argument");
     }
 }

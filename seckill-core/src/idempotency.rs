@@ -1,8 +1,24 @@
 //! [`IdempotencyStore`]: remembers the first response to a request so a retry gets it again.
 
-use crate::Result;
+use crate::{Error, Result};
 use async_trait::async_trait;
 use std::time::Duration;
+
+/// Most characters in an idempotency key.
+pub const KEY_MAX: usize = 128;
+
+/// The one rule for a client's idempotency key, whichever door it comes through (the buy's
+/// `Idempotency-Key` header, the gRPC `idempotency_key` field, the payment routes, an
+/// embedder's [`crate::engine::BuyRequest::request_id`]): 1 to [`KEY_MAX`] visible ASCII
+/// characters (`!` to `~`).
+pub fn check_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > KEY_MAX || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::invalid(
+            "Idempotency-Key: 1 to 128 visible ASCII characters",
+        ));
+    }
+    Ok(())
+}
 
 /// A stored response.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -72,7 +72,7 @@ pub mod worker_id;
 pub use broker::{Delivery, Message, MessageBroker, Subscription};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use delay::{ClaimedItem, DelayQueue};
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Entity, Error, Result};
 pub use idempotency::{Begin, IdempotencyStore, StoredResponse};
 pub use lock::{Lock, LockGuard};
 pub use notify::{LogNotifier, Notifier};

@@ -2,7 +2,7 @@
 //! `mock` provider that signs its callbacks with HMAC-SHA256.
 
 use crate::domain::{Money, Payment, PaymentId};
-use crate::{Error, Result, Timestamp};
+use crate::{Entity, Error, Result, Timestamp};
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use parking_lot::Mutex;
@@ -111,10 +111,10 @@ impl PaymentProviders {
     /// The provider called `name`, or [`Error::NotFound`] naming the configured ones.
     pub fn named(&self, name: &str) -> Result<&Arc<dyn PaymentProvider>> {
         self.get(name).ok_or_else(|| {
-            Error::not_found(format!(
-                "payment provider {name:?} (configured: {})",
-                self.names().join(", ")
-            ))
+            Error::not_found(
+                Entity::Provider,
+                format!("{name:?} (configured: {})", self.names().join(", ")),
+            )
         })
     }
 
@@ -282,10 +282,11 @@ impl PaymentProvider for MockProvider {
     async fn refund(&self, payment: &Payment) -> Result<()> {
         let mut ledger = self.ledger.lock();
         let Some(&charged) = ledger.charged.get(&payment.id) else {
-            return Err(Error::conflict(format!(
-                "payment {} was never charged",
-                payment.id
-            )));
+            return Err(Error::conflict(
+                Entity::Payment,
+                payment.id,
+                "it was never charged",
+            ));
         };
         ledger.refunded.entry(payment.id).or_insert(charged);
         Ok(())

@@ -7,7 +7,7 @@
 
 use crate::domain::ids::MAX_WORKER_ID;
 use crate::lock::{Lock, LockGuard};
-use crate::{Error, Result};
+use crate::{Entity, Error, Result};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,7 +39,9 @@ pub async fn lease_worker_id(lock: Arc<dyn Lock>, ttl: Duration) -> Result<Worke
         }
     }
     Err(Error::conflict(
-        "all 1024 snowflake worker ids are leased by other processes",
+        Entity::Lease,
+        "snowflake worker ids",
+        "all 1024 are leased by other processes",
     ))
 }
 

@@ -96,7 +96,7 @@ async fn a_sale_end_to_end() {
     // Another user cannot see or pay it.
     assert!(matches!(
         e.start_payment(UserId(2), order_id).await,
-        Err(Error::NotFound(_))
+        Err(Error::NotFound { .. })
     ));
 
     // The second order times out; its unit comes back and clears the sold-out flag.
@@ -223,7 +223,7 @@ async fn forged_callbacks_are_refused() {
     ));
     assert!(matches!(
         e.handle_callback("alipay", &cb).await,
-        Err(Error::NotFound(_))
+        Err(Error::NotFound { .. })
     ));
     assert_eq!(
         e.backends()

@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use seckill_core::domain::{Payment, PaymentId};
 use seckill_core::payment::{Callback, Checkout, Notification, PaymentProvider};
-use seckill_core::{Error, Result, Timestamp};
+use seckill_core::{Entity, Error, Result, Timestamp};
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 
@@ -358,7 +358,7 @@ impl PaymentProvider for Alipay {
         match str_field(&r, "code") {
             Some("10000") => Ok(()),
             Some("40004") if str_field(&r, "sub_code") == Some("ACQ.TRADE_NOT_EXIST") => Err(
-                Error::conflict(format!("payment {} was never charged", payment.id)),
+                Error::conflict(Entity::Payment, payment.id, "it was never charged"),
             ),
             _ => Err(Error::backend(
                 "alipay",

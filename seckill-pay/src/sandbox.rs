@@ -18,7 +18,7 @@ use axum::Router;
 use parking_lot::Mutex;
 use seckill_core::domain::{Money, PaymentId};
 use seckill_core::payment::{Callback, MockLedger};
-use seckill_core::{Error, Result, Timestamp};
+use seckill_core::{Entity, Error, Result, Timestamp};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -204,9 +204,11 @@ impl Sandbox {
 impl Inner {
     fn charge(&self, out_trade_no: &str, trade: &mut Trade) -> Result<()> {
         if trade.closed() {
-            return Err(Error::conflict(format!(
-                "trade {out_trade_no} closed at its time_expire"
-            )));
+            return Err(Error::conflict(
+                Entity::Other,
+                format!("trade {out_trade_no}"),
+                "it closed at its time_expire",
+            ));
         }
         if !trade.paid {
             trade.paid = true;
@@ -319,9 +321,9 @@ impl Inner {
     fn pay_wechat(&self, out_trade_no: &str) -> Result<Callback> {
         let trade = {
             let mut trades = self.trades.lock();
-            let trade = trades
-                .get_mut(out_trade_no)
-                .ok_or_else(|| Error::not_found(format!("no Native order {out_trade_no}")))?;
+            let trade = trades.get_mut(out_trade_no).ok_or_else(|| {
+                Error::not_found(Entity::Other, format!("Native order {out_trade_no}"))
+            })?;
             self.charge(out_trade_no, trade)?;
             trade.clone()
         };

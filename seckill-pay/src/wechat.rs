@@ -20,7 +20,7 @@ use rand::distributions::{Alphanumeric, DistString};
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use seckill_core::domain::{Money, Payment, PaymentId};
 use seckill_core::payment::{Callback, Checkout, Notification, PaymentProvider};
-use seckill_core::{Error, Result, Timestamp};
+use seckill_core::{Entity, Error, Result, Timestamp};
 use serde::Deserialize;
 
 /// The production API.
@@ -389,7 +389,7 @@ impl PaymentProvider for WechatPay {
             .await?;
         if reply.status != 200 {
             return Err(match error_code(&reply).as_str() {
-                "ORDERPAID" => Error::conflict(format!("payment {} is already paid", payment.id)),
+                "ORDERPAID" => Error::conflict(Entity::Payment, payment.id, "it is already paid"),
                 _ => unexpected("native pay", &reply),
             });
         }
@@ -472,10 +472,11 @@ impl PaymentProvider for WechatPay {
         match (reply.status, status.as_deref(), error_code(&reply).as_str()) {
             // PROCESSING: accepted, the money follows.
             (200, Some("SUCCESS" | "PROCESSING"), _) => Ok(()),
-            (404, _, "RESOURCE_NOT_EXISTS" | "ORDER_NOT_EXIST") => Err(Error::conflict(format!(
-                "payment {} was never charged",
-                payment.id
-            ))),
+            (404, _, "RESOURCE_NOT_EXISTS" | "ORDER_NOT_EXIST") => Err(Error::conflict(
+                Entity::Payment,
+                payment.id,
+                "it was never charged",
+            )),
             _ => Err(unexpected("refund", &reply)),
         }
     }

@@ -271,7 +271,7 @@ async fn wechat_refuses_a_replay_an_unknown_key_and_another_merchant() {
     // Paid: opening the same order again is refused as paid.
     assert!(matches!(
         p.create(&payment(9, 990), soon()).await,
-        Err(Error::Conflict(_))
+        Err(Error::Conflict { .. })
     ));
     // A merchant key the platform does not know: every call is refused.
     let wrong_merchant = WechatPay::new(WechatConfig {

@@ -3,7 +3,8 @@
 use crate::auth::Tokens;
 use crate::config::Config;
 use crate::metrics::HttpMetrics;
-use crate::routes::{app, users::create_user};
+use crate::routes::app;
+use crate::service::users::create_user;
 use crate::state::AppState;
 use seckill_core::domain::ids::MAX_WORKER_ID;
 use seckill_core::domain::Role as UserRole;
@@ -40,7 +41,7 @@ fn random_secret() -> String {
 /// Builds the backends named by the config, the engine and the HTTP state.
 pub async fn build(config: Config) -> anyhow_like::Result<Server> {
     let roles = Role::parse_list(&config.roles)?;
-    let payment = crate::payment::build(&config.payment, random_secret)?;
+    let payment = crate::providers::build(&config.payment, random_secret)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut registry = Registry::with_memory();
     seckill_store::register(&mut registry);

@@ -251,7 +251,7 @@ fn bearer(parts: &Parts) -> Option<&str> {
 }
 
 /// A caller whose token verified but whose revocation is not checked yet ([`verify_bearer`]):
-/// only the buy takes it, and `routes::seckill::place` checks the revocation after the engine's
+/// only the buy takes it, and `service::buy::place` checks the revocation after the engine's
 /// in-memory refusals ([`Engine::buy_gated`](seckill_core::engine::Engine::buy_gated)), so a
 /// sold-out sale answers with no I/O. Anything else takes [`AuthUser`].
 #[derive(Debug, Clone)]

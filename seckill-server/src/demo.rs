@@ -2,10 +2,11 @@
 //! fresh `cargo run -p seckill-server` can sell something at once. `--no-demo` turns it off.
 
 use crate::error::ApiError;
-use crate::routes::users::create_user;
+use crate::service::users::create_user;
 use crate::state::AppState;
 use chrono::Duration;
-use seckill_core::domain::{Activity, ActivityId, Money, Product, ProductId, Role};
+use seckill_core::domain::{ActivityId, Money, ProductId, Role};
+use seckill_core::engine::{NewActivity, NewProduct};
 
 /// The demo admin's username.
 pub const DEMO_ADMIN: &str = "admin";
@@ -40,28 +41,24 @@ pub async fn seed(
         return Ok(None);
     }
     let now = e.now();
-    let product = Product {
-        id: ProductId(e.next_id()),
-        name: "Jay Chou Carnival World Tour — Beijing, VIP stand".into(),
-        description: "Demo ticket tier seeded by seckill-server".into(),
-        list_price: Money(188_000),
-        created_at: now,
-    };
-    b.catalog.insert_product(&product).await?;
-    let activity = Activity {
-        id: ActivityId(e.next_id()),
-        product_id: product.id,
-        title: "Demo flash sale: 100 VIP tickets".into(),
-        price: Money(128_000),
-        total_stock: 100,
-        sold: 0,
-        per_user_limit: 2,
-        starts_at: now - Duration::minutes(1),
-        ends_at: now + Duration::days(7),
-        cancelled: false,
-        created_at: now,
-    };
-    b.catalog.insert_activity(&activity).await?;
+    let product = e
+        .create_product(NewProduct {
+            name: "Jay Chou Carnival World Tour — Beijing, VIP stand".into(),
+            description: "Demo ticket tier seeded by seckill-server".into(),
+            list_price: Money(188_000),
+        })
+        .await?;
+    let activity = e
+        .create_activity(NewActivity {
+            product_id: product.id,
+            title: "Demo flash sale: 100 VIP tickets".into(),
+            price: Money(128_000),
+            total_stock: 100,
+            per_user_limit: 2,
+            starts_at: now - Duration::minutes(1),
+            ends_at: now + Duration::days(7),
+        })
+        .await?;
     e.warm_up(activity.id).await?;
     Ok(Some(Demo {
         product: product.id,

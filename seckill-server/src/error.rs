@@ -121,6 +121,25 @@ impl Code {
     }
 }
 
+impl Code {
+    /// The gRPC status code that goes with the code (the same table as [`Code::status`]).
+    pub fn grpc(self) -> tonic::Code {
+        use tonic::Code as G;
+        match self {
+            Code::Unauthenticated | Code::BadCredentials | Code::BadSignature => G::Unauthenticated,
+            Code::Forbidden => G::PermissionDenied,
+            Code::RateLimited => G::ResourceExhausted,
+            Code::Unavailable => G::Unavailable,
+            Code::Internal => G::Internal,
+            c => match c.status().as_u16() {
+                404 | 410 => G::NotFound,
+                400 => G::InvalidArgument,
+                _ => G::FailedPrecondition,
+            },
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Envelope<'a, T: Serialize> {
     code: u32,
@@ -181,6 +200,21 @@ pub struct Failure {
     pub trace_id: String,
 }
 
+/// The refusals every route documents beside its success: a 4xx whose `code` says why, and
+/// a 503 when a backend is unavailable (`responses((status = 200, …), Refusals)`).
+#[derive(Debug, utoipa::IntoResponses)]
+pub enum Refusals {
+    /// Refused: the code says why.
+    #[response(status = "4XX", description = "refused: `code` says why (docs/api.md)")]
+    Refused(Failure),
+    /// A backend is unavailable: retry after `Retry-After` seconds.
+    #[response(
+        status = 503,
+        description = "a backend is unavailable; retry (`Retry-After`)"
+    )]
+    Unavailable(Failure),
+}
+
 /// A successful answer: `data` in the envelope with `code` 0.
 #[derive(Debug)]
 pub struct Reply<T>(pub StatusCode, pub T);
@@ -235,7 +269,7 @@ impl IntoResponse for ApiError {
             &self.message,
             self.data,
         );
-        if self.code == Code::RateLimited {
+        if matches!(self.code, Code::RateLimited | Code::Unavailable) {
             r.headers_mut()
                 .insert("retry-after", HeaderValue::from_static("1"));
         }
@@ -244,18 +278,48 @@ impl IntoResponse for ApiError {
 }
 
 impl From<seckill_core::Error> for ApiError {
-    /// Maps an engine error that a handler did not map more precisely.
+    /// The one table from engine errors to API codes: a missing or conflicting record answers
+    /// the code of its kind; a retryable backend failure answers 503 (9002) with
+    /// `Retry-After`, and its detail (a client library's message) goes to the log with the
+    /// trace id, never to the caller.
     fn from(e: seckill_core::Error) -> Self {
-        use seckill_core::Error as E;
+        use seckill_core::{Entity as K, Error as E};
         match e {
+            E::NotFound { entity, id } => {
+                let code = match entity {
+                    K::Activity => Code::ActivityNotFound,
+                    K::Order => Code::OrderNotFound,
+                    K::Payment => Code::PaymentNotFound,
+                    K::Product => Code::ProductNotFound,
+                    K::Provider => Code::UnknownProvider,
+                    _ => Code::NotFound,
+                };
+                ApiError::new(code, format!("no {entity} {id}"))
+            }
+            E::Conflict { entity, id, reason } => {
+                let code = match entity {
+                    K::Order => Code::OrderStateConflict,
+                    K::Payment => Code::PaymentConflict,
+                    K::IdempotencyKey => Code::IdempotencyMismatch,
+                    K::Username => Code::UsernameTaken,
+                    K::ActivityLock => Code::ActivityBusy,
+                    _ => Code::Conflict,
+                };
+                ApiError::new(code, format!("{entity} {id}: {reason}"))
+            }
             E::InvalidArgument(m) => ApiError::new(Code::InvalidField, m),
             E::Unauthenticated(m) => ApiError::new(Code::Unauthenticated, m),
-            E::Conflict(m) => ApiError::new(Code::Conflict, m),
-            E::NotFound(m) => ApiError::new(Code::NotFound, m),
-            E::Unavailable { .. } | E::Crashed(_) => {
-                ApiError::new(Code::Unavailable, format!("temporarily unavailable: {e}"))
+            e if e.is_retryable() => {
+                tracing::warn!(error = %e, trace_id = %trace_id(), "a backend is unavailable");
+                ApiError::new(
+                    Code::Unavailable,
+                    "a backend is temporarily unavailable; retry shortly",
+                )
             }
-            other => ApiError::new(Code::Internal, other.to_string()),
+            e => {
+                tracing::error!(error = %e, trace_id = %trace_id(), "unexpected backend error");
+                ApiError::new(Code::Internal, "internal error")
+            }
         }
     }
 }

@@ -5,13 +5,10 @@
 
 use crate::auth::{authenticate, verify_bearer, AuthUser, SignedUser};
 use crate::error::{ApiError, Code};
-use crate::routes::catalog::{find_activity, view};
-use crate::routes::orders::order_error;
-use crate::routes::seckill::place;
+use crate::service::{buy, catalog, orders, page_request, users};
 use crate::state::AppState;
 use seckill_core::domain::{ActivityId, Order as DomainOrder, OrderId, OrderStatus, Role, UserId};
 use seckill_core::engine::OrderLookup;
-use seckill_core::repo::{OrderFilter, PageRequest};
 use seckill_core::Timestamp;
 use tonic::{Request, Response, Status};
 
@@ -25,23 +22,10 @@ use pb::order_service_server::{OrderService, OrderServiceServer};
 use pb::seckill_service_server::{SeckillService, SeckillServiceServer};
 use pb::user_service_server::{UserService, UserServiceServer};
 
-/// A refusal as a gRPC status: the code's nearest gRPC code, the message, and the error code
-/// in the `seckill-code` metadata.
+/// A refusal as a gRPC status: the code's gRPC code ([`Code::grpc`], the same table as the
+/// HTTP statuses), the message, and the error code in the `seckill-code` metadata.
 pub fn status(e: ApiError) -> Status {
-    use tonic::Code as G;
-    let code = match e.code {
-        Code::Unauthenticated | Code::BadCredentials | Code::BadSignature => G::Unauthenticated,
-        Code::Forbidden => G::PermissionDenied,
-        Code::RateLimited => G::ResourceExhausted,
-        Code::Unavailable => G::Unavailable,
-        Code::Internal => G::Internal,
-        c => match c.status().as_u16() {
-            404 | 410 => G::NotFound,
-            400 => G::InvalidArgument,
-            _ => G::FailedPrecondition,
-        },
-    };
-    let mut s = Status::new(code, e.message);
+    let mut s = Status::new(e.code.grpc(), e.message);
     s.metadata_mut()
         .insert("seckill-code", (e.code as u32).into());
     s
@@ -106,7 +90,7 @@ impl Grpc {
     /// The caller's order; someone else's, or one not written yet, is not found; one whose
     /// reservation was lost says so (code 4003).
     async fn my_order(&self, me: &AuthUser, id: i64) -> Result<DomainOrder, Status> {
-        crate::routes::orders::lookup_mine(&self.state, me, OrderId(id))
+        orders::mine(&self.state, me, OrderId(id))
             .await
             .map_err(status)
     }
@@ -127,7 +111,7 @@ impl SeckillService for Grpc {
             .map_or_else(|| "unknown".to_string(), |a| a.ip().to_string());
         let r = req.into_inner();
         let key = (!r.idempotency_key.is_empty()).then_some(r.idempotency_key);
-        let b = place(
+        let b = buy::place(
             &self.state,
             &me,
             &ip,
@@ -151,8 +135,7 @@ impl SeckillService for Grpc {
         req: Request<pb::GetActivityRequest>,
     ) -> Result<Response<pb::Activity>, Status> {
         let id = ActivityId(req.into_inner().id);
-        let a = find_activity(&self.state, id).await.map_err(status)?;
-        let v = view(&self.state, a).await.map_err(status)?;
+        let v = catalog::activity(&self.state, id).await.map_err(status)?;
         Ok(Response::new(pb::Activity {
             id: v.id.0,
             product_id: v.product_id.0,
@@ -176,12 +159,9 @@ impl SeckillService for Grpc {
     ) -> Result<Response<pb::BuyResult>, Status> {
         let me = self.caller(&req).await?;
         let id = req.into_inner().order_id;
-        let found = self
-            .state
-            .engine
-            .order_lookup(me.id, OrderId(id))
+        let found = orders::lookup(&self.state, &me, OrderId(id))
             .await
-            .map_err(|e| status(e.into()))?;
+            .map_err(status)?;
         let (state, found) = match found {
             OrderLookup::Written(o) => (o.status.to_string(), Some(o)),
             OrderLookup::Pending => ("processing".to_string(), None),
@@ -222,29 +202,15 @@ impl OrderService for Grpc {
                 ))
             })?)
         };
-        let page = PageRequest {
-            page: r.page.max(1),
-            page_size: if r.page_size == 0 { 20 } else { r.page_size },
-        };
-        if page.page_size > 100 {
-            return Err(status(ApiError::new(
-                Code::InvalidParameter,
-                "page_size must be 1..=100",
-            )));
-        }
-        let filter = OrderFilter {
-            user_id: Some(me.id),
-            status: status_filter,
-            ..OrderFilter::default()
-        };
-        let p = self
-            .state
-            .engine
-            .backends()
-            .orders
-            .list_orders(&filter, page)
+        // Protobuf's zero means "not set": the defaults, as the HTTP route's absent parameters.
+        let page = page_request(
+            (r.page != 0).then_some(r.page),
+            (r.page_size != 0).then_some(r.page_size),
+        )
+        .map_err(status)?;
+        let p = orders::list_mine(&self.state, &me, status_filter, page)
             .await
-            .map_err(|e| status(e.into()))?;
+            .map_err(status)?;
         Ok(Response::new(pb::ListOrdersReply {
             items: p.items.into_iter().map(order).collect(),
             total: p.total,
@@ -259,12 +225,9 @@ impl OrderService for Grpc {
     ) -> Result<Response<pb::Order>, Status> {
         let me = self.caller(&req).await?;
         let id = OrderId(req.into_inner().id);
-        let o = self
-            .state
-            .engine
-            .cancel_by_user(me.id, id)
+        let o = orders::cancel_mine(&self.state, &me, id)
             .await
-            .map_err(|e| status(order_error(e)))?;
+            .map_err(status)?;
         Ok(Response::new(order(o)))
     }
 }
@@ -293,19 +256,7 @@ impl UserService for Grpc {
     ) -> Result<Response<pb::User>, Status> {
         let me = self.caller(&req).await?;
         let id = UserId(req.into_inner().id);
-        let missing = || status(ApiError::new(Code::NotFound, format!("no user {id}")));
-        if me.id != id && me.role != Role::Admin {
-            return Err(missing());
-        }
-        let u = self
-            .state
-            .engine
-            .backends()
-            .users
-            .user(id)
-            .await
-            .map_err(|e| status(e.into()))?
-            .ok_or_else(missing)?;
+        let u = users::user(&self.state, &me, id).await.map_err(status)?;
         Ok(Response::new(pb::User {
             id: u.id.0,
             username: u.username,

@@ -252,7 +252,7 @@ async fn paying_at_both_providers_charges_once_net() {
     let record = a.payment_record(&at_alipay["payment_id"]).await;
     let mut cfg = Config::default();
     configure(&mut cfg, "wechat", &s);
-    let behind = seckill_server::payment::build(&cfg.payment, String::new).unwrap();
+    let behind = seckill_server::providers::build(&cfg.payment, String::new).unwrap();
     let checkout = behind
         .providers
         .default_provider()

@@ -33,7 +33,7 @@ use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use seckill_core::broker::{Delivery, Message, MessageBroker, Subscription};
 use seckill_core::registry::BackendUrl;
-use seckill_core::{Error, Result};
+use seckill_core::{Entity, Error, Result};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -391,10 +391,12 @@ impl AmqpBroker {
             match c.await.map_err(map_err)? {
                 Confirmation::Ack(None) | Confirmation::NotRequested => {}
                 Confirmation::Ack(Some(_)) => {
-                    return Err(Error::conflict(format!(
-                        "message to topic {topic:?} is unroutable: no group queue is bound \
-                         (name the groups in the URL: ?groups=…)"
-                    )))
+                    return Err(Error::conflict(
+                        Entity::Other,
+                        format!("topic {topic:?}"),
+                        "a message to it is unroutable: no group queue is bound \
+                         (name the groups in the URL: ?groups=…)",
+                    ))
                 }
                 Confirmation::Nack(_) => {
                     return Err(Error::Unavailable {

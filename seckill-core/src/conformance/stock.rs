@@ -218,7 +218,7 @@ pub async fn reload_keeps_holds(b: &Backend) {
     };
     assert!(matches!(
         b.load(&too_small).await,
-        Err(crate::Error::Conflict(_))
+        Err(crate::Error::Conflict { .. })
     ));
     assert_eq!(b.snapshot(a).await.unwrap().unwrap().total, 12);
     assert_eq!(b.live_holds(a).await.unwrap().len(), 2);
@@ -286,7 +286,7 @@ pub async fn load_adopts_lost_holds(b: &Backend) {
     // Too small with the second adopted hold: refused, nothing changes.
     assert!(matches!(
         b.load(&spec(2, vec![h1.clone(), h2.clone()])).await,
-        Err(crate::Error::Conflict(_))
+        Err(crate::Error::Conflict { .. })
     ));
     assert!(b.hold(a, h2.id).await.unwrap().is_none());
     // The same adoption again counts nothing twice; the new one is added.

@@ -1,7 +1,8 @@
 //! Activities: flash sales of a product.
 
+use super::text::check_line;
 use super::{ActivityId, Money, ProductId};
-use crate::Timestamp;
+use crate::{Error, Result, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// Where an activity stands. `Scheduled`, `Live` and `Ended` follow from the clock;
@@ -53,6 +54,32 @@ pub struct Activity {
 }
 
 impl Activity {
+    /// Most characters in a title.
+    pub const TITLE_MAX: usize = 200;
+    /// Most units one activity may sell.
+    pub const STOCK_MAX: u32 = 10_000_000;
+
+    /// The rules every stored activity obeys (the engine checks them on every write): a title
+    /// of 1 to [`Activity::TITLE_MAX`] characters with no control characters, a price that is
+    /// not negative, 1 to [`Activity::STOCK_MAX`] units, a per-user limit of at least 1, and a
+    /// window that starts before it ends.
+    pub fn validate(&self) -> Result<()> {
+        check_line("title", &self.title, 1, Self::TITLE_MAX)?;
+        if self.price.0 < 0 {
+            return Err(Error::invalid("price must not be negative"));
+        }
+        if self.total_stock == 0 || self.total_stock > Self::STOCK_MAX {
+            return Err(Error::invalid("total_stock: 1 to 10,000,000"));
+        }
+        if self.per_user_limit == 0 {
+            return Err(Error::invalid("per_user_limit must be at least 1"));
+        }
+        if self.starts_at >= self.ends_at {
+            return Err(Error::invalid("starts_at must be before ends_at"));
+        }
+        Ok(())
+    }
+
     /// The status at `now`.
     pub fn status_at(&self, now: Timestamp) -> ActivityStatus {
         if self.cancelled {
@@ -105,5 +132,24 @@ mod tests {
         assert_eq!(a.status_at(t + Duration::hours(1)), ActivityStatus::Ended);
         a.cancelled = true;
         assert_eq!(a.status_at(t), ActivityStatus::Cancelled);
+        assert!(a.validate().is_ok());
+        for (f, field) in [
+            (
+                (|a: &mut Activity| a.title = "\0".into()) as fn(&mut Activity),
+                "title",
+            ),
+            (|a| a.price = Money(-1), "price"),
+            (|a| a.total_stock = 0, "total_stock"),
+            (|a| a.total_stock = Activity::STOCK_MAX + 1, "total_stock"),
+            (|a| a.per_user_limit = 0, "per_user_limit"),
+            (|a| a.ends_at = a.starts_at, "starts_at"),
+        ] {
+            let mut b = a.clone();
+            f(&mut b);
+            assert!(
+                b.validate().unwrap_err().to_string().contains(field),
+                "{field}"
+            );
+        }
     }
 }

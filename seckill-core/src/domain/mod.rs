@@ -10,6 +10,7 @@ mod money;
 mod order;
 mod payment;
 mod product;
+pub mod text;
 mod user;
 
 pub use activity::{Activity, ActivityStatus};

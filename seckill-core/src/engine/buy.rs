@@ -4,7 +4,7 @@ use super::Engine;
 use crate::domain::{ActivityId, ActivityStatus, HoldId, OrderId, UserId};
 use crate::rate_limit::RateDecision;
 use crate::stock::{ReserveOutcome, ReserveRequest};
-use crate::{Error, Result, Timestamp};
+use crate::{Entity, Error, Result, Timestamp};
 use std::time::Duration;
 
 /// A buy attempt.
@@ -121,7 +121,7 @@ impl Engine {
             }
             Ok(BuyOutcome::Rejected(r)) => m.fail(r.reason()),
             Err(Error::InvalidArgument(_)) => m.fail("invalid_request"),
-            Err(Error::Conflict(_)) => m.fail("idempotency_mismatch"),
+            Err(Error::Conflict { .. }) => m.fail("idempotency_mismatch"),
             Err(Error::Unauthenticated(_)) => m.fail("unauthenticated"),
             Err(_) => m.fail("error"),
         }
@@ -137,14 +137,8 @@ impl Engine {
         if req.quantity == 0 {
             return Err(Error::invalid("quantity must be at least 1"));
         }
-        if req
-            .request_id
-            .as_ref()
-            .is_some_and(|k| k.is_empty() || k.len() > 128)
-        {
-            return Err(Error::invalid(
-                "idempotency key must be 1 to 128 characters",
-            ));
+        if let Some(k) = &req.request_id {
+            crate::idempotency::check_key(k)?;
         }
         let Some(activity) = self.activity_cached(req.activity_id).await? else {
             return Ok(BuyOutcome::Rejected(R::UnknownActivity));
@@ -201,7 +195,9 @@ impl Engine {
                 replayed: true,
             } if hold.quantity != req.quantity => {
                 return Err(Error::conflict(
-                    "idempotency key reused with a different request",
+                    Entity::IdempotencyKey,
+                    format!("of hold {}", hold.id),
+                    "the key was used with a different request",
                 ))
             }
             ReserveOutcome::Reserved { hold, replayed } => BuyOutcome::Reserved {

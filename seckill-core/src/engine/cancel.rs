@@ -7,7 +7,7 @@ use super::faults::CrashPoint;
 use super::Engine;
 use crate::domain::{ActivityId, CancelReason, HoldId, Order, OrderId, OrderStatus, UserId};
 use crate::repo::{StatusChange, StatusChanged};
-use crate::{Error, Result};
+use crate::{Entity, Error, Result};
 use std::sync::atomic::Ordering;
 
 impl Engine {
@@ -45,9 +45,13 @@ impl Engine {
             }
             StatusChanged::Conflict(o) if o.status == OrderStatus::Cancelled => o,
             StatusChanged::Conflict(o) => {
-                return Err(Error::conflict(format!("order {id} is {}", o.status)))
+                return Err(Error::conflict(
+                    Entity::Order,
+                    id,
+                    format!("the order is {}", o.status),
+                ))
             }
-            StatusChanged::NotFound => return Err(Error::not_found(format!("order {id}"))),
+            StatusChanged::NotFound => return Err(Error::not_found(Entity::Order, id)),
         };
         self.crash_point(CrashPoint::AfterCancel)?;
         self.release_order(&order).await?;
@@ -61,7 +65,7 @@ impl Engine {
     pub async fn cancel_by_user(&self, user: UserId, id: OrderId) -> Result<Order> {
         match self.backends().orders.order(id).await? {
             Some(o) if o.user_id == user => self.cancel(id, CancelReason::User).await,
-            _ => Err(Error::not_found(format!("order {id}"))),
+            _ => Err(Error::not_found(Entity::Order, id)),
         }
     }
 
@@ -76,7 +80,7 @@ impl Engine {
                 match self.cancel(id, CancelReason::Timeout).await {
                     Ok(_) => Ok(()),
                     // Paid in the meantime: nothing to expire.
-                    Err(Error::Conflict(_)) => Ok(()),
+                    Err(Error::Conflict { .. }) => Ok(()),
                     Err(e) => Err(e),
                 }
             }

@@ -17,6 +17,7 @@
 
 mod buy;
 mod cancel;
+mod catalog;
 pub mod faults;
 mod lookup;
 mod metrics;
@@ -30,6 +31,7 @@ mod sabotage;
 mod warmup;
 
 pub use buy::{BuyOutcome, BuyRejection, BuyRequest};
+pub use catalog::{NewActivity, NewProduct, NewUser};
 pub use lookup::OrderLookup;
 pub use metrics::{EngineMetrics, Histogram, FAIL_REASONS};
 pub use order_worker::OrderWorker;

@@ -11,7 +11,7 @@ use crate::broker::Subscription;
 use crate::domain::{Hold, HoldEvent, HoldState, Order, OrderStatus};
 use crate::repo::{CreateOrder, StatusChange, StatusChanged};
 use crate::stock::Transition;
-use crate::{Error, Result};
+use crate::{Entity, Error, Result};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -75,10 +75,10 @@ impl Engine {
                 None => match b.catalog.activity(hold.activity_id).await? {
                     Some(a) => *prices.entry(hold.activity_id).or_insert(a.price),
                     None => {
-                        results.push(Some(Err(Error::not_found(format!(
-                            "activity {}",
-                            hold.activity_id
-                        )))));
+                        results.push(Some(Err(Error::not_found(
+                            Entity::Activity,
+                            hold.activity_id,
+                        ))));
                         continue;
                     }
                 },

@@ -9,7 +9,7 @@ use super::Engine;
 use crate::domain::{Order, OrderId, OrderStatus, Payment, PaymentId, PaymentStatus, UserId};
 use crate::payment::{Callback, Checkout, Notification};
 use crate::repo::{PaymentRecorded, StatusChange, StatusChanged};
-use crate::{Error, Result};
+use crate::{Entity, Error, Result};
 use std::sync::atomic::Ordering;
 
 /// A payment opened at the provider.
@@ -68,19 +68,22 @@ impl Engine {
         let provider = b.providers.named(provider)?;
         let order = match b.orders.order(order_id).await? {
             Some(o) if o.user_id == user => o,
-            _ => return Err(Error::not_found(format!("order {order_id}"))),
+            _ => return Err(Error::not_found(Entity::Order, order_id)),
         };
         if order.status != OrderStatus::PendingPayment {
-            return Err(Error::conflict(format!(
-                "order {order_id} is {}",
-                order.status
-            )));
+            return Err(Error::conflict(
+                Entity::Order,
+                order_id,
+                format!("the order is {}", order.status),
+            ));
         }
         let now = self.now();
         if order.expires_at <= now {
-            return Err(Error::conflict(format!(
-                "order {order_id} passed its payment deadline"
-            )));
+            return Err(Error::conflict(
+                Entity::Order,
+                order_id,
+                "the order passed its payment deadline",
+            ));
         }
         // One open payment per order and provider: asking again returns the pending one.
         if let Some(p) = b
@@ -134,7 +137,7 @@ impl Engine {
     ) -> Result<Settlement> {
         let b = self.backends();
         let Some(payment) = b.payments.payment(n.payment_id).await? else {
-            return Err(Error::not_found(format!("payment {}", n.payment_id)));
+            return Err(Error::not_found(Entity::Payment, n.payment_id));
         };
         if payment.provider != provider {
             return Err(Error::invalid(format!(
@@ -160,10 +163,11 @@ impl Engine {
         {
             PaymentRecorded::Applied(p) | PaymentRecorded::Duplicate(p) => p,
             PaymentRecorded::Conflict(p) => {
-                return Err(Error::conflict(format!(
-                    "payment {} already settled differently ({:?})",
-                    p.id, p.status
-                )))
+                return Err(Error::conflict(
+                    Entity::Payment,
+                    p.id,
+                    format!("already settled differently ({:?})", p.status),
+                ))
             }
         };
         self.crash_point(CrashPoint::PayAfterRecord)?;
@@ -177,7 +181,7 @@ impl Engine {
     pub async fn settle(&self, payment: &Payment) -> Result<CallbackOutcome> {
         let b = self.backends();
         let Some(mut order) = b.orders.order(payment.order_id).await? else {
-            return Err(Error::not_found(format!("order {}", payment.order_id)));
+            return Err(Error::not_found(Entity::Order, payment.order_id));
         };
         match payment.status {
             PaymentStatus::Failed | PaymentStatus::Pending => return Ok(CallbackOutcome::Failed),
@@ -207,7 +211,7 @@ impl Engine {
                         }
                         StatusChanged::Conflict(o) => order = o,
                         StatusChanged::NotFound => {
-                            return Err(Error::not_found(format!("order {}", order.id)))
+                            return Err(Error::not_found(Entity::Order, order.id))
                         }
                     }
                 }
@@ -244,23 +248,27 @@ impl Engine {
     pub async fn refund_payment(&self, id: PaymentId) -> Result<Payment> {
         let b = self.backends();
         let Some(payment) = b.payments.payment(id).await? else {
-            return Err(Error::not_found(format!("payment {id}")));
+            return Err(Error::not_found(Entity::Payment, id));
         };
         if payment.status == PaymentStatus::Refunded {
             return Ok(payment);
         }
         let Some(order) = b.orders.order(payment.order_id).await? else {
-            return Err(Error::not_found(format!("order {}", payment.order_id)));
+            return Err(Error::not_found(Entity::Order, payment.order_id));
         };
         let paid_by_it = payment.status == PaymentStatus::Succeeded
             && order.payment_id == Some(payment.id)
             && matches!(order.status, OrderStatus::Paid | OrderStatus::Refunded);
         if !paid_by_it {
-            return Err(Error::conflict(format!(
-                "payment {id} is {:?} and its order is {}: only a payment that paid its order \
-                 is refunded on request",
-                payment.status, order.status
-            )));
+            return Err(Error::conflict(
+                Entity::Payment,
+                id,
+                format!(
+                    "the payment is {:?} and its order is {}: only a payment that paid its \
+                     order is refunded on request",
+                    payment.status, order.status
+                ),
+            ));
         }
         let change = StatusChange {
             from: OrderStatus::Paid,
@@ -273,9 +281,13 @@ impl Engine {
             StatusChanged::Applied(o) => o,
             StatusChanged::Conflict(o) if o.status == OrderStatus::Refunded => o,
             StatusChanged::Conflict(o) => {
-                return Err(Error::conflict(format!("order {} is {}", o.id, o.status)))
+                return Err(Error::conflict(
+                    Entity::Order,
+                    o.id,
+                    format!("the order is {}", o.status),
+                ))
             }
-            StatusChanged::NotFound => return Err(Error::not_found(format!("order {}", order.id))),
+            StatusChanged::NotFound => return Err(Error::not_found(Entity::Order, order.id)),
         };
         self.refund(&payment, &order).await?;
         Ok(b.payments.payment(id).await?.unwrap_or(payment))

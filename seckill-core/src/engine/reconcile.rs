@@ -8,7 +8,7 @@
 use super::Engine;
 use crate::domain::{ActivityId, Hold, HoldState, Order, OrderStatus, Payment, PaymentStatus};
 use crate::stock::StockSnapshot;
-use crate::{Error, Result};
+use crate::{Entity, Error, Result};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -84,7 +84,7 @@ impl Engine {
     async fn reconcile_locked(&self, id: ActivityId, repair: bool) -> Result<ReconcileReport> {
         let b = self.backends();
         if b.catalog.activity(id).await?.is_none() {
-            return Err(Error::not_found(format!("activity {id}")));
+            return Err(Error::not_found(Entity::Activity, id));
         }
         let now = self.now();
         let grace =
@@ -157,7 +157,7 @@ impl Engine {
             .catalog
             .activity(id)
             .await?
-            .ok_or_else(|| Error::not_found(format!("activity {id}")))?;
+            .ok_or_else(|| Error::not_found(Entity::Activity, id))?;
         let mut consistent = true;
         if let Some(s) = snapshot {
             if !s.balanced() {

@@ -209,7 +209,7 @@ impl Runner {
                             }
                             for a in all_activities(&he).await {
                                 match he.heal_stock_of(&a).await {
-                                    Ok(_) | Err(Error::Conflict(_)) => {}
+                                    Ok(_) | Err(Error::Conflict { .. }) => {}
                                     Err(err) => tracing::warn!(activity = %a.id, error = %err,
                                         "stock check failed"),
                                 }
@@ -271,7 +271,7 @@ async fn reconcile_one(e: &Engine, id: ActivityId) {
             tracing::warn!(activity = %id, issues = r.issues.len(), repaired = r.repaired,
                 consistent = r.consistent, "reconciler found issues")
         }
-        Ok(_) | Err(Error::Conflict(_)) => {}
+        Ok(_) | Err(Error::Conflict { .. }) => {}
         Err(err) => tracing::warn!(activity = %id, error = %err, "reconcile failed"),
     }
 }

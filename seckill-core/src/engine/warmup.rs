@@ -10,7 +10,7 @@ use super::Engine;
 use crate::domain::{Activity, ActivityId, Hold};
 use crate::lock::LockGuard;
 use crate::stock::{StockSnapshot, StockSpec};
-use crate::{Error, Result};
+use crate::{Entity, Error, Result};
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -26,9 +26,11 @@ impl Engine {
             .acquire(&format!("seckill:activity:{id}"), ACTIVITY_LOCK_TTL)
             .await?
             .ok_or_else(|| {
-                Error::conflict(format!(
-                    "activity {id} is being warmed up or reconciled by someone else"
-                ))
+                Error::conflict(
+                    Entity::ActivityLock,
+                    id,
+                    "the activity is being warmed up, reconciled or updated by someone else",
+                )
             })
     }
 
@@ -80,7 +82,7 @@ impl Engine {
     pub(crate) async fn warm_up_locked(&self, id: ActivityId) -> Result<StockSnapshot> {
         let b = self.backends();
         let Some(a) = b.catalog.activity(id).await? else {
-            return Err(Error::not_found(format!("activity {id}")));
+            return Err(Error::not_found(Entity::Activity, id));
         };
         let live: HashSet<_> = b
             .stock
@@ -120,11 +122,12 @@ impl Engine {
                 adopt,
             })
             .await?;
-        let snap = b
-            .stock
-            .snapshot(id)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("stock of activity {id} after load")))?;
+        let snap = b.stock.snapshot(id).await?.ok_or_else(|| {
+            Error::not_found(
+                Entity::Activity,
+                format!("{id} (its stock, after the load)"),
+            )
+        })?;
         Ok(snap)
     }
 
@@ -170,6 +173,7 @@ impl Engine {
     /// held or sold is refused (`Conflict`); if a buy slips in between that check and the
     /// re-warm, the stock backend refuses the load and the catalog goes back to what it was.
     pub async fn update_activity(&self, a: &Activity) -> Result<()> {
+        a.validate()?;
         let result = self
             .with_activity_lock(a.id, self.update_activity_locked(a))
             .await;
@@ -180,16 +184,20 @@ impl Engine {
     async fn update_activity_locked(&self, a: &Activity) -> Result<()> {
         let b = self.backends();
         let Some(old) = b.catalog.activity(a.id).await? else {
-            return Err(Error::not_found(format!("activity {}", a.id)));
+            return Err(Error::not_found(Entity::Activity, a.id));
         };
         let snapshot = b.stock.snapshot(a.id).await?;
         if let Some(x) = &snapshot {
             let taken = i64::from(x.held) + i64::from(x.sold);
             if i64::from(a.total_stock) < taken {
-                return Err(Error::conflict(format!(
-                    "total_stock {} is below the {taken} units already held or sold",
-                    a.total_stock
-                )));
+                return Err(Error::conflict(
+                    Entity::Activity,
+                    a.id,
+                    format!(
+                        "total_stock {} is below the {taken} units already held or sold",
+                        a.total_stock
+                    ),
+                ));
             }
         }
         b.catalog.update_activity(a).await?;

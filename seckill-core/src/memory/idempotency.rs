@@ -2,7 +2,7 @@
 
 use crate::clock::{Clock, SystemClock};
 use crate::idempotency::{Begin, IdempotencyStore, StoredResponse};
-use crate::{Error, Result, Timestamp};
+use crate::{Entity, Error, Result, Timestamp};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -77,7 +77,7 @@ impl IdempotencyStore for MemoryIdempotencyStore {
                 e.response = Some(response);
                 Ok(())
             }
-            None => Err(Error::not_found(format!("idempotency key {key:?}"))),
+            None => Err(Error::not_found(Entity::IdempotencyKey, format!("{key:?}"))),
         }
     }
 

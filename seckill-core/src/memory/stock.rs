@@ -7,7 +7,7 @@ use crate::stock::{
     HoldRecord, OutboxEntry, ReserveOutcome, ReserveRequest, StockReserver, StockSnapshot,
     StockSpec, Transition,
 };
-use crate::{Error, Result, Timestamp};
+use crate::{Entity, Error, Result, Timestamp};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
@@ -92,11 +92,15 @@ impl StockReserver for MemoryStockReserver {
             None => {
                 let adopted: u32 = spec.adopt.iter().map(|h| h.quantity).sum();
                 if spec.total < spec.sold + adopted {
-                    return Err(Error::conflict(format!(
-                        "total {} is below the {} units already sold",
-                        spec.total,
-                        spec.sold + adopted
-                    )));
+                    return Err(Error::conflict(
+                        Entity::Activity,
+                        spec.activity_id,
+                        format!(
+                            "total {} is below the {} units already sold",
+                            spec.total,
+                            spec.sold + adopted
+                        ),
+                    ));
                 }
                 let users = spec.user_counts.iter().copied().collect();
                 let fresh = Arc::new(Mutex::new(ActivityStock {
@@ -124,10 +128,14 @@ impl StockReserver for MemoryStockReserver {
         let adopted: u32 = adopt.iter().map(|h| h.quantity).sum();
         let taken = a.held + a.sold + adopted;
         if spec.total < taken {
-            return Err(Error::conflict(format!(
-                "total {} is below the {taken} units already held or sold",
-                spec.total
-            )));
+            return Err(Error::conflict(
+                Entity::Activity,
+                spec.activity_id,
+                format!(
+                    "total {} is below the {taken} units already held or sold",
+                    spec.total
+                ),
+            ));
         }
         for h in adopt {
             a.holds.insert(

@@ -9,7 +9,7 @@ use crate::repo::{
     check_callback_status, CatalogRepo, CreateOrder, OrderFilter, OrderRejection, OrderRepo, Page,
     PageRequest, PaymentRecorded, PaymentRepo, StatusChange, StatusChanged, UserRepo, Voided,
 };
-use crate::{Error, Result, Timestamp};
+use crate::{Entity, Error, Result, Timestamp};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -50,13 +50,14 @@ impl UserRepo for MemoryStore {
     async fn insert_user(&self, user: &User) -> Result<()> {
         let mut t = self.t.lock();
         if t.usernames.contains_key(&user.username) {
-            return Err(Error::conflict(format!(
-                "username {:?} is taken",
-                user.username
-            )));
+            return Err(Error::conflict(
+                Entity::Username,
+                &user.username,
+                "the username is taken",
+            ));
         }
         if t.users.contains_key(&user.id) {
-            return Err(Error::conflict(format!("user {} exists", user.id)));
+            return Err(Error::conflict(Entity::User, user.id, "the user exists"));
         }
         t.usernames.insert(user.username.clone(), user.id);
         t.users.insert(user.id, user.clone());
@@ -78,14 +79,15 @@ impl UserRepo for MemoryStore {
     async fn update_user(&self, user: &User) -> Result<()> {
         let mut t = self.t.lock();
         let Some(old) = t.users.get(&user.id).cloned() else {
-            return Err(Error::not_found(format!("user {}", user.id)));
+            return Err(Error::not_found(Entity::User, user.id));
         };
         if old.username != user.username {
             if t.usernames.contains_key(&user.username) {
-                return Err(Error::conflict(format!(
-                    "username {:?} is taken",
-                    user.username
-                )));
+                return Err(Error::conflict(
+                    Entity::Username,
+                    &user.username,
+                    "the username is taken",
+                ));
             }
             t.usernames.remove(&old.username);
             t.usernames.insert(user.username.clone(), user.id);
@@ -100,7 +102,7 @@ impl CatalogRepo for MemoryStore {
     async fn insert_product(&self, p: &Product) -> Result<()> {
         let mut t = self.t.lock();
         if t.products.contains_key(&p.id) {
-            return Err(Error::conflict(format!("product {} exists", p.id)));
+            return Err(Error::conflict(Entity::Product, p.id, "the product exists"));
         }
         t.products.insert(p.id, p.clone());
         Ok(())
@@ -119,7 +121,7 @@ impl CatalogRepo for MemoryStore {
     async fn update_product(&self, p: &Product) -> Result<()> {
         let mut t = self.t.lock();
         let Some(old) = t.products.get_mut(&p.id) else {
-            return Err(Error::not_found(format!("product {}", p.id)));
+            return Err(Error::not_found(Entity::Product, p.id));
         };
         *old = Product {
             created_at: old.created_at,
@@ -131,10 +133,14 @@ impl CatalogRepo for MemoryStore {
     async fn delete_product(&self, id: ProductId) -> Result<()> {
         let mut t = self.t.lock();
         if !t.products.contains_key(&id) {
-            return Err(Error::not_found(format!("product {id}")));
+            return Err(Error::not_found(Entity::Product, id));
         }
         if t.activities.values().any(|a| a.product_id == id) {
-            return Err(Error::conflict(format!("product {id} has activities")));
+            return Err(Error::conflict(
+                Entity::Product,
+                id,
+                "the product has sale activities",
+            ));
         }
         t.products.remove(&id);
         Ok(())
@@ -155,10 +161,14 @@ impl CatalogRepo for MemoryStore {
     async fn insert_activity(&self, a: &Activity) -> Result<()> {
         let mut t = self.t.lock();
         if !t.products.contains_key(&a.product_id) {
-            return Err(Error::not_found(format!("product {}", a.product_id)));
+            return Err(Error::not_found(Entity::Product, a.product_id));
         }
         if t.activities.contains_key(&a.id) {
-            return Err(Error::conflict(format!("activity {} exists", a.id)));
+            return Err(Error::conflict(
+                Entity::Activity,
+                a.id,
+                "the activity exists",
+            ));
         }
         t.activities.insert(a.id, a.clone());
         Ok(())
@@ -178,13 +188,17 @@ impl CatalogRepo for MemoryStore {
     async fn update_activity(&self, a: &Activity) -> Result<()> {
         let mut t = self.t.lock();
         let Some(old) = t.activities.get_mut(&a.id) else {
-            return Err(Error::not_found(format!("activity {}", a.id)));
+            return Err(Error::not_found(Entity::Activity, a.id));
         };
         if a.total_stock < old.sold {
-            return Err(Error::conflict(format!(
-                "total_stock {} is below the {} units already sold",
-                a.total_stock, old.sold
-            )));
+            return Err(Error::conflict(
+                Entity::Activity,
+                a.id,
+                format!(
+                    "total_stock {} is below the {} units already sold",
+                    a.total_stock, old.sold
+                ),
+            ));
         }
         let sold = old.sold;
         *old = Activity { sold, ..a.clone() };
@@ -211,9 +225,11 @@ impl OrderRepo for MemoryStore {
             return Ok(CreateOrder::Duplicate(o.clone()));
         }
         if t.inbox.contains(message_id) {
-            return Err(Error::conflict(format!(
-                "message {message_id} was processed but its order is missing"
-            )));
+            return Err(Error::conflict(
+                Entity::Order,
+                order.id,
+                format!("message {message_id} was processed but its order is missing"),
+            ));
         }
         if t.voided.contains_key(&order.id) {
             return Ok(CreateOrder::Rejected(OrderRejection::Voided));
@@ -346,7 +362,7 @@ impl PaymentRepo for MemoryStore {
     async fn insert_payment(&self, p: &Payment) -> Result<()> {
         let mut t = self.t.lock();
         if t.payments.contains_key(&p.id) {
-            return Err(Error::conflict(format!("payment {} exists", p.id)));
+            return Err(Error::conflict(Entity::Payment, p.id, "the payment exists"));
         }
         t.payments.insert(p.id, p.clone());
         Ok(())
@@ -378,7 +394,7 @@ impl PaymentRepo for MemoryStore {
         let mut t = self.t.lock();
         let owner = t.txn_ids.get(txn_id).copied();
         let Some(p) = t.payments.get_mut(&id) else {
-            return Err(Error::not_found(format!("payment {id}")));
+            return Err(Error::not_found(Entity::Payment, id));
         };
         if owner.is_some_and(|o| o != id) {
             return Ok(PaymentRecorded::Conflict(p.clone()));
@@ -422,7 +438,7 @@ impl PaymentRepo for MemoryStore {
                 Ok(true)
             }
             Some(_) => Ok(false),
-            None => Err(Error::not_found(format!("payment {id}"))),
+            None => Err(Error::not_found(Entity::Payment, id)),
         }
     }
 

@@ -1,6 +1,6 @@
 //! `/health`, `/ready`, `/metrics`.
 
-use crate::error::{ok, ApiResult, Failure, Reply, Success};
+use crate::error::{ok, ApiResult, Refusals, Reply, Success};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -20,7 +20,7 @@ pub struct Health {
     get,
     path = "/health",
     tag = "ops",
-    responses((status = 200, description = "success", body = Success<Health>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure))
+    responses((status = 200, description = "success", body = Success<Health>), Refusals)
 )]
 pub async fn health() -> ApiResult<Health> {
     Ok(ok(Health { status: "ok" }))

@@ -9,7 +9,7 @@ pub use store::PgStore;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use seckill_core::registry::{BackendUrl, Registry, Repos};
-use seckill_core::Error;
+use seckill_core::{Entity, Error};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,9 +22,10 @@ pub fn map_err(e: tokio_postgres::Error) -> Error {
         let msg = format!("{}: {}", db.code().code(), db.message());
         let c = db.code();
         return if *c == SqlState::UNIQUE_VIOLATION || *c == SqlState::CHECK_VIOLATION {
-            Error::Conflict(msg)
+            Error::conflict(entity_of(db), "", db.detail().unwrap_or(&msg))
         } else if *c == SqlState::FOREIGN_KEY_VIOLATION {
-            Error::NotFound(msg)
+            // The row names what it refers to; callers that know it say which record.
+            Error::not_found(Entity::Other, db.detail().unwrap_or(&msg))
         } else if *c == SqlState::T_R_SERIALIZATION_FAILURE
             || *c == SqlState::T_R_DEADLOCK_DETECTED
             || *c == SqlState::ADMIN_SHUTDOWN
@@ -42,6 +43,21 @@ pub fn map_err(e: tokio_postgres::Error) -> Error {
     Error::Unavailable {
         backend: "postgres",
         message: e.to_string(),
+    }
+}
+
+/// The kind of record a constraint of `db`'s table guards.
+fn entity_of(db: &tokio_postgres::error::DbError) -> Entity {
+    match db.table() {
+        Some("users") if db.constraint().is_some_and(|c| c.contains("username")) => {
+            Entity::Username
+        }
+        Some("users") => Entity::User,
+        Some("products") => Entity::Product,
+        Some("activities" | "activity_user_units") => Entity::Activity,
+        Some("orders" | "inbox") => Entity::Order,
+        Some("payments") => Entity::Payment,
+        _ => Entity::Other,
     }
 }
 

@@ -11,7 +11,7 @@ use seckill_core::repo::{
     check_callback_status, CatalogRepo, CreateOrder, OrderFilter, OrderRejection, OrderRepo, Page,
     PageRequest, PaymentRecorded, PaymentRepo, StatusChange, StatusChanged, UserRepo, Voided,
 };
-use seckill_core::{Error, Result, Timestamp};
+use seckill_core::{Entity, Error, Result, Timestamp};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
@@ -281,7 +281,7 @@ impl UserRepo for PgStore {
             .await
             .map_err(map_err)?;
         if n == 0 {
-            return Err(Error::not_found(format!("user {}", u.id)));
+            return Err(Error::not_found(Entity::User, u.id));
         }
         Ok(())
     }
@@ -322,7 +322,7 @@ impl CatalogRepo for PgStore {
             )
             .await?;
         if n == 0 {
-            return Err(Error::not_found(format!("product {}", p.id)));
+            return Err(Error::not_found(Entity::Product, p.id));
         }
         Ok(())
     }
@@ -339,8 +339,12 @@ impl CatalogRepo for PgStore {
             return Ok(());
         }
         match self.product(id).await? {
-            None => Err(Error::not_found(format!("product {id}"))),
-            Some(_) => Err(Error::conflict(format!("product {id} has activities"))),
+            None => Err(Error::not_found(Entity::Product, id)),
+            Some(_) => Err(Error::conflict(
+                Entity::Product,
+                id,
+                "the product has sale activities",
+            )),
         }
     }
 
@@ -373,7 +377,7 @@ impl CatalogRepo for PgStore {
         )
         .await
         .map_err(|e| match e {
-            Error::NotFound(_) => Error::not_found(format!("product {}", a.product_id)),
+            Error::NotFound { .. } => Error::not_found(Entity::Product, a.product_id),
             other => other,
         })?;
         Ok(())
@@ -417,12 +421,16 @@ impl CatalogRepo for PgStore {
                 .await
                 .map_err(map_err)?
             {
-                None => Err(Error::not_found(format!("activity {}", a.id))),
-                Some(r) => Err(Error::conflict(format!(
-                    "total_stock {} is below the {} units already sold",
-                    a.total_stock,
-                    r.get::<_, i32>(0)
-                ))),
+                None => Err(Error::not_found(Entity::Activity, a.id)),
+                Some(r) => Err(Error::conflict(
+                    Entity::Activity,
+                    a.id,
+                    format!(
+                        "total_stock {} is below the {} units already sold",
+                        a.total_stock,
+                        r.get::<_, i32>(0)
+                    ),
+                )),
             };
         }
         tx.execute(
@@ -431,9 +439,11 @@ impl CatalogRepo for PgStore {
         )
         .await
         .map_err(|e| match map_err(e) {
-            Error::Conflict(_) => {
-                Error::conflict("per_user_limit is below the units a buyer already has in orders")
-            }
+            Error::Conflict { .. } => Error::conflict(
+                Entity::Activity,
+                a.id,
+                "per_user_limit is below the units a buyer already has in orders",
+            ),
             other => other,
         })?;
         tx.commit().await.map_err(map_err)
@@ -543,7 +553,7 @@ impl PgStore {
             .map_err(map_err)
         {
             Ok(n) => n as usize == pa.len(),
-            Err(Error::Conflict(_)) => false, // a first order above the limit
+            Err(Error::Conflict { .. }) => false, // a first order above the limit
             Err(e) => return Err(e),
         };
         if !within {
@@ -582,7 +592,7 @@ impl PgStore {
         match inserted {
             Ok(_) => {}
             // A concurrent worker wrote one of these holds first: go row by row.
-            Err(Error::Conflict(_)) => return Ok(false),
+            Err(Error::Conflict { .. }) => return Ok(false),
             Err(e) => return Err(e),
         }
         // The guard, per activity: sold + the batch's units <= total_stock. Last, so the
@@ -630,9 +640,11 @@ impl OrderRepo for PgStore {
             return Ok(CreateOrder::Duplicate(order(&r)?));
         }
         if !fresh {
-            return Err(Error::conflict(format!(
-                "message {message_id} was processed but its order is missing"
-            )));
+            return Err(Error::conflict(
+                Entity::Order,
+                o.id,
+                format!("message {message_id} was processed but its order is missing"),
+            ));
         }
         if voided {
             return Ok(CreateOrder::Rejected(OrderRejection::Voided)); // rolls back the inbox
@@ -674,7 +686,7 @@ impl OrderRepo for PgStore {
             .await
             .map_err(map_err)
             .or_else(|e| match e {
-                Error::Conflict(_) => Ok(0), // the CHECK refused a first order above the limit
+                Error::Conflict { .. } => Ok(0), // the CHECK refused a first order above the limit
                 other => Err(other),
             })? == 1;
         if !within {
@@ -697,13 +709,13 @@ impl OrderRepo for PgStore {
                 tx.commit().await.map_err(map_err)?;
                 Ok(CreateOrder::Created(o.clone()))
             }
-            Err(Error::Conflict(why)) => {
+            Err(why @ Error::Conflict { .. }) => {
                 drop(tx); // rolls back the guard's increments
                 match self.order_by_hold(o.hold_id).await? {
                     Some(winner) => Ok(CreateOrder::Duplicate(winner)),
                     None => match self.order(o.id).await? {
                         Some(winner) => Ok(CreateOrder::Duplicate(winner)),
-                        None => Err(Error::Conflict(why)),
+                        None => Err(why),
                     },
                 }
             }
@@ -942,7 +954,7 @@ impl PaymentRepo for PgStore {
             .await
             .map_err(map_err)?
         else {
-            return Err(Error::not_found(format!("payment {id}")));
+            return Err(Error::not_found(Entity::Payment, id));
         };
         let p = payment(&row)?;
         let owner = tx
@@ -1021,7 +1033,7 @@ impl PaymentRepo for PgStore {
             .map_err(map_err)?
         {
             Some(_) => Ok(false),
-            None => Err(Error::not_found(format!("payment {id}"))),
+            None => Err(Error::not_found(Entity::Payment, id)),
         }
     }
 

@@ -6,7 +6,7 @@ use super::values::{int, items, unexpected};
 use async_trait::async_trait;
 use redis::{Script, Value};
 use seckill_core::idempotency::{Begin, IdempotencyStore, StoredResponse};
-use seckill_core::{Error, Result};
+use seckill_core::{Entity, Error, Result};
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -70,7 +70,7 @@ impl IdempotencyStore for RedisIdempotencyStore {
         if n == 1 {
             Ok(())
         } else {
-            Err(Error::not_found(format!("idempotency key {key:?}")))
+            Err(Error::not_found(Entity::IdempotencyKey, format!("{key:?}")))
         }
     }
 

@@ -24,7 +24,7 @@ use seckill_core::stock::{
     HoldRecord, OutboxEntry, ReserveOutcome, ReserveRequest, StockReserver, StockSnapshot,
     StockSpec, Transition,
 };
-use seckill_core::{Error, Result};
+use seckill_core::{Entity, Error, Result};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Weak};
@@ -430,11 +430,15 @@ impl StockReserver for RedisStockReserver {
                 i.announce_sold_out(a, false).await;
                 Ok(())
             }
-            Some(1) => Err(Error::conflict(format!(
-                "total {} is below the {} units already held or sold",
-                spec.total,
-                int(&reply[1], "taken")?
-            ))),
+            Some(1) => Err(Error::conflict(
+                Entity::Activity,
+                a,
+                format!(
+                    "total {} is below the {} units already held or sold",
+                    spec.total,
+                    int(&reply[1], "taken")?
+                ),
+            )),
             _ => Err(unexpected("load", &Value::Array(reply))),
         }
     }

@@ -152,7 +152,7 @@ async fn step(
                 .await;
             let r = match (r, earlier) {
                 // The same key with another quantity is refused, never reserved again.
-                (Err(Error::Conflict(_)), Some((_, q))) if q != *qty => return Ok(()),
+                (Err(Error::Conflict { .. }), Some((_, q))) if q != *qty => return Ok(()),
                 (r, _) => r.map_err(fail)?,
             };
             if let BuyOutcome::Reserved {
@@ -187,8 +187,8 @@ async fn step(
                 };
                 let before = e.backends().orders.order(id).await.map_err(fail)?;
                 match e.cancel_by_user(who, id).await {
-                    Err(Error::NotFound(_))
-                    | Err(Error::Conflict(_))
+                    Err(Error::NotFound { .. })
+                    | Err(Error::Conflict { .. })
                     | Err(Error::Crashed(_))
                     | Ok(_) => {}
                     Err(other) => return Err(fail(other)),
@@ -204,7 +204,7 @@ async fn step(
             if let Some((id, user)) = pick(&m.reserved, *i) {
                 match e.start_payment(user, id).await {
                     Ok(p) => m.payments.push(p.payment),
-                    Err(Error::NotFound(_)) | Err(Error::Conflict(_)) => {}
+                    Err(Error::NotFound { .. }) | Err(Error::Conflict { .. }) => {}
                     Err(other) => return Err(fail(other)),
                 }
             }
@@ -216,10 +216,12 @@ async fn step(
             };
             let p = match e.start_payment(user, id).await {
                 Ok(p) => p.payment,
-                Err(Error::NotFound(_)) | Err(Error::Conflict(_)) => match pick(&m.payments, *i) {
-                    Some(p) => p, // pay an older payment instead: late or duplicate payments
-                    None => return Ok(()),
-                },
+                Err(Error::NotFound { .. }) | Err(Error::Conflict { .. }) => {
+                    match pick(&m.payments, *i) {
+                        Some(p) => p, // pay an older payment instead: late or duplicate payments
+                        None => return Ok(()),
+                    }
+                }
                 Err(other) => return Err(fail(other)),
             };
             m.payments.push(p.clone());

@@ -1,43 +1,29 @@
-//! `POST /api/v1/seckill/activities/{id}/buy`: the hot path.
+//! The buy: the hot path, as both APIs place it.
 
 use crate::auth::{ensure_unrevoked, SignedUser};
-use crate::error::{ApiError, ApiResult, Body, Code, Failure, PathParam, Reply, Success};
-use crate::limits::{charge, ClientIp, Limit};
-use crate::replay;
+use crate::error::{ApiError, Code};
+use crate::limits::{charge, Limit};
 use crate::state::AppState;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
 use seckill_core::domain::{ActivityId, HoldId, OrderId};
 use seckill_core::engine::{BuyOutcome, BuyRejection, BuyRequest};
 use seckill_core::Timestamp;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
-
-/// The buy request body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BuyReq {
-    /// Units (default 1).
-    #[serde(default = "one")]
-    #[schema(minimum = 1)]
-    quantity: u32,
-}
-
-fn one() -> u32 {
-    1
-}
 
 /// A reservation: the order will exist shortly under `order_id`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct BuyResp {
-    pub(crate) hold_id: HoldId,
-    pub(crate) order_id: OrderId,
-    pub(crate) quantity: u32,
+pub struct Bought {
+    /// The hold in the stock backend.
+    pub hold_id: HoldId,
+    /// The order's id (it is written moments later).
+    pub order_id: OrderId,
+    /// Units reserved.
+    pub quantity: u32,
     /// Pay before this.
     #[schema(value_type = String, format = DateTime)]
-    pub(crate) expires_at: Timestamp,
+    pub expires_at: Timestamp,
     /// `true` when this answers a retry with the same `Idempotency-Key`.
-    pub(crate) replayed: bool,
+    pub replayed: bool,
 }
 
 /// Maps a refusal to its code.
@@ -64,34 +50,9 @@ pub fn rejection(r: BuyRejection) -> ApiError {
     }
 }
 
-/// Buys. `202 Accepted` with the order id, or a 4xx with the reason.
-#[utoipa::path(
-    post,
-    path = "/api/v1/seckill/activities/{id}/buy",
-    tag = "seckill",
-    params(("id" = ActivityId, Path, description = "activity id"), ("Idempotency-Key" = Option<String>, Header, description = "1 to 128 visible ASCII characters; a retry with the same key and body replays the first answer")),
-    request_body = BuyReq,
-    responses((status = 202, description = "success", body = Success<BuyResp>), (status = "4XX", description = "refused: `code` says why (docs/api.md)", body = Failure), (status = 503, description = "a backend is unavailable; retry", body = Failure)),
-    security(("bearer" = []))
-)]
-pub async fn buy(
-    State(s): State<AppState>,
-    me: SignedUser,
-    ip: ClientIp,
-    PathParam(id): PathParam<ActivityId>,
-    headers: HeaderMap,
-    Body(req): Body<BuyReq>,
-) -> ApiResult<BuyResp> {
-    let key = replay::key(&headers)?;
-    Ok(Reply(
-        StatusCode::ACCEPTED,
-        place(&s, &me, &ip.0, id, req.quantity, key).await?,
-    ))
-}
-
-/// The buy as both APIs place it: checks the quantity, the per-IP limit and the idempotency key,
-/// then asks the engine. `me`'s token has verified; its revocation is checked here, after the
-/// engine's in-memory refusals (a sold-out sale answers with no I/O), and only here.
+/// The buy: the per-IP limit, then the engine (which checks the quantity and the idempotency
+/// key). `me`'s token has verified; its revocation is checked here, after the engine's
+/// in-memory refusals (a sold-out sale answers with no I/O), and only here.
 pub async fn place(
     s: &AppState,
     me: &SignedUser,
@@ -99,14 +60,16 @@ pub async fn place(
     id: ActivityId,
     quantity: u32,
     key: Option<String>,
-) -> Result<BuyResp, ApiError> {
+) -> Result<Bought, ApiError> {
     if quantity == 0 {
         return Err(ApiError::new(
             Code::InvalidField,
             "quantity must be at least 1",
         ));
     }
-    let key = replay::checked(key)?;
+    if let Some(k) = &key {
+        crate::idempotent::check_key(k)?;
+    }
     charge(s, Limit::BuyPerIp, ip).await?;
     let outcome = s
         .engine
@@ -119,11 +82,7 @@ pub async fn place(
             },
             ensure_unrevoked(s, &me.0),
         )
-        .await
-        .map_err(|e| match e {
-            seckill_core::Error::Conflict(m) => ApiError::new(Code::IdempotencyMismatch, m),
-            other => other.into(),
-        })?;
+        .await?;
     match outcome {
         BuyOutcome::Reserved {
             hold_id,
@@ -131,7 +90,7 @@ pub async fn place(
             quantity,
             expires_at,
             replayed,
-        } => Ok(BuyResp {
+        } => Ok(Bought {
             hold_id,
             order_id,
             quantity,

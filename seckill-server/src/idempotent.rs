@@ -1,7 +1,9 @@
-//! `Idempotency-Key` for the payment routes (`POST /orders/{id}/pay`, `POST /payment/create`):
-//! the first answer under a key is stored and replayed to every retry with the same request;
-//! the same key with another request answers 422 (code 2005). (The buy route has its key
-//! handled inside the engine's atomic reserve step instead.)
+//! Idempotency keys over HTTP. [`check_key`] is the one rule for a client's key (core's
+//! [`seckill_core::idempotency::check_key`]) as every door answers it: the buy's
+//! `Idempotency-Key` header and the gRPC `idempotency_key` field (whose key the engine's atomic
+//! reserve step keeps) and the payment routes (`POST /orders/{id}/pay`, `POST
+//! /payment/create`), whose first answer [`once`] stores and replays to every retry with the
+//! same request; the same key with another request answers 422 (code 2005).
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Code};
@@ -23,24 +25,20 @@ fn ttl(s: &AppState) -> Duration {
         .max(Duration::from_secs(60))
 }
 
-/// The request's `Idempotency-Key`, if it sent one.
+/// The request's `Idempotency-Key` header, if it sent one, checked by [`check_key`].
 pub fn key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(v) = headers.get("idempotency-key") else {
         return Ok(None);
     };
-    let k = v.to_str().map_err(|_| bad_key())?.to_string();
-    checked(Some(k))
+    let k = v.to_str().map_err(|_| bad_key())?;
+    check_key(k)?;
+    Ok(Some(k.to_string()))
 }
 
-/// An idempotency key as every route takes it (HTTP header or gRPC field): 1 to 128 visible
-/// ASCII characters.
-pub fn checked(key: Option<String>) -> Result<Option<String>, ApiError> {
-    match key {
-        Some(k) if k.is_empty() || k.len() > 128 || !k.bytes().all(|b| b.is_ascii_graphic()) => {
-            Err(bad_key())
-        }
-        other => Ok(other),
-    }
+/// A client's idempotency key, from a header or a gRPC field: core's one rule, answered as a
+/// malformed parameter (2003).
+pub fn check_key(key: &str) -> Result<(), ApiError> {
+    seckill_core::idempotency::check_key(key).map_err(|_| bad_key())
 }
 
 fn bad_key() -> ApiError {

@@ -1,0 +1,187 @@
+//! What operators and buyers write outside a sale: products, activities and users, each
+//! checked against the domain's rules ([`Product::validate`], [`Activity::validate`],
+//! [`User::validate`]) before any backend sees it, and the admin's order-status transition. The
+//! server, gRPC, the demo seed and an embedder all write through here, so none of them can
+//! store what another would refuse.
+
+use super::Engine;
+use crate::domain::{
+    Activity, ActivityId, CancelReason, Money, Order, OrderId, OrderStatus, Product, ProductId,
+    Role, User, UserId,
+};
+use crate::{Entity, Error, Result, Timestamp};
+
+/// A product to create (the body of `POST /api/v1/admin/products`).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewProduct {
+    /// Display name: 1 to 200 characters, no control characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
+    pub name: String,
+    /// Free text: at most 2000 characters; no control characters but newlines and tabs.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 2000))]
+    pub description: String,
+    /// The regular price.
+    pub list_price: Money,
+}
+
+/// An activity to create (the body of `POST /api/v1/admin/seckill/activities`; warm it up
+/// before it starts).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewActivity {
+    /// What is sold.
+    pub product_id: ProductId,
+    /// Display title: 1 to 200 characters, no control characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
+    pub title: String,
+    /// Sale price of one unit, in minor units (not negative).
+    pub price: Money,
+    /// Units for sale: 1 to 10,000,000.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10_000_000))]
+    pub total_stock: u32,
+    /// Most units one user may hold (at least 1).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    pub per_user_limit: u32,
+    /// Sale opens (inclusive); before `ends_at`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub starts_at: Timestamp,
+    /// Sale closes (exclusive).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub ends_at: Timestamp,
+}
+
+/// A user to create; the password is already hashed (check it first with
+/// [`User::check_password`]).
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Unique login name.
+    pub username: String,
+    /// Phone number, if given.
+    pub phone: Option<String>,
+    /// The password's hash (a PHC string).
+    pub password_hash: String,
+    /// Role.
+    pub role: Role,
+}
+
+impl Engine {
+    /// Creates a product: checked, then stored.
+    pub async fn create_product(&self, new: NewProduct) -> Result<Product> {
+        let p = Product {
+            id: ProductId(self.next_id()),
+            name: new.name,
+            description: new.description,
+            list_price: new.list_price,
+            created_at: self.now(),
+        };
+        p.validate()?;
+        self.backends().catalog.insert_product(&p).await?;
+        Ok(p)
+    }
+
+    /// Saves a changed product: checked, then stored (its creation time stays).
+    pub async fn update_product(&self, p: &Product) -> Result<()> {
+        p.validate()?;
+        self.backends().catalog.update_product(p).await
+    }
+
+    /// Deletes a product that has no sale activities (`Conflict` if it has some).
+    pub async fn delete_product(&self, id: ProductId) -> Result<()> {
+        self.backends().catalog.delete_product(id).await
+    }
+
+    /// Creates an activity of an existing product: checked, then stored (`NotFound` names the
+    /// product when it does not exist). Warm it up before it starts.
+    pub async fn create_activity(&self, new: NewActivity) -> Result<Activity> {
+        let a = Activity {
+            id: ActivityId(self.next_id()),
+            product_id: new.product_id,
+            title: new.title,
+            price: new.price,
+            total_stock: new.total_stock,
+            sold: 0,
+            per_user_limit: new.per_user_limit,
+            starts_at: new.starts_at,
+            ends_at: new.ends_at,
+            cancelled: false,
+            created_at: self.now(),
+        };
+        a.validate()?;
+        match self.backends().catalog.insert_activity(&a).await {
+            Err(Error::NotFound { .. }) => Err(Error::not_found(Entity::Product, a.product_id)),
+            other => other.map(|()| a),
+        }
+    }
+
+    /// Creates a user: checked, then stored (`Conflict` on [`Entity::Username`] when the name
+    /// is taken).
+    pub async fn create_user(&self, new: NewUser) -> Result<User> {
+        let u = User {
+            id: UserId(self.next_id()),
+            username: new.username,
+            phone: new.phone,
+            password_hash: new.password_hash,
+            role: new.role,
+            token_version: 0,
+            created_at: self.now(),
+        };
+        u.validate()?;
+        match self.backends().users.insert_user(&u).await {
+            Err(Error::Conflict {
+                entity: Entity::Username | Entity::Other,
+                ..
+            }) => Err(Error::conflict(
+                Entity::Username,
+                &u.username,
+                "the username is taken",
+            )),
+            other => other.map(|()| u),
+        }
+    }
+
+    /// Saves a changed user: checked, then stored.
+    pub async fn update_user(&self, u: &User) -> Result<()> {
+        u.validate()?;
+        self.backends().users.update_user(u).await
+    }
+
+    /// Moves an order along a transition an operator may take: `pending_payment → cancelled`
+    /// (its units go back to stock) and `paid → refunded` (its payment is refunded). An order
+    /// becomes paid only through its payment. Asking for the status it has answers the order.
+    pub async fn set_order_status(&self, id: OrderId, to: OrderStatus) -> Result<Order> {
+        let orders = &self.backends().orders;
+        let Some(order) = orders.order(id).await? else {
+            return Err(Error::not_found(Entity::Order, id));
+        };
+        if order.status == to {
+            return Ok(order);
+        }
+        let conflict = |why: String| Error::conflict(Entity::Order, id, why);
+        if !order.status.can_become(to) {
+            return Err(conflict(format!(
+                "an order cannot go from {} to {to}",
+                order.status
+            )));
+        }
+        match to {
+            OrderStatus::Cancelled => self.cancel(id, CancelReason::Admin).await,
+            OrderStatus::Refunded => {
+                let Some(payment) = order.payment_id else {
+                    return Err(conflict("the order has no payment to refund".into()));
+                };
+                self.refund_payment(payment).await?;
+                orders
+                    .order(id)
+                    .await?
+                    .ok_or_else(|| Error::not_found(Entity::Order, id))
+            }
+            other => Err(conflict(format!(
+                "an order becomes {other} only through its payment, never by hand"
+            ))),
+        }
+    }
+}

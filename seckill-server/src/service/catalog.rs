@@ -1,0 +1,351 @@
+//! Products and activities: as buyers see them (with live stock) and as admins change them.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use seckill_core::domain::{Activity, ActivityId, ActivityStatus, Money, Product, ProductId};
+use seckill_core::engine::{NewActivity, NewProduct, ReconcileReport};
+use seckill_core::repo::{Page, PageRequest};
+use seckill_core::stock::StockSnapshot;
+use seckill_core::{Entity, Error, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// An activity with its clock-derived status and live stock.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ActivityView {
+    /// Its id.
+    pub id: ActivityId,
+    /// What is sold.
+    pub product_id: ProductId,
+    /// Display title.
+    pub title: String,
+    /// Sale price of one unit.
+    pub price: Money,
+    /// Units for sale.
+    pub total_stock: u32,
+    /// Most units one buyer may hold.
+    pub per_user_limit: u32,
+    /// Sale opens (inclusive).
+    #[schema(value_type = String, format = DateTime)]
+    pub starts_at: Timestamp,
+    /// Sale closes (exclusive).
+    #[schema(value_type = String, format = DateTime)]
+    pub ends_at: Timestamp,
+    /// Where it stands now.
+    pub status: ActivityStatus,
+    /// Units still available in the stock backend (`null` until warmed up).
+    pub available: Option<i64>,
+}
+
+/// An activity's status.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StatusView {
+    id: ActivityId,
+    status: ActivityStatus,
+    available: Option<i64>,
+    #[schema(value_type = String, format = DateTime)]
+    starts_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    ends_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    server_time: Timestamp,
+}
+
+/// Stock figures of one activity.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ActivityStock {
+    activity_id: ActivityId,
+    title: String,
+    status: ActivityStatus,
+    total: u32,
+    /// Units left to buy (from the stock backend once warmed up, else total − sold).
+    available: i64,
+    /// Units in holds whose order is not written yet.
+    held: u32,
+    sold: u32,
+    warmed_up: bool,
+}
+
+/// A product's stock: the stock of its sale activities (seckill-rs keeps stock per activity).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProductStock {
+    product_id: ProductId,
+    /// Units left over the activities that have not ended.
+    available: i64,
+    activities: Vec<ActivityStock>,
+}
+
+/// The fields of an activity an admin changes, absent ones kept (the body of `PUT
+/// /api/v1/admin/seckill/activities/{id}`; the result obeys [`Activity::validate`]).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityChange {
+    /// New title: 1 to 200 characters, no control characters.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
+    pub title: Option<String>,
+    /// New price (not negative).
+    #[serde(default)]
+    pub price: Option<Money>,
+    /// New total stock: 1 to 10,000,000, never below the units held or sold.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 10_000_000)]
+    pub total_stock: Option<u32>,
+    /// New per-user limit (at least 1).
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    pub per_user_limit: Option<u32>,
+    /// New opening.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub starts_at: Option<Timestamp>,
+    /// New closing.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub ends_at: Option<Timestamp>,
+    /// `true` calls the sale off.
+    #[serde(default)]
+    pub cancelled: Option<bool>,
+}
+
+/// The fields of a product an admin changes, absent ones kept (the body of `PUT
+/// /api/v1/admin/products/{id}`; the result obeys [`Product::validate`]).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductChange {
+    /// New name: 1 to 200 characters, no control characters.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: Option<String>,
+    /// New description: at most 2000 characters.
+    #[serde(default)]
+    #[schema(max_length = 2000)]
+    pub description: Option<String>,
+    /// New list price (not negative).
+    #[serde(default)]
+    pub list_price: Option<Money>,
+}
+
+/// An activity as buyers see it.
+pub async fn view(s: &AppState, a: Activity) -> Result<ActivityView, ApiError> {
+    let available = s
+        .engine
+        .backends()
+        .stock
+        .snapshot(a.id)
+        .await?
+        .map(|x| x.available.max(0));
+    Ok(ActivityView {
+        status: a.status_at(s.engine.now()),
+        id: a.id,
+        product_id: a.product_id,
+        title: a.title,
+        price: a.price,
+        total_stock: a.total_stock,
+        per_user_limit: a.per_user_limit,
+        starts_at: a.starts_at,
+        ends_at: a.ends_at,
+        available,
+    })
+}
+
+/// Reads an activity or answers 3001.
+pub async fn find_activity(s: &AppState, id: ActivityId) -> Result<Activity, ApiError> {
+    s.engine
+        .backends()
+        .catalog
+        .activity(id)
+        .await?
+        .ok_or_else(|| Error::not_found(Entity::Activity, id).into())
+}
+
+/// Reads a product or answers 6001.
+pub async fn find_product(s: &AppState, id: ProductId) -> Result<Product, ApiError> {
+    s.engine
+        .backends()
+        .catalog
+        .product(id)
+        .await?
+        .ok_or_else(|| Error::not_found(Entity::Product, id).into())
+}
+
+/// One activity as buyers see it.
+pub async fn activity(s: &AppState, id: ActivityId) -> Result<ActivityView, ApiError> {
+    let a = find_activity(s, id).await?;
+    view(s, a).await
+}
+
+/// One activity's status and the server's clock.
+pub async fn activity_status(s: &AppState, id: ActivityId) -> Result<StatusView, ApiError> {
+    let v = activity(s, id).await?;
+    Ok(StatusView {
+        id: v.id,
+        status: v.status,
+        available: v.available,
+        starts_at: v.starts_at,
+        ends_at: v.ends_at,
+        server_time: s.engine.now(),
+    })
+}
+
+/// A page of activities as buyers see them.
+pub async fn list_activities(
+    s: &AppState,
+    page: PageRequest,
+) -> Result<Page<ActivityView>, ApiError> {
+    let page = s.engine.backends().catalog.list_activities(page).await?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for a in page.items {
+        items.push(view(s, a).await?);
+    }
+    Ok(Page {
+        items,
+        total: page.total,
+        page: page.page,
+        page_size: page.page_size,
+    })
+}
+
+/// A page of products.
+pub async fn list_products(s: &AppState, page: PageRequest) -> Result<Page<Product>, ApiError> {
+    Ok(s.engine.backends().catalog.list_products(page).await?)
+}
+
+/// The stock figures of an activity, live from the stock backend when warmed up.
+pub async fn activity_stock(s: &AppState, a: Activity) -> Result<ActivityStock, ApiError> {
+    let snap = s.engine.backends().stock.snapshot(a.id).await?;
+    let status = a.status_at(s.engine.now());
+    Ok(match snap {
+        Some(x) => ActivityStock {
+            activity_id: a.id,
+            title: a.title,
+            status,
+            total: x.total,
+            available: x.available.max(0),
+            held: x.held,
+            sold: x.sold,
+            warmed_up: true,
+        },
+        None => ActivityStock {
+            activity_id: a.id,
+            title: a.title,
+            status,
+            total: a.total_stock,
+            available: i64::from(a.total_stock) - i64::from(a.sold),
+            held: 0,
+            sold: a.sold,
+            warmed_up: false,
+        },
+    })
+}
+
+/// A product's live stock over its activities.
+pub async fn product_stock(s: &AppState, id: ProductId) -> Result<ProductStock, ApiError> {
+    find_product(s, id).await?;
+    let mut activities = Vec::new();
+    for a in s.engine.backends().catalog.product_activities(id).await? {
+        activities.push(activity_stock(s, a).await?);
+    }
+    let available = activities
+        .iter()
+        .filter(|a| !matches!(a.status, ActivityStatus::Ended | ActivityStatus::Cancelled))
+        .map(|a| a.available)
+        .sum();
+    Ok(ProductStock {
+        product_id: id,
+        available,
+        activities,
+    })
+}
+
+/// Creates a product (the engine checks it).
+pub async fn create_product(s: &AppState, new: NewProduct) -> Result<Product, ApiError> {
+    Ok(s.engine.create_product(new).await?)
+}
+
+/// Changes a product's fields.
+pub async fn update_product(
+    s: &AppState,
+    id: ProductId,
+    change: ProductChange,
+) -> Result<Product, ApiError> {
+    let old = find_product(s, id).await?;
+    let p = Product {
+        name: change.name.unwrap_or(old.name),
+        description: change.description.unwrap_or(old.description),
+        list_price: change.list_price.unwrap_or(old.list_price),
+        ..old
+    };
+    s.engine.update_product(&p).await?;
+    Ok(p)
+}
+
+/// Deletes a product without activities.
+pub async fn delete_product(s: &AppState, id: ProductId) -> Result<(), ApiError> {
+    Ok(s.engine.delete_product(id).await?)
+}
+
+/// Creates an activity (the engine checks it).
+pub async fn create_activity(s: &AppState, new: NewActivity) -> Result<Activity, ApiError> {
+    Ok(s.engine.create_activity(new).await?)
+}
+
+/// Changes an activity's fields, through the engine (under the activity's lock; a warmed-up
+/// activity's stock follows at once).
+pub async fn update_activity(
+    s: &AppState,
+    id: ActivityId,
+    change: ActivityChange,
+) -> Result<Activity, ApiError> {
+    let old = find_activity(s, id).await?;
+    let a = Activity {
+        title: change.title.unwrap_or_else(|| old.title.clone()),
+        price: change.price.unwrap_or(old.price),
+        total_stock: change.total_stock.unwrap_or(old.total_stock),
+        per_user_limit: change.per_user_limit.unwrap_or(old.per_user_limit),
+        starts_at: change.starts_at.unwrap_or(old.starts_at),
+        ends_at: change.ends_at.unwrap_or(old.ends_at),
+        cancelled: change.cancelled.unwrap_or(old.cancelled),
+        ..old
+    };
+    s.engine.update_activity(&a).await?;
+    find_activity(s, id).await
+}
+
+/// Sets the total stock of one of a product's activities (stock lives per activity); never
+/// below what is held or sold.
+pub async fn set_product_stock(
+    s: &AppState,
+    product: ProductId,
+    activity: ActivityId,
+    total_stock: u32,
+) -> Result<ActivityStock, ApiError> {
+    find_product(s, product).await?;
+    let a = find_activity(s, activity).await?;
+    if a.product_id != product {
+        return Err(
+            Error::not_found(Entity::Activity, format!("{activity} of product {product}")).into(),
+        );
+    }
+    let change = ActivityChange {
+        total_stock: Some(total_stock),
+        ..ActivityChange::default()
+    };
+    let a = update_activity(s, activity, change).await?;
+    activity_stock(s, a).await
+}
+
+/// Loads an activity's stock (idempotent; never re-sells).
+pub async fn warm_up(s: &AppState, id: ActivityId) -> Result<StockSnapshot, ApiError> {
+    find_activity(s, id).await?;
+    Ok(s.engine.warm_up(id).await?)
+}
+
+/// Checks (and with `repair`, fixes) an activity's books.
+pub async fn reconcile(
+    s: &AppState,
+    id: ActivityId,
+    repair: bool,
+) -> Result<ReconcileReport, ApiError> {
+    find_activity(s, id).await?;
+    Ok(s.engine.reconcile(id, repair).await?)
+}
