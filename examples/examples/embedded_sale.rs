@@ -11,7 +11,7 @@ use seckill_core::engine::{
     Runner,
 };
 use seckill_core::invariants::{check, Expect};
-use seckill_core::payment::MockProvider;
+use seckill_core::memory::MockProvider;
 use seckill_core::{Clock, ManualClock};
 use std::sync::Arc;
 use std::time::Duration;

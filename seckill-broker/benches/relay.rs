@@ -18,7 +18,7 @@ use chrono::Duration as CDuration;
 use seckill_core::conformance::engine::live_activity;
 use seckill_core::domain::{ActivityId, UserId};
 use seckill_core::engine::{Backends, BuyOutcome, BuyRequest, Engine, EngineConfig, Pace, Role};
-use seckill_core::payment::MockProvider;
+use seckill_core::memory::MockProvider;
 use seckill_core::registry::{BackendUrl, BuildContext, Registry};
 use seckill_core::{Clock, MessageBroker, SystemClock};
 use std::sync::Arc;

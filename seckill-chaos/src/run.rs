@@ -237,7 +237,7 @@ async fn read_back(
         ..BackendUrls::default()
     };
     let clock: Arc<dyn seckill_core::Clock> = Arc::new(seckill_core::SystemClock);
-    let provider = Arc::new(seckill_core::payment::MockProvider::new(b"chaos".to_vec()));
+    let provider = Arc::new(seckill_core::memory::MockProvider::new(b"chaos".to_vec()));
     let backends = registry
         .build(&urls, clock, provider)
         .await

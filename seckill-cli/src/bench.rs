@@ -4,11 +4,17 @@
 //! sends M buy requests: at concurrency C in a closed loop, or at a fixed rate R in an open
 //! loop (latency measured from each request's intended start, so a slow server cannot hide its
 //! queueing: no coordinated omission). It waits for the pipeline to drain, then checks the
-//! server's data: units sold = orders ≤ S, nobody above the limit, `total = available + held +
-//! sold`, and the reconciler agrees. The load is bounded by count and time, always.
+//! server's data with the checker every test uses ([`invariants::violations`]): no oversell
+//! (orders ≤ S, the database's count and the stock backend's figures), every reservation has its
+//! order and one order per hold, nobody above the limit, `total = available + held + sold`,
+//! nothing held at rest; and the server's reconciler agrees. The load is bounded by count and
+//! time, always.
 
 use crate::wire;
 use hdrhistogram::Histogram;
+use seckill_core::domain::Order;
+use seckill_core::invariants::{self, Books, Expect, SaleFigures};
+use seckill_core::stock::StockSnapshot;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -369,16 +375,24 @@ pub fn run(server: &str, a: &BenchArgs) -> Result<Value, BenchError> {
     let buys = fire(&authority, a, &tokens, Some(&buy_path));
     let reserved = buys.outcomes.get(&Outcome::Reserved).copied().unwrap_or(0);
 
-    // Drain: every reservation becomes an order.
+    // Drain: every reservation becomes an order, and no unit stays held (the pipeline at rest,
+    // as far as the server shows it; the verdict checks what holds at rest).
     let orders_url = |page: u32| {
         u(&format!(
             "/api/v1/admin/orders?activity_id={act}&page_size=100&page={page}"
         ))
     };
+    let stock_url = u(&format!(
+        "/api/v1/products/{}/stock",
+        product["data"]["id"].as_str().unwrap_or_default()
+    ));
     let drain_deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let v = must(&agent, "GET", &orders_url(1), Some(&admin), None)?;
-        if v["data"]["total"].as_u64() == Some(reserved as u64) || Instant::now() > drain_deadline {
+        let written = v["data"]["total"].as_u64().unwrap_or(0) >= reserved as u64;
+        if (written && held(&must(&agent, "GET", &stock_url, None, None)?) == 0)
+            || Instant::now() > drain_deadline
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -393,16 +407,7 @@ pub fn run(server: &str, a: &BenchArgs) -> Result<Value, BenchError> {
             break;
         }
     }
-    let stock = must(
-        &agent,
-        "GET",
-        &u(&format!(
-            "/api/v1/products/{}/stock",
-            product["data"]["id"].as_str().unwrap_or_default()
-        )),
-        None,
-        None,
-    )?;
+    let stock = must(&agent, "GET", &stock_url, None, None)?;
     let figures = stock["data"]["activities"]
         .as_array()
         .and_then(|v| v.first())
@@ -416,14 +421,9 @@ pub fn run(server: &str, a: &BenchArgs) -> Result<Value, BenchError> {
         None,
     )?;
     let consistent = report["data"]["consistent"] == json!(true);
-    let (units, violations) = verdict(
-        a.stock,
-        a.limit,
-        reserved,
-        &orders,
-        &figures,
-        &report["data"],
-    );
+    let books = books_of(a.stock, a.limit, reserved, &orders, &report["data"])?;
+    let units = books.live_units();
+    let violations = verdict(&books, &report["data"]);
 
     let baseline = a.baseline.then(|| fire(&authority, a, &tokens, None));
     let mut out = json!({
@@ -445,57 +445,77 @@ pub fn run(server: &str, a: &BenchArgs) -> Result<Value, BenchError> {
     Ok(out)
 }
 
-/// The correctness verdict from the server's data: units sold (orders not cancelled), and every
-/// violation of: no oversell, one order per reservation, nobody above the limit, `total =
-/// available + held + sold`, the reconciler consistent.
-fn verdict(
+/// Units held in the stock backend, from `GET /api/v1/products/{id}/stock` (the bench's product
+/// has one activity); 0 when not shown.
+fn held(stock: &Value) -> u64 {
+    stock["data"]["activities"]
+        .as_array()
+        .and_then(|v| v.first())
+        .and_then(|a| a["held"].as_u64())
+        .unwrap_or(0)
+}
+
+/// The [`Books`] of the sale from what the server shows: its figures (`stock` units, `limit` per
+/// buyer, the database's sold units from the reconciler's report), its orders as the admin API
+/// lists them, the stock backend's figures (the reconciler's snapshot, not clamped at 0) and the
+/// `reserved` buys counted. The server does not show the stock backend's per-user counts, holds
+/// or outbox, nor payments (the bench pays nothing): those parts stay unobserved.
+fn books_of(
     stock: u32,
     limit: u32,
     reserved: usize,
     orders: &[Value],
-    figures: &Value,
     reconciled: &Value,
-) -> (u64, Vec<String>) {
-    let live: Vec<&Value> = orders
+) -> Result<Books, BenchError> {
+    let sold = reconciled["db_sold"]
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| {
+            BenchError(format!(
+                "the reconciler's report has no db_sold: {reconciled}"
+            ))
+        })?;
+    let mut books = Books::new(SaleFigures {
+        total_stock: stock,
+        sold,
+        per_user_limit: limit,
+    });
+    books.orders = orders
         .iter()
-        .filter(|o| o["status"] != "cancelled")
-        .collect();
-    let units: u64 = live
-        .iter()
-        .map(|o| o["quantity"].as_u64().unwrap_or(0))
-        .sum();
-    let mut per_user: HashMap<String, u64> = HashMap::new();
-    for o in &live {
-        *per_user.entry(o["user_id"].to_string()).or_default() +=
-            o["quantity"].as_u64().unwrap_or(0);
-    }
-    let over_limit = per_user.values().filter(|n| **n > u64::from(limit)).count();
-    let n = |k: &str| figures[k].as_i64().unwrap_or(-1);
-    let mut violations = Vec::new();
-    if units > u64::from(stock) {
-        violations.push(format!(
-            "oversold: {units} units in orders for a stock of {stock}"
-        ));
-    }
-    if orders.len() != reserved {
-        violations.push(format!(
-            "{} orders for {reserved} reservations",
-            orders.len()
-        ));
-    }
-    if over_limit > 0 {
-        violations.push(format!("{over_limit} buyers above the limit of {limit}"));
-    }
-    if n("total") != n("available") + n("held") + n("sold") || n("total") < 0 {
-        violations.push(format!("stock does not balance: {figures}"));
-    }
+        .map(|o| {
+            serde_json::from_value::<Order>(o.clone()).map_err(|e| {
+                BenchError(format!(
+                    "the server listed an order the bench cannot read ({e}): {o}"
+                ))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let snapshot = reconciled["snapshot"].clone();
+    books.stock = serde_json::from_value::<Option<StockSnapshot>>(snapshot).map_err(|e| {
+        BenchError(format!(
+            "the reconciler's snapshot cannot be read ({e}): {reconciled}"
+        ))
+    })?;
+    books.reservations = Some(reserved);
+    Ok(books)
+}
+
+/// The correctness verdict: every violation of the guarantees the checker every test uses
+/// ([`invariants::violations`]) finds in the sale's books, the pipeline drained; and the server's
+/// own reconciler's finding, if it is not consistent.
+fn verdict(books: &Books, reconciled: &Value) -> Vec<String> {
+    let at_rest = Expect {
+        quiescent: true,
+        ..Expect::default()
+    };
+    let mut violations = invariants::violations(books, &at_rest);
     if reconciled["consistent"] != json!(true) {
         violations.push(format!(
             "the reconciler found issues: {}",
             reconciled["issues"]
         ));
     }
-    (units, violations)
+    violations
 }
 
 /// The human summary of a report.
@@ -532,59 +552,95 @@ pub fn summary(r: &Value) -> String {
 mod tests {
     use super::*;
 
-    fn order(user: u64, qty: u64, status: &str) -> Value {
-        json!({"user_id": user.to_string(), "quantity": qty, "status": status})
+    /// An order as the admin API lists it: order `id` from hold `hold`, one unit.
+    fn order(id: u64, hold: u64, user: u64, status: &str) -> Value {
+        json!({"id": id.to_string(), "hold_id": hold.to_string(), "user_id": user.to_string(),
+            "activity_id": "1", "quantity": 1, "amount": 9900, "status": status,
+            "expires_at": "2030-01-01T00:15:00Z", "payment_id": null, "cancel_reason": null,
+            "created_at": "2030-01-01T00:00:00Z", "updated_at": "2030-01-01T00:00:00Z"})
     }
 
-    fn figures(total: i64, available: i64, held: i64, sold: i64) -> Value {
-        json!({"total": total, "available": available, "held": held, "sold": sold})
+    /// The reconciler's report: the database's sold units, the stock figures, its finding.
+    fn report(db_sold: u32, figures: [i64; 4], consistent: bool) -> Value {
+        let [total, available, in_holds, sold] = figures;
+        let issues = if consistent {
+            json!([])
+        } else {
+            json!([{"kind": "sold_mismatch"}])
+        };
+        json!({"db_sold": db_sold,
+            "snapshot": {"total": total, "available": available, "held": in_holds, "sold": sold},
+            "issues": issues, "consistent": consistent})
     }
 
-    fn ok() -> Value {
-        json!({"consistent": true, "issues": []})
+    /// Units sold and the verdict of a sale of `stock` units, `limit` per buyer.
+    fn judged(
+        stock: u32,
+        limit: u32,
+        reserved: usize,
+        orders: &[Value],
+        reconciled: &Value,
+    ) -> (u64, Vec<String>) {
+        let books = books_of(stock, limit, reserved, orders, reconciled).expect("books");
+        (books.live_units(), verdict(&books, reconciled))
     }
 
     #[test]
     fn a_clean_sale_has_no_violation() {
         let orders = [
-            order(1, 1, "paid"),
-            order(2, 1, "pending_payment"),
-            order(3, 1, "cancelled"),
+            order(1, 1, 1, "paid"),
+            order(2, 2, 2, "pending_payment"),
+            order(3, 3, 3, "cancelled"),
         ];
-        let (units, v) = verdict(2, 1, 3, &orders, &figures(2, 0, 0, 2), &ok());
-        assert_eq!((units, v), (2, Vec::<String>::new()));
+        let r = report(2, [2, 0, 0, 2], true);
+        assert_eq!(judged(2, 1, 3, &orders, &r), (2, Vec::<String>::new()));
     }
 
     #[test]
-    fn the_verdict_catches_every_kind_of_violation() {
+    fn the_verdict_is_the_checkers() {
         let has =
             |v: &[String], what: &str| assert!(v.iter().any(|x| x.contains(what)), "{what}: {v:?}");
-        // Oversold: three units of a stock of two.
-        let two = [order(1, 1, "paid"), order(2, 2, "paid")];
+        // Oversold: three units of a stock of two (the database's count says so too).
+        let three = [
+            order(1, 1, 1, "paid"),
+            order(2, 2, 2, "paid"),
+            order(3, 3, 3, "paid"),
+        ];
         has(
-            &verdict(2, 5, 2, &two, &figures(2, 0, 0, 2), &ok()).1,
-            "oversold",
+            &judged(2, 5, 3, &three, &report(3, [2, -1, 0, 3], true)).1,
+            "oversold in the database",
         );
-        // A reservation without its order (lost), and one order too many (duplicated).
-        let one = [order(1, 1, "paid")];
+        // A reservation without its order (lost), and two orders for one hold (duplicated).
+        let one = [order(1, 1, 1, "paid")];
         has(
-            &verdict(5, 5, 2, &one, &figures(5, 4, 0, 1), &ok()).1,
+            &judged(5, 5, 2, &one, &report(1, [5, 4, 0, 1], true)).1,
             "1 orders for 2 reservations",
         );
-        let dup = [order(1, 1, "paid"), order(1, 1, "paid")];
+        let dup = [order(1, 1, 1, "paid"), order(2, 1, 1, "paid")];
         has(
-            &verdict(5, 5, 1, &dup, &figures(5, 3, 0, 2), &ok()).1,
-            "2 orders for 1 reservations",
+            &judged(5, 5, 1, &dup, &report(2, [5, 3, 0, 2], true)).1,
+            "two orders for hold 1",
         );
         // Above the per-user limit.
+        let twice = [order(1, 1, 1, "paid"), order(2, 2, 1, "paid")];
         has(
-            &verdict(5, 1, 2, &dup, &figures(5, 3, 0, 2), &ok()).1,
+            &judged(5, 1, 2, &twice, &report(2, [5, 3, 0, 2], true)).1,
             "above the limit",
         );
-        // Unbalanced stock, and a reconciler that disagrees.
-        let bad = json!({"consistent": false, "issues": [{"kind": "sold_mismatch"}]});
-        let v = verdict(5, 5, 1, &one, &figures(5, 5, 0, 1), &bad).1;
+        // Unbalanced stock, units held at rest, and a reconciler that disagrees.
+        let v = judged(5, 5, 1, &one, &report(1, [5, 5, 0, 1], false)).1;
         has(&v, "stock does not balance");
         has(&v, "the reconciler found issues");
+        has(
+            &judged(5, 5, 1, &one, &report(1, [5, 3, 1, 1], true)).1,
+            "1 units still held at rest",
+        );
+    }
+
+    #[test]
+    fn unreadable_server_data_is_an_error_not_a_verdict() {
+        let r = report(0, [1, 1, 0, 0], true);
+        assert!(books_of(1, 1, 0, &[json!({"id": "x"})], &r).is_err());
+        assert!(books_of(1, 1, 0, &[], &json!({"consistent": true})).is_err());
     }
 }

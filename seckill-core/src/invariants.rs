@@ -1,15 +1,25 @@
 //! The checker of the guarantees of DESIGN §5, shared by the property test, the concurrency
 //! test, the backend test suites and `seckill bench`.
 //!
-//! [`check`] reads the stock backend and the repositories of one activity and returns every
-//! violation it finds. Some facts only hold once the pipeline is idle (nothing in the outbox,
-//! the broker or the delay queue's due items); pass [`Expect::quiescent`] after draining it.
+//! The rules are one pure function, [`violations`], over plain data: the [`Books`] of one
+//! activity (its figures in the database, its orders, the stock backend's figures and holds, the
+//! payments) and what the caller knows buyers were told ([`Expect`]). It returns every violation
+//! it finds. [`check`] gathers the books from an engine's backends and calls it; `seckill bench`
+//! gathers what a server's admin API shows and calls the same function. A part of the books the
+//! caller could not observe is `None`, and the rules over it are skipped.
+//!
+//! Some facts only hold once the pipeline is idle (nothing in the outbox, the broker or the
+//! delay queue's due items); pass [`Expect::quiescent`] after draining it.
 
-use crate::domain::{ActivityId, HoldState, OrderId, OrderStatus, PaymentId, PaymentStatus};
+use crate::domain::{
+    Activity, ActivityId, HoldId, HoldState, Order, OrderId, OrderStatus, Payment, PaymentId,
+    PaymentStatus, UserId,
+};
 use crate::engine::Engine;
 use crate::payment::MockLedger;
+use crate::stock::{HoldRecord, StockSnapshot};
 use crate::Result;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// What the caller knows happened, to check nothing of it was lost.
 #[derive(Debug, Clone, Default)]
@@ -29,36 +39,177 @@ pub struct Expect {
     pub told_lost_allowed: bool,
 }
 
+/// An activity's figures in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SaleFigures {
+    /// Units for sale.
+    pub total_stock: u32,
+    /// Units in its orders that hold stock, by the database's own count.
+    pub sold: u32,
+    /// Most units one user may hold across their live orders.
+    pub per_user_limit: u32,
+}
+
+impl From<&Activity> for SaleFigures {
+    fn from(a: &Activity) -> Self {
+        Self {
+            total_stock: a.total_stock,
+            sold: a.sold,
+            per_user_limit: a.per_user_limit,
+        }
+    }
+}
+
+/// The stock backend's holds of an activity, read with the pipeline at rest.
+#[derive(Debug, Clone, Default)]
+pub struct Holds {
+    /// The activity's holds in state `Held` or `Confirmed`.
+    pub live: Vec<HoldRecord>,
+    /// The hold of each order that holds stock, by hold id, in whatever state it is (absent:
+    /// the backend has no such hold).
+    pub of_orders: HashMap<HoldId, HoldRecord>,
+}
+
+/// Everything the rules read about one activity. [`check`] fills every part from the engine's
+/// backends; a caller that sees less (`seckill bench` sees a server's HTTP answers) leaves the
+/// parts it cannot observe `None`, and the rules over them are skipped.
+#[derive(Debug, Clone)]
+pub struct Books {
+    /// The activity's figures in the database.
+    pub activity: SaleFigures,
+    /// Its orders, in every status.
+    pub orders: Vec<Order>,
+    /// The stock backend's figures (`None`: it has no stock for the activity, never warmed up).
+    pub stock: Option<StockSnapshot>,
+    /// The stock backend's units per user, for the users with orders that hold stock (`None`:
+    /// not observed; a user absent from the map is not checked).
+    pub user_units: Option<HashMap<UserId, u32>>,
+    /// Each order's payments (`None`: not observed; an order absent from the map has none).
+    pub payments: Option<HashMap<OrderId, Vec<Payment>>>,
+    /// The payments of [`Expect::paid`] as found, each with the order it pays (if found). One
+    /// absent from the map is missing.
+    pub acknowledged_payments: HashMap<PaymentId, (Payment, Option<Order>)>,
+    /// The stock backend's holds at rest (`None`: not observed).
+    pub holds: Option<Holds>,
+    /// Those of [`Expect::reserved`] the database declared lost to their buyers.
+    pub voided: HashSet<OrderId>,
+    /// Entries left in the stock backend's outbox (`None`: not observed).
+    pub outbox: Option<u64>,
+    /// How many buys were answered "reserved", for a caller that counted them without knowing
+    /// their order ids (`seckill bench`; the tests list the ids in [`Expect::reserved`]). At rest
+    /// the orders of distinct holds are at least as many.
+    pub reservations: Option<usize>,
+}
+
+impl Books {
+    /// The books of an activity with these figures, nothing else observed yet: no orders, no
+    /// stock figures, and every optional part `None`.
+    pub fn new(activity: SaleFigures) -> Self {
+        Self {
+            activity,
+            orders: Vec::new(),
+            stock: None,
+            user_units: None,
+            payments: None,
+            acknowledged_payments: HashMap::new(),
+            holds: None,
+            voided: HashSet::new(),
+            outbox: None,
+            reservations: None,
+        }
+    }
+
+    /// Units in the orders that hold stock (every status but `cancelled`): the units sold.
+    pub fn live_units(&self) -> u64 {
+        self.orders
+            .iter()
+            .filter(|o| o.status.holds_stock())
+            .map(|o| u64::from(o.quantity))
+            .sum()
+    }
+}
+
 /// Checks the guarantees for one activity; returns the violations (empty: all hold).
+///
+/// It reads the activity's [`Books`] from the engine's backends (the per-order payments, the
+/// payments of [`Expect::paid`], and at rest the holds, the voided ids and the outbox) and
+/// hands them to [`violations`].
 pub async fn check(engine: &Engine, activity: ActivityId, expect: &Expect) -> Result<Vec<String>> {
     let b = engine.backends();
-    let mut v = Vec::new();
     let Some(act) = b.catalog.activity(activity).await? else {
         return Ok(vec![format!("activity {activity} is missing")]);
     };
-    let orders = b.orders.activity_orders(activity).await?;
-    let snap = b.stock.snapshot(activity).await?;
+    let mut books = Books::new(SaleFigures::from(&act));
+    books.orders = b.orders.activity_orders(activity).await?;
+    books.stock = b.stock.snapshot(activity).await?;
 
-    // 1. No oversell, in the stock backend and in the database.
-    let live_units: u32 = orders
+    let users: BTreeSet<UserId> = books
+        .orders
         .iter()
         .filter(|o| o.status.holds_stock())
-        .map(|o| o.quantity)
-        .sum();
-    if live_units != act.sold {
+        .map(|o| o.user_id)
+        .collect();
+    let mut user_units = HashMap::new();
+    for u in users {
+        user_units.insert(u, b.stock.user_count(activity, u).await?);
+    }
+    books.user_units = Some(user_units);
+
+    let mut payments = HashMap::new();
+    for o in &books.orders {
+        payments.insert(o.id, b.payments.order_payments(o.id).await?);
+    }
+    books.payments = Some(payments);
+    for pid in &expect.paid {
+        if let Some(p) = b.payments.payment(*pid).await? {
+            let o = b.orders.order(p.order_id).await?;
+            books.acknowledged_payments.insert(*pid, (p, o));
+        }
+    }
+
+    if expect.quiescent {
+        let live = b.stock.live_holds(activity).await?;
+        let mut of_orders = HashMap::new();
+        for o in books.orders.iter().filter(|o| o.status.holds_stock()) {
+            if let Some(r) = b.stock.hold(activity, o.hold_id).await? {
+                of_orders.insert(o.hold_id, r);
+            }
+        }
+        books.holds = Some(Holds { live, of_orders });
+        for id in &expect.reserved {
+            if b.orders.is_voided(*id).await? {
+                books.voided.insert(*id);
+            }
+        }
+        books.outbox = Some(b.stock.outbox_len().await?);
+    }
+    Ok(violations(&books, expect))
+}
+
+/// The rules: every violation of the guarantees in `books`, given what buyers were told
+/// (empty: all hold). Pure; the one definition of each guarantee that [`check`] and `seckill
+/// bench` both use. Rules over a part of the books that is `None` are skipped.
+pub fn violations(books: &Books, expect: &Expect) -> Vec<String> {
+    let act = &books.activity;
+    let orders = &books.orders;
+    let mut v = Vec::new();
+
+    // 1. No oversell, in the stock backend and in the database.
+    let live_units = books.live_units();
+    if live_units != u64::from(act.sold) {
         v.push(format!(
             "database sold {} differs from its orders' units {live_units}",
             act.sold
         ));
     }
-    if live_units > act.total_stock {
+    if live_units > u64::from(act.total_stock) {
         v.push(format!(
             "oversold in the database: {live_units} units in orders of {}",
             act.total_stock
         ));
     }
-    if let Some(s) = snap {
-        if s.available < 0 || s.held + s.sold > s.total {
+    if let Some(s) = &books.stock {
+        if s.available < 0 || u64::from(s.held) + u64::from(s.sold) > u64::from(s.total) {
             v.push(format!("oversold in the stock backend: {s:?}"));
         }
         // 4. total = available + held + sold.
@@ -68,91 +219,88 @@ pub async fn check(engine: &Engine, activity: ActivityId, expect: &Expect) -> Re
     }
 
     // 2. Per-user limit.
-    let mut per_user: HashMap<_, u32> = HashMap::new();
+    let mut per_user: BTreeMap<UserId, u64> = BTreeMap::new();
     for o in orders.iter().filter(|o| o.status.holds_stock()) {
-        *per_user.entry(o.user_id).or_default() += o.quantity;
+        *per_user.entry(o.user_id).or_default() += u64::from(o.quantity);
     }
     for (u, n) in &per_user {
-        if *n > act.per_user_limit {
+        if *n > u64::from(act.per_user_limit) {
             v.push(format!(
                 "user {u} has {n} units, above the limit {}",
                 act.per_user_limit
             ));
         }
-        let backend = b.stock.user_count(activity, *u).await?;
-        if backend > act.per_user_limit {
-            v.push(format!("stock backend gives user {u} {backend} units"));
+        if let Some(backend) = books.user_units.as_ref().and_then(|m| m.get(u)) {
+            if *backend > act.per_user_limit {
+                v.push(format!("stock backend gives user {u} {backend} units"));
+            }
         }
     }
 
     // 3. Exactly one order per hold.
     let mut holds = HashSet::new();
-    for o in &orders {
+    for o in orders {
         if !holds.insert(o.hold_id) {
             v.push(format!("two orders for hold {}", o.hold_id));
         }
     }
 
     // 5. Payments: a paid order is paid by a succeeded payment; nobody charged twice.
-    let mut ledger_by_order: BTreeMap<OrderId, i64> = BTreeMap::new();
-    for o in &orders {
-        let ps = b.payments.order_payments(o.id).await?;
-        let succeeded: Vec<_> = ps
-            .iter()
-            .filter(|p| p.status == PaymentStatus::Succeeded)
-            .collect();
-        if o.status == OrderStatus::Paid {
-            match o.payment_id.and_then(|id| ps.iter().find(|p| p.id == id)) {
-                Some(p) if p.status == PaymentStatus::Succeeded => {}
-                other => v.push(format!(
-                    "paid order {} has no succeeded payment ({other:?})",
-                    o.id
-                )),
+    if let Some(payments) = &books.payments {
+        for o in orders {
+            let ps: &[Payment] = payments.get(&o.id).map(Vec::as_slice).unwrap_or_default();
+            if o.status == OrderStatus::Paid {
+                match o.payment_id.and_then(|id| ps.iter().find(|p| p.id == id)) {
+                    Some(p) if p.status == PaymentStatus::Succeeded => {}
+                    other => v.push(format!(
+                        "paid order {} has no succeeded payment ({other:?})",
+                        o.id
+                    )),
+                }
             }
-        }
-        if let Some(l) = &expect.ledger {
-            let net: i64 = ps
-                .iter()
-                .map(|p| {
-                    l.charged.get(&p.id).map_or(0, |m| m.0)
-                        - l.refunded.get(&p.id).map_or(0, |m| m.0)
-                })
-                .sum();
-            // While callbacks are in flight a buyer may be charged twice (they paid twice);
-            // the guarantee is that the extra payment is refunded, checked at rest below.
-            ledger_by_order.insert(o.id, net);
-        }
-        if expect.quiescent {
-            let expected = usize::from(o.status == OrderStatus::Paid);
-            if succeeded.len() != expected {
-                v.push(format!(
-                    "order {} ({}) keeps {} succeeded payments at rest",
-                    o.id,
-                    o.status,
-                    succeeded.len()
-                ));
-            }
-            if let Some(net) = ledger_by_order.get(&o.id) {
-                let want = if o.status == OrderStatus::Paid {
-                    o.amount.0
-                } else {
-                    0
-                };
-                if *net != want {
+            if expect.quiescent {
+                let succeeded = ps
+                    .iter()
+                    .filter(|p| p.status == PaymentStatus::Succeeded)
+                    .count();
+                let expected = usize::from(o.status == OrderStatus::Paid);
+                if succeeded != expected {
                     v.push(format!(
-                        "order {} ({}) is charged {net} at rest, expected {want}",
+                        "order {} ({}) keeps {succeeded} succeeded payments at rest",
                         o.id, o.status
                     ));
+                }
+                // While callbacks are in flight a buyer may be charged twice (they paid twice);
+                // the guarantee is that the extra payment is refunded, checked at rest only.
+                if let Some(l) = &expect.ledger {
+                    let net: i64 = ps
+                        .iter()
+                        .map(|p| {
+                            l.charged.get(&p.id).map_or(0, |m| m.0)
+                                - l.refunded.get(&p.id).map_or(0, |m| m.0)
+                        })
+                        .sum();
+                    let want = if o.status == OrderStatus::Paid {
+                        o.amount.0
+                    } else {
+                        0
+                    };
+                    if net != want {
+                        v.push(format!(
+                            "order {} ({}) is charged {net} at rest, expected {want}",
+                            o.id, o.status
+                        ));
+                    }
                 }
             }
         }
     }
     for pid in &expect.paid {
-        match b.payments.payment(*pid).await? {
-            Some(p) => {
-                let o = b.orders.order(p.order_id).await?;
-                let ok =
-                    o.is_some_and(|o| o.status == OrderStatus::Paid && o.payment_id == Some(p.id));
+        match books.acknowledged_payments.get(pid) {
+            Some((p, o)) => {
+                let ok = o
+                    .as_ref()
+                    .is_some_and(|o| o.status == OrderStatus::Paid && o.payment_id == Some(p.id));
                 if !ok {
                     v.push(format!(
                         "payment {pid} was acknowledged as paid but its order is not paid by it"
@@ -165,32 +313,34 @@ pub async fn check(engine: &Engine, activity: ActivityId, expect: &Expect) -> Re
 
     // 4 and 6 at rest: every hold ended as an order or was released; nothing reserved was lost.
     if expect.quiescent {
-        let by_hold: HashMap<_, _> = orders.iter().map(|o| (o.hold_id, o)).collect();
-        for rec in b.stock.live_holds(activity).await? {
-            match by_hold.get(&rec.hold.id) {
-                Some(o) if o.status.holds_stock() && rec.state == HoldState::Confirmed => {}
-                Some(o) => v.push(format!(
-                    "hold {} is {:?} at rest but its order is {}",
-                    rec.hold.id, rec.state, o.status
-                )),
-                None => v.push(format!(
-                    "hold {} is {:?} at rest with no order",
-                    rec.hold.id, rec.state
-                )),
+        if let Some(h) = &books.holds {
+            let by_hold: HashMap<_, _> = orders.iter().map(|o| (o.hold_id, o)).collect();
+            for rec in &h.live {
+                match by_hold.get(&rec.hold.id) {
+                    Some(o) if o.status.holds_stock() && rec.state == HoldState::Confirmed => {}
+                    Some(o) => v.push(format!(
+                        "hold {} is {:?} at rest but its order is {}",
+                        rec.hold.id, rec.state, o.status
+                    )),
+                    None => v.push(format!(
+                        "hold {} is {:?} at rest with no order",
+                        rec.hold.id, rec.state
+                    )),
+                }
+            }
+            for o in orders.iter().filter(|o| o.status.holds_stock()) {
+                match h.of_orders.get(&o.hold_id) {
+                    Some(r) if r.state == HoldState::Confirmed => {}
+                    other => v.push(format!(
+                        "order {} ({}) has hold state {:?} at rest",
+                        o.id,
+                        o.status,
+                        other.map(|r| r.state)
+                    )),
+                }
             }
         }
-        for o in orders.iter().filter(|o| o.status.holds_stock()) {
-            match b.stock.hold(activity, o.hold_id).await? {
-                Some(r) if r.state == HoldState::Confirmed => {}
-                other => v.push(format!(
-                    "order {} ({}) has hold state {:?} at rest",
-                    o.id,
-                    o.status,
-                    other.map(|r| r.state)
-                )),
-            }
-        }
-        if let Some(s) = snap {
+        if let Some(s) = &books.stock {
             if s.held != 0 {
                 v.push(format!("{} units still held at rest", s.held));
             }
@@ -205,8 +355,7 @@ pub async fn check(engine: &Engine, activity: ActivityId, expect: &Expect) -> Re
         for id in &expect.reserved {
             // An order its buyer was told is lost (its hold vanished with the stock backend)
             // is the one allowed absence; an order that exists must not be declared lost.
-            let voided = b.orders.is_voided(*id).await?;
-            match (known.contains(id), voided) {
+            match (known.contains(id), books.voided.contains(id)) {
                 (true, false) => {}
                 (false, true) if expect.told_lost_allowed => {}
                 (false, true) => {
@@ -216,10 +365,341 @@ pub async fn check(engine: &Engine, activity: ActivityId, expect: &Expect) -> Re
                 (true, true) => v.push(format!("order {id} was written and declared lost")),
             }
         }
-        let outbox = b.stock.outbox_len().await?;
-        if outbox != 0 {
-            v.push(format!("{outbox} outbox entries left at rest"));
+        // Counted reservations (ids unknown): each has its order, one per hold.
+        if let Some(n) = books.reservations {
+            let written = holds.len();
+            if written < n {
+                v.push(format!(
+                    "{written} orders for {n} reservations: {} reserved orders were lost",
+                    n - written
+                ));
+            }
+        }
+        if let Some(outbox) = books.outbox {
+            if outbox != 0 {
+                v.push(format!("{outbox} outbox entries left at rest"));
+            }
         }
     }
-    Ok(v)
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Money;
+    use crate::Timestamp;
+
+    fn at() -> Timestamp {
+        chrono::DateTime::from_timestamp(1_800_000_000, 0).expect("a time")
+    }
+
+    /// Order `id` (from hold `id`) of `user`.
+    fn order(id: i64, user: i64, quantity: u32, status: OrderStatus) -> Order {
+        Order {
+            id: OrderId(id),
+            hold_id: HoldId(id),
+            user_id: UserId(user),
+            activity_id: ActivityId(1),
+            quantity,
+            amount: Money(100 * i64::from(quantity)),
+            status,
+            expires_at: at(),
+            payment_id: None,
+            cancel_reason: None,
+            created_at: at(),
+            updated_at: at(),
+        }
+    }
+
+    fn hold(o: &Order, state: HoldState) -> HoldRecord {
+        HoldRecord {
+            hold: o.hold(),
+            state,
+        }
+    }
+
+    fn payment(id: i64, o: &Order, status: PaymentStatus) -> Payment {
+        Payment {
+            id: PaymentId(id),
+            order_id: o.id,
+            user_id: o.user_id,
+            provider: "mock".into(),
+            amount: o.amount,
+            status,
+            provider_txn_id: None,
+            callbacks_seen: 1,
+            created_at: at(),
+            updated_at: at(),
+        }
+    }
+
+    fn snapshot(total: u32, available: i64, held: u32, sold: u32) -> StockSnapshot {
+        StockSnapshot {
+            total,
+            available,
+            held,
+            sold,
+        }
+    }
+
+    /// A sale of 5 units, limit 1, at rest: order 1 paid by payment 11, order 2 pending, order 3
+    /// cancelled; every part observed, every guarantee kept.
+    fn clean() -> (Books, Expect) {
+        let mut paid = order(1, 1, 1, OrderStatus::Paid);
+        paid.payment_id = Some(PaymentId(11));
+        let pending = order(2, 2, 1, OrderStatus::PendingPayment);
+        let cancelled = order(3, 3, 1, OrderStatus::Cancelled);
+        let p11 = payment(11, &paid, PaymentStatus::Succeeded);
+        let p12 = payment(12, &cancelled, PaymentStatus::Failed);
+        let mut books = Books::new(SaleFigures {
+            total_stock: 5,
+            sold: 2,
+            per_user_limit: 1,
+        });
+        books.stock = Some(snapshot(5, 3, 0, 2));
+        books.user_units = Some(HashMap::from([(UserId(1), 1), (UserId(2), 1)]));
+        books.payments = Some(HashMap::from([
+            (paid.id, vec![p11.clone()]),
+            (cancelled.id, vec![p12]),
+        ]));
+        books
+            .acknowledged_payments
+            .insert(p11.id, (p11.clone(), Some(paid.clone())));
+        books.holds = Some(Holds {
+            live: vec![
+                hold(&paid, HoldState::Confirmed),
+                hold(&pending, HoldState::Confirmed),
+            ],
+            of_orders: HashMap::from([
+                (paid.hold_id, hold(&paid, HoldState::Confirmed)),
+                (pending.hold_id, hold(&pending, HoldState::Confirmed)),
+            ]),
+        });
+        books.outbox = Some(0);
+        books.reservations = Some(3);
+        let expect = Expect {
+            reserved: vec![paid.id, pending.id, cancelled.id],
+            paid: vec![p11.id],
+            ledger: Some(MockLedger {
+                charged: BTreeMap::from([(p11.id, paid.amount)]),
+                refunded: BTreeMap::new(),
+            }),
+            quiescent: true,
+            told_lost_allowed: false,
+        };
+        books.orders = vec![paid, pending, cancelled];
+        (books, expect)
+    }
+
+    /// The violations of the clean sale changed by `change`.
+    fn violated(change: impl FnOnce(&mut Books, &mut Expect)) -> Vec<String> {
+        let (mut books, mut expect) = clean();
+        change(&mut books, &mut expect);
+        violations(&books, &expect)
+    }
+
+    #[track_caller]
+    fn has(v: &[String], what: &str) {
+        assert!(v.iter().any(|x| x.contains(what)), "{what}: {v:#?}");
+    }
+
+    #[test]
+    fn a_clean_sale_has_no_violation() {
+        let (books, expect) = clean();
+        assert_eq!(books.live_units(), 2);
+        assert_eq!(violations(&books, &expect), Vec::<String>::new());
+        // Mid-flight (not at rest) too.
+        let v = violations(
+            &books,
+            &Expect {
+                quiescent: false,
+                ..expect
+            },
+        );
+        assert_eq!(v, Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_rule_catches_its_violation() {
+        // 1. Oversold: in the database (more units in orders than for sale, or than its count)
+        //    and in the stock backend.
+        has(
+            &violated(|b, _| b.activity.total_stock = 1),
+            "oversold in the database: 2 units in orders of 1",
+        );
+        has(
+            &violated(|b, _| b.activity.sold = 3),
+            "database sold 3 differs from its orders' units 2",
+        );
+        has(
+            &violated(|b, _| b.stock = Some(snapshot(5, -1, 0, 6))),
+            "oversold in the stock backend",
+        );
+        // 2. Above the per-user limit, in the orders and in the stock backend's count.
+        has(
+            &violated(|b, _| b.orders[1].user_id = UserId(1)),
+            "user 1 has 2 units, above the limit 1",
+        );
+        has(
+            &violated(|b, _| b.user_units = Some(HashMap::from([(UserId(2), 2)]))),
+            "stock backend gives user 2 2 units",
+        );
+        // 3. Two orders for one hold.
+        has(
+            &violated(|b, _| {
+                let mut dup = order(4, 4, 1, OrderStatus::Cancelled);
+                dup.hold_id = HoldId(2);
+                b.orders.push(dup);
+            }),
+            "two orders for hold 2",
+        );
+        // 4. total ≠ available + held + sold.
+        has(
+            &violated(|b, _| b.stock = Some(snapshot(5, 4, 0, 2))),
+            "stock does not balance",
+        );
+        // 5. A paid order without its succeeded payment; a second succeeded payment; a charge
+        //    not refunded; an acknowledged payment missing or not paying its order.
+        has(
+            &violated(|b, _| {
+                let o = b.orders[0].clone();
+                let p = payment(11, &o, PaymentStatus::Failed);
+                b.payments.as_mut().unwrap().insert(o.id, vec![p]);
+            }),
+            "paid order 1 has no succeeded payment",
+        );
+        has(
+            &violated(|b, _| {
+                let o = b.orders[0].clone();
+                let p = payment(13, &o, PaymentStatus::Succeeded);
+                b.payments.as_mut().unwrap().get_mut(&o.id).unwrap().push(p);
+            }),
+            "order 1 (paid) keeps 2 succeeded payments at rest",
+        );
+        has(
+            &violated(|b, e| {
+                let o = b.orders[0].clone();
+                let p = payment(13, &o, PaymentStatus::RefundDue);
+                b.payments.as_mut().unwrap().get_mut(&o.id).unwrap().push(p);
+                e.ledger
+                    .as_mut()
+                    .unwrap()
+                    .charged
+                    .insert(PaymentId(13), o.amount);
+            }),
+            "order 1 (paid) is charged 200 at rest, expected 100",
+        );
+        has(
+            &violated(|b, _| b.acknowledged_payments.clear()),
+            "acknowledged payment 11 is missing",
+        );
+        has(
+            &violated(|b, e| {
+                let o = b.orders[1].clone();
+                let p = payment(14, &o, PaymentStatus::Succeeded);
+                e.paid.push(p.id);
+                b.acknowledged_payments.insert(p.id, (p, Some(o)));
+            }),
+            "payment 14 was acknowledged as paid but its order is not paid by it",
+        );
+        // 4 at rest: units still held, sold figures that disagree, holds without their order
+        //    or of a cancelled one, an order whose hold is not confirmed, the outbox not empty.
+        has(
+            &violated(|b, _| b.stock = Some(snapshot(5, 2, 1, 2))),
+            "1 units still held at rest",
+        );
+        has(
+            &violated(|b, _| b.stock = Some(snapshot(5, 2, 0, 3))),
+            "stock backend sold 3 differs from database sold 2 at rest",
+        );
+        has(
+            &violated(|b, _| {
+                let stray = hold(
+                    &order(9, 9, 1, OrderStatus::PendingPayment),
+                    HoldState::Held,
+                );
+                b.holds.as_mut().unwrap().live.push(stray);
+            }),
+            "hold 9 is Held at rest with no order",
+        );
+        has(
+            &violated(|b, _| {
+                let h = hold(&b.orders[2], HoldState::Confirmed);
+                b.holds.as_mut().unwrap().live.push(h);
+            }),
+            "hold 3 is Confirmed at rest but its order is cancelled",
+        );
+        has(
+            &violated(|b, _| {
+                b.holds.as_mut().unwrap().of_orders.remove(&HoldId(2));
+            }),
+            "order 2 (pending_payment) has hold state None at rest",
+        );
+        has(
+            &violated(|b, _| b.outbox = Some(2)),
+            "2 outbox entries left at rest",
+        );
+        // 6. A reservation its buyer was told about, lost: by id, or by count.
+        has(
+            &violated(|_, e| e.reserved.push(OrderId(7))),
+            "reserved order 7 was lost",
+        );
+        has(
+            &violated(|b, e| {
+                e.reserved.push(OrderId(7));
+                b.voided.insert(OrderId(7));
+            }),
+            "reserved order 7 was lost (its buyer was told)",
+        );
+        has(
+            &violated(|b, _| {
+                b.voided.insert(OrderId(2));
+            }),
+            "order 2 was written and declared lost",
+        );
+        has(
+            &violated(|b, _| b.reservations = Some(4)),
+            "3 orders for 4 reservations",
+        );
+        // A declared loss is accepted where a loss is expected.
+        let v = violated(|b, e| {
+            e.reserved.push(OrderId(7));
+            e.told_lost_allowed = true;
+            b.voided.insert(OrderId(7));
+        });
+        assert_eq!(v, Vec::<String>::new());
+    }
+
+    #[test]
+    fn what_holds_only_at_rest_is_not_checked_mid_flight() {
+        let v = violated(|b, e| {
+            e.quiescent = false;
+            b.stock = Some(snapshot(5, 2, 1, 2));
+            b.reservations = Some(4);
+            b.outbox = Some(2);
+        });
+        assert_eq!(v, Vec::<String>::new());
+    }
+
+    #[test]
+    fn parts_not_observed_are_skipped_and_the_rest_still_checked() {
+        // What a server's admin API shows: the figures, the orders, the stock, a count of
+        // reservations (the `seckill bench` books).
+        let (full, _) = clean();
+        let mut books = Books::new(full.activity);
+        books.orders = full.orders.clone();
+        books.stock = full.stock;
+        books.reservations = Some(3);
+        let at_rest = Expect {
+            quiescent: true,
+            ..Expect::default()
+        };
+        assert_eq!(violations(&books, &at_rest), Vec::<String>::new());
+        books.orders[1].user_id = UserId(1);
+        books.reservations = Some(5);
+        let v = violations(&books, &at_rest);
+        has(&v, "above the limit");
+        has(&v, "3 orders for 5 reservations");
+    }
 }

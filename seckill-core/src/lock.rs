@@ -5,7 +5,7 @@
 //! every holder passes its [`LockGuard::token`] along and storage refuses tokens older than the
 //! newest it has seen.
 
-use crate::Result;
+use crate::{Entity, Error, Result};
 use async_trait::async_trait;
 use std::time::Duration;
 
@@ -14,10 +14,25 @@ use std::time::Duration;
 pub struct LockGuard {
     /// The lock's key.
     pub key: String,
-    /// Fencing token: strictly greater than every token issued before for this key.
+    /// Fencing token: strictly greater than every token issued before for this key, and at
+    /// least the lock backend's clock in microseconds, so tokens keep rising when the lock
+    /// backend restarts without its data.
     pub token: u64,
     /// Random owner id; only the owner can extend or release.
     pub owner: String,
+}
+
+/// The refusal of a write fenced with `token` when storage has seen `newest` for the same
+/// activity: its writer's lease lapsed and another holder has written since. One spelling for
+/// every backend that checks fences.
+pub fn stale_fence(activity: impl std::fmt::Display, token: u64, newest: u64) -> Error {
+    Error::conflict(
+        Entity::ActivityLock,
+        activity,
+        format!(
+            "stale fencing token {token}: a later holder of the activity lock wrote with {newest}"
+        ),
+    )
 }
 
 /// Lease locks with fencing tokens.
@@ -25,7 +40,9 @@ pub struct LockGuard {
 /// # Contract (checked by `conformance::lock`, feature `conformance`)
 /// - `acquire` succeeds for one caller at a time per key; it returns `None` while another
 ///   holder's lease runs.
-/// - Every successful acquire gets a fencing token greater than all earlier ones for the key.
+/// - Every successful acquire gets a fencing token greater than all earlier ones for the key,
+///   and at least the backend's clock in microseconds (a restarted backend that lost its
+///   counters still issues tokens above the ones storage has seen).
 /// - A lease lapses after its TTL; then anyone can acquire.
 /// - `extend` and `release` work only for the current owner (a guard whose lease lapsed and was
 ///   taken by someone else gets `false`).

@@ -107,8 +107,10 @@ pub trait CatalogRepo: Send + Sync + std::fmt::Debug {
     /// By start time, newest first.
     async fn list_activities(&self, page: PageRequest) -> Result<Page<Activity>>;
     /// Updates an activity's fields except `sold`; `total_stock` may not drop below `sold`
-    /// (`Conflict`).
-    async fn update_activity(&self, a: &Activity) -> Result<()>;
+    /// (`Conflict`). `fence` is the fencing token of the activity lock the update runs under
+    /// (0: unfenced): one below the highest token the activity was updated with is refused
+    /// (`Conflict` on [`crate::Entity::ActivityLock`]) and changes nothing.
+    async fn update_activity(&self, a: &Activity, fence: u64) -> Result<()>;
 }
 
 /// Why the database refused an order.

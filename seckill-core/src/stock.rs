@@ -35,6 +35,11 @@ pub struct StockSpec {
     /// state, as `Confirmed`, counting its units as sold and against its user, so a later
     /// cancel or timeout releases them as for any hold. Not counted in `sold`/`user_counts`.
     pub adopt: Vec<Hold>,
+    /// The fencing token of the activity lock this load runs under (0: unfenced). The backend
+    /// keeps the highest token it has loaded with and refuses a lower one
+    /// (`Conflict` on [`crate::Entity::ActivityLock`]): a holder that stalled past its lease
+    /// cannot overwrite what the next holder loaded.
+    pub fence: u64,
 }
 
 /// One buy attempt, as the engine hands it to the backend.
@@ -164,6 +169,8 @@ pub struct OutboxEntry {
 ///   without touching holds, so re-warming never re-sells a unit; a `total` below the units
 ///   already held or sold (adopted holds included) is refused (`Conflict`) and changes nothing.
 ///   In both cases it installs the spec's `adopt` holds it does not know, as `Confirmed`.
+/// - `load` with a `fence` below the highest one the activity was loaded with is refused
+///   (`Conflict` on `Entity::ActivityLock`) and changes nothing; fence 0 is unfenced.
 /// - `outbox_claim` hands an entry to one claimer at a time; an entry not acked within its lease
 ///   is handed out again. `outbox_ack` removes entries for good.
 /// - `sold_out_hint` answers from memory, without I/O: `true` only if the activity was seen

@@ -36,7 +36,7 @@ async fn sessions() -> Option<Arc<dyn SessionStore>> {
     Some(Arc::new(MemorySessionStore::default()))
 }
 async fn payment_provider() -> Option<seckill_core::conformance::payment::Backend> {
-    let mock = Arc::new(seckill_core::payment::MockProvider::new(
+    let mock = Arc::new(seckill_core::memory::MockProvider::new(
         b"conformance".to_vec(),
     ));
     let pay = mock.clone();

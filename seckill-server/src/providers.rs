@@ -3,7 +3,8 @@
 //! and `wechat` (seckill-pay).
 
 use crate::config::{PaymentConfig, Secret};
-use seckill_core::payment::{MockProvider, PaymentProvider, PaymentProviders};
+use seckill_core::memory::MockProvider;
+use seckill_core::payment::{PaymentProvider, PaymentProviders};
 use seckill_pay::alipay::{Alipay, AlipayConfig};
 use seckill_pay::wechat::{WechatConfig, WechatPay};
 use std::sync::Arc;

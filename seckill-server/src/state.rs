@@ -4,7 +4,7 @@ use crate::auth::Tokens;
 use crate::config::LimitsConfig;
 use crate::metrics::HttpMetrics;
 use seckill_core::engine::Engine;
-use seckill_core::payment::MockProvider;
+use seckill_core::memory::MockProvider;
 use seckill_core::Notifier;
 use std::sync::Arc;
 

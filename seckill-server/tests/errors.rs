@@ -62,7 +62,7 @@ impl CatalogRepo for DownCatalog {
     async fn list_activities(&self, _: PageRequest) -> Result<Page<Activity>> {
         down()
     }
-    async fn update_activity(&self, _: &Activity) -> Result<()> {
+    async fn update_activity(&self, _: &Activity, _: u64) -> Result<()> {
         down()
     }
 }

@@ -46,6 +46,7 @@ async fn fresh_activity(r: &RedisStockReserver) -> ActivityId {
         ends_at: now + CDuration::hours(1),
         user_counts: vec![],
         adopt: vec![],
+        fence: 0,
     })
     .await
     .expect("load");

@@ -106,6 +106,7 @@ async fn sold_out_spreads_between_nodes(var: &str) {
             ends_at: now + CDuration::hours(1),
             user_counts: vec![],
             adopt: vec![],
+            fence: 0,
         })
         .await
         .unwrap();
@@ -182,6 +183,7 @@ async fn the_reserve_script_refuses_bad_input() {
         ends_at: now + CDuration::hours(1),
         user_counts: vec![],
         adopt: vec![],
+        fence: 0,
     })
     .await
     .unwrap();

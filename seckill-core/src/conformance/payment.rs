@@ -2,7 +2,7 @@
 //!
 //! A provider's callbacks come from the provider, so the fixture brings a `pay` function: the
 //! buyer pays at the checkout the provider returned, and gets the callback the provider then
-//! sends (a sandbox payment for a real provider, [`crate::payment::MockProvider::pay`] for the
+//! sends (a sandbox payment for a real provider, [`crate::memory::MockProvider::pay`] for the
 //! mock).
 
 use crate::domain::{Money, OrderId, Payment, PaymentId, PaymentStatus, UserId};

@@ -128,7 +128,7 @@ pub async fn catalog_round_trips(b: &Backend) {
         sold: 0,
         ..a.clone()
     };
-    b.catalog.update_activity(&update).await.unwrap();
+    b.catalog.update_activity(&update, 0).await.unwrap();
     let now = b.catalog.activity(a.id).await.unwrap().unwrap();
     assert_eq!((now.title.as_str(), now.sold), ("renamed", 2));
     let too_small = Activity {
@@ -136,7 +136,7 @@ pub async fn catalog_round_trips(b: &Backend) {
         ..a.clone()
     };
     assert!(matches!(
-        b.catalog.update_activity(&too_small).await,
+        b.catalog.update_activity(&too_small, 0).await,
         Err(Error::Conflict { .. })
     ));
     let page = b
@@ -145,6 +145,52 @@ pub async fn catalog_round_trips(b: &Backend) {
         .await
         .unwrap();
     assert!(page.items.iter().any(|x| x.id == a.id));
+}
+
+/// An update fenced with a token below the highest one the activity was updated with is
+/// refused and changes nothing; the same or a higher token updates; token 0 is unfenced.
+pub async fn stale_fenced_update_is_refused(b: &Backend) {
+    let a = activity(b, 10, 2).await;
+    let (old, new) = (1_900_000_000_000_000u64, 1_900_000_000_000_001u64);
+    let named = |title: &str| Activity {
+        title: title.into(),
+        ..a.clone()
+    };
+    b.catalog
+        .update_activity(&named("by the newest holder"), new)
+        .await
+        .unwrap();
+    let stale = b
+        .catalog
+        .update_activity(&named("by a stale holder"), old)
+        .await;
+    assert!(
+        matches!(
+            &stale,
+            Err(Error::Conflict {
+                entity: crate::Entity::ActivityLock,
+                ..
+            })
+        ),
+        "a stale token must be refused: {stale:?}"
+    );
+    let title = b.catalog.activity(a.id).await.unwrap().unwrap().title;
+    assert_eq!(title, "by the newest holder");
+    b.catalog
+        .update_activity(&named("again"), new)
+        .await
+        .unwrap();
+    b.catalog
+        .update_activity(&named("a later holder"), new + 1)
+        .await
+        .unwrap();
+    assert!(b
+        .catalog
+        .update_activity(&named("now stale"), new)
+        .await
+        .is_err());
+    let title = b.catalog.activity(a.id).await.unwrap().unwrap().title;
+    assert_eq!(title, "a later holder");
 }
 
 /// Products are updated (never their creation time), listed with their activities, and
@@ -702,6 +748,7 @@ macro_rules! repo_conformance {
         $crate::__conformance_tests!(repo, $make;
             users_are_unique,
             catalog_round_trips,
+            stale_fenced_update_is_refused,
             products_update_and_delete,
             order_insert_is_idempotent,
             voided_orders_are_never_written,

@@ -25,6 +25,7 @@ async fn fresh(b: &Backend, total: u32, limit: u32) -> ActivityId {
         ends_at: t0() + CDuration::hours(1),
         user_counts: vec![],
         adopt: vec![],
+        fence: 0,
     })
     .await
     .expect("load");
@@ -201,6 +202,7 @@ pub async fn reload_keeps_holds(b: &Backend) {
         ends_at: t0() + CDuration::hours(2),
         user_counts: vec![],
         adopt: vec![],
+        fence: 0,
     })
     .await
     .unwrap();
@@ -215,6 +217,7 @@ pub async fn reload_keeps_holds(b: &Backend) {
         ends_at: t0() + CDuration::hours(2),
         user_counts: vec![],
         adopt: vec![],
+        fence: 0,
     };
     assert!(matches!(
         b.load(&too_small).await,
@@ -237,6 +240,7 @@ pub async fn fresh_load_counts_prior_sales(b: &Backend) {
         ends_at: t0() + CDuration::hours(1),
         user_counts: vec![(UserId(7), 3)],
         adopt: vec![],
+        fence: 0,
     })
     .await
     .unwrap();
@@ -273,6 +277,7 @@ pub async fn load_adopts_lost_holds(b: &Backend) {
         ends_at: t0() + CDuration::hours(1),
         user_counts: vec![],
         adopt,
+        fence: 0,
     };
     b.load(&spec(5, vec![h1.clone()])).await.unwrap();
     let s = b.snapshot(a).await.unwrap().unwrap();
@@ -332,6 +337,45 @@ pub async fn outbox_claims_lease_and_ack(b: &Backend) {
     assert_eq!(b.outbox_len().await.unwrap(), 0);
 }
 
+/// A load fenced with a token below the highest one the activity was loaded with is refused
+/// and changes nothing (the holder stalled past its lease and a later holder has loaded); an
+/// equal or higher token loads, and an unfenced load (token 0) is not checked.
+pub async fn stale_fence_is_refused(b: &Backend) {
+    let a = ActivityId(super::unique_id());
+    let spec = |total: u32, fence: u64| StockSpec {
+        activity_id: a,
+        total,
+        sold: 0,
+        per_user_limit: 2,
+        starts_at: t0(),
+        ends_at: t0() + CDuration::hours(1),
+        user_counts: vec![],
+        adopt: vec![],
+        fence,
+    };
+    // Tokens as the locks issue them: above the clock in microseconds.
+    let (old, new) = (1_900_000_000_000_000, 1_900_000_000_000_001);
+    b.load(&spec(10, new))
+        .await
+        .expect("the newest holder loads");
+    let stale = b.load(&spec(99, old)).await;
+    assert!(
+        matches!(
+            &stale,
+            Err(crate::Error::Conflict {
+                entity: crate::Entity::ActivityLock,
+                ..
+            })
+        ),
+        "a stale token must be refused: {stale:?}"
+    );
+    assert_eq!(b.snapshot(a).await.unwrap().unwrap().total, 10);
+    b.load(&spec(11, new)).await.expect("the same holder again");
+    b.load(&spec(12, new + 1)).await.expect("a later holder");
+    assert!(b.load(&spec(98, new)).await.is_err(), "now stale too");
+    assert_eq!(b.snapshot(a).await.unwrap().unwrap().total, 12);
+}
+
 /// Stamps out every case of this suite as a test for a backend.
 #[macro_export]
 macro_rules! stock_reserver_conformance {
@@ -347,6 +391,7 @@ macro_rules! stock_reserver_conformance {
             reload_keeps_holds,
             fresh_load_counts_prior_sales,
             load_adopts_lost_holds,
+            stale_fence_is_refused,
             outbox_claims_lease_and_ack,
         );
     };

@@ -38,6 +38,7 @@ pub use order_worker::OrderWorker;
 pub use pay::{CallbackOutcome, PaymentStarted, Settlement};
 pub use reconcile::{Issue, ReconcileReport};
 pub use runner::{runner_pace_for_tests, Pace, Role, Runner};
+pub use warmup::activity_lock_key;
 
 use crate::broker::MessageBroker;
 use crate::clock::{Clock, SystemClock};
@@ -118,7 +119,7 @@ impl Backends {
     pub fn in_memory_default(secret: &[u8]) -> Self {
         Self::in_memory(
             Arc::new(SystemClock),
-            Arc::new(crate::payment::MockProvider::new(secret.to_vec())),
+            Arc::new(crate::memory::MockProvider::new(secret.to_vec())),
         )
     }
 }

@@ -77,11 +77,16 @@ pub struct ReconcileReport {
 impl Engine {
     /// Reconciles one activity; repairs what it finds if `repair`.
     pub async fn reconcile(&self, id: ActivityId, repair: bool) -> Result<ReconcileReport> {
-        self.with_activity_lock(id, self.reconcile_locked(id, repair))
+        self.with_activity_lock(id, |fence| self.reconcile_locked(id, repair, fence))
             .await
     }
 
-    async fn reconcile_locked(&self, id: ActivityId, repair: bool) -> Result<ReconcileReport> {
+    async fn reconcile_locked(
+        &self,
+        id: ActivityId,
+        repair: bool,
+        fence: u64,
+    ) -> Result<ReconcileReport> {
         let b = self.backends();
         if b.catalog.activity(id).await?.is_none() {
             return Err(Error::not_found(Entity::Activity, id));
@@ -145,7 +150,7 @@ impl Engine {
         }
         if repair && holds_missing {
             // The backend lost holds of live orders: a re-warm gives them back as confirmed.
-            self.warm_up_locked(id).await?;
+            self.warm_up_locked(id, fence).await?;
             repaired += issues
                 .iter()
                 .filter(|i| matches!(i, Issue::OrderWithoutHold { .. }))

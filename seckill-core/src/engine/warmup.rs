@@ -18,12 +18,18 @@ use std::time::Duration;
 /// died holding it blocks warm-up and reconciliation of the activity for at most this long.
 const ACTIVITY_LOCK_TTL: Duration = Duration::from_secs(10);
 
+/// The key of an activity's lock: warm-up, reconciliation and updates of the activity run
+/// under it, and pass its fencing token to the writes they make.
+pub fn activity_lock_key(id: ActivityId) -> String {
+    format!("seckill:activity:{id}")
+}
+
 impl Engine {
-    /// Takes the activity's lock (warm-up and reconciliation share it).
+    /// Takes the activity's lock (warm-up, reconciliation and updates share it).
     async fn lock_activity(&self, id: ActivityId) -> Result<LockGuard> {
         self.backends()
             .lock
-            .acquire(&format!("seckill:activity:{id}"), ACTIVITY_LOCK_TTL)
+            .acquire(&activity_lock_key(id), ACTIVITY_LOCK_TTL)
             .await?
             .ok_or_else(|| {
                 Error::conflict(
@@ -35,13 +41,17 @@ impl Engine {
     }
 
     /// Runs `work` under the activity's lock, renewing the lease every third of its TTL until
-    /// `work` is done, then lets go (also when `work` failed).
-    pub(crate) async fn with_activity_lock<T>(
-        &self,
-        id: ActivityId,
-        work: impl std::future::Future<Output = Result<T>>,
-    ) -> Result<T> {
+    /// `work` is done, then lets go (also when `work` failed). `work` gets the lock's fencing
+    /// token and passes it to every write it makes to the activity's stock and record, so that
+    /// storage refuses those writes once a later holder has written (this holder stalled past
+    /// its lease).
+    pub(crate) async fn with_activity_lock<T, F, Fut>(&self, id: ActivityId, work: F) -> Result<T>
+    where
+        F: FnOnce(u64) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
         let guard = self.lock_activity(id).await?;
+        let work = work(guard.token);
         let lock = self.backends().lock.clone();
         // If the lease is lost meanwhile the work still runs to its end: dropped half-way, an
         // activity update would leave the catalog and the stock backend disagreeing, and every
@@ -74,12 +84,15 @@ impl Engine {
 
     /// Loads (or refreshes) the activity's stock. Returns the resulting stock figures.
     pub async fn warm_up(&self, id: ActivityId) -> Result<StockSnapshot> {
-        let result = self.with_activity_lock(id, self.warm_up_locked(id)).await;
+        let result = self
+            .with_activity_lock(id, |fence| self.warm_up_locked(id, fence))
+            .await;
         self.invalidate_activity(id);
         result
     }
 
-    pub(crate) async fn warm_up_locked(&self, id: ActivityId) -> Result<StockSnapshot> {
+    /// Warm-up's work, under the activity's lock whose fencing token is `fence`.
+    pub(crate) async fn warm_up_locked(&self, id: ActivityId, fence: u64) -> Result<StockSnapshot> {
         let b = self.backends();
         let Some(a) = b.catalog.activity(id).await? else {
             return Err(Error::not_found(Entity::Activity, id));
@@ -120,6 +133,7 @@ impl Engine {
                 ends_at: a.ends_at,
                 user_counts: Vec::new(),
                 adopt,
+                fence,
             })
             .await?;
         let snap = b.stock.snapshot(id).await?.ok_or_else(|| {
@@ -175,13 +189,13 @@ impl Engine {
     pub async fn update_activity(&self, a: &Activity) -> Result<()> {
         a.validate()?;
         let result = self
-            .with_activity_lock(a.id, self.update_activity_locked(a))
+            .with_activity_lock(a.id, |fence| self.update_activity_locked(a, fence))
             .await;
         self.invalidate_activity(a.id);
         result
     }
 
-    async fn update_activity_locked(&self, a: &Activity) -> Result<()> {
+    async fn update_activity_locked(&self, a: &Activity, fence: u64) -> Result<()> {
         let b = self.backends();
         let Some(old) = b.catalog.activity(a.id).await? else {
             return Err(Error::not_found(Entity::Activity, a.id));
@@ -200,10 +214,10 @@ impl Engine {
                 ));
             }
         }
-        b.catalog.update_activity(a).await?;
+        b.catalog.update_activity(a, fence).await?;
         if snapshot.is_some() {
-            if let Err(e) = self.warm_up_locked(a.id).await {
-                b.catalog.update_activity(&old).await?;
+            if let Err(e) = self.warm_up_locked(a.id, fence).await {
+                b.catalog.update_activity(&old, fence).await?;
                 return Err(e);
             }
         }

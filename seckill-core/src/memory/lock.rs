@@ -1,4 +1,6 @@
-//! In-memory [`Lock`]: leases on a [`Clock`], fencing tokens from one counter per key.
+//! In-memory [`Lock`]: leases on a [`Clock`]; fencing tokens above every earlier one of the key
+//! and at least the clock in microseconds, so they keep rising across a restart of the process
+//! (storage that keeps fences, such as PostgreSQL, outlives this lock).
 
 use crate::clock::{Clock, SystemClock};
 use crate::lock::{Lock, LockGuard};
@@ -52,7 +54,8 @@ impl Lock for MemoryLock {
         if e.holder.as_ref().is_some_and(|(_, t)| *t > now) {
             return Ok(None);
         }
-        e.fence += 1;
+        let micros = u64::try_from(now.timestamp_micros()).unwrap_or(0);
+        e.fence = (e.fence + 1).max(micros);
         let owner = format!("{:032x}", rand::random::<u128>());
         e.holder = Some((owner.clone(), until));
         Ok(Some(LockGuard {

@@ -26,6 +26,8 @@ struct ActivityStock {
     holds: HashMap<HoldId, HoldRecord>,
     users: HashMap<UserId, u32>,
     requests: HashMap<(UserId, String), HoldId>,
+    /// The highest fencing token the activity was loaded with.
+    fence: u64,
 }
 
 #[derive(Debug, Default)]
@@ -114,12 +116,20 @@ impl StockReserver for MemoryStockReserver {
                     holds: HashMap::new(),
                     users,
                     requests: HashMap::new(),
+                    fence: 0,
                 }));
                 map.insert(spec.activity_id, fresh.clone());
                 fresh
             }
         };
         let mut a = act.lock();
+        if spec.fence > 0 && spec.fence < a.fence {
+            return Err(crate::lock::stale_fence(
+                spec.activity_id,
+                spec.fence,
+                a.fence,
+            ));
+        }
         let adopt: Vec<&Hold> = spec
             .adopt
             .iter()
@@ -148,6 +158,7 @@ impl StockReserver for MemoryStockReserver {
             *a.users.entry(h.user_id).or_insert(0) += h.quantity;
         }
         a.sold += adopted;
+        a.fence = a.fence.max(spec.fence);
         a.total = spec.total;
         a.limit = spec.per_user_limit;
         a.starts_at = spec.starts_at;

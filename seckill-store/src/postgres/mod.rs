@@ -1,8 +1,14 @@
 //! The PostgreSQL repositories (feature `postgres`): schema and embedded migrations, every
-//! repository trait of `seckill-core`, and the order transaction with its guards.
+//! repository trait of `seckill-core`, and the order transaction with its guards. [`PgStore`]
+//! and its query helpers are in `store.rs`; each trait's impl in `users.rs`, `catalog.rs`,
+//! `orders.rs` and `payments.rs`.
 
+mod catalog;
 mod migrate;
+mod orders;
+mod payments;
 mod store;
+mod users;
 
 pub use migrate::{migrate, MIGRATIONS};
 pub use store::PgStore;

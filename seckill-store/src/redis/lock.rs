@@ -1,5 +1,6 @@
-//! [`RedisLock`]: `SET NX PX` with a fencing token from `INCR`; extend and release only by the
-//! owner, in Lua.
+//! [`RedisLock`]: `SET NX PX` with a fencing token above every earlier one and at least
+//! Redis's clock in microseconds (so it keeps rising across a restart that lost the counter);
+//! extend and release only by the owner, in Lua.
 
 use super::conn::{map_err, RedisTarget};
 use async_trait::async_trait;

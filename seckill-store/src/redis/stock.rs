@@ -416,6 +416,7 @@ impl StockReserver for RedisStockReserver {
             .arg(spec.per_user_limit)
             .arg(ms(spec.starts_at))
             .arg(ms(spec.ends_at))
+            .arg(spec.fence)
             .arg(spec.user_counts.len());
         for (u, n) in &spec.user_counts {
             inv.arg(u.0).arg(*n);
@@ -438,6 +439,11 @@ impl StockReserver for RedisStockReserver {
                     spec.total,
                     int(&reply[1], "taken")?
                 ),
+            )),
+            Some(2) => Err(seckill_core::lock::stale_fence(
+                a,
+                spec.fence,
+                u64::try_from(int(&reply[1], "newest fence")?).unwrap_or(0),
             )),
             _ => Err(unexpected("load", &Value::Array(reply))),
         }

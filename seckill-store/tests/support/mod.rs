@@ -57,6 +57,7 @@ pub fn open_stock(a: seckill_core::domain::ActivityId) -> seckill_core::stock::S
         ends_at: now + chrono::Duration::hours(1),
         user_counts: vec![],
         adopt: vec![],
+        fence: 0,
     }
 }
 
