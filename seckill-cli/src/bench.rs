@@ -10,7 +10,7 @@
 //! nothing held at rest; and the server's reconciler agrees. The load is bounded by count and
 //! time, always.
 
-use crate::wire;
+use crate::http1;
 use hdrhistogram::Histogram;
 use seckill_core::domain::Order;
 use seckill_core::invariants::{self, Books, Expect, SaleFigures};
@@ -185,15 +185,15 @@ impl Phase {
 
 /// Sends `a.requests` requests, closed or open loop, bounded by `a.max_seconds`: buys of
 /// `buy_path` by every buyer in turn, or (no path) `GET /health`. Each request is built once and
-/// sent over a kept-alive connection per sender ([`wire`]).
+/// sent over a kept-alive connection per sender ([`http1`]).
 fn fire(authority: &str, a: &BenchArgs, tokens: &[String], buy_path: Option<&str>) -> Phase {
     let buy = buy_path.is_some();
     let requests: Vec<Vec<u8>> = match buy_path {
         Some(path) => tokens
             .iter()
-            .map(|t| wire::request("POST", authority, path, Some(t), Some(r#"{"quantity":1}"#)))
+            .map(|t| http1::request("POST", authority, path, Some(t), Some(r#"{"quantity":1}"#)))
             .collect(),
-        None => vec![wire::request("GET", authority, "/health", None, None)],
+        None => vec![http1::request("GET", authority, "/health", None, None)],
     };
     let requests = &requests;
     let next = Arc::new(AtomicUsize::new(0));
@@ -205,7 +205,7 @@ fn fire(authority: &str, a: &BenchArgs, tokens: &[String], buy_path: Option<&str
         for _ in 0..a.concurrency.max(1) {
             let (next, results, progress) = (next.clone(), results.clone(), progress.clone());
             scope.spawn(move || {
-                let mut conn = wire::Conn::new(authority, Duration::from_secs(30));
+                let mut conn = http1::Conn::new(authority, Duration::from_secs(30));
                 let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
                 let mut outcomes: HashMap<Outcome, usize> = HashMap::new();
                 let mut reserved_by: HashMap<usize, u32> = HashMap::new();
@@ -272,7 +272,7 @@ pub fn run(server: &str, a: &BenchArgs) -> Result<Value, BenchError> {
         ));
     }
     let base = server.trim_end_matches('/').to_string();
-    let authority = wire::authority(&base).map_err(BenchError)?;
+    let authority = http1::authority(&base).map_err(BenchError)?;
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(30))
         .build();

@@ -7,7 +7,7 @@
 //! refusal.
 
 mod bench;
-mod wire;
+mod http1;
 
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};

@@ -1,4 +1,4 @@
-//! The checker of the guarantees of DESIGN §5, shared by the property test, the concurrency
+//! The checker of the guarantees of docs/design.md §5, shared by the property test, the concurrency
 //! test, the backend test suites and `seckill bench`.
 //!
 //! The rules are one pure function, [`violations`], over plain data: the [`Books`] of one

@@ -339,21 +339,85 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
         // and deserializes through `serde_path_to_error` on every request (a few percent of a
         // buy's CPU). Anything unusual takes axum's path, for its exact rejection texts.
         if !plain_json(req.headers()) {
-            return match axum::Json::<T>::from_request(req, state).await {
-                Ok(axum::Json(v)) => Ok(Body(v)),
-                Err(rej) => Err(json_rejection(rej)),
-            };
+            let axum::Json(v) = axum::Json::<serde_json::Value>::from_request(req, state)
+                .await
+                .map_err(json_rejection)?;
+            let v = object(v)?;
+            return serde_json::from_value(v)
+                .map(Body)
+                .map_err(|e| ApiError::new(Code::MalformedBody, e.to_string()));
         }
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|rej| ApiError::new(Code::MalformedBody, rej.body_text()))?;
+        // Every body is an object: serde's derived structs would also take an array of the
+        // fields in order (`["bob","pw"]`), which no document describes.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(not_an_object());
+        }
         match serde_json::from_slice(&bytes) {
             Ok(v) => Ok(Body(v)),
-            // Again through axum, for the message that names the field.
-            Err(_) => axum::Json::<T>::from_bytes(&bytes)
-                .map(|axum::Json(v)| Body(v))
-                .map_err(json_rejection),
+            Err(_) => {
+                // JSON's integers include `2.0` (JSON Schema says so, and clients that hold
+                // numbers as floats send it): take a whole number written as a float.
+                if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                    if whole_floats_to_integers(&mut v) {
+                        if let Ok(t) = serde_json::from_value(v) {
+                            return Ok(Body(t));
+                        }
+                    }
+                }
+                // Again through axum, for the message that names the field.
+                axum::Json::<T>::from_bytes(&bytes)
+                    .map(|axum::Json(v)| Body(v))
+                    .map_err(json_rejection)
+            }
         }
+    }
+}
+
+fn not_an_object() -> ApiError {
+    ApiError::new(Code::MalformedBody, "the body must be a JSON object")
+}
+
+/// `v` if it is an object, with its whole floats as integers.
+fn object(mut v: serde_json::Value) -> Result<serde_json::Value, ApiError> {
+    if !v.is_object() {
+        return Err(not_an_object());
+    }
+    whole_floats_to_integers(&mut v);
+    Ok(v)
+}
+
+/// Rewrites every float without a fraction (within ±2^53, where floats are exact) as an
+/// integer; whether anything changed.
+fn whole_floats_to_integers(v: &mut serde_json::Value) -> bool {
+    use serde_json::Value as V;
+    match v {
+        V::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 {
+                *v = V::from(f as i64);
+                true
+            } else {
+                false
+            }
+        }
+        V::Array(items) => {
+            let mut changed = false;
+            for x in items {
+                changed |= whole_floats_to_integers(x);
+            }
+            changed
+        }
+        V::Object(map) => {
+            let mut changed = false;
+            for x in map.values_mut() {
+                changed |= whole_floats_to_integers(x);
+            }
+            changed
+        }
+        _ => false,
     }
 }
 
@@ -454,5 +518,18 @@ mod body_tests {
                 .unwrap(),
             Q { quantity: 3 }
         );
+        // A whole number written as a float is an integer; a fraction is not.
+        for ct in ["application/json", "application/problem+json"] {
+            assert_eq!(
+                parse(Some(ct), r#"{"quantity":2.0}"#).await.unwrap(),
+                Q { quantity: 2 }
+            );
+            let e = parse(Some(ct), r#"{"quantity":2.5}"#).await.unwrap_err();
+            assert_eq!(e.code, Code::MalformedBody);
+            // An array of the fields is not a body.
+            let e = parse(Some(ct), "[2]").await.unwrap_err();
+            assert_eq!(e.code, Code::MalformedBody);
+            assert!(e.message.contains("JSON object"), "{}", e.message);
+        }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! The networked storage backends of seckill-rs, each behind its own cargo feature:
 //! Redis (`redis`, on by default: stock reservation in Lua with its outbox, delay queue, fenced
-//! lock, GCRA rate limiter, idempotency store; standalone and Cluster) and, with issue 4,
+//! lock, GCRA rate limiter, idempotency store; standalone and Cluster) and
 //! PostgreSQL (`postgres`: the repositories, migrations and the guarded order transaction).
 //! They implement the traits of `seckill-core` and pass its conformance suites.
 //!

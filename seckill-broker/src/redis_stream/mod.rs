@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use redis::{Script, Value};
 use seckill_core::broker::{Delivery, Message, MessageBroker, Subscription};
 use seckill_core::{Error, Result};
-use seckill_store::redis::values::{int, items, string};
+use seckill_store::redis::codec::{int, items, string};
 use seckill_store::redis::{map_err, RedisConn, RedisTarget};
 use std::collections::BTreeMap;
 use std::sync::LazyLock;

@@ -17,13 +17,27 @@ use crate::{Entity, Error, Result, Timestamp};
 #[serde(deny_unknown_fields)]
 pub struct NewProduct {
     /// Display name: 1 to 200 characters, no control characters.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u001F\u007F-\u009F \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+        )
+    )]
     pub name: String,
     /// Free text: at most 2000 characters; no control characters but newlines and tabs.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(max_length = 2000))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 2000,
+            pattern = r"^[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]*$"
+        )
+    )]
     pub description: String,
-    /// The regular price.
+    /// The regular price, in minor units (not negative).
+    #[cfg_attr(feature = "openapi", schema(value_type = i64, minimum = 0))]
     pub list_price: Money,
 }
 
@@ -36,9 +50,17 @@ pub struct NewActivity {
     /// What is sold.
     pub product_id: ProductId,
     /// Display title: 1 to 200 characters, no control characters.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u001F\u007F-\u009F \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+        )
+    )]
     pub title: String,
     /// Sale price of one unit, in minor units (not negative).
+    #[cfg_attr(feature = "openapi", schema(value_type = i64, minimum = 0))]
     pub price: Money,
     /// Units for sale: 1 to 10,000,000.
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10_000_000))]

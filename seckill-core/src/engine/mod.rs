@@ -1,4 +1,4 @@
-//! The sale engine: the pipeline of DESIGN §5, one file per step.
+//! The sale engine: the pipeline of docs/design.md §5, one file per step.
 //!
 //! ```text
 //! buy ─► gate (activity live? local sold-out flag? rate limit?) ─► StockReserver::reserve

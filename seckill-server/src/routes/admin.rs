@@ -139,6 +139,7 @@ pub async fn delete_product(
 #[serde(deny_unknown_fields)]
 pub struct SetStock {
     activity_id: ActivityId,
+    #[schema(minimum = 1, maximum = 10_000_000)]
     total_stock: u32,
 }
 

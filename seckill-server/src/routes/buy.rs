@@ -30,7 +30,7 @@ fn one() -> u32 {
     post,
     path = "/api/v1/seckill/activities/{id}/buy",
     tag = "seckill",
-    params(("id" = ActivityId, Path, description = "activity id"), ("Idempotency-Key" = Option<String>, Header, description = "1 to 128 visible ASCII characters; a retry with the same key and body replays the first answer")),
+    params(("id" = ActivityId, Path, description = "activity id"), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = r"^[!-~]+$", description = "1 to 128 visible ASCII characters; a retry with the same key and body replays the first answer")),
     request_body = BuyReq,
     responses((status = 202, description = "success", body = Success<Bought>), Refusals),
     security(("bearer" = []))

@@ -44,7 +44,7 @@ pub struct PayQuery {
     post,
     path = "/api/v1/orders/{id}/pay",
     tag = "orders",
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 128 visible ASCII characters; a retry with the same key replays the first answer, another request under it answers 422"), ("id" = OrderId, Path, description = "order id"), PayQuery),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = r"^[!-~]+$", description = "1 to 128 visible ASCII characters; a retry with the same key replays the first answer, another request under it answers 422"), ("id" = OrderId, Path, description = "order id"), PayQuery),
     responses((status = 201, description = "success", body = Success<PaymentView>), Refusals),
     security(("bearer" = []))
 )]
@@ -64,7 +64,7 @@ pub async fn pay(
     path = "/api/v1/payment/create",
     tag = "payments",
     request_body = CreateReq,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 128 visible ASCII characters; a retry with the same key replays the first answer, another request under it answers 422")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 128, pattern = r"^[!-~]+$", description = "1 to 128 visible ASCII characters; a retry with the same key replays the first answer, another request under it answers 422")),
     responses((status = 201, description = "success", body = Success<PaymentView>), Refusals),
     security(("bearer" = []))
 )]

@@ -15,9 +15,19 @@ use serde_json::json;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterReq {
+    /// 3 to 32 letters, digits, `_`, `-`, `.`.
+    #[schema(min_length = 3, max_length = 32, pattern = r"^[A-Za-z0-9_.-]+$")]
     username: String,
+    /// 8 to 128 characters, no control characters.
+    #[schema(
+        min_length = 8,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u001F\u007F-\u009F \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     password: String,
+    /// 6 to 20 characters: digits with an optional leading `+`.
     #[serde(default)]
+    #[schema(min_length = 6, max_length = 20, pattern = r"^\+?[0-9]+$")]
     phone: Option<String>,
 }
 
@@ -79,7 +89,9 @@ pub async fn profile(State(s): State<AppState>, me: AuthUser) -> ApiResult<UserV
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileUpdate {
-    /// The phone number; `null` removes it.
+    /// The phone number (6 to 20 characters: digits with an optional leading `+`); `null`
+    /// removes it.
+    #[schema(min_length = 6, max_length = 20, pattern = r"^\+?[0-9]+$")]
     phone: Option<String>,
 }
 
@@ -118,6 +130,12 @@ pub async fn logout(State(s): State<AppState>, me: AuthUser) -> ApiResult<serde_
 #[serde(deny_unknown_fields)]
 pub struct PasswordChange {
     old_password: String,
+    /// 8 to 128 characters, no control characters.
+    #[schema(
+        min_length = 8,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u001F\u007F-\u009F \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     new_password: String,
 }
 
@@ -149,6 +167,8 @@ pub async fn change_password(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendCode {
+    /// 6 to 20 characters: digits with an optional leading `+`.
+    #[schema(min_length = 6, max_length = 20, pattern = r"^\+?[0-9]+$")]
     phone: String,
 }
 
@@ -173,7 +193,11 @@ pub async fn send_code(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyCode {
+    /// 6 to 20 characters: digits with an optional leading `+`.
+    #[schema(min_length = 6, max_length = 20, pattern = r"^\+?[0-9]+$")]
     phone: String,
+    /// The 6 digits sent.
+    #[schema(pattern = r"^[0-9]{6}$")]
     code: String,
 }
 

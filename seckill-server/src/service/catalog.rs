@@ -81,10 +81,15 @@ pub struct ProductStock {
 pub struct ActivityChange {
     /// New title: 1 to 200 characters, no control characters.
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u001F\u007F-\u009F \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub title: Option<String>,
     /// New price (not negative).
     #[serde(default)]
+    #[schema(value_type = Option<i64>, minimum = 0)]
     pub price: Option<Money>,
     /// New total stock: 1 to 10,000,000, never below the units held or sold.
     #[serde(default)]
@@ -114,14 +119,22 @@ pub struct ActivityChange {
 pub struct ProductChange {
     /// New name: 1 to 200 characters, no control characters.
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u001F\u007F-\u009F \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: Option<String>,
     /// New description: at most 2000 characters.
     #[serde(default)]
-    #[schema(max_length = 2000)]
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]*$"
+    )]
     pub description: Option<String>,
     /// New list price (not negative).
     #[serde(default)]
+    #[schema(value_type = Option<i64>, minimum = 0)]
     pub list_price: Option<Money>,
 }
 

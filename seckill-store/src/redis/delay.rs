@@ -1,8 +1,8 @@
 //! [`RedisDelayQueue`]: a sorted set of due times per queue; a claim moves the item's score to
 //! the end of its lease (so lapsed leases come due again) and records the claim's token.
 
+use super::codec::{int, items, string};
 use super::conn::{map_err, RedisTarget};
-use super::values::{int, items, string};
 use async_trait::async_trait;
 use chrono::DateTime;
 use redis::{Script, Value};

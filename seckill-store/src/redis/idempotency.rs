@@ -1,8 +1,8 @@
 //! [`RedisIdempotencyStore`]: one hash per key with the request's hash, its state and, once
 //! complete, the stored response; expires with its TTL.
 
+use super::codec::{int, items, unexpected};
 use super::conn::{map_err, RedisTarget};
-use super::values::{int, items, unexpected};
 use async_trait::async_trait;
 use redis::{Script, Value};
 use seckill_core::idempotency::{Begin, IdempotencyStore, StoredResponse};

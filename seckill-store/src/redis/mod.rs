@@ -3,6 +3,7 @@
 //! key) shares one hash tag, so each Lua script touches one slot and the same code runs on a
 //! standalone Redis (`redis://`) and on a Redis Cluster (`redis-cluster://`).
 
+pub mod codec;
 mod conn;
 mod delay;
 mod idempotency;
@@ -10,7 +11,6 @@ mod lock;
 mod rate_limit;
 mod session;
 mod stock;
-pub mod values;
 
 pub use conn::{connect, map_err, Ack, RedisConn, RedisTarget};
 pub use delay::RedisDelayQueue;

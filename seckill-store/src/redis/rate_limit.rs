@@ -1,7 +1,7 @@
 //! [`RedisRateLimiter`]: GCRA in Lua on the Redis server's clock.
 
+use super::codec::{int, items};
 use super::conn::{map_err, RedisTarget};
-use super::values::{int, items};
 use async_trait::async_trait;
 use redis::{Script, Value};
 use seckill_core::rate_limit::{Quota, RateDecision, RateLimiter};

@@ -2,8 +2,8 @@
 //! hash tag (so one script checks both), and one hash per phone with its pending code and the
 //! tries used; everything expires with its TTL.
 
+use super::codec::{int, items, unexpected};
 use super::conn::{map_err, RedisTarget};
-use super::values::{int, items, unexpected};
 use async_trait::async_trait;
 use redis::{Script, Value};
 use seckill_core::domain::UserId;

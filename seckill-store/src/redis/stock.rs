@@ -12,10 +12,8 @@
 //! back, or a reload, publishes the clear. A flag lives at most [`SOLD_OUT_TTL`] unless
 //! renewed, and a (re)subscription clears every flag, so a lost message costs at most that long.
 
+use super::codec::{hold_record, hold_record_text, int, items, outbox_payload, string, unexpected};
 use super::conn::{map_err, RedisConn, RedisTarget};
-use super::values::{
-    hold_record, hold_record_text, int, items, outbox_payload, string, unexpected,
-};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use redis::{Script, Value};

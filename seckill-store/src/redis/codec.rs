@@ -1,4 +1,5 @@
-//! Reading script replies and the compact records the scripts store.
+//! The codec of the Redis backends: reading script replies, and the compact records the scripts
+//! store (written and read here, both ways).
 
 use chrono::DateTime;
 use redis::Value;
