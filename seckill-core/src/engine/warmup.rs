@@ -216,9 +216,21 @@ impl Engine {
         }
         b.catalog.update_activity(a, fence).await?;
         if snapshot.is_some() {
-            if let Err(e) = self.warm_up_locked(a.id, fence).await {
-                b.catalog.update_activity(&old, fence).await?;
-                return Err(e);
+            match self.warm_up_locked(a.id, fence).await {
+                Ok(_) => {}
+                // A later holder of the lock loaded since (this one stalled past its lease);
+                // it read the record written above, so stock and record agree: rolling the
+                // record back would leave them apart.
+                Err(
+                    e @ Error::Conflict {
+                        entity: Entity::ActivityLock,
+                        ..
+                    },
+                ) => return Err(e),
+                Err(e) => {
+                    b.catalog.update_activity(&old, fence).await?;
+                    return Err(e);
+                }
             }
         }
         Ok(())

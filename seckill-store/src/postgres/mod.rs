@@ -27,11 +27,18 @@ pub fn map_err(e: tokio_postgres::Error) -> Error {
     if let Some(db) = e.as_db_error() {
         let msg = format!("{}: {}", db.code().code(), db.message());
         let c = db.code();
+        // The constraint's name, never its detail: the detail quotes the row's values, and a
+        // conflict's reason reaches the caller.
+        let constraint = db.constraint().unwrap_or("a constraint");
         return if *c == SqlState::UNIQUE_VIOLATION || *c == SqlState::CHECK_VIOLATION {
-            Error::conflict(entity_of(db), "", db.detail().unwrap_or(&msg))
+            Error::conflict(
+                entity_of(db),
+                "",
+                format!("the database's {constraint} refused the write"),
+            )
         } else if *c == SqlState::FOREIGN_KEY_VIOLATION {
-            // The row names what it refers to; callers that know it say which record.
-            Error::not_found(Entity::Other, db.detail().unwrap_or(&msg))
+            // Callers that know the record referred to say which; this names the constraint.
+            Error::not_found(Entity::Other, format!("(referred to by {constraint})"))
         } else if *c == SqlState::T_R_SERIALIZATION_FAILURE
             || *c == SqlState::T_R_DEADLOCK_DETECTED
             || *c == SqlState::ADMIN_SHUTDOWN
