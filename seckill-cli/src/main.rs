@@ -33,6 +33,8 @@ struct Cli {
 enum Cmd {
     /// Is the server alive and are its backends reachable?
     Health,
+    /// Is the server alive (`GET /health` only: the container image's health check)?
+    Alive,
     /// Log in and print a token (use it as SECKILL_TOKEN).
     Login {
         /// Username.
@@ -283,6 +285,7 @@ fn run(cli: &Cli) -> Result<Value, Failure> {
             c.call("GET", "/health", None)?;
             c.call("GET", "/ready", None)
         }
+        Cmd::Alive => c.call("GET", "/health", None),
         Cmd::Login { username, password } => c.call(
             "POST",
             "/api/v1/user/login",
@@ -476,6 +479,7 @@ fn summary(cmd: &Cmd, v: &Value) -> String {
     };
     match cmd {
         Cmd::Health => format!("ready: {} ({})", d["ready"], d["checks"]),
+        Cmd::Alive => format!("alive: {}", d["status"]),
         Cmd::Migrate { .. } => format!("migrated {}: applied {}", d["database"], d["applied"]),
         Cmd::Login { .. } => s(&d["token"]).to_string(),
         Cmd::Products(ProductCmd::List) => list(&d["items"], product),
