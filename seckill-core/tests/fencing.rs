@@ -93,3 +93,30 @@ async fn a_stalled_lock_holder_cannot_overwrite_the_next_holders_writes() {
         5
     );
 }
+
+/// An update whose own re-load of the stock is refused as stale (a later holder of the lock
+/// loaded meanwhile, from the record this update wrote) keeps its record: rolling it back
+/// would leave the record behind the stock the later holder loaded from it.
+#[tokio::test]
+async fn an_update_whose_reload_is_stale_keeps_its_record() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let backends = Backends::in_memory(
+        Arc::new(clock.clone()),
+        Arc::new(MockProvider::new(b"fence".to_vec())),
+    );
+    let e = Engine::new(backends, EngineConfig::default());
+    let b = e.backends().clone();
+    let a = live_activity(b.catalog.as_ref(), e.now(), 10, 2).await;
+    e.warm_up(a.id).await.unwrap();
+    // The later holder's load, with a token above any this engine's lock will issue now.
+    let later = u64::MAX / 4;
+    b.stock.load(&spec(&a, 20, later)).await.unwrap();
+    let changed = Activity {
+        total_stock: 20,
+        title: "raised".into(),
+        ..b.catalog.activity(a.id).await.unwrap().unwrap()
+    };
+    let r = e.update_activity(&changed).await;
+    assert!(is_stale(&r), "the re-load is stale: {r:?}");
+    assert_eq!(b.catalog.activity(a.id).await.unwrap().unwrap(), changed);
+}

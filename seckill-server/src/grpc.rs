@@ -111,6 +111,9 @@ impl SeckillService for Grpc {
             .map_or_else(|| "unknown".to_string(), |a| a.ip().to_string());
         let r = req.into_inner();
         let key = (!r.idempotency_key.is_empty()).then_some(r.idempotency_key);
+        if let Some(k) = &key {
+            crate::idempotent::check_key(k).map_err(status)?;
+        }
         let b = buy::place(
             &self.state,
             &me,

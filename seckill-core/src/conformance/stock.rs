@@ -14,10 +14,10 @@ fn t0() -> Timestamp {
     Utc.with_ymd_and_hms(2030, 1, 1, 12, 0, 0).unwrap()
 }
 
-async fn fresh(b: &Backend, total: u32, limit: u32) -> ActivityId {
-    let id = ActivityId(super::unique_id());
-    b.load(&StockSpec {
-        activity_id: id,
+/// A spec of `total` units, `limit` per user, open for an hour from `t0`, nothing sold yet.
+fn spec(a: ActivityId, total: u32, limit: u32) -> StockSpec {
+    StockSpec {
+        activity_id: a,
         total,
         sold: 0,
         per_user_limit: limit,
@@ -26,9 +26,12 @@ async fn fresh(b: &Backend, total: u32, limit: u32) -> ActivityId {
         user_counts: vec![],
         adopt: vec![],
         fence: 0,
-    })
-    .await
-    .expect("load");
+    }
+}
+
+async fn fresh(b: &Backend, total: u32, limit: u32) -> ActivityId {
+    let id = ActivityId(super::unique_id());
+    b.load(&spec(id, total, limit)).await.expect("load");
     id
 }
 
@@ -269,15 +272,8 @@ pub async fn load_adopts_lost_holds(b: &Backend) {
     };
     let (h1, h2) = (lost(1, 2), lost(2, 1));
     let spec = |total: u32, adopt: Vec<crate::domain::Hold>| StockSpec {
-        activity_id: a,
-        total,
-        sold: 0,
-        per_user_limit: 2,
-        starts_at: t0(),
-        ends_at: t0() + CDuration::hours(1),
-        user_counts: vec![],
         adopt,
-        fence: 0,
+        ..spec(a, total, 2)
     };
     b.load(&spec(5, vec![h1.clone()])).await.unwrap();
     let s = b.snapshot(a).await.unwrap().unwrap();
@@ -343,15 +339,8 @@ pub async fn outbox_claims_lease_and_ack(b: &Backend) {
 pub async fn stale_fence_is_refused(b: &Backend) {
     let a = ActivityId(super::unique_id());
     let spec = |total: u32, fence: u64| StockSpec {
-        activity_id: a,
-        total,
-        sold: 0,
-        per_user_limit: 2,
-        starts_at: t0(),
-        ends_at: t0() + CDuration::hours(1),
-        user_counts: vec![],
-        adopt: vec![],
         fence,
+        ..spec(a, total, 2)
     };
     // Tokens as the locks issue them: above the clock in microseconds.
     let (old, new) = (1_900_000_000_000_000, 1_900_000_000_000_001);

@@ -133,10 +133,8 @@ impl Engine {
             created_at: self.now(),
         };
         a.validate()?;
-        match self.backends().catalog.insert_activity(&a).await {
-            Err(Error::NotFound { .. }) => Err(Error::not_found(Entity::Product, a.product_id)),
-            other => other.map(|()| a),
-        }
+        self.backends().catalog.insert_activity(&a).await?;
+        Ok(a)
     }
 
     /// Creates a user: checked, then stored (`Conflict` on [`Entity::Username`] when the name
@@ -152,17 +150,8 @@ impl Engine {
             created_at: self.now(),
         };
         u.validate()?;
-        match self.backends().users.insert_user(&u).await {
-            Err(Error::Conflict {
-                entity: Entity::Username | Entity::Other,
-                ..
-            }) => Err(Error::conflict(
-                Entity::Username,
-                &u.username,
-                "the username is taken",
-            )),
-            other => other.map(|()| u),
-        }
+        self.backends().users.insert_user(&u).await?;
+        Ok(u)
     }
 
     /// Saves a changed user: checked, then stored.

@@ -50,9 +50,10 @@ pub fn rejection(r: BuyRejection) -> ApiError {
     }
 }
 
-/// The buy: the per-IP limit, then the engine (which checks the quantity and the idempotency
-/// key). `me`'s token has verified; its revocation is checked here, after the engine's
-/// in-memory refusals (a sold-out sale answers with no I/O), and only here.
+/// The buy: the per-IP limit, then the engine, which checks the quantity and the idempotency
+/// key (the transports have checked the key already, to answer a malformed one as a malformed
+/// parameter, 2003). `me`'s token has verified; its revocation is checked here, after the
+/// engine's in-memory refusals (a sold-out sale answers with no I/O), and only here.
 pub async fn place(
     s: &AppState,
     me: &SignedUser,
@@ -61,15 +62,6 @@ pub async fn place(
     quantity: u32,
     key: Option<String>,
 ) -> Result<Bought, ApiError> {
-    if quantity == 0 {
-        return Err(ApiError::new(
-            Code::InvalidField,
-            "quantity must be at least 1",
-        ));
-    }
-    if let Some(k) = &key {
-        crate::idempotent::check_key(k)?;
-    }
     charge(s, Limit::BuyPerIp, ip).await?;
     let outcome = s
         .engine

@@ -349,7 +349,6 @@ pub async fn set_product_stock(
 
 /// Loads an activity's stock (idempotent; never re-sells).
 pub async fn warm_up(s: &AppState, id: ActivityId) -> Result<StockSnapshot, ApiError> {
-    find_activity(s, id).await?;
     Ok(s.engine.warm_up(id).await?)
 }
 
@@ -359,6 +358,5 @@ pub async fn reconcile(
     id: ActivityId,
     repair: bool,
 ) -> Result<ReconcileReport, ApiError> {
-    find_activity(s, id).await?;
     Ok(s.engine.reconcile(id, repair).await?)
 }

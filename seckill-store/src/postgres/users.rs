@@ -41,7 +41,8 @@ impl UserRepo for PgStore {
                 &[&u.id.0, &u.username, &u.phone, &u.password_hash, &role_str(u.role),
                   &(u.token_version as i32), &u.created_at],
             )
-            .await?;
+            .await
+            .map_err(|e| taken(e, u))?;
         Ok(())
     }
 
@@ -81,5 +82,17 @@ impl UserRepo for PgStore {
             return Err(Error::not_found(Entity::User, u.id));
         }
         Ok(())
+    }
+}
+
+/// A unique violation on the username, said as the memory backend says it (the same answer on
+/// every backend); any other error as it is.
+fn taken(e: Error, u: &User) -> Error {
+    match e {
+        Error::Conflict {
+            entity: Entity::Username,
+            ..
+        } => Error::conflict(Entity::Username, &u.username, "the username is taken"),
+        other => other,
     }
 }
