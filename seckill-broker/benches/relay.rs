@@ -73,9 +73,7 @@ fn brokers() -> Vec<(&'static str, String)> {
 }
 
 async fn broker(registry: &Registry, url: &str) -> Option<Arc<dyn MessageBroker>> {
-    let ctx = BuildContext {
-        clock: Arc::new(SystemClock),
-    };
+    let ctx = BuildContext::new(Arc::new(SystemClock));
     match registry.broker.build(url, &ctx).await {
         Ok(b) => Some(b),
         Err(e) => {

@@ -6,7 +6,7 @@
 //! print with their password redacted.
 
 use crate::clock::Clock;
-use crate::engine::Backends;
+use crate::engine::{BackendMetrics, Backends};
 use crate::memory::{
     MemoryBroker, MemoryDelayQueue, MemoryIdempotencyStore, MemoryLock, MemoryRateLimiter,
     MemorySessionStore, MemoryStockReserver, MemoryStore,
@@ -143,6 +143,19 @@ pub struct Repos {
 pub struct BuildContext {
     /// The clock backends measure leases on.
     pub clock: Arc<dyn Clock>,
+    /// Where a backend adds the collectors of its own resources (pool sizes, connection
+    /// errors); they end up in [`Backends::metrics`].
+    pub metrics: BackendMetrics,
+}
+
+impl BuildContext {
+    /// A context on `clock`, collecting into a new [`BackendMetrics`].
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            clock,
+            metrics: BackendMetrics::default(),
+        }
+    }
 }
 
 /// A boxed future returned by constructors.
@@ -335,9 +348,7 @@ impl Registry {
         clock: Arc<dyn Clock>,
         providers: impl Into<PaymentProviders>,
     ) -> Result<Backends> {
-        let ctx = BuildContext {
-            clock: clock.clone(),
-        };
+        let ctx = BuildContext::new(clock.clone());
         let repos = self.database.build(&urls.database, &ctx).await?;
         Ok(Backends {
             stock: self.stock.build(&urls.stock, &ctx).await?,
@@ -353,6 +364,7 @@ impl Registry {
             payments: repos.payments,
             providers: providers.into(),
             clock,
+            metrics: ctx.metrics,
         })
     }
 }
@@ -396,9 +408,7 @@ mod tests {
     #[tokio::test]
     async fn unknown_scheme_lists_the_available_ones() {
         let r = Registry::with_memory();
-        let ctx = BuildContext {
-            clock: Arc::new(SystemClock),
-        };
+        let ctx = BuildContext::new(Arc::new(SystemClock));
         let err = r
             .broker
             .build("kafka://user:pw@localhost:9092", &ctx)

@@ -200,8 +200,12 @@ pub trait StockReserver: Send + Sync + std::fmt::Debug {
     async fn outbox_claim(&self, max: usize, lease: Duration) -> Result<Vec<OutboxEntry>>;
     /// Removes entries (after the broker has them).
     async fn outbox_ack(&self, ids: &[String]) -> Result<()>;
-    /// Entries not yet acked (for the outbox-lag metric).
-    async fn outbox_len(&self) -> Result<u64>;
+    /// Entries not yet acked, per activity that has any (the `seckill_outbox_lag` metric).
+    async fn outbox_lag(&self) -> Result<Vec<(ActivityId, u64)>>;
+    /// Entries not yet acked, in all.
+    async fn outbox_len(&self) -> Result<u64> {
+        Ok(self.outbox_lag().await?.iter().map(|(_, n)| n).sum())
+    }
     /// A cached "sold out" flag (see the contract above); `false` when unknown.
     fn sold_out_hint(&self, activity: ActivityId) -> bool;
 }

@@ -2,7 +2,7 @@
 
 use crate::auth::Tokens;
 use crate::config::Config;
-use crate::metrics::HttpMetrics;
+use crate::metrics::Metrics;
 use crate::routes::app;
 use crate::service::users::create_user;
 use crate::state::AppState;
@@ -82,6 +82,7 @@ pub async fn build(config: Config) -> anyhow_like::Result<Server> {
         .jwt_secret
         .as_ref()
         .map_or_else(random_secret, |s| s.expose().to_string());
+    let metrics = Arc::new(Metrics::new(&engine, &config.roles));
     let state = AppState {
         engine,
         tokens: Arc::new(Tokens::new(
@@ -91,7 +92,7 @@ pub async fn build(config: Config) -> anyhow_like::Result<Server> {
             config.auth.token_ttl_secs,
         )),
         mock: payment.mock,
-        http: Arc::new(HttpMetrics::default()),
+        metrics,
         notifier: Arc::new(seckill_core::LogNotifier),
         limits: Arc::new(config.limits.clone()),
     };

@@ -1,57 +1,351 @@
-//! HTTP metrics and the Prometheus text rendering of `/metrics`.
+//! `/metrics`: one [`prometheus_client`] registry holding the engine's metrics (the seed spec's
+//! business metrics), the backends' own (connection pools), the HTTP metrics, the figures read
+//! at each scrape (outbox and consumer lag, stock per live activity), process metrics and
+//! build info, encoded in the OpenMetrics text format.
 
-use parking_lot::Mutex;
-use seckill_core::engine::Histogram;
-use std::collections::BTreeMap;
-use std::fmt::Write;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::registry::Registry;
+use seckill_core::domain::ActivityId;
+use seckill_core::engine::{Engine, Histogram};
 use std::time::Duration;
 
-/// Requests by route and status, and a latency histogram per route.
+/// The content type of the exposition.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// How far around now an activity counts as live for the stock gauges.
+const LIVE_MARGIN: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabel {
+    route: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActivityLabel {
+    activity: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    topic: String,
+    group: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    roles: String,
+}
+
+/// Requests by method, route and status, and a latency histogram per route.
 #[derive(Debug, Default)]
 pub struct HttpMetrics {
-    counts: Mutex<BTreeMap<(String, String, u16), u64>>,
-    latency: Mutex<BTreeMap<String, std::sync::Arc<Histogram>>>,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabel, Histogram>,
 }
 
 impl HttpMetrics {
-    /// Records one request.
+    /// Records one request (`route` is the matched route template, never the raw path).
     pub fn record(&self, method: &str, route: &str, status: u16, took: Duration) {
-        *self
-            .counts
-            .lock()
-            .entry((method.to_string(), route.to_string(), status))
-            .or_insert(0) += 1;
-        let h = self
-            .latency
-            .lock()
-            .entry(route.to_string())
-            .or_default()
-            .clone();
-        h.observe(took);
+        self.requests
+            .get_or_create(&RequestLabels {
+                method: method.to_string(),
+                route: route.to_string(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabel {
+                route: route.to_string(),
+            })
+            .observe(took);
+    }
+}
+
+/// Figures read from the backends at each scrape.
+#[derive(Debug, Default)]
+struct Scraped {
+    outbox_lag: Family<ActivityLabel, Gauge>,
+    consumer_lag: Family<QueueLabels, Gauge>,
+    available: Family<ActivityLabel, Gauge>,
+    held: Family<ActivityLabel, Gauge>,
+    sold: Family<ActivityLabel, Gauge>,
+}
+
+/// Everything `/metrics` shows.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// HTTP requests.
+    pub http: HttpMetrics,
+    scraped: Scraped,
+}
+
+impl Metrics {
+    /// The registry of `engine`'s metrics, its backends' and the server's own, for a process
+    /// playing `roles`.
+    pub fn new(engine: &Engine, roles: &str) -> Self {
+        let mut registry = Registry::default();
+        engine.metrics().register(&mut registry);
+        engine.backends().metrics.register(&mut registry);
+        let http = HttpMetrics::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by method, route and status.",
+            http.requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route.",
+            http.latency.clone(),
+        );
+        let scraped = Scraped::default();
+        for (name, help, family) in [
+            (
+                "seckill_outbox_lag",
+                "Outbox entries not yet handed to the broker, per activity.",
+                &scraped.outbox_lag,
+            ),
+            (
+                "seckill_stock_available",
+                "Units anyone may still reserve, per live activity.",
+                &scraped.available,
+            ),
+            (
+                "seckill_stock_held",
+                "Units in holds whose order is not confirmed, per live activity.",
+                &scraped.held,
+            ),
+            (
+                "seckill_stock_sold",
+                "Units sold, per live activity.",
+                &scraped.sold,
+            ),
+        ] {
+            registry.register(name, help, family.clone());
+        }
+        registry.register(
+            "seckill_consumer_lag",
+            "Hold messages not yet acked by the order workers, per topic and group.",
+            scraped.consumer_lag.clone(),
+        );
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                roles: roles.to_string(),
+            })
+            .set(1);
+        registry.register(
+            "seckill_build_info",
+            "The running build (value 1): its version and the roles this process plays.",
+            build,
+        );
+        registry.register_collector(Box::new(ProcessCollector));
+        Self {
+            registry,
+            http,
+            scraped,
+        }
     }
 
-    /// Appends the HTTP metrics in Prometheus text format.
-    pub fn render(&self, out: &mut String) {
-        let _ = writeln!(
-            out,
-            "# HELP http_requests_total HTTP requests by method, route and status.\n# TYPE http_requests_total counter"
-        );
-        for ((m, r, s), n) in self.counts.lock().iter() {
-            let _ = writeln!(
-                out,
-                "http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{s}\"}} {n}"
-            );
+    /// Reads the scraped figures from `engine`'s backends, then encodes every metric. A
+    /// backend that does not answer leaves its figures out (and `/ready` says so).
+    pub async fn render(&self, engine: &Engine) -> String {
+        let b = engine.backends();
+        let cfg = engine.config();
+        let s = &self.scraped;
+        let live = engine.live_activities(LIVE_MARGIN).await;
+        if let Ok(lag) = b.stock.outbox_lag().await {
+            // Every live activity has a series (zero when its outbox is empty), and so has
+            // any other activity with entries waiting.
+            s.outbox_lag.clear();
+            for a in &live {
+                s.outbox_lag.get_or_create(&label(a.id)).set(0);
+            }
+            for (a, n) in lag {
+                s.outbox_lag.get_or_create(&label(a)).set(n as i64);
+            }
         }
-        let _ = writeln!(
-            out,
-            "# HELP http_request_duration_seconds HTTP request latency by route.\n# TYPE http_request_duration_seconds histogram"
-        );
-        for (route, h) in self.latency.lock().iter() {
-            h.render_samples(
-                out,
-                "http_request_duration_seconds",
-                &format!("route=\"{route}\""),
-            );
+        if let Ok(n) = b.broker.lag(&cfg.holds_topic, &cfg.order_group).await {
+            s.consumer_lag
+                .get_or_create(&QueueLabels {
+                    topic: cfg.holds_topic.clone(),
+                    group: cfg.order_group.clone(),
+                })
+                .set(n as i64);
         }
+        for f in [&s.available, &s.held, &s.sold] {
+            f.clear();
+        }
+        for a in live {
+            if let Ok(Some(snap)) = b.stock.snapshot(a.id).await {
+                let l = label(a.id);
+                s.available.get_or_create(&l).set(snap.available);
+                s.held.get_or_create(&l).set(i64::from(snap.held));
+                s.sold.get_or_create(&l).set(i64::from(snap.sold));
+            }
+        }
+        let mut out = String::with_capacity(16 * 1024);
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "encoding the metrics failed");
+        }
+        out
+    }
+}
+
+fn label(a: ActivityId) -> ActivityLabel {
+    ActivityLabel {
+        activity: a.to_string(),
+    }
+}
+
+/// The process's CPU time, memory, file descriptors, threads and start time, read from
+/// `/proc/self` at each scrape, under the names every Prometheus client uses (Linux only:
+/// elsewhere it reports nothing).
+#[derive(Debug)]
+struct ProcessCollector;
+
+/// What `/proc/self` says.
+#[derive(Debug, Default, PartialEq)]
+struct ProcessFigures {
+    cpu_seconds: f64,
+    resident_bytes: i64,
+    virtual_bytes: i64,
+    threads: i64,
+    start_time_seconds: f64,
+    open_fds: i64,
+    max_fds: i64,
+}
+
+/// Clock ticks per second of `/proc`'s times (`USER_HZ`: 100 on every Linux ABI).
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// Parses `/proc/self/stat` (after the command name, which may hold spaces and parentheses)
+/// with the system's boot time and page size.
+fn parse_stat(stat: &str, boot_time: f64, page_size: i64) -> Option<ProcessFigures> {
+    let rest = &stat[stat.rfind(')')? + 2..];
+    // Fields from the 3rd (state) on: utime is the 14th field, so index 11 here.
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok());
+    Some(ProcessFigures {
+        cpu_seconds: (num(11)? + num(12)?) / TICKS_PER_SEC,
+        threads: num(17)? as i64,
+        start_time_seconds: boot_time + num(19)? / TICKS_PER_SEC,
+        virtual_bytes: num(20)? as i64,
+        resident_bytes: num(21)? as i64 * page_size,
+        ..ProcessFigures::default()
+    })
+}
+
+fn read_process() -> Option<ProcessFigures> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let boot_time = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime ")?.trim().parse::<f64>().ok())?;
+    // The page size is 4 KiB on the platforms this runs on; /proc/self/smaps_rollup would
+    // say, at a cost per scrape.
+    let mut p = parse_stat(&stat, boot_time, 4096)?;
+    p.open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as i64;
+    p.max_fds = std::fs::read_to_string("/proc/self/limits")
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
+        .unwrap_or(-1);
+    Some(p)
+}
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(p) = read_process() else {
+            return Ok(());
+        };
+        let cpu = ConstCounter::new(p.cpu_seconds);
+        cpu.encode(encoder.encode_descriptor(
+            "process_cpu_seconds",
+            "Total user and system CPU time spent in seconds.",
+            None,
+            cpu.metric_type(),
+        )?)?;
+        for (name, help, v) in [
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes.",
+                p.resident_bytes,
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes.",
+                p.virtual_bytes,
+            ),
+            (
+                "process_open_fds",
+                "Number of open file descriptors.",
+                p.open_fds,
+            ),
+            (
+                "process_max_fds",
+                "Maximum number of open file descriptors.",
+                p.max_fds,
+            ),
+            (
+                "process_threads",
+                "Number of OS threads in the process.",
+                p.threads,
+            ),
+        ] {
+            let g = ConstGauge::new(v);
+            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+        }
+        let start = ConstGauge::new(p.start_time_seconds);
+        start.encode(encoder.encode_descriptor(
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            None,
+            start.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_stat_is_parsed_past_a_command_name_with_spaces() {
+        // pid (comm) state ppid ... as proc(5) lays it out: utime 250, stime 50, 7 threads,
+        // starttime 1000 ticks, vsize 1 MiB, rss 10 pages.
+        let stat = "42 (a (b) c) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 7 0 1000 \
+                    1048576 10 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0";
+        let p = parse_stat(stat, 1_700_000_000.0, 4096).expect("parsed");
+        assert_eq!(p.cpu_seconds, 3.0);
+        assert_eq!(p.threads, 7);
+        assert_eq!(p.start_time_seconds, 1_700_000_010.0);
+        assert_eq!(p.virtual_bytes, 1_048_576);
+        assert_eq!(p.resident_bytes, 40_960);
+    }
+
+    #[test]
+    fn this_process_reports_itself() {
+        let p = read_process().expect("Linux /proc");
+        assert!(
+            p.threads >= 1 && p.open_fds >= 3 && p.max_fds >= p.open_fds,
+            "{p:?}"
+        );
+        assert!(p.resident_bytes > 0 && p.cpu_seconds >= 0.0, "{p:?}");
     }
 }

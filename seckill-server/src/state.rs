@@ -2,7 +2,7 @@
 
 use crate::auth::Tokens;
 use crate::config::LimitsConfig;
-use crate::metrics::HttpMetrics;
+use crate::metrics::Metrics;
 use seckill_core::engine::Engine;
 use seckill_core::memory::MockProvider;
 use seckill_core::Notifier;
@@ -17,8 +17,8 @@ pub struct AppState {
     pub tokens: Arc<Tokens>,
     /// The mock provider, when it is the configured one (its pay page is served).
     pub mock: Option<Arc<MockProvider>>,
-    /// HTTP metrics.
-    pub http: Arc<HttpMetrics>,
+    /// Everything `/metrics` shows.
+    pub metrics: Arc<Metrics>,
     /// Delivers verification codes.
     pub notifier: Arc<dyn Notifier>,
     /// Rate limits and verification-code settings.

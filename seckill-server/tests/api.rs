@@ -534,14 +534,22 @@ async fn ops_routes_answer() {
     for name in [
         "seckill_request_total",
         "seckill_success_total",
-        "seckill_fail_reason",
+        "seckill_fail_reason{reason=\"sold_out\"} 0",
         "order_create_duration_seconds_bucket",
-        "seckill_outbox_lag",
-        "seckill_consumer_lag",
-        "http_requests_total",
+        "seckill_buy_duration_seconds_bucket",
+        "seckill_consumer_lag{topic=",
+        "seckill_reconcile_findings{kind=\"unbalanced\"} 0",
+        "http_requests_total{method=\"GET\",route=\"/health\",status=\"200\"} 1",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "seckill_build_info{version=",
     ] {
-        assert!(text.contains(name), "{name} missing from /metrics");
+        assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
     }
+    assert!(
+        text.ends_with("# EOF\n"),
+        "the exposition ends with its EOF marker"
+    );
 }
 
 #[tokio::test]

@@ -314,6 +314,9 @@ pub async fn outbox_claims_lease_and_ack(b: &Backend) {
     for k in ["a", "b", "c"] {
         reserved(b, &req(a, 1, 1, k)).await;
     }
+    // The lag names the activity with its three entries.
+    let lag = b.outbox_lag().await.unwrap();
+    assert!(lag.contains(&(a, 3)), "{lag:?}");
     let lease = Duration::from_millis(300);
     let first = b.outbox_claim(2, lease).await.unwrap();
     assert_eq!(first.len(), 2);
@@ -331,6 +334,7 @@ pub async fn outbox_claims_lease_and_ack(b: &Backend) {
     assert_eq!(again[0].attempts, 2);
     b.outbox_ack(&[again[0].id.clone()]).await.unwrap();
     assert_eq!(b.outbox_len().await.unwrap(), 0);
+    assert!(b.outbox_lag().await.unwrap().iter().all(|(x, _)| *x != a));
 }
 
 /// A load fenced with a token below the highest one the activity was loaded with is refused

@@ -111,13 +111,13 @@ impl Engine {
         gate: impl std::future::Future<Output = Result<()>>,
     ) -> Result<BuyOutcome> {
         let m = self.metrics();
-        m.requests
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        m.requests.inc();
+        let started = std::time::Instant::now();
         let outcome = self.buy_inner(req, gate).await;
+        m.buy_duration.observe(started.elapsed());
         match &outcome {
             Ok(BuyOutcome::Reserved { .. }) => {
-                m.successes
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                m.successes.inc();
             }
             Ok(BuyOutcome::Rejected(r)) => m.fail(r.reason()),
             Err(Error::InvalidArgument(_)) => m.fail("invalid_request"),

@@ -8,7 +8,6 @@ use super::Engine;
 use crate::domain::{ActivityId, CancelReason, HoldId, Order, OrderId, OrderStatus, UserId};
 use crate::repo::{StatusChange, StatusChanged};
 use crate::{Entity, Error, Result};
-use std::sync::atomic::Ordering;
 
 impl Engine {
     /// Releases a hold's units (idempotent; the stock backend clears its sold-out flag).
@@ -38,9 +37,7 @@ impl Engine {
         };
         let order = match b.orders.change_status(id, change).await? {
             StatusChanged::Applied(o) => {
-                self.metrics()
-                    .orders_cancelled
-                    .fetch_add(1, Ordering::Relaxed);
+                self.metrics().orders_cancelled.inc();
                 o
             }
             StatusChanged::Conflict(o) if o.status == OrderStatus::Cancelled => o,
@@ -130,9 +127,7 @@ impl Engine {
             .orders
             .cancel_expired(self.now(), self.config().batch_size)
             .await?;
-        self.metrics()
-            .orders_cancelled
-            .fetch_add(orders.len() as u64, Ordering::Relaxed);
+        self.metrics().orders_cancelled.inc_by(orders.len() as u64);
         for o in &orders {
             self.crash_point(CrashPoint::AfterCancel)?;
             self.release_order(o).await?;

@@ -9,6 +9,7 @@ use crate::domain::{
     Activity, ActivityId, CancelReason, Money, Order, OrderId, OrderStatus, Product, ProductId,
     Role, User, UserId,
 };
+use crate::repo::PageRequest;
 use crate::{Entity, Error, Result, Timestamp};
 
 /// A product to create (the body of `POST /api/v1/admin/products`).
@@ -91,6 +92,45 @@ pub struct NewUser {
 }
 
 impl Engine {
+    /// Every activity of the catalog, read a page at a time (a failed read ends the list there).
+    pub async fn all_activities(&self) -> Vec<Activity> {
+        let mut page = PageRequest {
+            page: 1,
+            page_size: 100,
+        };
+        let mut all = Vec::new();
+        loop {
+            match self.backends().catalog.list_activities(page).await {
+                Ok(list) => {
+                    let last = list.items.len() < page.page_size as usize;
+                    all.extend(list.items);
+                    if last {
+                        return all;
+                    }
+                    page.page += 1;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "reconciler cannot list activities");
+                    return all;
+                }
+            }
+        }
+    }
+
+    /// The activities of the catalog a dashboard shows: not cancelled, and on sale within
+    /// `margin` of now (starting soon, live, or ended a moment ago).
+    pub async fn live_activities(&self, margin: std::time::Duration) -> Vec<Activity> {
+        let now = self.now();
+        let margin = chrono::Duration::from_std(margin).unwrap_or(chrono::Duration::MAX);
+        let mut all = self.all_activities().await;
+        all.retain(|a| {
+            !a.cancelled
+                && a.starts_at <= now.checked_add_signed(margin).unwrap_or(now)
+                && a.ends_at >= now.checked_sub_signed(margin).unwrap_or(now)
+        });
+        all
+    }
+
     /// Creates a product: checked, then stored.
     pub async fn create_product(&self, new: NewProduct) -> Result<Product> {
         let p = Product {

@@ -64,9 +64,7 @@ impl Engine {
             Voided::Now => {
                 tracing::warn!(order = %id, user = %user,
                     "an acknowledged order was never written by its deadline; declared lost");
-                self.metrics()
-                    .orders_lost
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.metrics().orders_lost.inc();
                 OrderLookup::Lost { deadline }
             }
             Voided::Already => OrderLookup::Lost { deadline },

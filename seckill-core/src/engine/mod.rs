@@ -33,7 +33,10 @@ mod warmup;
 pub use buy::{BuyOutcome, BuyRejection, BuyRequest};
 pub use catalog::{NewActivity, NewProduct, NewUser};
 pub use lookup::OrderLookup;
-pub use metrics::{EngineMetrics, Histogram, FAIL_REASONS};
+pub use metrics::{
+    BackendMetrics, CallbackLabels, EngineMetrics, Histogram, SpecCounter, CALLBACK_OUTCOMES,
+    FAIL_REASONS, FINDING_KINDS,
+};
 pub use order_worker::OrderWorker;
 pub use pay::{CallbackOutcome, PaymentStarted, Settlement};
 pub use reconcile::{Issue, ReconcileReport};
@@ -91,6 +94,8 @@ pub struct Backends {
     pub providers: PaymentProviders,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// What the backends report about their own resources (none in memory).
+    pub metrics: BackendMetrics,
 }
 
 impl Backends {
@@ -111,6 +116,7 @@ impl Backends {
             payments: store,
             providers: providers.into(),
             clock,
+            metrics: BackendMetrics::default(),
         }
     }
 

@@ -13,7 +13,6 @@ use crate::repo::{CreateOrder, StatusChange, StatusChanged};
 use crate::stock::Transition;
 use crate::{Entity, Error, Result};
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// How long a batch that failed on a retryable error is retried in place before it is handed
@@ -139,7 +138,7 @@ impl Engine {
         let order = match outcome {
             CreateOrder::Created(o) => {
                 let m = self.metrics();
-                m.orders_created.fetch_add(1, Ordering::Relaxed);
+                m.orders_created.inc();
                 let age = (self.now() - hold.created_at).to_std().unwrap_or_default();
                 m.order_create.observe(age);
                 o
@@ -147,9 +146,7 @@ impl Engine {
             CreateOrder::Duplicate(o) => o,
             CreateOrder::Rejected(why) => {
                 tracing::warn!(hold = %hold.id, ?why, "database guard refused a hold; releasing it");
-                self.metrics()
-                    .orders_rejected
-                    .fetch_add(1, Ordering::Relaxed);
+                self.metrics().orders_rejected.inc();
                 // The refusal is final: its buyer hears so now (410, code 4003), not at the
                 // payment deadline. (A stock backend that rewound can let a buyer past the
                 // limit or the stock for a moment; the database refuses, the buyer is told.)
@@ -211,9 +208,7 @@ impl Engine {
             .await?
         {
             StatusChanged::Applied(_) => {
-                self.metrics()
-                    .orders_cancelled
-                    .fetch_add(1, Ordering::Relaxed);
+                self.metrics().orders_cancelled.inc();
             }
             StatusChanged::Conflict(o) if o.status == OrderStatus::Paid => {
                 tracing::error!(order = %o.id, "paid order whose hold was released; reconcile it");

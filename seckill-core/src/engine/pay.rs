@@ -10,7 +10,6 @@ use crate::domain::{Order, OrderId, OrderStatus, Payment, PaymentId, PaymentStat
 use crate::payment::{Callback, Checkout, Notification};
 use crate::repo::{PaymentRecorded, StatusChange, StatusChanged};
 use crate::{Entity, Error, Result};
-use std::sync::atomic::Ordering;
 
 /// A payment opened at the provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +27,9 @@ pub struct Settlement {
     pub payment: Payment,
     /// What became of its order.
     pub outcome: CallbackOutcome,
+    /// Whether the provider had told this result before (a repeated callback: nothing new
+    /// was recorded).
+    pub repeated: bool,
 }
 
 /// What a callback did.
@@ -118,13 +120,31 @@ impl Engine {
 
     /// Handles a provider callback. `Err(Unauthenticated)` for a bad signature; any `Ok` means
     /// its effect is committed and the provider may stop retrying.
+    ///
+    /// Each callback is counted in `seckill_payment_callbacks_total` by provider and outcome.
     pub async fn handle_callback(&self, provider: &str, cb: &Callback) -> Result<Settlement> {
-        let n = self
-            .backends()
-            .providers
-            .named(provider)?
-            .verify_callback(cb)?;
-        self.apply_notification(provider, &n).await
+        let providers = &self.backends().providers;
+        let r = match providers.named(provider) {
+            Ok(p) => match p.verify_callback(cb) {
+                Ok(n) => self.apply_notification(provider, &n).await,
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        let outcome = match &r {
+            Ok(s) if s.repeated => "duplicate",
+            Ok(_) => "accepted",
+            Err(Error::Unauthenticated(_)) => "invalid_signature",
+            Err(_) => "rejected",
+        };
+        // The label names a configured provider only: callers choose the path segment.
+        let label = if providers.get(provider).is_some() {
+            provider
+        } else {
+            "unknown"
+        };
+        self.metrics().callback(label, outcome);
+        r
     }
 
     /// Records a result verified by `provider` and settles the order with it. A result about a
@@ -156,12 +176,13 @@ impl Engine {
         } else {
             PaymentStatus::Failed
         };
-        let payment = match b
+        let (payment, repeated) = match b
             .payments
             .record_result(payment.id, &n.txn_id, status, self.now())
             .await?
         {
-            PaymentRecorded::Applied(p) | PaymentRecorded::Duplicate(p) => p,
+            PaymentRecorded::Applied(p) => (p, false),
+            PaymentRecorded::Duplicate(p) => (p, true),
             PaymentRecorded::Conflict(p) => {
                 return Err(Error::conflict(
                     Entity::Payment,
@@ -173,7 +194,11 @@ impl Engine {
         self.crash_point(CrashPoint::PayAfterRecord)?;
         let outcome = self.settle(&payment).await?;
         let payment = b.payments.payment(payment.id).await?.unwrap_or(payment);
-        Ok(Settlement { payment, outcome })
+        Ok(Settlement {
+            payment,
+            outcome,
+            repeated,
+        })
     }
 
     /// Brings a recorded payment's order in line with it: pays the order, or refunds the
@@ -201,9 +226,7 @@ impl Engine {
                     };
                     match b.orders.change_status(order.id, change).await? {
                         StatusChanged::Applied(_) => {
-                            self.metrics()
-                                .payments_succeeded
-                                .fetch_add(1, Ordering::Relaxed);
+                            self.metrics().payments_succeeded.inc();
                             b.delay
                                 .cancel(&self.config().timeout_queue, &order.id.to_string())
                                 .await?;
@@ -233,9 +256,7 @@ impl Engine {
             .await?;
         self.crash_point(CrashPoint::PayAfterRefund)?;
         if b.payments.mark_refunded(payment.id, self.now()).await? {
-            self.metrics()
-                .payments_refunded
-                .fetch_add(1, Ordering::Relaxed);
+            self.metrics().payments_refunded.inc();
         }
         Ok(CallbackOutcome::Refunded)
     }

@@ -56,6 +56,22 @@ pub enum Issue {
     },
 }
 
+impl Issue {
+    /// The issue's kind, as its `kind` field in JSON and its label in
+    /// `seckill_reconcile_findings` (one of [`FINDING_KINDS`](super::metrics::FINDING_KINDS)).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Issue::Unbalanced { .. } => "unbalanced",
+            Issue::SoldMismatch { .. } => "sold_mismatch",
+            Issue::UnconfirmedHold { .. } => "unconfirmed_hold",
+            Issue::CancelledButHeld { .. } => "cancelled_but_held",
+            Issue::StrandedHold { .. } => "stranded_hold",
+            Issue::OrderWithoutHold { .. } => "order_without_hold",
+            Issue::ExpiredPending { .. } => "expired_pending",
+        }
+    }
+}
+
 /// The reconciler's findings for one activity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

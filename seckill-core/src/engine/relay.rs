@@ -6,7 +6,6 @@ use super::Engine;
 use crate::broker::Message;
 use crate::domain::HoldEvent;
 use crate::{Error, Result};
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Header carrying the de-duplication id of a message.
@@ -47,9 +46,7 @@ impl Engine {
         self.crash_point(CrashPoint::RelayBeforeAck)?;
         let ids: Vec<String> = entries.into_iter().map(|e| e.id).collect();
         b.stock.outbox_ack(&ids).await?;
-        self.metrics()
-            .relayed
-            .fetch_add(ids.len() as u64, Ordering::Relaxed);
+        self.metrics().relayed.inc_by(ids.len() as u64);
         Ok(ids.len())
     }
 }

@@ -2,8 +2,7 @@
 //! the reconciler until shutdown. The server starts the ones its `--roles` name.
 
 use super::Engine;
-use crate::domain::{Activity, ActivityId};
-use crate::repo::PageRequest;
+use crate::domain::ActivityId;
 use crate::Error;
 use std::fmt;
 use std::str::FromStr;
@@ -207,7 +206,7 @@ impl Runner {
                             if idle(&mut hrx, pace.heal_every).await {
                                 break;
                             }
-                            for a in all_activities(&he).await {
+                            for a in he.all_activities().await {
                                 match he.heal_stock_of(&a).await {
                                     Ok(_) | Err(Error::Conflict { .. }) => {}
                                     Err(err) => tracing::warn!(activity = %a.id, error = %err,
@@ -240,46 +239,37 @@ impl Runner {
     }
 }
 
-/// Every activity of the catalog, read a page at a time (a failed read ends the list there).
-async fn all_activities(e: &Engine) -> Vec<Activity> {
-    let mut page = PageRequest {
-        page: 1,
-        page_size: 100,
-    };
-    let mut all = Vec::new();
-    loop {
-        match e.backends().catalog.list_activities(page).await {
-            Ok(list) => {
-                let last = list.items.len() < page.page_size as usize;
-                all.extend(list.items);
-                if last {
-                    return all;
-                }
-                page.page += 1;
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "reconciler cannot list activities");
-                return all;
-            }
-        }
-    }
-}
-
-async fn reconcile_one(e: &Engine, id: ActivityId) {
+/// Reconciles one activity with repair; its findings (before repair) by kind, with
+/// `inconsistent` if it is still out of balance after.
+async fn reconcile_one(e: &Engine, id: ActivityId) -> Vec<(&'static str, i64)> {
     match e.reconcile(id, true).await {
-        Ok(r) if !r.issues.is_empty() => {
-            tracing::warn!(activity = %id, issues = r.issues.len(), repaired = r.repaired,
-                consistent = r.consistent, "reconciler found issues")
+        Ok(r) => {
+            if !r.issues.is_empty() {
+                tracing::warn!(activity = %id, issues = r.issues.len(), repaired = r.repaired,
+                    consistent = r.consistent, "reconciler found issues")
+            }
+            let mut kinds: Vec<_> = r.issues.iter().map(|i| (i.kind(), 1)).collect();
+            if !r.consistent {
+                kinds.push(("inconsistent", 1));
+            }
+            kinds
         }
-        Ok(_) | Err(Error::Conflict { .. }) => {}
-        Err(err) => tracing::warn!(activity = %id, error = %err, "reconcile failed"),
+        Err(Error::Conflict { .. }) => Vec::new(),
+        Err(err) => {
+            tracing::warn!(activity = %id, error = %err, "reconcile failed");
+            Vec::new()
+        }
     }
 }
 
 async fn reconcile_all(e: &Engine) {
-    for a in all_activities(e).await {
-        reconcile_one(e, a.id).await;
+    let mut findings = Vec::new();
+    for a in e.all_activities().await {
+        findings.extend(reconcile_one(e, a.id).await);
     }
+    let m = e.metrics();
+    m.set_findings(&findings);
+    m.reconcile_runs.inc();
     if let Err(err) = e.reconcile_payments().await {
         tracing::warn!(error = %err, "payment reconciliation failed");
     }

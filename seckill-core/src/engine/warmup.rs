@@ -175,9 +175,7 @@ impl Engine {
         }
         tracing::warn!(activity = %a.id, "the stock backend lost this activity's stock; re-warming");
         self.warm_up(a.id).await?;
-        self.metrics()
-            .stock_rewarms
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.metrics().stock_rewarms.inc();
         Ok(true)
     }
 

@@ -361,8 +361,12 @@ impl StockReserver for MemoryStockReserver {
         Ok(())
     }
 
-    async fn outbox_len(&self) -> Result<u64> {
-        Ok(self.outbox.lock().entries.len() as u64)
+    async fn outbox_lag(&self) -> Result<Vec<(ActivityId, u64)>> {
+        let mut lag = BTreeMap::<ActivityId, u64>::new();
+        for (hold, _, _) in self.outbox.lock().entries.values() {
+            *lag.entry(hold.activity_id).or_default() += 1;
+        }
+        Ok(lag.into_iter().collect())
     }
 
     fn sold_out_hint(&self, activity: ActivityId) -> bool {

@@ -138,7 +138,8 @@ async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Respons
     if let Ok(v) = HeaderValue::from_str(&trace_id) {
         resp.headers_mut().insert("x-trace-id", v);
     }
-    s.http
+    s.metrics
+        .http
         .record(&method, &route, resp.status().as_u16(), start.elapsed());
     resp
 }

@@ -96,28 +96,14 @@ pub async fn ready(State(s): State<AppState>) -> ApiResult<Ready> {
     ))
 }
 
-/// `GET /metrics`: Prometheus text format.
+/// `GET /metrics`: the OpenMetrics text format.
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = "ops",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String))
+    responses((status = 200, description = "Prometheus text format", content_type = "application/openmetrics-text", body = String))
 )]
 pub async fn metrics(State(s): State<AppState>) -> Response {
-    let mut out = String::with_capacity(8192);
-    s.engine.metrics().render_prometheus(&mut out);
-    let b = s.engine.backends();
-    let cfg = s.engine.config();
-    if let Ok(n) = b.stock.outbox_len().await {
-        out.push_str(&format!(
-            "# HELP seckill_outbox_lag Outbox entries not yet handed to the broker.\n# TYPE seckill_outbox_lag gauge\nseckill_outbox_lag {n}\n"
-        ));
-    }
-    if let Ok(n) = b.broker.lag(&cfg.holds_topic, &cfg.order_group).await {
-        out.push_str(&format!(
-            "# HELP seckill_consumer_lag Hold messages not yet acked by the order workers.\n# TYPE seckill_consumer_lag gauge\nseckill_consumer_lag {n}\n"
-        ));
-    }
-    s.http.render(&mut out);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    let out = s.metrics.render(&s.engine).await;
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], out).into_response()
 }

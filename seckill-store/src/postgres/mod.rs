@@ -4,12 +4,14 @@
 //! `orders.rs` and `payments.rs`.
 
 mod catalog;
+mod metrics;
 mod migrate;
 mod orders;
 mod payments;
 mod store;
 mod users;
 
+pub use metrics::PoolCollector;
 pub use migrate::{migrate, MIGRATIONS};
 pub use store::PgStore;
 
@@ -146,8 +148,9 @@ pub fn migrates_at_connect(url: &BackendUrl) -> bool {
 /// serialized by an advisory lock).
 pub fn register(r: &mut Registry) {
     for scheme in ["postgres", "postgresql"] {
-        r.database.register(scheme, |u, _| async move {
+        r.database.register(scheme, |u, ctx| async move {
             let pool = pool(&u)?;
+            ctx.metrics.add("postgres", PoolCollector(pool.clone()));
             if migrates_at_connect(&u) {
                 migrate(&pool).await?;
             }

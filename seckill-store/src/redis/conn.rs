@@ -100,6 +100,7 @@ pub fn map_err(e: RedisError) -> Error {
         || e.is_connection_refusal()
         || answers_later(&e)
     {
+        super::metrics::connection_error();
         Error::Unavailable {
             backend: "redis",
             message: e.to_string(),
@@ -234,6 +235,7 @@ pub async fn connect(url: &BackendUrl) -> Result<RedisTarget, Error> {
             )))
         }
     };
+    super::metrics::connected();
     Ok(RedisTarget {
         conn,
         prefix,

@@ -8,6 +8,7 @@ mod conn;
 mod delay;
 mod idempotency;
 mod lock;
+mod metrics;
 mod rate_limit;
 mod session;
 mod stock;
@@ -16,6 +17,7 @@ pub use conn::{connect, map_err, Ack, RedisConn, RedisTarget};
 pub use delay::RedisDelayQueue;
 pub use idempotency::RedisIdempotencyStore;
 pub use lock::RedisLock;
+pub use metrics::{connection_errors, RedisCollector};
 pub use rate_limit::RedisRateLimiter;
 pub use session::RedisSessionStore;
 pub use stock::RedisStockReserver;
@@ -30,28 +32,34 @@ pub const DEFAULT_MAX_BATCH: usize = 64;
 /// idempotency and sessions kinds.
 pub fn register(r: &mut Registry) {
     for scheme in ["redis", "redis-cluster"] {
-        r.stock.register(scheme, |u, _| async move {
+        r.stock.register(scheme, |u, ctx| async move {
+            ctx.metrics.add("redis", RedisCollector);
             Ok(Arc::new(RedisStockReserver::new(
                 connect(&u).await?,
                 DEFAULT_MAX_BATCH,
             )) as Arc<dyn seckill_core::StockReserver>)
         });
-        r.delay.register(scheme, |u, _| async move {
+        r.delay.register(scheme, |u, ctx| async move {
+            ctx.metrics.add("redis", RedisCollector);
             Ok(Arc::new(RedisDelayQueue::new(connect(&u).await?))
                 as Arc<dyn seckill_core::DelayQueue>)
         });
-        r.lock.register(scheme, |u, _| async move {
+        r.lock.register(scheme, |u, ctx| async move {
+            ctx.metrics.add("redis", RedisCollector);
             Ok(Arc::new(RedisLock::new(connect(&u).await?)) as Arc<dyn seckill_core::Lock>)
         });
-        r.rate_limit.register(scheme, |u, _| async move {
+        r.rate_limit.register(scheme, |u, ctx| async move {
+            ctx.metrics.add("redis", RedisCollector);
             Ok(Arc::new(RedisRateLimiter::new(connect(&u).await?))
                 as Arc<dyn seckill_core::RateLimiter>)
         });
-        r.idempotency.register(scheme, |u, _| async move {
+        r.idempotency.register(scheme, |u, ctx| async move {
+            ctx.metrics.add("redis", RedisCollector);
             Ok(Arc::new(RedisIdempotencyStore::new(connect(&u).await?))
                 as Arc<dyn seckill_core::IdempotencyStore>)
         });
-        r.sessions.register(scheme, |u, _| async move {
+        r.sessions.register(scheme, |u, ctx| async move {
+            ctx.metrics.add("redis", RedisCollector);
             Ok(Arc::new(RedisSessionStore::new(connect(&u).await?))
                 as Arc<dyn seckill_core::SessionStore>)
         });

@@ -622,19 +622,21 @@ impl StockReserver for RedisStockReserver {
         Ok(())
     }
 
-    async fn outbox_len(&self) -> Result<u64> {
+    async fn outbox_lag(&self) -> Result<Vec<(ActivityId, u64)>> {
         let i = &self.inner;
         let mut conn = i.conn();
-        let mut n = 0;
+        let mut lag = Vec::new();
         for a in i.activities().await? {
             let len: u64 = redis::cmd("XLEN")
                 .arg(i.key(a, "outbox"))
                 .query_async(&mut conn)
                 .await
                 .map_err(map_err)?;
-            n += len;
+            if len > 0 {
+                lag.push((a, len));
+            }
         }
-        Ok(n)
+        Ok(lag)
     }
 
     fn sold_out_hint(&self, a: ActivityId) -> bool {

@@ -122,6 +122,7 @@ async fn callback(s: &Sale, m: &mut Model, cb: Callback) -> Result<(), TestCaseE
         Ok(Settlement {
             payment,
             outcome: CallbackOutcome::Paid,
+            ..
         }) => m.paid.push(payment.id),
         Ok(_) => {}
         // The provider did not get a 2xx: it will call again.
