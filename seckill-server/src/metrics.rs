@@ -4,7 +4,7 @@
 //! build info, encoded in the OpenMetrics text format.
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::encoding::{text, DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
@@ -73,23 +73,12 @@ impl HttpMetrics {
     }
 }
 
-/// Figures read from the backends at each scrape.
-#[derive(Debug, Default)]
-struct Scraped {
-    outbox_lag: Family<ActivityLabel, Gauge>,
-    consumer_lag: Family<QueueLabels, Gauge>,
-    available: Family<ActivityLabel, Gauge>,
-    held: Family<ActivityLabel, Gauge>,
-    sold: Family<ActivityLabel, Gauge>,
-}
-
 /// Everything `/metrics` shows.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     /// HTTP requests.
     pub http: HttpMetrics,
-    scraped: Scraped,
 }
 
 impl Metrics {
@@ -110,36 +99,6 @@ impl Metrics {
             "HTTP request latency by route.",
             http.latency.clone(),
         );
-        let scraped = Scraped::default();
-        for (name, help, family) in [
-            (
-                "seckill_outbox_lag",
-                "Outbox entries not yet handed to the broker, per activity.",
-                &scraped.outbox_lag,
-            ),
-            (
-                "seckill_stock_available",
-                "Units anyone may still reserve, per live activity.",
-                &scraped.available,
-            ),
-            (
-                "seckill_stock_held",
-                "Units in holds whose order is not confirmed, per live activity.",
-                &scraped.held,
-            ),
-            (
-                "seckill_stock_sold",
-                "Units sold, per live activity.",
-                &scraped.sold,
-            ),
-        ] {
-            registry.register(name, help, family.clone());
-        }
-        registry.register(
-            "seckill_consumer_lag",
-            "Hold messages not yet acked by the order workers, per topic and group.",
-            scraped.consumer_lag.clone(),
-        );
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
@@ -153,56 +112,85 @@ impl Metrics {
             build,
         );
         registry.register_collector(Box::new(ProcessCollector));
-        Self {
-            registry,
-            http,
-            scraped,
-        }
+        Self { registry, http }
     }
 
-    /// Reads the scraped figures from `engine`'s backends, then encodes every metric. A
-    /// backend that does not answer leaves its figures out (and `/ready` says so).
+    /// Reads the figures of the moment from `engine`'s backends into a registry of this
+    /// scrape's own, then encodes both. A backend that does not answer leaves its figures out
+    /// (and `/ready` says so).
     pub async fn render(&self, engine: &Engine) -> String {
-        let b = engine.backends();
-        let cfg = engine.config();
-        let s = &self.scraped;
-        let live = engine.live_activities(LIVE_MARGIN).await;
-        if let Ok(lag) = b.stock.outbox_lag().await {
-            // Every live activity has a series (zero when its outbox is empty), and so has
-            // any other activity with entries waiting.
-            s.outbox_lag.clear();
-            for a in &live {
-                s.outbox_lag.get_or_create(&label(a.id)).set(0);
-            }
-            for (a, n) in lag {
-                s.outbox_lag.get_or_create(&label(a)).set(n as i64);
-            }
-        }
-        if let Ok(n) = b.broker.lag(&cfg.holds_topic, &cfg.order_group).await {
-            s.consumer_lag
-                .get_or_create(&QueueLabels {
-                    topic: cfg.holds_topic.clone(),
-                    group: cfg.order_group.clone(),
-                })
-                .set(n as i64);
-        }
-        for f in [&s.available, &s.held, &s.sold] {
-            f.clear();
-        }
-        for a in live {
-            if let Ok(Some(snap)) = b.stock.snapshot(a.id).await {
-                let l = label(a.id);
-                s.available.get_or_create(&l).set(snap.available);
-                s.held.get_or_create(&l).set(i64::from(snap.held));
-                s.sold.get_or_create(&l).set(i64::from(snap.sold));
-            }
-        }
+        let now = scrape(engine).await;
         let mut out = String::with_capacity(16 * 1024);
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+        let encoded = text::encode_registry(&mut out, &self.registry)
+            .and_then(|_| text::encode_registry(&mut out, &now))
+            .and_then(|_| text::encode_eof(&mut out));
+        if let Err(e) = encoded {
             tracing::error!(error = %e, "encoding the metrics failed");
         }
         out
     }
+}
+
+/// The figures read at each scrape: outbox lag per activity (zero for a live activity with an
+/// empty outbox), consumer lag, and stock per live activity.
+async fn scrape(engine: &Engine) -> Registry {
+    let b = engine.backends();
+    let cfg = engine.config();
+    let mut r = Registry::default();
+    let live = engine.live_activities(LIVE_MARGIN).await;
+    if let Ok(lag) = b.stock.outbox_lag().await {
+        let f = Family::<ActivityLabel, Gauge>::default();
+        for a in &live {
+            f.get_or_create(&label(a.id)).set(0);
+        }
+        for (a, n) in lag {
+            f.get_or_create(&label(a)).set(n as i64);
+        }
+        r.register(
+            "seckill_outbox_lag",
+            "Outbox entries not yet handed to the broker, per activity.",
+            f,
+        );
+    }
+    if let Ok(n) = b.broker.lag(&cfg.holds_topic, &cfg.order_group).await {
+        let f = Family::<QueueLabels, Gauge>::default();
+        f.get_or_create(&QueueLabels {
+            topic: cfg.holds_topic.clone(),
+            group: cfg.order_group.clone(),
+        })
+        .set(n as i64);
+        r.register(
+            "seckill_consumer_lag",
+            "Hold messages not yet acked by the order workers, per topic and group.",
+            f,
+        );
+    }
+    let stock: [Family<ActivityLabel, Gauge>; 3] = Default::default();
+    for a in live {
+        if let Ok(Some(snap)) = b.stock.snapshot(a.id).await {
+            let l = label(a.id);
+            stock[0].get_or_create(&l).set(snap.available);
+            stock[1].get_or_create(&l).set(i64::from(snap.held));
+            stock[2].get_or_create(&l).set(i64::from(snap.sold));
+        }
+    }
+    let [available, held, sold] = stock;
+    for (name, help, f) in [
+        (
+            "seckill_stock_available",
+            "Units anyone may still reserve, per live activity.",
+            available,
+        ),
+        (
+            "seckill_stock_held",
+            "Units in holds whose order is not confirmed, per live activity.",
+            held,
+        ),
+        ("seckill_stock_sold", "Units sold, per live activity.", sold),
+    ] {
+        r.register(name, help, f);
+    }
+    r
 }
 
 fn label(a: ActivityId) -> ActivityLabel {

@@ -124,13 +124,11 @@ impl Engine {
     /// Each callback is counted in `seckill_payment_callbacks_total` by provider and outcome.
     pub async fn handle_callback(&self, provider: &str, cb: &Callback) -> Result<Settlement> {
         let providers = &self.backends().providers;
-        let r = match providers.named(provider) {
-            Ok(p) => match p.verify_callback(cb) {
-                Ok(n) => self.apply_notification(provider, &n).await,
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        };
+        let r = async {
+            let n = providers.named(provider)?.verify_callback(cb)?;
+            self.apply_notification(provider, &n).await
+        }
+        .await;
         let outcome = match &r {
             Ok(s) if s.repeated => "duplicate",
             Ok(_) => "accepted",
