@@ -318,6 +318,15 @@ async fn the_reconciler_repairs_a_crash_between_insert_and_confirm() {
     drop(w); // the process died
     let report = e.reconcile(s.activity, false).await.unwrap();
     assert!(!report.consistent, "{report:#?}");
+    // The reconciler role's pass reports the finding in seckill_reconcile_findings (read by
+    // the dashboard and the stock-invariant alert), repairs it, and the next pass clears it.
+    let m = e.metrics();
+    let found = e.reconcile_pass().await;
+    assert_eq!(found, vec![("unconfirmed_hold", 1)]);
+    assert_eq!(m.findings("unconfirmed_hold"), 1);
+    assert_eq!(m.findings("inconsistent"), 0, "repaired in the same pass");
+    assert!(e.reconcile_pass().await.is_empty());
+    assert_eq!(m.findings("unconfirmed_hold"), 0);
     assert!(report
         .issues
         .iter()

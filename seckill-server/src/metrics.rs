@@ -1,7 +1,8 @@
 //! `/metrics`: one [`prometheus_client`] registry holding the engine's metrics (the seed spec's
 //! business metrics), the backends' own (connection pools), the HTTP metrics, the figures read
 //! at each scrape (outbox and consumer lag, stock per live activity), process metrics and
-//! build info, encoded in the OpenMetrics text format.
+//! build info, encoded in the OpenMetrics text format, or in Prometheus's text format 0.0.4 for a
+//! client that does not ask for OpenMetrics (curl, `promtool check metrics`, older scrapers).
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{text, DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -13,8 +14,54 @@ use seckill_core::domain::ActivityId;
 use seckill_core::engine::{Engine, Histogram};
 use std::time::Duration;
 
-/// The content type of the exposition.
+/// The content type of the OpenMetrics exposition.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The content type of the Prometheus text format 0.0.4.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Whether an `Accept` header asks for OpenMetrics (as Prometheus's scraper does).
+pub fn wants_openmetrics(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| a.contains("application/openmetrics-text"))
+}
+
+/// Rewrites an OpenMetrics exposition (as [`Metrics::render`] writes it) in the Prometheus
+/// text format 0.0.4: counter families take their samples' `_total` name, `unknown` becomes
+/// `untyped`, and `# UNIT` and `# EOF` go.
+pub fn to_text_format(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                out.push_str(prefix);
+                out.push_str(name);
+                if counters.contains(name) && !name.ends_with("_total") {
+                    out.push_str("_total");
+                }
+                out.push(' ');
+                out.push_str(if prefix == "# TYPE " && tail == "unknown" {
+                    "untyped"
+                } else {
+                    tail
+                });
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
 
 /// How far around now an activity counts as live for the stock gauges.
 const LIVE_MARGIN: Duration = Duration::from_secs(3600);

@@ -134,6 +134,13 @@ async fn signed_callbacks_are_verified_and_deduplicated() {
         )
         .await;
     assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, 5005));
+    // Each callback is counted by provider and outcome (what the dashboard and the
+    // verification alert read).
+    let m = a.state.engine.metrics();
+    let counted = |p: &str, o: &'static str| m.callbacks_counted(p, o);
+    assert_eq!(counted("mock", "accepted"), 1);
+    assert_eq!(counted("mock", "duplicate"), 1);
+    assert_eq!(counted("mock", "invalid_signature"), 1);
 }
 
 #[tokio::test]
@@ -516,21 +523,28 @@ async fn ops_routes_answer() {
     );
     let r = a.call("GET", "/ready", None, None).await;
     assert_eq!(r.data()["ready"], true);
-    let resp = a
-        .router
-        .clone()
-        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let text = String::from_utf8(
-        resp.into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
-    )
-    .unwrap();
+    let scrape = |accept: Option<&'static str>| {
+        let router = a.router.clone();
+        async move {
+            let mut req = Request::get("/metrics");
+            if let Some(v) = accept {
+                req = req.header("accept", v);
+            }
+            let resp = router
+                .oneshot(req.body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let kind = resp.headers()["content-type"].to_str().unwrap().to_string();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            (kind, String::from_utf8(body.to_vec()).unwrap())
+        }
+    };
+    // Prometheus asks for OpenMetrics.
+    let (kind, text) = scrape(Some(
+        "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    ))
+    .await;
+    assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
     for name in [
         "seckill_request_total",
         "seckill_success_total",
@@ -549,6 +563,33 @@ async fn ops_routes_answer() {
     assert!(
         text.ends_with("# EOF\n"),
         "the exposition ends with its EOF marker"
+    );
+    // Anything else (curl, promtool) gets the text format 0.0.4: the same samples, counter
+    // families under their samples' names, no UNIT or EOF lines.
+    let (kind, plain) = scrape(None).await;
+    assert!(kind.starts_with("text/plain; version=0.0.4"), "{kind}");
+    assert!(
+        plain.contains("# TYPE seckill_request_total counter\n"),
+        "{plain}"
+    );
+    assert!(
+        plain.contains("# TYPE seckill_fail_reason untyped\n"),
+        "{plain}"
+    );
+    assert!(
+        !plain.contains("# EOF") && !plain.contains("# UNIT"),
+        "{plain}"
+    );
+    let seckill = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| l.starts_with("seckill_"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        seckill(&plain),
+        seckill(&text),
+        "the same samples in both formats"
     );
 }
 

@@ -5,97 +5,12 @@
 //! limit, every reserved unit became exactly one order, the reconciler agrees. Needs
 //! `SECKILL_TEST_REDIS_URL` and `SECKILL_TEST_PG_URL`.
 
-use seckill_core::conformance::{service_url, unique_id};
-use seckill_core::registry::BackendUrl;
-use serde_json::{json, Value};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use seckill_core::conformance::service_url;
+use serde_json::json;
 use std::time::{Duration, Instant};
-
-/// A server process, killed on drop (a failing test leaves nothing running).
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(roles: &str, port: u16, grpc: Option<u16>, env: &[(String, String)]) -> Process {
-    assert!(
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
-        "port {port} is taken: stop what listens there"
-    );
-    let mut c = Command::new(env!("CARGO_BIN_EXE_seckill-server"));
-    c.args(["--roles", roles, "--no-demo"])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .envs(env.iter().cloned())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    if let Some(g) = grpc {
-        c.args(["--grpc-listen", &format!("127.0.0.1:{g}")]);
-    }
-    let p = Process(c.spawn().expect("start seckill-server"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ureq_get(port, "/health").is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{roles} on {port} did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    p
-}
-
-fn ureq_get(port: u16, path: &str) -> Result<Value, String> {
-    call(port, "GET", path, None, None)
-}
-
-/// One HTTP/1.1 request over a fresh TCP connection; the JSON body.
-fn call(
-    port: u16,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> Result<Value, String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let auth = token.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\n{auth}content-length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .map_err(|e| e.to_string())?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
-    let (head, rest) = out.split_once("\r\n\r\n").ok_or("no HTTP answer")?;
-    let status: u16 = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or("no status")?;
-    assert!(status < 500, "{method} {path} answered {status}: {rest}");
-    serde_json::from_str(rest).map_err(|e| format!("{e}: {rest}"))
-}
-
-fn data(v: &Value) -> &Value {
-    &v["data"]
-}
+use support::process::{call, data, start, SharedBackends};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sale_through_two_api_processes_and_a_worker_process() {
@@ -105,47 +20,8 @@ async fn a_sale_through_two_api_processes_and_a_worker_process() {
     ) else {
         return;
     };
-    let id = unique_id();
-    let schema = format!("roles{id}");
-    let db = seckill_store::postgres::pool(&BackendUrl::parse(&pg).unwrap()).unwrap();
-    let sql = |q: String| {
-        let db = db.clone();
-        async move {
-            db.get()
-                .await
-                .expect("connect to the test PostgreSQL")
-                .batch_execute(&q)
-                .await
-                .unwrap()
-        }
-    };
-    sql(format!("CREATE SCHEMA {schema}")).await;
-    let sep = |u: &str| if u.contains('?') { '&' } else { '?' };
-    let r = format!("{redis}{}prefix=roles{id}", sep(&redis));
-    let mut env: Vec<(String, String)> = [
-        "STOCK",
-        "DELAY",
-        "LOCK",
-        "RATE_LIMIT",
-        "IDEMPOTENCY",
-        "SESSIONS",
-    ]
-    .iter()
-    .map(|k| (format!("SECKILL_BACKENDS__{k}"), r.clone()))
-    .collect();
-    env.extend([
-        (
-            "SECKILL_BACKENDS__BROKER".into(),
-            r.replacen("redis:", "redis-stream:", 1),
-        ),
-        (
-            "SECKILL_BACKENDS__DATABASE".into(),
-            format!("{pg}{}schema={schema}", sep(&pg)),
-        ),
-        ("SECKILL_AUTH__JWT_SECRET".into(), "shared-secret".into()),
-        ("SECKILL_ADMIN__PASSWORD".into(), "admin-password".into()),
-        ("SECKILL_LIMITS__LOGIN_PER_IP__RATE".into(), "0".into()),
-    ]);
+    let shared = SharedBackends::new(&redis, &pg, "roles").await;
+    let env = shared.env.clone();
     // The worker first: it migrates the schema; then the two API processes.
     let _worker = start(
         "relay,order-worker,timeout-worker,reconciler",
@@ -311,8 +187,8 @@ async fn a_sale_through_two_api_processes_and_a_worker_process() {
     .unwrap();
     assert_eq!(data(&report)["consistent"], true, "{report}");
     // The worker process answers its ops routes and reports no outbox lag.
-    let ready = ureq_get(18183, "/ready").unwrap();
+    let ready = call(18183, "GET", "/ready", None, None).unwrap();
     assert_eq!(data(&ready)["outbox_lag"], 0, "{ready}");
     drop((_api1, _api2, _worker));
-    sql(format!("DROP SCHEMA {schema} CASCADE")).await;
+    shared.drop_schema().await;
 }

@@ -292,6 +292,16 @@ impl EngineMetrics {
             .inc();
     }
 
+    /// Creates `provider`'s callback series at zero, one per outcome.
+    pub fn expect_callbacks(&self, provider: &str) {
+        for outcome in CALLBACK_OUTCOMES {
+            let _created = self.callbacks.get_or_create(&CallbackLabels {
+                provider: provider.to_string(),
+                outcome,
+            });
+        }
+    }
+
     /// Payment callbacks counted for `provider` and `outcome`.
     pub fn callbacks_counted(&self, provider: &str, outcome: &'static str) -> u64 {
         self.callbacks

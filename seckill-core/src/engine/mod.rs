@@ -219,6 +219,12 @@ impl Engine {
         cfg: EngineConfig,
         faults: Option<Arc<dyn FaultInjector>>,
     ) -> Self {
+        let metrics = EngineMetrics::default();
+        // Every provider's callback series from the start, so dashboards and alerts see zeros
+        // rather than no series.
+        for provider in backends.providers.names() {
+            metrics.expect_callbacks(provider);
+        }
         Self {
             inner: Arc::new(Inner {
                 ids: Snowflake::new(cfg.worker_id),
@@ -227,7 +233,7 @@ impl Engine {
                 activities: RwLock::new(HashMap::new()),
                 fetching: parking_lot::Mutex::new(HashMap::new()),
                 faults,
-                metrics: EngineMetrics::default(),
+                metrics,
                 payment_cursors: parking_lot::Mutex::new(HashMap::new()),
             }),
         }

@@ -220,7 +220,7 @@ impl Runner {
                             if idle(&mut rx, pace.reconcile_every).await {
                                 break;
                             }
-                            reconcile_all(&e).await;
+                            e.reconcile_pass().await;
                         }
                     })
                 }
@@ -262,15 +262,21 @@ async fn reconcile_one(e: &Engine, id: ActivityId) -> Vec<(&'static str, i64)> {
     }
 }
 
-async fn reconcile_all(e: &Engine) {
-    let mut findings = Vec::new();
-    for a in e.all_activities().await {
-        findings.extend(reconcile_one(e, a.id).await);
-    }
-    let m = e.metrics();
-    m.set_findings(&findings);
-    m.reconcile_runs.inc();
-    if let Err(err) = e.reconcile_payments().await {
-        tracing::warn!(error = %err, "payment reconciliation failed");
+impl Engine {
+    /// One pass of the reconciler role: every activity reconciled with repair (what it found
+    /// set in `seckill_reconcile_findings`), then the payments settled. Returns the findings
+    /// by kind.
+    pub async fn reconcile_pass(&self) -> Vec<(&'static str, i64)> {
+        let mut findings = Vec::new();
+        for a in self.all_activities().await {
+            findings.extend(reconcile_one(self, a.id).await);
+        }
+        let m = self.metrics();
+        m.set_findings(&findings);
+        m.reconcile_runs.inc();
+        if let Err(err) = self.reconcile_payments().await {
+            tracing::warn!(error = %err, "payment reconciliation failed");
+        }
+        findings
     }
 }

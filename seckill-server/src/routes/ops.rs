@@ -96,14 +96,23 @@ pub async fn ready(State(s): State<AppState>) -> ApiResult<Ready> {
     ))
 }
 
-/// `GET /metrics`: the OpenMetrics text format.
+/// `GET /metrics`: the OpenMetrics text format when `Accept` asks for it (as Prometheus does),
+/// else the Prometheus text format 0.0.4.
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = "ops",
-    responses((status = 200, description = "Prometheus text format", content_type = "application/openmetrics-text", body = String))
+    responses((status = 200, description = "OpenMetrics, or the Prometheus text format 0.0.4, by `Accept`",
+        content((String = "application/openmetrics-text"), (String = "text/plain"))))
 )]
-pub async fn metrics(State(s): State<AppState>) -> Response {
+pub async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    use crate::metrics::{to_text_format, wants_openmetrics, CONTENT_TYPE, TEXT_CONTENT_TYPE};
     let out = s.metrics.render(&s.engine).await;
-    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], out).into_response()
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if wants_openmetrics(accept) {
+        ([(header::CONTENT_TYPE, CONTENT_TYPE)], out).into_response()
+    } else {
+        let text = to_text_format(&out);
+        ([(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)], text).into_response()
+    }
 }

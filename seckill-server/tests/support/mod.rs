@@ -1,6 +1,8 @@
 //! The HTTP API in process, for the server's end-to-end tests.
 #![allow(dead_code)] // each test binary uses its own part
 
+pub mod process;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;

@@ -11,11 +11,13 @@ mod payments;
 mod store;
 mod users;
 
+/// The connection pool [`pool`] builds (deadpool-postgres's).
+pub use deadpool_postgres::Pool;
 pub use metrics::PoolCollector;
 pub use migrate::{migrate, MIGRATIONS};
 pub use store::PgStore;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod};
 use seckill_core::registry::{BackendUrl, Registry, Repos};
 use seckill_core::{Entity, Error};
 use std::str::FromStr;
