@@ -67,6 +67,7 @@ pub mod registry;
 pub mod repo;
 pub mod session;
 pub mod stock;
+pub mod trace;
 pub mod worker_id;
 
 pub use broker::{Delivery, Message, MessageBroker, Subscription};

@@ -365,6 +365,7 @@ impl Registry {
             providers: providers.into(),
             clock,
             metrics: ctx.metrics,
+            tracing: crate::trace::Tracing::off(),
         })
     }
 }

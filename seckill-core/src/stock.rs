@@ -62,6 +62,9 @@ pub struct ReserveRequest {
     pub now: Timestamp,
     /// Payment deadline of the hold.
     pub expires_at: Timestamp,
+    /// The buy's trace context (W3C `traceparent`), kept with the outbox entry so the relay's
+    /// span continues the buy's trace; `None` when the buy is not traced.
+    pub trace_parent: Option<String>,
 }
 
 /// The result of a reserve: every business outcome is a value, not an error.
@@ -151,6 +154,8 @@ pub struct OutboxEntry {
     pub hold: Hold,
     /// How many times it was claimed (1 the first time).
     pub attempts: u32,
+    /// The trace context its reserve carried ([`ReserveRequest::trace_parent`]).
+    pub trace_parent: Option<String>,
 }
 
 /// The atomic stock step and its outbox. See the module docs.

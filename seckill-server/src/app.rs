@@ -46,9 +46,13 @@ pub async fn build(config: Config) -> anyhow_like::Result<Server> {
     let mut registry = Registry::with_memory();
     seckill_store::register(&mut registry);
     seckill_broker::register(&mut registry);
-    let backends = registry
+    let mut backends = registry
         .build(&config.backends, clock, payment.providers)
         .await?;
+    // A buy's trace crosses the outbox, the broker and the order (a no-op while no
+    // OpenTelemetry layer is installed).
+    backends.tracing =
+        seckill_core::trace::Tracing::new(Arc::new(crate::telemetry::OtelPropagator));
     let s = &config.sale;
     let (worker_id, worker_lease) = match s.worker_id {
         Some(id) if id > MAX_WORKER_ID => {
@@ -214,6 +218,13 @@ impl Server {
             let routes = crate::grpc::Grpc::new(self.state.clone()).router();
             tokio::spawn(
                 tonic::transport::Server::builder()
+                    .trace_fn(|req| {
+                        let parent = req
+                            .headers()
+                            .get(seckill_core::trace::TRACEPARENT_HEADER)
+                            .and_then(|v| v.to_str().ok());
+                        crate::telemetry::request_span(req.uri().path(), parent)
+                    })
                     .add_routes(routes)
                     .serve_with_incoming_shutdown(
                         tonic::transport::server::TcpIncoming::from(l),

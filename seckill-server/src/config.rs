@@ -56,6 +56,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Tracing export (OpenTelemetry).
+    pub telemetry: TelemetryConfig,
 }
 
 impl Default for Config {
@@ -72,6 +74,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             limits: LimitsConfig::default(),
             log: LogConfig::default(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }
@@ -330,6 +333,30 @@ pub struct LogConfig {
     pub format: String,
     /// An `EnvFilter` directive (`RUST_LOG` overrides it).
     pub level: String,
+}
+
+/// OpenTelemetry tracing: off unless `otlp_endpoint` is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// The OTLP/HTTP (protobuf) collector, e.g. `http://otel-collector:4318` (`/v1/traces` is
+    /// added when the URL has no path). Unset: no spans are exported.
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` resource attribute.
+    pub service_name: String,
+    /// The share of new traces sampled, 0.0 to 1.0 (a request carrying a sampled
+    /// `traceparent` is always followed).
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: "seckill".into(),
+            sample_ratio: 1.0,
+        }
+    }
 }
 
 impl Default for LogConfig {

@@ -24,3 +24,4 @@ pub mod providers;
 pub mod routes;
 pub mod service;
 pub mod state;
+pub mod telemetry;

@@ -29,23 +29,6 @@ struct Args {
     no_demo: bool,
 }
 
-fn init_logging(cfg: &Config) {
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log.level));
-    let json = match cfg.log.format.as_str() {
-        "json" => true,
-        "pretty" => false,
-        _ => !cfg!(debug_assertions),
-    };
-    let b = tracing_subscriber::fmt().with_env_filter(filter);
-    if json {
-        b.json().init();
-    } else {
-        b.init();
-    }
-}
-
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -68,7 +51,16 @@ async fn main() {
     if args.no_demo {
         cfg.demo = false;
     }
-    init_logging(&cfg);
+    let telemetry = match seckill_server::telemetry::Telemetry::new(&cfg.telemetry) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("seckill-server: invalid configuration: {e}");
+            std::process::exit(2);
+        }
+    };
+    if tracing::subscriber::set_global_default(telemetry.subscriber(&cfg.log)).is_err() {
+        eprintln!("seckill-server: a tracing subscriber is already installed");
+    }
     let (listen, grpc_listen) = (cfg.listen, cfg.grpc_listen);
     let server = match build(cfg).await {
         Ok(s) => s,
@@ -98,10 +90,12 @@ async fn main() {
             }
         },
     };
-    if let Err(e) = server
+    let served = server
         .serve_with_grpc(listener, grpc, shutdown_signal())
-        .await
-    {
+        .await;
+    // The spans of the last requests and the drain go out before the process ends.
+    telemetry.shutdown();
+    if let Err(e) = served {
         eprintln!("seckill-server: {e}");
         std::process::exit(1);
     }

@@ -139,6 +139,7 @@ async fn ours(r: Arc<RedisStockReserver>) -> f64 {
                     order_id: OrderId(next_id()),
                     now,
                     expires_at: now + CDuration::minutes(15),
+                    trace_parent: None,
                 };
                 if let ReserveOutcome::Reserved { .. } = r.reserve(&req).await.expect("reserve") {
                     ok += 1;

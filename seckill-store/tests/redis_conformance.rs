@@ -119,6 +119,7 @@ async fn sold_out_spreads_between_nodes(var: &str) {
         order_id: OrderId(unique_id()),
         now,
         expires_at: now + CDuration::minutes(15),
+        trace_parent: None,
     };
     let ReserveOutcome::Reserved { hold, .. } = a_node.reserve(&req(1)).await.unwrap() else {
         panic!("the only unit")

@@ -45,6 +45,7 @@ fn req(a: ActivityId, user: i64, qty: u32, key: &str) -> ReserveRequest {
         order_id: OrderId(super::unique_id()),
         now: t0() + CDuration::minutes(1),
         expires_at: t0() + CDuration::minutes(16),
+        trace_parent: None,
     }
 }
 
@@ -337,6 +338,33 @@ pub async fn outbox_claims_lease_and_ack(b: &Backend) {
     assert!(b.outbox_lag().await.unwrap().iter().all(|(x, _)| *x != a));
 }
 
+/// An outbox entry carries the trace context of its reserve, and none when the reserve had
+/// none (so the relay's span continues the buy's trace).
+pub async fn outbox_entries_carry_the_trace_context(b: &Backend) {
+    let a = fresh(b, 10, 10).await;
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let traced = reserved(
+        b,
+        &ReserveRequest {
+            trace_parent: Some(tp.into()),
+            ..req(a, 1, 1, "traced")
+        },
+    )
+    .await;
+    let plain = reserved(b, &req(a, 2, 1, "plain")).await;
+    let entries = b.outbox_claim(10, Duration::from_secs(30)).await.unwrap();
+    let of = |h: &crate::domain::Hold| {
+        entries
+            .iter()
+            .find(|e| e.hold.id == h.id)
+            .unwrap_or_else(|| panic!("no outbox entry for {h:?}: {entries:?}"))
+            .trace_parent
+            .clone()
+    };
+    assert_eq!(of(&traced).as_deref(), Some(tp));
+    assert_eq!(of(&plain), None);
+}
+
 /// A load fenced with a token below the highest one the activity was loaded with is refused
 /// and changes nothing (the holder stalled past its lease and a later holder has loaded); an
 /// equal or higher token loads, and an unfenced load (token 0) is not checked.
@@ -386,6 +414,7 @@ macro_rules! stock_reserver_conformance {
             load_adopts_lost_holds,
             stale_fence_is_refused,
             outbox_claims_lease_and_ack,
+            outbox_entries_carry_the_trace_context,
         );
     };
 }

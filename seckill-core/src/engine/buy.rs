@@ -6,6 +6,7 @@ use crate::rate_limit::RateDecision;
 use crate::stock::{ReserveOutcome, ReserveRequest};
 use crate::{Entity, Error, Result, Timestamp};
 use std::time::Duration;
+use tracing::Instrument;
 
 /// A buy attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,6 +176,10 @@ impl Engine {
         let request_id = req
             .request_id
             .unwrap_or_else(|| format!("auto-{:032x}", rand::random::<u128>()));
+        // The reserve's span: its context is kept with the outbox entry, so the relay's span
+        // (in another task, maybe another process) continues this trace.
+        let span = tracing::info_span!("stock.reserve", activity = %req.activity_id, quantity = req.quantity);
+        let trace_parent = self.backends().tracing.of(&span);
         let outcome = self
             .backends()
             .stock
@@ -187,7 +192,9 @@ impl Engine {
                 order_id: OrderId(self.next_id()),
                 now,
                 expires_at,
+                trace_parent,
             })
+            .instrument(span)
             .await?;
         Ok(match outcome {
             ReserveOutcome::Reserved {

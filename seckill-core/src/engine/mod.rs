@@ -96,6 +96,8 @@ pub struct Backends {
     pub clock: Arc<dyn Clock>,
     /// What the backends report about their own resources (none in memory).
     pub metrics: BackendMetrics,
+    /// How a buy's trace crosses the outbox, the broker and the order (off by default).
+    pub tracing: crate::trace::Tracing,
 }
 
 impl Backends {
@@ -117,6 +119,7 @@ impl Backends {
             providers: providers.into(),
             clock,
             metrics: BackendMetrics::default(),
+            tracing: crate::trace::Tracing::off(),
         }
     }
 

@@ -11,6 +11,7 @@ use crate::broker::Subscription;
 use crate::domain::{Hold, HoldEvent, HoldState, Order, OrderStatus};
 use crate::repo::{CreateOrder, StatusChange, StatusChanged};
 use crate::stock::Transition;
+use crate::trace::TRACEPARENT_HEADER;
 use crate::{Entity, Error, Result};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -63,6 +64,16 @@ impl Engine {
         &self,
         holds: &[(Hold, String)],
     ) -> Result<Vec<Result<Option<Order>>>> {
+        self.process_traced_holds(holds, &[]).await
+    }
+
+    /// [`Engine::process_holds`], each hold's database transaction traced as a child of the
+    /// `traceparent` at its index in `traces` (if any).
+    async fn process_traced_holds(
+        &self,
+        holds: &[(Hold, String)],
+        traces: &[Option<String>],
+    ) -> Result<Vec<Result<Option<Order>>>> {
         let b = self.backends();
         self.crash_point(CrashPoint::WorkerBeforeInsert)?;
         let mut results: Vec<Option<Result<Option<Order>>>> = Vec::with_capacity(holds.len());
@@ -105,11 +116,27 @@ impl Engine {
                 },
             ));
         }
+        // One span per traced hold for the one transaction that writes the batch.
+        let db_spans: Vec<tracing::Span> = traces
+            .iter()
+            .flatten()
+            .map(|tp| {
+                b.tracing.child_of(
+                    tracing::info_span!(
+                        "db.create_orders",
+                        orders = batch.len(),
+                        otel.kind = "client"
+                    ),
+                    Some(tp),
+                )
+            })
+            .collect();
         let created = if batch.is_empty() {
             Vec::new()
         } else {
             b.orders.create_from_holds(&batch).await?
         };
+        drop(db_spans);
         if created.len() != batch.len() {
             return Err(Error::backend(
                 "engine",
@@ -230,10 +257,25 @@ impl OrderWorker {
             .await?;
         let mut holds = Vec::with_capacity(batch.len());
         let mut tags = Vec::with_capacity(batch.len());
+        // A traced hold's delivery gets a span, a child of the relay's, open until it is acked.
+        let tracing = &self.engine.backends().tracing;
+        let mut spans = Vec::new();
+        let mut traces = Vec::with_capacity(batch.len());
         for d in batch {
             match serde_json::from_slice::<HoldEvent>(&d.message.payload) {
                 Ok(e) => {
                     let id = e.message_id();
+                    let parent = d.message.headers.get(TRACEPARENT_HEADER);
+                    let trace = parent.and_then(|p| {
+                        let span = tracing.child_of(
+                            tracing::info_span!("order_worker.deliver", hold = %e.hold.id, attempt = d.attempt, otel.kind = "consumer"),
+                            Some(p),
+                        );
+                        let tp = tracing.of(&span);
+                        spans.push(span);
+                        tp
+                    });
+                    traces.push(trace);
                     holds.push((e.hold, id));
                     tags.push(d.tag);
                 }
@@ -252,7 +294,7 @@ impl OrderWorker {
         // broker's redelivery would bring them back only after its timeout.
         let engine = &self.engine;
         let results = match super::retry::retry_for(RETRY_IN_PLACE_FOR, "order batch", || {
-            engine.process_holds(&holds)
+            engine.process_traced_holds(&holds, &traces)
         })
         .await
         {
@@ -280,6 +322,7 @@ impl OrderWorker {
         if !done.is_empty() {
             self.sub.ack(&done).await?;
         }
+        drop(spans);
         Ok(done.len())
     }
 }

@@ -5,6 +5,7 @@ use super::faults::CrashPoint;
 use super::Engine;
 use crate::broker::Message;
 use crate::domain::HoldEvent;
+use crate::trace::TRACEPARENT_HEADER;
 use crate::{Error, Result};
 use std::time::Duration;
 
@@ -23,15 +24,27 @@ impl Engine {
             return Ok(0);
         }
         let mut messages = Vec::with_capacity(entries.len());
+        // A traced buy's entry gets a span of its own, a child of the buy's reserve, open until
+        // the batch is published; its context travels in the message's `traceparent`.
+        let mut spans = Vec::new();
         for e in &entries {
             let event = HoldEvent {
                 hold: e.hold.clone(),
             };
             let payload = serde_json::to_vec(&event).map_err(|e| Error::backend("json", e))?;
-            messages.push(
-                Message::new(e.hold.activity_id.to_string(), payload)
-                    .with_header(MESSAGE_ID_HEADER, event.message_id()),
-            );
+            let mut m = Message::new(e.hold.activity_id.to_string(), payload)
+                .with_header(MESSAGE_ID_HEADER, event.message_id());
+            if let Some(parent) = e.trace_parent.as_deref() {
+                let span = b.tracing.child_of(
+                    tracing::info_span!("outbox.relay", hold = %e.hold.id, otel.kind = "producer"),
+                    Some(parent),
+                );
+                if let Some(tp) = b.tracing.of(&span) {
+                    m = m.with_header(TRACEPARENT_HEADER, tp);
+                }
+                spans.push(span);
+            }
+            messages.push(m);
         }
         self.crash_point(CrashPoint::RelayBeforePublish)?;
         // A broker down for a moment is waited out while the entries are ours (for half their
@@ -43,6 +56,7 @@ impl Engine {
                 .publish_batch(&self.config().holds_topic, messages.clone())
         })
         .await?;
+        drop(spans);
         self.crash_point(CrashPoint::RelayBeforeAck)?;
         let ids: Vec<String> = entries.into_iter().map(|e| e.id).collect();
         b.stock.outbox_ack(&ids).await?;

@@ -33,8 +33,16 @@ struct ActivityStock {
 #[derive(Debug, Default)]
 struct Outbox {
     next_id: u64,
-    // id → (hold, attempts, leased until)
-    entries: BTreeMap<u64, (Hold, u32, Option<Timestamp>)>,
+    entries: BTreeMap<u64, Pending>,
+}
+
+/// An outbox entry not yet acked.
+#[derive(Debug)]
+struct Pending {
+    hold: Hold,
+    attempts: u32,
+    leased_until: Option<Timestamp>,
+    trace_parent: Option<String>,
 }
 
 /// The in-memory stock backend (the embedded default).
@@ -232,7 +240,15 @@ impl StockReserver for MemoryStockReserver {
             let mut ob = self.outbox.lock();
             ob.next_id += 1;
             let id = ob.next_id;
-            ob.entries.insert(id, (hold.clone(), 0, None));
+            ob.entries.insert(
+                id,
+                Pending {
+                    hold: hold.clone(),
+                    attempts: 0,
+                    leased_until: None,
+                    trace_parent: req.trace_parent.clone(),
+                },
+            );
             hold
         };
         Ok(ReserveOutcome::Reserved {
@@ -332,19 +348,20 @@ impl StockReserver for MemoryStockReserver {
         let until = now + chrono::Duration::from_std(lease).map_err(Error::invalid)?;
         let mut ob = self.outbox.lock();
         let mut out = Vec::new();
-        for (id, (hold, attempts, leased)) in ob.entries.iter_mut() {
+        for (id, p) in ob.entries.iter_mut() {
             if out.len() >= max {
                 break;
             }
-            if leased.is_some_and(|t| t > now) {
+            if p.leased_until.is_some_and(|t| t > now) {
                 continue;
             }
-            *attempts += 1;
-            *leased = Some(until);
+            p.attempts += 1;
+            p.leased_until = Some(until);
             out.push(OutboxEntry {
                 id: id.to_string(),
-                hold: hold.clone(),
-                attempts: *attempts,
+                hold: p.hold.clone(),
+                attempts: p.attempts,
+                trace_parent: p.trace_parent.clone(),
             });
         }
         Ok(out)
@@ -363,8 +380,8 @@ impl StockReserver for MemoryStockReserver {
 
     async fn outbox_lag(&self) -> Result<Vec<(ActivityId, u64)>> {
         let mut lag = BTreeMap::<ActivityId, u64>::new();
-        for (hold, _, _) in self.outbox.lock().entries.values() {
-            *lag.entry(hold.activity_id).or_default() += 1;
+        for p in self.outbox.lock().entries.values() {
+            *lag.entry(p.hold.activity_id).or_default() += 1;
         }
         Ok(lag.into_iter().collect())
     }

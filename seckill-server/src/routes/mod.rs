@@ -110,28 +110,41 @@ fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::new(Code::Internal, "internal error").into_response()
 }
 
-/// Gives every request a trace id (from `x-request-id` if sane, else fresh), a span, and
-/// records its route, status and latency.
+/// Gives every request a span (a child of the caller's `traceparent`, if any) and a trace id
+/// (OpenTelemetry's when traced; else `x-request-id` if sane, else fresh), and records its
+/// route, status and latency.
 async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let trace_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()));
     let method = req.method().as_str().to_string();
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched", |m| m.as_str())
         .to_string();
-    let span = tracing::info_span!("http", %method, %route, trace_id = %trace_id);
+    let parent = req
+        .headers()
+        .get(seckill_core::trace::TRACEPARENT_HEADER)
+        .and_then(|v| v.to_str().ok());
+    let span = crate::telemetry::request_span(&format!("{method} {route}"), parent);
+    let trace_id = crate::telemetry::request_trace_id(&span, || {
+        req.headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()))
+    });
     let mut resp = {
         use tracing::Instrument;
+        let inner = async {
+            let resp = next.run(req).await;
+            // The access log: off at the default `info` level (RUST_LOG=seckill_server::access=debug).
+            tracing::debug!(target: "seckill_server::access", status = resp.status().as_u16(),
+                micros = start.elapsed().as_micros() as u64, "answered");
+            resp
+        };
         TRACE_ID
-            .scope(trace_id.clone(), next.run(req))
+            .scope(trace_id.clone(), inner)
             .instrument(span)
             .await
     };

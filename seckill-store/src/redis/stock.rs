@@ -247,7 +247,8 @@ impl Inner {
                 .arg(r.hold_id.0)
                 .arg(r.order_id.0)
                 .arg(r.expires_at.timestamp_millis())
-                .arg(r.now.timestamp_millis());
+                .arg(r.now.timestamp_millis())
+                .arg(r.trace_parent.as_deref().unwrap_or(""));
         }
         let mut conn = self.conn();
         let reply: Value = inv.invoke_async(&mut conn).await.map_err(map_err)?;
@@ -579,13 +580,15 @@ impl StockReserver for RedisStockReserver {
                 .map_err(map_err)?;
             for e in items(reply, "outbox claim")? {
                 let f = items(e, "outbox entry")?;
-                if f.len() != 3 {
+                if f.len() != 4 {
                     return Err(unexpected("outbox entry", &Value::Array(f)));
                 }
+                let trace = string(&f[3], "traceparent")?;
                 out.push(OutboxEntry {
                     id: format!("{}/{}", a, string(&f[0], "stream id")?),
                     hold: outbox_payload(a, &string(&f[1], "payload")?)?,
                     attempts: int(&f[2], "attempts")? as u32,
+                    trace_parent: (!trace.is_empty()).then_some(trace),
                 });
             }
         }

@@ -77,5 +77,6 @@ pub fn one_unit(
         order_id: OrderId(unique_id()),
         now,
         expires_at: now + chrono::Duration::minutes(15),
+        trace_parent: None,
     }
 }

@@ -1,6 +1,7 @@
 -- The atomic reserve step, for a batch of requests against one activity, in order.
 -- KEYS: 1 stock hash, 2 holds hash, 3 per-user counts hash, 4 request-id hash, 5 outbox stream
--- ARGV: 1 n, then 7 per request: user, qty, request_id, hold_id, order_id, expires ms, now ms
+-- ARGV: 1 n, then 8 per request: user, qty, request_id, hold_id, order_id, expires ms, now ms,
+-- traceparent ('' when the buy is not traced: the outbox entry then has no 't' field)
 -- A hold record is "S|user|qty|order_id|created_ms|expires_ms" with S = H(eld), C(onfirmed),
 -- R(eleased). Ids stay strings: Lua numbers are doubles.
 -- A batch reads all request ids and user counts with one HMGET each and writes holds, request
@@ -22,7 +23,7 @@ local limit, st, en = tonumber(s[3]), tonumber(s[4]), tonumber(s[5])
 
 local rkeys, users = {}, {}
 for i = 1, n do
-  local b = 1 + (i - 1) * 7
+  local b = 1 + (i - 1) * 8
   users[i] = ARGV[b + 1]
   rkeys[i] = ARGV[b + 1] .. ':' .. ARGV[b + 3]
 end
@@ -36,7 +37,7 @@ end
 local batch_req, batch_rec = {}, {}   -- request key -> hold id, hold id -> record (this batch)
 local new_req, new_holds, touched = {}, {}, {}
 for i = 1, n do
-  local b = 1 + (i - 1) * 7
+  local b = 1 + (i - 1) * 8
   local user, qty, now = users[i], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 7])
   local prev = prevs[i] or batch_req[rkeys[i]]
   if not qty or qty < 1 or qty % 1 ~= 0 or not now then
@@ -70,7 +71,11 @@ for i = 1, n do
     new_req[#new_req + 1] = hid
     new_holds[#new_holds + 1] = hid
     new_holds[#new_holds + 1] = rec
-    redis.call('XADD', KEYS[5], '*', 'h', hid .. '|' .. rec)
+    if ARGV[b + 8] == '' then
+      redis.call('XADD', KEYS[5], '*', 'h', hid .. '|' .. rec)
+    else
+      redis.call('XADD', KEYS[5], '*', 'h', hid .. '|' .. rec, 't', ARGV[b + 8])
+    end
     out[i] = {0}
   end
 end
