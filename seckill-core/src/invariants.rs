@@ -409,6 +409,7 @@ mod tests {
             cancel_reason: None,
             created_at: at(),
             updated_at: at(),
+            trace_parent: None,
         }
     }
 

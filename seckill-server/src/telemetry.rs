@@ -286,7 +286,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for RequestIds {
 /// Log lines as JSON objects, one per line, for Filebeat or Vector: `timestamp` (RFC 3339,
 /// UTC), `level`, `target`, `message`, `trace_id` and `span_id` (OpenTelemetry's when the
 /// span is traced; else the request id and the local span id), `span` (the current span's
-/// name) and the event's other fields under `fields`. The ids are those a span was given in
+/// name) and the event's other fields beside them (the names above win a clash). The ids are those a span was given in
 /// its `trace_id` and `span_id` fields ([`request_span`] records OpenTelemetry's), the nearest
 /// first; with no `span_id`, the local span's id.
 pub struct JsonLines;
@@ -360,8 +360,9 @@ where
         if let Some(s) = &current {
             obj.insert("span".into(), s.name().into());
         }
-        if !fields.0.is_empty() {
-            obj.insert("fields".into(), Value::Object(fields.0));
+        // The event's own fields at the top level, after the ones above (which win).
+        for (k, v) in fields.0 {
+            obj.entry(k).or_insert(v);
         }
         writeln!(writer, "{line}")
     }

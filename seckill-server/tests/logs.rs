@@ -60,7 +60,7 @@ fn the_server_logs_json_lines_with_trace_and_span_ids() {
         .unwrap_or_else(|| panic!("no access line of the request: {lines:#?}"));
     let span_id = access["span_id"].as_str().unwrap();
     assert_eq!(span_id.len(), 16, "{access}");
-    assert_eq!(access["fields"]["status"], 200, "{access}");
+    assert_eq!(access["status"], 200, "{access}");
     assert_eq!(access["span"], "request", "{access}");
     // The other request got an id of its own.
     assert!(

@@ -35,6 +35,7 @@ fn orders(a: &Activity, base: i64) -> Vec<(String, Order)> {
                 cancel_reason: None,
                 created_at: now,
                 updated_at: now,
+                trace_parent: None,
             };
             (format!("hold-{}", o.hold_id), o)
         })

@@ -146,6 +146,7 @@ mod order_transaction {
             cancel_reason: None,
             created_at: now,
             updated_at: now,
+            trace_parent: None,
         }
     }
 

@@ -63,6 +63,7 @@ fn order(a: &Activity, user: i64, qty: u32) -> Order {
         cancel_reason: None,
         created_at: t0(),
         updated_at: t0(),
+        trace_parent: None,
     }
 }
 
@@ -271,7 +272,11 @@ pub async fn products_update_and_delete(b: &Backend) {
 /// a duplicate; `sold` grows once.
 pub async fn order_insert_is_idempotent(b: &Backend) {
     let a = activity(b, 10, 5).await;
-    let o = order(&a, 1, 2);
+    // The buy's trace context is kept with the order.
+    let o = Order {
+        trace_parent: Some(TRACE.into()),
+        ..order(&a, 1, 2)
+    };
     assert_eq!(
         b.orders.create_from_hold("m1", &o).await.unwrap(),
         CreateOrder::Created(o.clone())
@@ -294,6 +299,8 @@ pub async fn order_insert_is_idempotent(b: &Backend) {
         Some(o.clone())
     );
 }
+
+const TRACE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 /// A voided order id is never written afterwards (alone or in a batch); a written order cannot
 /// be voided; voiding twice says so; and when the void and the order race, exactly one wins.
@@ -634,13 +641,26 @@ pub async fn order_batches_match_one_at_a_time(b: &Backend) {
     b.orders.create_from_hold("e", &earlier).await.unwrap();
     // A clean batch: all written at once.
     let clean: Vec<(String, Order)> = (0..3)
-        .map(|i| (format!("c{i}"), order(&a, 10 + i, 1)))
+        .map(|i| {
+            let o = Order {
+                trace_parent: (i == 1).then(|| TRACE.to_string()),
+                ..order(&a, 10 + i, 1)
+            };
+            (format!("c{i}"), o)
+        })
         .collect();
     let out = b.orders.create_from_holds(&clean).await.unwrap();
     assert!(
         out.iter().all(|o| matches!(o, CreateOrder::Created(_))),
         "{out:?}"
     );
+    for (_, o) in &clean {
+        assert_eq!(
+            b.orders.order(o.id).await.unwrap().as_ref(),
+            Some(o),
+            "read back as written"
+        );
+    }
     assert_eq!(b.catalog.activity(a.id).await.unwrap().unwrap().sold, 4);
     // A batch with a duplicate, a limit breach and more than the stock left (2 units).
     let again = order(&a, 20, 1);

@@ -116,6 +116,10 @@ pub struct Order {
     /// Last status change.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
+    /// The trace context (W3C `traceparent`) of the buy it came from, so the payment that
+    /// settles it joins the buy's trace; `None` when untraced. Not part of any answer.
+    #[serde(skip)]
+    pub trace_parent: Option<String>,
 }
 
 impl Order {

@@ -79,7 +79,7 @@ impl Engine {
         let mut results: Vec<Option<Result<Option<Order>>>> = Vec::with_capacity(holds.len());
         let mut batch = Vec::with_capacity(holds.len());
         let mut prices = HashMap::new();
-        for (hold, message_id) in holds {
+        for (i, (hold, message_id)) in holds.iter().enumerate() {
             let price = match prices.get(&hold.activity_id) {
                 Some(p) => *p,
                 None => match b.catalog.activity(hold.activity_id).await? {
@@ -113,6 +113,7 @@ impl Engine {
                     cancel_reason: None,
                     created_at: hold.created_at,
                     updated_at: self.now(),
+                    trace_parent: traces.get(i).cloned().flatten(),
                 },
             ));
         }

@@ -10,6 +10,7 @@ use crate::domain::{Order, OrderId, OrderStatus, Payment, PaymentId, PaymentStat
 use crate::payment::{Callback, Checkout, Notification};
 use crate::repo::{PaymentRecorded, StatusChange, StatusChanged};
 use crate::{Entity, Error, Result};
+use tracing::Instrument;
 
 /// A payment opened at the provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,9 +204,24 @@ impl Engine {
     /// payment. Idempotent; the reconciler calls it for every succeeded payment.
     pub async fn settle(&self, payment: &Payment) -> Result<CallbackOutcome> {
         let b = self.backends();
-        let Some(mut order) = b.orders.order(payment.order_id).await? else {
+        let Some(order) = b.orders.order(payment.order_id).await? else {
             return Err(Error::not_found(Entity::Order, payment.order_id));
         };
+        // A traced buy's settlement is a span of the buy's trace, linked to what settles it
+        // (the provider's callback request, or the reconciler).
+        let Some(parent) = order.trace_parent.clone() else {
+            return self.settle_order(payment, order).await;
+        };
+        let span = b.tracing.child_of(
+            tracing::info_span!("payment.settle", order = %order.id, payment = %payment.id),
+            Some(&parent),
+        );
+        b.tracing.link(&span, b.tracing.current().as_deref());
+        self.settle_order(payment, order).instrument(span).await
+    }
+
+    async fn settle_order(&self, payment: &Payment, mut order: Order) -> Result<CallbackOutcome> {
+        let b = self.backends();
         match payment.status {
             PaymentStatus::Failed | PaymentStatus::Pending => return Ok(CallbackOutcome::Failed),
             PaymentStatus::Refunded => return Ok(CallbackOutcome::Refunded),

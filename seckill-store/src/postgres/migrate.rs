@@ -11,6 +11,7 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("migrations/0002_one_succeeded_payment.sql")),
     (3, include_str!("migrations/0003_voided_orders.sql")),
     (4, include_str!("migrations/0004_activity_fence.sql")),
+    (5, include_str!("migrations/0005_order_trace.sql")),
 ];
 
 const LOCK_KEY: i64 = 0x005e_c411_0001;

@@ -45,11 +45,12 @@ fn order(r: &Row) -> Result<Order> {
         },
         created_at: r.get("created_at"),
         updated_at: r.get("updated_at"),
+        trace_parent: r.get("trace_parent"),
     })
 }
 
 const ORDER_COLUMNS: &str = "id, hold_id, user_id, activity_id, quantity, amount, status, \
-     expires_at, payment_id, cancel_reason, created_at, updated_at";
+     expires_at, payment_id, cancel_reason, created_at, updated_at, trace_parent";
 
 /// A transaction at READ COMMITTED whatever the role's or database's default: the order
 /// transaction and [`OrderRepo::void_unwritten`] exclude each other by an advisory lock and then
@@ -165,13 +166,17 @@ impl PgStore {
         let expires: Vec<Timestamp> = batch.iter().map(|(_, o)| o.expires_at).collect();
         let created: Vec<Timestamp> = batch.iter().map(|(_, o)| o.created_at).collect();
         let updated: Vec<Timestamp> = batch.iter().map(|(_, o)| o.updated_at).collect();
+        let traces: Vec<Option<&str>> = batch
+            .iter()
+            .map(|(_, o)| o.trace_parent.as_deref())
+            .collect();
         let inserted = tx
             .execute(
                 "INSERT INTO orders (id, hold_id, user_id, activity_id, quantity, amount, status,
-                 expires_at, created_at, updated_at)
+                 expires_at, created_at, updated_at, trace_parent)
              SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[],
                  $5::INT[], $6::BIGINT[], $7::TEXT[], $8::TIMESTAMPTZ[], $9::TIMESTAMPTZ[],
-                 $10::TIMESTAMPTZ[])",
+                 $10::TIMESTAMPTZ[], $11::TEXT[])",
                 &[
                     &ids,
                     &holds,
@@ -183,6 +188,7 @@ impl PgStore {
                     &expires,
                     &created,
                     &updated,
+                    &traces,
                 ],
             )
             .await
@@ -295,10 +301,11 @@ impl OrderRepo for PgStore {
         //    that is a duplicate, answered with the winner's order after rolling back.
         let inserted = tx
             .execute(
-                &format!("INSERT INTO orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"),
+                &format!("INSERT INTO orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"),
                 &[&o.id.0, &o.hold_id.0, &o.user_id.0, &o.activity_id.0, &(o.quantity as i32),
                   &o.amount.0, &o.status.as_str(), &o.expires_at, &o.payment_id.map(|p| p.0),
-                  &o.cancel_reason.map(cancel_reason_str), &o.created_at, &o.updated_at],
+                  &o.cancel_reason.map(cancel_reason_str), &o.created_at, &o.updated_at,
+                  &o.trace_parent],
             )
             .await
             .map_err(map_err);
