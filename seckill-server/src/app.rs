@@ -223,7 +223,11 @@ impl Server {
                             .headers()
                             .get(seckill_core::trace::TRACEPARENT_HEADER)
                             .and_then(|v| v.to_str().ok());
-                        crate::telemetry::request_span(req.uri().path(), parent)
+                        let span = crate::telemetry::request_span(req.uri().path(), parent);
+                        crate::telemetry::request_trace_id(&span, || {
+                            format!("{:016x}", rand::random::<u64>())
+                        });
+                        span
                     })
                     .add_routes(routes)
                     .serve_with_incoming_shutdown(

@@ -100,6 +100,7 @@ async fn baseline(url: &str, t: &RedisTarget, r: &RedisStockReserver) -> f64 {
             "7",
         ])
         .args([(now + 900_000).to_string(), now.to_string()])
+        .arg("") // no traceparent
         .output()
         .expect("redis-benchmark on PATH");
     let text = String::from_utf8_lossy(&out.stdout);

@@ -207,7 +207,8 @@ async fn the_reserve_script_refuses_bad_input() {
             .arg(1)
             .arg(2)
             .arg(&now_ms)
-            .arg(at);
+            .arg(at)
+            .arg(""); // no traceparent
         let reply: Vec<Vec<i64>> = inv.invoke_async(&mut t.conn.clone()).await.unwrap();
         assert_eq!(reply, vec![vec![7]], "qty {qty:?} at {at:?}");
     }

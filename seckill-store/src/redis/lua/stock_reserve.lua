@@ -71,10 +71,11 @@ for i = 1, n do
     new_req[#new_req + 1] = hid
     new_holds[#new_holds + 1] = hid
     new_holds[#new_holds + 1] = rec
-    if ARGV[b + 8] == '' then
+    local tp = ARGV[b + 8]
+    if tp == nil or tp == '' then
       redis.call('XADD', KEYS[5], '*', 'h', hid .. '|' .. rec)
     else
-      redis.call('XADD', KEYS[5], '*', 'h', hid .. '|' .. rec, 't', ARGV[b + 8])
+      redis.call('XADD', KEYS[5], '*', 'h', hid .. '|' .. rec, 't', tp)
     end
     out[i] = {0}
   end
