@@ -5,8 +5,8 @@
 //! and, on the other side, makes its span a child of it.
 //!
 //! The engine only sees [`Propagator`], so it does not depend on OpenTelemetry: the server plugs
-//! in one over `tracing-opentelemetry`; with none (the default, [`Tracing::off`]) nothing is
-//! written and spans stay local.
+//! in one over `tracing-opentelemetry`; with none (the default, [`Tracing::off`]) the engine
+//! makes no span for it and writes nothing: the buy path pays nothing for tracing it does not do.
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,21 +25,9 @@ pub trait Propagator: Send + Sync + fmt::Debug {
     fn add_link(&self, span: &tracing::Span, traceparent: &str);
 }
 
-/// A propagator that propagates nothing.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoPropagation;
-
-impl Propagator for NoPropagation {
-    fn current(&self) -> Option<String> {
-        None
-    }
-    fn set_parent(&self, _: &tracing::Span, _: &str) {}
-    fn add_link(&self, _: &tracing::Span, _: &str) {}
-}
-
 /// The engine's handle on a [`Propagator`] (cheap to clone; [`Tracing::off`] by default).
 #[derive(Debug, Clone)]
-pub struct Tracing(Arc<dyn Propagator>);
+pub struct Tracing(Option<Arc<dyn Propagator>>);
 
 impl Default for Tracing {
     fn default() -> Self {
@@ -50,36 +38,42 @@ impl Default for Tracing {
 impl Tracing {
     /// Propagation through `p`.
     pub fn new(p: Arc<dyn Propagator>) -> Self {
-        Self(p)
+        Self(Some(p))
     }
 
     /// No propagation.
     pub fn off() -> Self {
-        Self(Arc::new(NoPropagation))
+        Self(None)
+    }
+
+    /// Whether a propagator is plugged in (callers skip the spans they make only for it).
+    pub fn is_on(&self) -> bool {
+        self.0.is_some()
     }
 
     /// The current span's context as a `traceparent`, if traced.
     pub fn current(&self) -> Option<String> {
-        self.0.current()
+        self.0.as_ref()?.current()
     }
 
     /// The context of `span` as a `traceparent`, if traced.
     pub fn of(&self, span: &tracing::Span) -> Option<String> {
-        span.in_scope(|| self.0.current())
+        let p = self.0.as_ref()?;
+        span.in_scope(|| p.current())
     }
 
     /// `span`, made a child of `parent` when there is one.
     pub fn child_of(&self, span: tracing::Span, parent: Option<&str>) -> tracing::Span {
-        if let Some(p) = parent {
-            self.0.set_parent(&span, p);
+        if let (Some(p), Some(parent)) = (&self.0, parent) {
+            p.set_parent(&span, parent);
         }
         span
     }
 
     /// Links `span` to `cause` when there is one.
     pub fn link(&self, span: &tracing::Span, cause: Option<&str>) {
-        if let Some(c) = cause {
-            self.0.add_link(span, c);
+        if let (Some(p), Some(c)) = (&self.0, cause) {
+            p.add_link(span, c);
         }
     }
 }

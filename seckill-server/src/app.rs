@@ -49,10 +49,12 @@ pub async fn build(config: Config) -> anyhow_like::Result<Server> {
     let mut backends = registry
         .build(&config.backends, clock, payment.providers)
         .await?;
-    // A buy's trace crosses the outbox, the broker and the order (a no-op while no
-    // OpenTelemetry layer is installed).
-    backends.tracing =
-        seckill_core::trace::Tracing::new(Arc::new(crate::telemetry::OtelPropagator));
+    // With spans exported, a buy's trace crosses the outbox, the broker and the order; without,
+    // the engine makes no span for it.
+    if config.telemetry.enabled() {
+        backends.tracing =
+            seckill_core::trace::Tracing::new(Arc::new(crate::telemetry::OtelPropagator));
+    }
     let s = &config.sale;
     let (worker_id, worker_lease) = match s.worker_id {
         Some(id) if id > MAX_WORKER_ID => {

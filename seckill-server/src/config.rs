@@ -349,6 +349,13 @@ pub struct TelemetryConfig {
     pub sample_ratio: f64,
 }
 
+impl TelemetryConfig {
+    /// Whether spans are exported (an endpoint is set).
+    pub fn enabled(&self) -> bool {
+        self.otlp_endpoint.as_deref().is_some_and(|e| !e.is_empty())
+    }
+}
+
 impl Default for TelemetryConfig {
     fn default() -> Self {
         Self {

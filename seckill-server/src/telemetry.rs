@@ -31,7 +31,7 @@ pub struct Telemetry {
 impl Telemetry {
     /// Builds the OTLP exporter `cfg` asks for (none without an endpoint).
     pub fn new(cfg: &TelemetryConfig) -> Result<Self, String> {
-        let Some(endpoint) = cfg.otlp_endpoint.clone().filter(|e| !e.is_empty()) else {
+        let Some(endpoint) = cfg.otlp_endpoint.clone().filter(|_| cfg.enabled()) else {
             return Ok(Self::default());
         };
         if !(0.0..=1.0).contains(&cfg.sample_ratio) {

@@ -132,11 +132,11 @@ impl LogLines {
 /// A sale on `broker` (memory when `None`), traced to a collector on `port`; checks the trace.
 async fn one_buy_is_one_trace(broker: Option<String>, port: u16) {
     let collector = Collector::start(port);
-    let telemetry = Telemetry::new(&TelemetryConfig {
+    let telemetry_cfg = TelemetryConfig {
         otlp_endpoint: Some(format!("http://127.0.0.1:{port}")),
         ..TelemetryConfig::default()
-    })
-    .unwrap();
+    };
+    let telemetry = Telemetry::new(&telemetry_cfg).unwrap();
     assert!(telemetry.enabled());
     let log = LogConfig {
         format: "json".into(),
@@ -145,6 +145,7 @@ async fn one_buy_is_one_trace(broker: Option<String>, port: u16) {
     let lines = LogLines::default();
     let _guard = tracing::subscriber::set_default(telemetry.subscriber_to(&log, lines.clone()));
     let a = api_with(true, |cfg| {
+        cfg.telemetry = telemetry_cfg;
         if let Some(b) = broker {
             cfg.backends.broker = b;
         }

@@ -176,10 +176,16 @@ impl Engine {
         let request_id = req
             .request_id
             .unwrap_or_else(|| format!("auto-{:032x}", rand::random::<u128>()));
-        // The reserve's span: its context is kept with the outbox entry, so the relay's span
-        // (in another task, maybe another process) continues this trace.
-        let span = tracing::info_span!("stock.reserve", activity = %req.activity_id, quantity = req.quantity);
-        let trace_parent = self.backends().tracing.of(&span);
+        // The reserve's span, only when traces are propagated: its context is kept with the
+        // outbox entry, so the relay's span (in another task, maybe another process) continues
+        // this trace.
+        let tracing = &self.backends().tracing;
+        let span = if tracing.is_on() {
+            tracing::info_span!("stock.reserve", activity = %req.activity_id, quantity = req.quantity)
+        } else {
+            tracing::Span::none()
+        };
+        let trace_parent = tracing.of(&span);
         let outcome = self
             .backends()
             .stock
