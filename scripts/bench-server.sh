@@ -3,7 +3,15 @@
 # with the /health baseline in the same run), then an open loop at half the success path's
 # measured maximum. Every run must end with a clean verdict (the bench exits non-zero if not).
 #
-# Usage: scripts/bench-server.sh memory|redis-stream|amqp|kafka [runs]
+# Usage: scripts/bench-server.sh memory|redis-stream|amqp|kafka [runs] [paths|overload]
+#   paths (default): the success path, the sold-out path and the open loop, as above
+#   overload: load shedding (docs/benchmarks.md, "Overload"). The server admits
+#     C = BENCH_CONCURRENCY buys at once (http.buy_concurrency); a closed loop at C (sustainable),
+#     then one at 4C (overload: a refused buyer asks again after 100 ms), the same with refused
+#     buyers asking again at once (a retry storm, reported), then 4C against a restarted server
+#     with no limit (the control). Targets, from the same run: the
+#     p99 of accepted buys at 4C within 2x their p99 at C, and the p99 of refusals under 1 ms;
+#     the script exits 1 when one is missed.
 #   memory        every backend in memory (the server with no config)
 #   redis-stream  Redis for stock, delay, lock, rate limit, idempotency and sessions;
 #   amqp          PostgreSQL for the database; the named broker
@@ -19,6 +27,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 kind=${1:-memory}
 runs=${2:-1}
+suite=${3:-paths}
 bin=${BENCH_BIN:-target/release}
 port=${BENCH_PORT:-18480}
 out=${BENCH_OUT:-target/bench-server}
@@ -37,7 +46,7 @@ export SECKILL_LIMITS__LOGIN_PER_IP__RATE=0 SECKILL_SALE__BUY_RATE_PER_SEC=0 SEC
 
 schema=""
 cleanup() {
-  [[ -n ${server_pid:-} ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  if [[ -n ${server_pid:-} ]]; then kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null; fi
   if [[ -n $schema ]]; then
     PGOPTIONS="-c client_min_messages=warning" psql "$pg" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" || true
     redis-cli -u "$redis" --scan --pattern "$tag*" | xargs -r -n 500 redis-cli -u "$redis" del >/dev/null || true
@@ -63,16 +72,23 @@ case $kind in
       SECKILL_BACKENDS__RATE_LIMIT=$r SECKILL_BACKENDS__IDEMPOTENCY=$r SECKILL_BACKENDS__SESSIONS=$r \
       SECKILL_BACKENDS__DATABASE="$pg?schema=$schema&migrate=false" SECKILL_BACKENDS__BROKER="$broker"
     ;;
-  *) echo "usage: $0 memory|redis-stream|amqp|kafka [runs]" >&2; exit 2 ;;
+  *) echo "usage: $0 memory|redis-stream|amqp|kafka [runs] [paths|overload]" >&2; exit 2 ;;
 esac
 
-"$bin/seckill-server" >"$out/$kind-server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 200); do
-  curl -sf "http://127.0.0.1:$port/health" >/dev/null && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$out/$kind-server.log" >&2; exit 1; }
-  sleep 0.1
-done
+start_server() {
+  "$bin/seckill-server" >>"$out/$kind-server.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 1 200); do
+    curl -sf "http://127.0.0.1:$port/health" >/dev/null && return 0
+    kill -0 "$server_pid" 2>/dev/null || { cat "$out/$kind-server.log" >&2; exit 1; }
+    sleep 0.1
+  done
+}
+stop_server() {
+  kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  server_pid=""
+}
+: >"$out/$kind-server.log"
 
 bench() { # phase, then the bench's arguments
   local phase=$1
@@ -81,6 +97,44 @@ bench() { # phase, then the bench's arguments
     >"$out/$kind-$run-$phase.json"
 }
 
+if [[ $suite == overload ]]; then
+  # Buys beyond C are refused (the bench counts them as "shed"); plenty of stock, so every
+  # accepted buy reserves.
+  over=$((conc * 4))
+  fired="--stock 2000000 --limit 100000 --requests 40000"
+  for run in $(seq 1 "$runs"); do
+    SECKILL_HTTP__BUY_CONCURRENCY=$conc start_server
+    bench sustainable $fired --concurrency "$conc"
+    # Refused buyers ask again after 100 ms (the server's Retry-After says 1 s)...
+    bench overload $fired --concurrency "$over" --shed-backoff-ms 100
+    # ...or at once: a retry storm, reported, not a target.
+    bench storm $fired --concurrency "$over"
+    stop_server
+    SECKILL_HTTP__BUY_CONCURRENCY=0 start_server
+    bench unlimited $fired --concurrency "$over"
+    stop_server
+    for phase in sustainable overload storm unlimited; do
+      jq -r --arg k "$kind" --arg r "$run" --arg p "$phase" '
+        [$k, $r, $p, .config.concurrency, (.buy.throughput_per_sec | floor),
+         (.buy.latency_ms_by_outcome.reserved.p50 // 0), (.buy.latency_ms_by_outcome.reserved.p99 // 0),
+         (.buy.latency_ms_by_outcome.shed.p50 // 0), (.buy.latency_ms_by_outcome.shed.p99 // 0),
+         (.buy.outcomes | tostring), (if .verdict.clean then "clean" else "VIOLATED" end)]
+        | @tsv' "$out/$kind-$run-$phase.json"
+    done
+    jq -rn --slurpfile s "$out/$kind-$run-sustainable.json" --slurpfile o "$out/$kind-$run-overload.json" \
+      --slurpfile t "$out/$kind-$run-storm.json" --slurpfile u "$out/$kind-$run-unlimited.json" '
+      def p99(f; o): (f[0].buy.latency_ms_by_outcome[o].p99 // 0);
+      p99($s; "reserved") as $base | p99($o; "reserved") as $acc | p99($o; "shed") as $shed
+      | "accepted p99 at 4C / at C = \($acc / $base * 100 | round / 100) (target <= 2; retry storm: \(p99($t; "reserved") / $base * 100 | round / 100), no limit: \(p99($u; "reserved") / $base * 100 | round / 100))",
+        "refusal p99 = \($shed) ms (target < 1; retry storm: \(p99($t; "shed")) ms)",
+        (if ($acc / $base) <= 2 and $shed < 1 and ($o[0].buy.outcomes.shed // 0) > 0
+         then "targets: met" else "targets: NOT met" end)' | tee "$out/$kind-$run-verdict.txt"
+    grep -q "targets: met" "$out/$kind-$run-verdict.txt" || failed=1
+  done
+  exit "${failed:-0}"
+fi
+
+start_server
 for run in $(seq 1 "$runs"); do
   bench success --stock 40000 --limit 1000 --requests 30000 --concurrency "$conc" --baseline
   bench soldout --stock 50 --limit 1 --requests 30000 --concurrency "$conc" --baseline

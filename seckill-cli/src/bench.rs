@@ -45,6 +45,10 @@ pub struct BenchArgs {
     /// Stop sending after this many seconds, whatever is left.
     #[arg(long, default_value_t = 120)]
     pub max_seconds: u64,
+    /// After a load-shed refusal (503, code 9003), wait this long before the buyer's next
+    /// request, as a client that heeds `Retry-After` does (0: ask again at once, a retry storm).
+    #[arg(long, default_value_t = 0)]
+    pub shed_backoff_ms: u64,
     /// Also run the same load against the no-op route (`/health`) and print the ratio.
     #[arg(long)]
     pub baseline: bool,
@@ -128,6 +132,8 @@ enum Outcome {
     SoldOut,
     Limit,
     RateLimited,
+    /// Refused at once for load (503, code 9003).
+    Shed,
     Error,
 }
 
@@ -138,6 +144,7 @@ impl Outcome {
             (_, 3004 | 3005) => Outcome::SoldOut,
             (_, 3006) => Outcome::Limit,
             (429, _) | (_, 3007) => Outcome::RateLimited,
+            (503, 9003) => Outcome::Shed,
             _ => Outcome::Error,
         }
     }
@@ -148,6 +155,7 @@ impl Outcome {
             Outcome::SoldOut => "sold_out",
             Outcome::Limit => "limit",
             Outcome::RateLimited => "rate_limited",
+            Outcome::Shed => "shed",
             Outcome::Error => "errors",
         }
     }
@@ -158,6 +166,8 @@ struct Phase {
     sent: usize,
     elapsed: Duration,
     latency: Histogram<u64>,
+    /// The latency of each outcome alone (accepted buys and load-shed refusals apart).
+    by_outcome: HashMap<Outcome, Histogram<u64>>,
     outcomes: HashMap<Outcome, usize>,
     /// Buyer index → units reserved (buy phase).
     reserved_by: HashMap<usize, u32>,
@@ -169,18 +179,28 @@ impl Phase {
     }
 
     fn report(&self) -> Value {
-        let q = |p: f64| self.latency.value_at_quantile(p) as f64 / 1000.0;
         json!({
             "requests": self.sent,
             "seconds": self.elapsed.as_secs_f64(),
             "throughput_per_sec": self.throughput(),
-            "latency_ms": {
-                "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "p99_9": q(0.999),
-                "max": self.latency.max() as f64 / 1000.0,
-            },
+            "latency_ms": quantiles(&self.latency),
+            "latency_ms_by_outcome": self.by_outcome.iter().map(|(k, h)| (k.name().to_string(), quantiles(h))).collect::<serde_json::Map<_, _>>(),
             "outcomes": self.outcomes.iter().map(|(k, v)| (k.name().to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
         })
     }
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram")
+}
+
+/// A latency histogram (µs) as milliseconds at the quantiles reports show.
+fn quantiles(h: &Histogram<u64>) -> Value {
+    let q = |p: f64| h.value_at_quantile(p) as f64 / 1000.0;
+    json!({
+        "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "p99_9": q(0.999),
+        "max": h.max() as f64 / 1000.0,
+    })
 }
 
 /// Sends `a.requests` requests, closed or open loop, bounded by `a.max_seconds`: buys of
@@ -206,7 +226,8 @@ fn fire(authority: &str, a: &BenchArgs, tokens: &[String], buy_path: Option<&str
             let (next, results, progress) = (next.clone(), results.clone(), progress.clone());
             scope.spawn(move || {
                 let mut conn = http1::Conn::new(authority, Duration::from_secs(30));
-                let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+                let mut h = histogram();
+                let mut by_outcome: HashMap<Outcome, Histogram<u64>> = HashMap::new();
                 let mut outcomes: HashMap<Outcome, usize> = HashMap::new();
                 let mut reserved_by: HashMap<usize, u32> = HashMap::new();
                 loop {
@@ -231,14 +252,25 @@ fn fire(authority: &str, a: &BenchArgs, tokens: &[String], buy_path: Option<&str
                         Ok(a) if a.status == 200 => Outcome::Reserved,
                         _ => Outcome::Error,
                     };
-                    let _ = h.record(intended.elapsed().as_micros().max(1) as u64);
+                    let took = intended.elapsed().as_micros().max(1) as u64;
+                    let _ = h.record(took);
+                    let _ = by_outcome
+                        .entry(outcome)
+                        .or_insert_with(histogram)
+                        .record(took);
                     *outcomes.entry(outcome).or_default() += 1;
                     if outcome == Outcome::Reserved && buy {
                         *reserved_by.entry(buyer).or_default() += 1;
                     }
+                    if outcome == Outcome::Shed && a.shed_backoff_ms > 0 {
+                        std::thread::sleep(Duration::from_millis(a.shed_backoff_ms));
+                    }
                     progress.inc(1);
                 }
-                results.lock().unwrap().push((h, outcomes, reserved_by));
+                results
+                    .lock()
+                    .unwrap()
+                    .push((h, by_outcome, outcomes, reserved_by));
             });
         }
     });
@@ -247,12 +279,16 @@ fn fire(authority: &str, a: &BenchArgs, tokens: &[String], buy_path: Option<&str
     let mut phase = Phase {
         sent: 0,
         elapsed,
-        latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
+        latency: histogram(),
+        by_outcome: HashMap::new(),
         outcomes: HashMap::new(),
         reserved_by: HashMap::new(),
     };
-    for (h, outcomes, reserved_by) in results.lock().unwrap().drain(..) {
+    for (h, by_outcome, outcomes, reserved_by) in results.lock().unwrap().drain(..) {
         let _ = phase.latency.add(&h);
+        for (k, h) in by_outcome {
+            let _ = phase.by_outcome.entry(k).or_insert_with(histogram).add(&h);
+        }
         for (k, v) in outcomes {
             *phase.outcomes.entry(k).or_default() += v;
             phase.sent += v;
@@ -429,7 +465,7 @@ pub fn run(server: &str, a: &BenchArgs) -> Result<Value, BenchError> {
     let mut out = json!({
         "activity_id": act,
         "config": {"buyers": a.buyers, "stock": a.stock, "limit": a.limit, "requests": a.requests,
-            "concurrency": a.concurrency, "rate": a.rate},
+            "concurrency": a.concurrency, "rate": a.rate, "shed_backoff_ms": a.shed_backoff_ms},
         "buy": buys.report(),
         "verdict": {
             "clean": violations.is_empty(),
@@ -531,6 +567,15 @@ pub fn summary(r: &Value) -> String {
         b["outcomes"], if v["clean"] == json!(true) { "clean" } else { "VIOLATED" },
         v["units_sold"], v["orders"], v["reserved"], v["stock"],
     );
+    if let Some(shed) = b["latency_ms_by_outcome"]["shed"].as_object() {
+        let p99 = |v: Option<&Value>| v.and_then(Value::as_f64).unwrap_or(0.0);
+        s.push_str(&format!(
+            "\nload shed: {} refused, p99 {:.3} ms; accepted buys' p99 {:.2} ms",
+            b["outcomes"]["shed"],
+            p99(shed.get("p99")),
+            p99(b["latency_ms_by_outcome"]["reserved"].get("p99")),
+        ));
+    }
     if let Some(vs) = v["violations"].as_array().filter(|x| !x.is_empty()) {
         for x in vs {
             s.push_str(&format!(

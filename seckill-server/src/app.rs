@@ -41,6 +41,7 @@ fn random_secret() -> String {
 /// Builds the backends named by the config, the engine and the HTTP state.
 pub async fn build(config: Config) -> anyhow_like::Result<Server> {
     let roles = Role::parse_list(&config.roles)?;
+    let overload = Arc::new(crate::overload::Overload::new(&config.http)?);
     let payment = crate::providers::build(&config.payment, random_secret)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut registry = Registry::with_memory();
@@ -88,7 +89,7 @@ pub async fn build(config: Config) -> anyhow_like::Result<Server> {
         .jwt_secret
         .as_ref()
         .map_or_else(random_secret, |s| s.expose().to_string());
-    let metrics = Arc::new(Metrics::new(&engine, &config.roles));
+    let metrics = Arc::new(Metrics::new(&engine, &config.roles, &overload));
     let state = AppState {
         engine,
         tokens: Arc::new(Tokens::new(
@@ -101,6 +102,7 @@ pub async fn build(config: Config) -> anyhow_like::Result<Server> {
         metrics,
         notifier: Arc::new(seckill_core::LogNotifier),
         limits: Arc::new(config.limits.clone()),
+        overload,
     };
     Ok(Server {
         state,

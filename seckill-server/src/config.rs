@@ -58,6 +58,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Tracing export (OpenTelemetry).
     pub telemetry: TelemetryConfig,
+    /// Deadlines, load shedding, body size and CORS of the HTTP API.
+    pub http: HttpConfig,
 }
 
 impl Default for Config {
@@ -75,6 +77,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             log: LogConfig::default(),
             telemetry: TelemetryConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -362,6 +365,87 @@ impl Default for TelemetryConfig {
             otlp_endpoint: None,
             service_name: "seckill".into(),
             sample_ratio: 1.0,
+        }
+    }
+}
+
+/// Deadlines, load shedding, body size and CORS of the HTTP API (docs/operations.md,
+/// "Overload").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Deadline of a request, in milliseconds, unless `route_timeouts_ms` names its route; an
+    /// answer later than that is replaced by 504 (code 9004). 0: no deadline.
+    pub request_timeout_ms: u64,
+    /// Deadlines of single routes, by the route's template as `/openapi.json` spells it
+    /// (`"/api/v1/seckill/activities/{id}/buy" = 2000`).
+    pub route_timeouts_ms: std::collections::BTreeMap<String, u64>,
+    /// Buys in flight at once (HTTP and gRPC); one more is refused at once with 503 (code
+    /// 9003) and `Retry-After`. 0: no limit.
+    pub buy_concurrency: usize,
+    /// Other API requests in flight at once (`/health`, `/ready` and `/metrics` are never
+    /// refused). 0: no limit.
+    pub api_concurrency: usize,
+    /// The `Retry-After` of a refusal for load, in seconds.
+    pub retry_after_secs: u64,
+    /// The largest request body, in bytes; a larger one answers 413 (code 2008).
+    pub max_body_bytes: usize,
+    /// Cross-origin requests from browser pages.
+    pub cors: CorsConfig,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout_ms: 10_000,
+            route_timeouts_ms: [("/api/v1/seckill/activities/{id}/buy".to_string(), 3_000)]
+                .into_iter()
+                .collect(),
+            buy_concurrency: 256,
+            api_concurrency: 1024,
+            retry_after_secs: 1,
+            max_body_bytes: 64 * 1024,
+            cors: CorsConfig::default(),
+        }
+    }
+}
+
+/// CORS: which browser origins may call the API. Off (no origin allowed) by default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Origins allowed, exactly as browsers send them (`https://tickets.example.com`); `*`
+    /// allows any (never together with `allow_credentials`). Empty: no cross-origin calls.
+    pub allowed_origins: Vec<String>,
+    /// Methods a page may use.
+    pub allowed_methods: Vec<String>,
+    /// Request headers a page may send.
+    pub allowed_headers: Vec<String>,
+    /// Response headers a page may read.
+    pub expose_headers: Vec<String>,
+    /// How long a browser may cache a preflight answer, in seconds.
+    pub max_age_secs: u64,
+    /// Let pages send cookies and HTTP authentication (the API authenticates with a bearer
+    /// token, so this stays off unless a proxy in front needs it).
+    pub allow_credentials: bool,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+        Self {
+            allowed_origins: Vec::new(),
+            allowed_methods: strings(&["GET", "POST", "PUT", "DELETE"]),
+            allowed_headers: strings(&[
+                "authorization",
+                "content-type",
+                "idempotency-key",
+                "x-request-id",
+                "traceparent",
+            ]),
+            expose_headers: strings(&["x-trace-id", "retry-after", "idempotent-replayed"]),
+            max_age_secs: 600,
+            allow_credentials: false,
         }
     }
 }

@@ -51,6 +51,8 @@ pub enum Code {
     Conflict = 2006,
     /// A resource the request names does not exist.
     NotFound = 2007,
+    /// The request body is larger than `http.max_body_bytes`.
+    BodyTooLarge = 2008,
     /// No such activity.
     ActivityNotFound = 3001,
     /// The sale has not started.
@@ -94,6 +96,12 @@ pub enum Code {
     Internal = 9001,
     /// A backend is unreachable; retry.
     Unavailable = 9002,
+    /// The server is at its concurrency limit (`http.buy_concurrency`,
+    /// `http.api_concurrency`): refused at once; retry after `Retry-After`.
+    Overloaded = 9003,
+    /// No answer within the route's deadline; the request's effect is unknown (retry with the
+    /// same `Idempotency-Key`).
+    DeadlineExceeded = 9004,
 }
 
 impl Code {
@@ -114,9 +122,11 @@ impl Code {
             RouteNotFound | ActivityNotFound | OrderNotFound | PaymentNotFound
             | UnknownProvider | ProductNotFound | NotFound => StatusCode::NOT_FOUND,
             OrderLost => StatusCode::GONE,
+            BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Unavailable | Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 }
@@ -129,7 +139,9 @@ impl Code {
             Code::Unauthenticated | Code::BadCredentials | Code::BadSignature => G::Unauthenticated,
             Code::Forbidden => G::PermissionDenied,
             Code::RateLimited => G::ResourceExhausted,
-            Code::Unavailable => G::Unavailable,
+            Code::Unavailable | Code::Overloaded => G::Unavailable,
+            Code::DeadlineExceeded => G::DeadlineExceeded,
+            Code::BodyTooLarge => G::InvalidArgument,
             Code::Internal => G::Internal,
             c => match c.status().as_u16() {
                 404 | 410 => G::NotFound,
@@ -269,7 +281,10 @@ impl IntoResponse for ApiError {
             &self.message,
             self.data,
         );
-        if matches!(self.code, Code::RateLimited | Code::Unavailable) {
+        if matches!(
+            self.code,
+            Code::RateLimited | Code::Unavailable | Code::Overloaded
+        ) {
             r.headers_mut()
                 .insert("retry-after", HeaderValue::from_static("1"));
         }
@@ -349,7 +364,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
         }
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|rej| ApiError::new(Code::MalformedBody, rej.body_text()))?;
+            .map_err(|rej| body_rejection(rej.status(), rej.body_text()))?;
         // Every body is an object: serde's derived structs would also take an array of the
         // fields in order (`["bob","pw"]`), which no document describes.
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
@@ -431,7 +446,16 @@ fn plain_json(headers: &axum::http::HeaderMap) -> bool {
 }
 
 fn json_rejection(rej: JsonRejection) -> ApiError {
-    ApiError::new(Code::MalformedBody, rej.body_text())
+    body_rejection(rej.status(), rej.body_text())
+}
+
+/// A body axum could not take: too large (`http.max_body_bytes`, 2008) or malformed (2001).
+fn body_rejection(status: StatusCode, text: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(Code::BodyTooLarge, "the request body is too large")
+    } else {
+        ApiError::new(Code::MalformedBody, text)
+    }
 }
 
 /// A path parameter; a malformed one answers `2003`.

@@ -105,6 +105,9 @@ fn bearer<T>(req: &Request<T>) -> Option<&str> {
 #[tonic::async_trait]
 impl SeckillService for Grpc {
     async fn buy(&self, req: Request<pb::BuyRequest>) -> Result<Response<pb::BuyReply>, Status> {
+        // The HTTP buy's gate: one limit on buys in flight, whichever door they come through.
+        let o = &self.state.overload;
+        let _pass = o.buy.try_enter().ok_or_else(|| status(o.refusal(&o.buy)))?;
         let me = self.signed_caller(&req)?;
         let ip = req
             .remote_addr()

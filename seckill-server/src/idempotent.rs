@@ -84,7 +84,14 @@ where
         .into_response(),
         Ok(Begin::Completed(stored)) => replayed(stored),
         Ok(Begin::New) => {
+            // A request dropped before it answers (its deadline passed, the client went away)
+            // frees its key, so a retry runs afresh instead of meeting "still running".
+            let mut guard = FreeOnDrop {
+                store: store.clone(),
+                key: Some(key.clone()),
+            };
             let resp = handler().await;
+            guard.key = None;
             if !resp.status().is_success() {
                 if let Err(e) = store.abandon(&key).await {
                     tracing::warn!(error = %e, "could not free an idempotency key");
@@ -108,6 +115,27 @@ where
                 tracing::warn!(error = %e, "could not store an idempotent answer");
             }
             Response::from_parts(parts, axum::body::Body::from(bytes))
+        }
+    }
+}
+
+/// Frees an idempotency key whose request was dropped mid-way.
+struct FreeOnDrop {
+    store: std::sync::Arc<dyn seckill_core::idempotency::IdempotencyStore>,
+    key: Option<String>,
+}
+
+impl Drop for FreeOnDrop {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            let store = self.store.clone();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    if let Err(e) = store.abandon(&key).await {
+                        tracing::warn!(error = %e, "could not free a dropped request's idempotency key");
+                    }
+                });
+            }
         }
     }
 }

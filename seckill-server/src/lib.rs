@@ -20,6 +20,7 @@ pub mod idempotent;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod overload;
 pub mod providers;
 pub mod routes;
 pub mod service;

@@ -4,6 +4,7 @@
 //! build info, encoded in the OpenMetrics text format, or in Prometheus's text format 0.0.4 for a
 //! client that does not ask for OpenMetrics (curl, `promtool check metrics`, older scrapers).
 
+use crate::overload::Overload;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{text, DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -12,6 +13,7 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
 use seckill_core::domain::ActivityId;
 use seckill_core::engine::{Engine, Histogram};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The content type of the OpenMetrics exposition.
@@ -90,6 +92,11 @@ struct QueueLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GateLabel {
+    gate: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
     roles: String,
@@ -131,7 +138,7 @@ pub struct Metrics {
 impl Metrics {
     /// The registry of `engine`'s metrics, its backends' and the server's own, for a process
     /// playing `roles`.
-    pub fn new(engine: &Engine, roles: &str) -> Self {
+    pub fn new(engine: &Engine, roles: &str, overload: &Arc<Overload>) -> Self {
         let mut registry = Registry::default();
         engine.metrics().register(&mut registry);
         engine.backends().metrics.register(&mut registry);
@@ -159,6 +166,7 @@ impl Metrics {
             build,
         );
         registry.register_collector(Box::new(ProcessCollector));
+        registry.register_collector(Box::new(OverloadCollector(overload.clone())));
         Self { registry, http }
     }
 
@@ -351,6 +359,62 @@ impl Collector for ProcessCollector {
             "Start time of the process since unix epoch in seconds.",
             None,
             start.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}
+
+/// The load-shedding gates and deadlines, read at each scrape.
+#[derive(Debug)]
+struct OverloadCollector(Arc<Overload>);
+
+impl Collector for OverloadCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let o = &self.0;
+        let gates = [&o.buy, &o.api];
+        let mut family =
+            |name: &str, help: &str, counter: bool, v: &dyn Fn(&crate::overload::Gate) -> i64| {
+                let ty = if counter {
+                    prometheus_client::metrics::MetricType::Counter
+                } else {
+                    prometheus_client::metrics::MetricType::Gauge
+                };
+                let mut d = encoder.encode_descriptor(name, help, None, ty)?;
+                for g in gates {
+                    let label = GateLabel { gate: g.name() };
+                    let m = d.encode_family(&label)?;
+                    if counter {
+                        ConstCounter::new(v(g) as u64).encode(m)?;
+                    } else {
+                        ConstGauge::new(v(g)).encode(m)?;
+                    }
+                }
+                Ok::<(), std::fmt::Error>(())
+            };
+        family(
+            "seckill_http_in_flight",
+            "Requests admitted and not yet answered, per load-shedding gate (buy, api).",
+            false,
+            &|g| g.in_flight() as i64,
+        )?;
+        family(
+            "seckill_http_concurrency_limit",
+            "The concurrency limit of each load-shedding gate (0: none).",
+            false,
+            &|g| g.limit() as i64,
+        )?;
+        family(
+            "seckill_http_shed",
+            "Requests refused at once (503, code 9003) because their gate was full.",
+            true,
+            &|g| g.refused() as i64,
+        )?;
+        let t = ConstCounter::new(o.timed_out());
+        t.encode(encoder.encode_descriptor(
+            "seckill_http_deadline_exceeded",
+            "Requests answered 504 (code 9004) because their route's deadline passed.",
+            None,
+            t.metric_type(),
         )?)?;
         Ok(())
     }

@@ -23,4 +23,6 @@ pub struct AppState {
     pub notifier: Arc<dyn Notifier>,
     /// Rate limits and verification-code settings.
     pub limits: Arc<LimitsConfig>,
+    /// Deadlines, load shedding and CORS.
+    pub overload: Arc<crate::overload::Overload>,
 }

@@ -1,5 +1,6 @@
-//! The HTTP router: every route under `/api/v1`, the ops routes, and the middleware (trace id,
-//! metrics, panic → 500 envelope, 404/405 envelopes). Each route module is a thin HTTP door
+//! The HTTP router: every route under `/api/v1`, the ops routes, and the middleware (CORS,
+//! trace id, metrics, load shedding and deadlines, body size, panic → 500 envelope, 404/405
+//! envelopes). Each route module is a thin HTTP door
 //! over [`crate::service`]; no route module imports another.
 
 pub mod admin;
@@ -91,7 +92,15 @@ pub fn app(state: AppState, with_api: bool) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::overload::guard,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.overload.max_body_bytes,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(state.overload.cors_layer())
         .with_state(state)
 }
 
