@@ -48,6 +48,7 @@
 
 #![warn(missing_docs)]
 
+pub mod breaker;
 pub mod broker;
 pub mod clock;
 #[cfg(feature = "conformance")]

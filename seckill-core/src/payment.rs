@@ -116,6 +116,11 @@ impl PaymentProviders {
         })
     }
 
+    /// The configured providers, the default first.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn PaymentProvider>> {
+        self.list.iter()
+    }
+
     /// The configured providers' names, the default first.
     pub fn names(&self) -> Vec<&str> {
         self.list.iter().map(|p| p.name()).collect()

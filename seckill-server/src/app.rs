@@ -47,9 +47,11 @@ pub async fn build(config: Config) -> anyhow_like::Result<Server> {
     let mut registry = Registry::with_memory();
     seckill_store::register(&mut registry);
     seckill_broker::register(&mut registry);
-    let mut backends = registry
+    let backends = registry
         .build(&config.backends, clock, payment.providers)
         .await?;
+    let (mut backends, breakers) =
+        seckill_core::breaker::guard_backends(backends, &config.breakers)?;
     // With spans exported, a buy's trace crosses the outbox, the broker and the order; without,
     // the engine makes no span for it.
     if config.telemetry.enabled() {
@@ -89,7 +91,7 @@ pub async fn build(config: Config) -> anyhow_like::Result<Server> {
         .jwt_secret
         .as_ref()
         .map_or_else(random_secret, |s| s.expose().to_string());
-    let metrics = Arc::new(Metrics::new(&engine, &config.roles, &overload));
+    let metrics = Arc::new(Metrics::new(&engine, &config.roles, &overload, &breakers));
     let state = AppState {
         engine,
         tokens: Arc::new(Tokens::new(
@@ -103,6 +105,7 @@ pub async fn build(config: Config) -> anyhow_like::Result<Server> {
         notifier: Arc::new(seckill_core::LogNotifier),
         limits: Arc::new(config.limits.clone()),
         overload,
+        breakers,
     };
     Ok(Server {
         state,

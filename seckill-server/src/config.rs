@@ -60,6 +60,9 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// Deadlines, load shedding, body size and CORS of the HTTP API.
     pub http: HttpConfig,
+    /// Circuit breakers on the stock backend, the broker, the database, the session store and
+    /// each payment provider.
+    pub breakers: seckill_core::breaker::BreakersConfig,
 }
 
 impl Default for Config {
@@ -78,6 +81,7 @@ impl Default for Config {
             log: LogConfig::default(),
             telemetry: TelemetryConfig::default(),
             http: HttpConfig::default(),
+            breakers: seckill_core::breaker::BreakersConfig::default(),
         }
     }
 }

@@ -97,6 +97,11 @@ struct GateLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackendLabel {
+    backend: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
     roles: String,
@@ -138,7 +143,12 @@ pub struct Metrics {
 impl Metrics {
     /// The registry of `engine`'s metrics, its backends' and the server's own, for a process
     /// playing `roles`.
-    pub fn new(engine: &Engine, roles: &str, overload: &Arc<Overload>) -> Self {
+    pub fn new(
+        engine: &Engine,
+        roles: &str,
+        overload: &Arc<Overload>,
+        breakers: &seckill_core::breaker::Breakers,
+    ) -> Self {
         let mut registry = Registry::default();
         engine.metrics().register(&mut registry);
         engine.backends().metrics.register(&mut registry);
@@ -167,6 +177,7 @@ impl Metrics {
         );
         registry.register_collector(Box::new(ProcessCollector));
         registry.register_collector(Box::new(OverloadCollector(overload.clone())));
+        registry.register_collector(Box::new(BreakerCollector(breakers.clone())));
         Self { registry, http }
     }
 
@@ -416,6 +427,55 @@ impl Collector for OverloadCollector {
             None,
             t.metric_type(),
         )?)?;
+        Ok(())
+    }
+}
+
+/// Each backend's circuit breaker, read at each scrape.
+#[derive(Debug)]
+struct BreakerCollector(seckill_core::breaker::Breakers);
+
+impl Collector for BreakerCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use prometheus_client::metrics::MetricType;
+        let breakers = &self.0 .0;
+        if breakers.is_empty() {
+            return Ok(());
+        }
+        type Read = fn(&seckill_core::breaker::Breaker) -> i64;
+        let families: [(&str, &str, MetricType, Read); 3] = [
+            (
+                "seckill_breaker_state",
+                "Each backend's circuit breaker: 0 closed, 1 open (calls fail fast), 2 half-open.",
+                MetricType::Gauge,
+                |b| b.state().value(),
+            ),
+            (
+                "seckill_breaker_opened",
+                "Times each backend's circuit breaker opened.",
+                MetricType::Counter,
+                |b| b.opened() as i64,
+            ),
+            (
+                "seckill_breaker_rejected",
+                "Calls each backend's open circuit breaker failed at once.",
+                MetricType::Counter,
+                |b| b.rejected() as i64,
+            ),
+        ];
+        for (name, help, ty, read) in families {
+            let counter = matches!(ty, MetricType::Counter);
+            let mut d = encoder.encode_descriptor(name, help, None, ty)?;
+            for b in breakers {
+                let label = BackendLabel { backend: b.name() };
+                let m = d.encode_family(&label)?;
+                if counter {
+                    ConstCounter::new(read(b) as u64).encode(m)?;
+                } else {
+                    ConstGauge::new(read(b)).encode(m)?;
+                }
+            }
+        }
         Ok(())
     }
 }

@@ -25,4 +25,6 @@ pub struct AppState {
     pub limits: Arc<LimitsConfig>,
     /// Deadlines, load shedding and CORS.
     pub overload: Arc<crate::overload::Overload>,
+    /// The backends' circuit breakers (for `/ready` and `/metrics`).
+    pub breakers: seckill_core::breaker::Breakers,
 }

@@ -33,9 +33,12 @@ pub struct Ready {
     checks: BTreeMap<&'static str, String>,
     outbox_lag: Option<u64>,
     consumer_lag: Option<u64>,
+    /// Each backend's circuit breaker: `closed`, `open` (calls fail fast) or `half_open`.
+    breakers: BTreeMap<&'static str, &'static str>,
 }
 
-/// `GET /ready`: every backend answers; outbox and consumer lag.
+/// `GET /ready`: every backend answers and no circuit breaker is open; outbox and consumer
+/// lag; each breaker's state.
 #[utoipa::path(
     get,
     path = "/ready",
@@ -80,6 +83,16 @@ pub async fn ready(State(s): State<AppState>) -> ApiResult<Ready> {
         )
     })
     .collect();
+    let breakers: BTreeMap<&'static str, &'static str> = s
+        .breakers
+        .states()
+        .into_iter()
+        .map(|(name, state)| (name, state.name()))
+        .collect();
+    let all = all
+        && !breakers
+            .values()
+            .any(|st| *st == seckill_core::breaker::BreakerState::Open.name());
     let status = if all {
         StatusCode::OK
     } else {
@@ -92,6 +105,7 @@ pub async fn ready(State(s): State<AppState>) -> ApiResult<Ready> {
             checks,
             outbox_lag: outbox.ok(),
             consumer_lag: lag.ok(),
+            breakers,
         },
     ))
 }
