@@ -71,6 +71,48 @@ enum Cmd {
         #[arg(long)]
         repair: bool,
     },
+    /// The live configuration (admin): show it, or change reloadable keys on every server
+    /// process at once.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCmd {
+    /// Every reloadable key's value now, and the shared overrides.
+    Show,
+    /// Set reloadable keys: `sale.paused_activities=["42"]`, `http.buy_concurrency=128`,
+    /// `log.level=debug`; a value is JSON when it parses as JSON, else a string; `key=null`
+    /// returns the key to the config file's value.
+    Set {
+        /// `key=value` pairs.
+        #[arg(required = true)]
+        pairs: Vec<String>,
+    },
+}
+
+/// The merge patch of `key=value` pairs (dotted keys nest).
+fn config_patch(pairs: &[String]) -> Result<Value, String> {
+    let mut patch = json!({});
+    for pair in pairs {
+        let (key, raw) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{pair:?}: expected key=value"))?;
+        if key.is_empty() || key.split('.').any(str::is_empty) {
+            return Err(format!("{pair:?}: the key is empty"));
+        }
+        let value = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
+        let mut at = &mut patch;
+        let parts: Vec<&str> = key.split('.').collect();
+        for k in &parts[..parts.len() - 1] {
+            if !at.get(*k).is_some_and(Value::is_object) {
+                at[*k] = json!({});
+            }
+            at = &mut at[*k];
+        }
+        at[parts[parts.len() - 1]] = value;
+    }
+    Ok(patch)
 }
 
 #[derive(Debug, Subcommand)]
@@ -391,6 +433,12 @@ fn run(cli: &Cli) -> Result<Value, Failure> {
         Cmd::Bench(args) => bench::run(&cli.server, args)
             .map(|report| json!({ "code": 0, "data": report }))
             .map_err(|e| Failure::Unreachable(format!("bench could not run: {}", e.0))),
+        Cmd::Config(ConfigCmd::Show) => c.call("GET", "/api/v1/admin/config", None),
+        Cmd::Config(ConfigCmd::Set { pairs }) => {
+            let patch = config_patch(pairs)
+                .map_err(|m| Failure::Refused(json!({ "message": m, "code": 2 })))?;
+            c.call("PUT", "/api/v1/admin/config", Some(patch))
+        }
         Cmd::Reconcile { id, repair } => {
             let v = c.call(
                 "POST",
@@ -529,6 +577,16 @@ fn summary(cmd: &Cmd, v: &Value) -> String {
         }
         Cmd::Orders(_) => order(d),
         Cmd::Bench(_) => bench::summary(d),
+        Cmd::Config(_) => {
+            let mut out = format!("version {}\n", d["version"]);
+            if let Some(values) = d["values"].as_object() {
+                for (k, v) in values {
+                    out.push_str(&format!("{k} = {v}\n"));
+                }
+            }
+            out.push_str(&format!("overrides: {}", d["overrides"]));
+            out
+        }
         Cmd::Reconcile { .. } => format!(
             "consistent={} issues={} repaired={} stock={}",
             d["consistent"],
@@ -594,5 +652,29 @@ fn main() -> ExitCode {
             );
             ExitCode::from(4)
         }
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    #[test]
+    fn pairs_become_a_merge_patch() {
+        let p = config_patch(&[
+            r#"sale.paused_activities=["42"]"#.into(),
+            "http.buy_concurrency=128".into(),
+            "log.level=debug".into(),
+            "http.cors.allowed_origins=null".into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            p,
+            json!({"sale": {"paused_activities": ["42"]},
+                "http": {"buy_concurrency": 128, "cors": {"allowed_origins": null}},
+                "log": {"level": "debug"}})
+        );
+        assert!(config_patch(&["nokey".into()]).is_err());
+        assert!(config_patch(&["a..b=1".into()]).is_err());
     }
 }

@@ -140,6 +140,7 @@ fn the_cli_runs_a_sale() {
         .into_json()
         .unwrap();
     let order = bought["data"]["order_id"].as_str().unwrap().to_string();
+    let buyer_token = buyer.clone();
     let buyer = Some(buyer.as_str());
     let mut shown = (1, Value::Null);
     for _ in 0..100 {
@@ -174,6 +175,35 @@ fn the_cli_runs_a_sale() {
         (0, json!(true)),
         "{r}"
     );
+
+    // The live configuration: the kill switch set by the CLI stops the activity's buys; a key
+    // that needs a restart is refused (exit 1, nothing changed); lifted, it sells again.
+    let paused = format!("sale.paused_activities=[\"{act}\"]");
+    let (code, set) = seckill(url, admin, &["config", "set", &paused]);
+    assert_eq!(code, 0, "{set}");
+    assert_eq!(
+        set["data"]["values"]["sale.paused_activities"],
+        json!([act])
+    );
+    let refused = match agent
+        .post(&format!("{url}/api/v1/seckill/activities/{act}/buy"))
+        .set("authorization", &format!("Bearer {buyer_token}"))
+        .send_json(json!({"quantity": 1}))
+    {
+        Err(ureq::Error::Status(409, r)) => r.into_json::<Value>().unwrap(),
+        other => panic!("a paused activity's buy answered {other:?}"),
+    };
+    assert_eq!(refused["code"], 3011, "{refused}");
+    let (code, bad) = seckill(url, admin, &["config", "set", "listen=0.0.0.0:1"]);
+    assert_eq!((code, bad["code"].clone()), (1, json!(2002)), "{bad}");
+    let (code, _) = seckill(
+        url,
+        admin,
+        &["config", "set", "sale.paused_activities=null"],
+    );
+    assert_eq!(code, 0);
+    let (_, shown) = seckill(url, admin, &["config", "show"]);
+    assert_eq!(shown["data"]["values"]["sale.paused_activities"], json!([]));
 
     // A bench: a small sale, closed loop, with the baseline; the verdict from the server's data.
     let (code, b) = seckill(

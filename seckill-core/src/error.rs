@@ -155,6 +155,8 @@ pub enum Entity {
     Hold,
     /// A lock or lease, by name.
     Lease,
+    /// The shared live settings (a write that lost to another).
+    Settings,
     /// Anything else (a broker queue, a provider's own record).
     Other,
 }
@@ -173,6 +175,7 @@ impl Entity {
             Entity::Provider => "payment provider",
             Entity::IdempotencyKey => "idempotency key",
             Entity::Hold => "hold",
+            Entity::Settings => "settings",
             Entity::Lease => "lease",
             Entity::Other => "record",
         }

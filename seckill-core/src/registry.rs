@@ -13,6 +13,7 @@ use crate::memory::{
 };
 use crate::payment::PaymentProviders;
 use crate::repo::{CatalogRepo, OrderRepo, PaymentRepo, UserRepo};
+use crate::settings::{MemorySettingsStore, SettingsStore};
 use crate::{
     DelayQueue, Error, IdempotencyStore, Lock, MessageBroker, RateLimiter, Result, SessionStore,
     StockReserver,
@@ -240,6 +241,8 @@ pub struct BackendUrls {
     pub idempotency: String,
     /// Session store (revoked tokens, verification codes).
     pub sessions: String,
+    /// The live settings every process shares (kill switch, limits, CORS origins, …).
+    pub settings: String,
     /// Repositories.
     pub database: String,
 }
@@ -255,6 +258,7 @@ impl Default for BackendUrls {
             rate_limit: m(),
             idempotency: m(),
             sessions: m(),
+            settings: m(),
             database: m(),
         }
     }
@@ -277,6 +281,8 @@ pub struct Registry {
     pub idempotency: Schemes<Arc<dyn IdempotencyStore>>,
     /// Session stores.
     pub sessions: Schemes<Arc<dyn SessionStore>>,
+    /// Shared settings stores.
+    pub settings: Schemes<Arc<dyn SettingsStore>>,
     /// Repositories.
     pub database: Schemes<Repos>,
 }
@@ -298,6 +304,7 @@ impl Registry {
             rate_limit: Schemes::new("rate_limit"),
             idempotency: Schemes::new("idempotency"),
             sessions: Schemes::new("sessions"),
+            settings: Schemes::new("settings"),
             database: Schemes::new("database"),
         }
     }
@@ -329,6 +336,9 @@ impl Registry {
         r.sessions.register("memory", |_, c| async move {
             Ok(Arc::new(MemorySessionStore::new(c.clock)) as Arc<dyn SessionStore>)
         });
+        r.settings.register("memory", |_, _| async move {
+            Ok(Arc::new(MemorySettingsStore::default()) as Arc<dyn SettingsStore>)
+        });
         r.database.register("memory", |_, _| async move {
             let s = Arc::new(MemoryStore::new());
             Ok(Repos {
@@ -358,6 +368,7 @@ impl Registry {
             rate_limiter: self.rate_limit.build(&urls.rate_limit, &ctx).await?,
             idempotency: self.idempotency.build(&urls.idempotency, &ctx).await?,
             sessions: self.sessions.build(&urls.sessions, &ctx).await?,
+            settings: self.settings.build(&urls.settings, &ctx).await?,
             users: repos.users,
             catalog: repos.catalog,
             orders: repos.orders,

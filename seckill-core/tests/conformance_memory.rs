@@ -83,6 +83,15 @@ mod session_suite {
     use super::*;
     seckill_core::session_store_conformance!(sessions);
 }
+async fn settings() -> Option<Arc<dyn seckill_core::SettingsStore>> {
+    Some(Arc::new(
+        seckill_core::settings::MemorySettingsStore::default(),
+    ))
+}
+mod settings_suite {
+    use super::*;
+    seckill_core::settings_store_conformance!(settings);
+}
 mod repo_suite {
     use super::*;
     seckill_core::repo_conformance!(repos);

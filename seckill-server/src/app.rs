@@ -40,6 +40,16 @@ fn random_secret() -> String {
 
 /// Builds the backends named by the config, the engine and the HTTP state.
 pub async fn build(config: Config) -> anyhow_like::Result<Server> {
+    build_from(config, None).await
+}
+
+/// [`build`], for a configuration loaded from `file`: the file is watched (and re-read on
+/// SIGHUP) for its reloadable keys while the server runs.
+pub async fn build_from(
+    config: Config,
+    file: Option<std::path::PathBuf>,
+) -> anyhow_like::Result<Server> {
+    crate::live::check(&config)?;
     let roles = Role::parse_list(&config.roles)?;
     let overload = Arc::new(crate::overload::Overload::new(&config.http)?);
     let payment = crate::providers::build(&config.payment, random_secret)?;
@@ -91,7 +101,17 @@ pub async fn build(config: Config) -> anyhow_like::Result<Server> {
         .jwt_secret
         .as_ref()
         .map_or_else(random_secret, |s| s.expose().to_string());
-    let metrics = Arc::new(Metrics::new(&engine, &config.roles, &overload, &breakers));
+    engine
+        .controls()
+        .set_paused(config.sale.paused_activities.iter().copied());
+    let live = Arc::new(crate::live::Live::new(&config, file));
+    let metrics = Arc::new(Metrics::new(
+        &engine,
+        &config.roles,
+        &overload,
+        &breakers,
+        &live,
+    ));
     let state = AppState {
         engine,
         tokens: Arc::new(Tokens::new(
@@ -103,7 +123,7 @@ pub async fn build(config: Config) -> anyhow_like::Result<Server> {
         mock: payment.mock,
         metrics,
         notifier: Arc::new(seckill_core::LogNotifier),
-        limits: Arc::new(config.limits.clone()),
+        live,
         overload,
         breakers,
     };
@@ -243,6 +263,7 @@ impl Server {
                     ),
             )
         });
+        let live_task = tokio::spawn(crate::live::watch(self.state.clone(), stop.clone()));
         let (stop_lease, stop_rx) = tokio::sync::watch::channel(false);
         let lease_task = self
             .worker_lease
@@ -274,6 +295,7 @@ impl Server {
                 Err(e) => tracing::error!(error = %e, "gRPC server task failed"),
             }
         }
+        let _ = live_task.await;
         tracing::info!("HTTP and gRPC drained; stopping background roles");
         runner.stop().await;
         let _ = stop_lease.send(true);

@@ -129,6 +129,9 @@ pub struct SaleConfig {
     pub worker_id: Option<u16>,
     /// Seconds between reconciliation passes.
     pub reconcile_every_secs: u64,
+    /// The kill switch: activities whose buys are refused now (code 3011), by id. Reloadable:
+    /// set it live with `PUT /api/v1/admin/config` or `seckill config set`.
+    pub paused_activities: Vec<seckill_core::domain::ActivityId>,
 }
 
 impl Default for SaleConfig {
@@ -140,6 +143,7 @@ impl Default for SaleConfig {
             batch_size: 256,
             worker_id: None,
             reconcile_every_secs: 30,
+            paused_activities: Vec::new(),
         }
     }
 }
@@ -161,6 +165,9 @@ pub struct PaymentConfig {
     pub alipay: AlipaySettings,
     /// The `wechat` provider.
     pub wechat: WechatSettings,
+    /// Providers switched off for new payments (their callbacks, queries and refunds still
+    /// work, so no payment already made is lost). Reloadable.
+    pub disabled: Vec<String>,
 }
 
 impl Default for PaymentConfig {
@@ -171,6 +178,7 @@ impl Default for PaymentConfig {
             public_url: None,
             alipay: AlipaySettings::default(),
             wechat: WechatSettings::default(),
+            disabled: Vec::new(),
         }
     }
 }

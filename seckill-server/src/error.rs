@@ -73,6 +73,8 @@ pub enum Code {
     ActivityCancelled = 3009,
     /// A warm-up or reconciliation of the activity is already running.
     ActivityBusy = 3010,
+    /// The operator stopped this activity's sale (the kill switch); it may resume.
+    SalePaused = 3011,
     /// No such order (or not yours; or still being written: retry shortly).
     OrderNotFound = 4001,
     /// The order's state does not allow this.
@@ -90,6 +92,8 @@ pub enum Code {
     BadCallback = 5004,
     /// No such payment provider.
     UnknownProvider = 5005,
+    /// The provider is switched off for new payments (`payment.disabled`).
+    ProviderDisabled = 5006,
     /// No such product.
     ProductNotFound = 6001,
     /// An unexpected failure.
@@ -113,8 +117,8 @@ impl Code {
             WrongCode | NoPendingCode => StatusCode::BAD_REQUEST,
             Forbidden => StatusCode::FORBIDDEN,
             UsernameTaken | NotStarted | Ended | SoldOut | InsufficientStock | LimitExceeded
-            | NotWarmedUp | ActivityCancelled | ActivityBusy | OrderStateConflict
-            | PaymentConflict | Conflict => StatusCode::CONFLICT,
+            | NotWarmedUp | ActivityCancelled | ActivityBusy | SalePaused | ProviderDisabled
+            | OrderStateConflict | PaymentConflict | Conflict => StatusCode::CONFLICT,
             IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             MalformedBody | InvalidField | InvalidParameter | BadCallback => {
                 StatusCode::BAD_REQUEST

@@ -18,6 +18,7 @@ pub mod error;
 pub mod grpc;
 pub mod idempotent;
 pub mod limits;
+pub mod live;
 pub mod metrics;
 pub mod openapi;
 pub mod overload;

@@ -22,7 +22,7 @@ impl FromRequestParts<AppState> for ClientIp {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, std::convert::Infallible> {
-        if state.limits.trust_forwarded_for {
+        if state.live.config().limits.trust_forwarded_for {
             let forwarded = parts
                 .headers
                 .get("x-forwarded-for")
@@ -84,7 +84,7 @@ impl Limit {
 /// Charges one request to `key` under `limit`: `RateLimited` (429, with `retry_after_ms`) when
 /// over it; nothing when the limit is off.
 pub async fn charge(state: &AppState, limit: Limit, key: &str) -> Result<(), ApiError> {
-    let Some(quota) = limit.quota(&state.limits) else {
+    let Some(quota) = limit.quota(&state.live.limits()) else {
         return Ok(());
     };
     let key = format!("api:{}:{key}", limit.name());

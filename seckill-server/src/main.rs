@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use seckill_core::engine::Role;
-use seckill_server::app::{build, shutdown_signal};
+use seckill_server::app::{build_from, shutdown_signal};
 use seckill_server::config::Config;
 use std::path::PathBuf;
 
@@ -58,17 +58,19 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    if tracing::subscriber::set_global_default(telemetry.subscriber(&cfg.log)).is_err() {
+    let (subscriber, log_reload) = telemetry.reloadable_subscriber(&cfg.log);
+    if tracing::subscriber::set_global_default(subscriber).is_err() {
         eprintln!("seckill-server: a tracing subscriber is already installed");
     }
     let (listen, grpc_listen) = (cfg.listen, cfg.grpc_listen);
-    let server = match build(cfg).await {
+    let server = match build_from(cfg, args.config.clone()).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("seckill-server: {e}");
             std::process::exit(2);
         }
     };
+    server.state.live.set_log_reload(log_reload);
     if let Err(e) = server.seed().await {
         eprintln!("seckill-server: seeding failed: {e}");
         std::process::exit(1);

@@ -148,6 +148,7 @@ impl Metrics {
         roles: &str,
         overload: &Arc<Overload>,
         breakers: &seckill_core::breaker::Breakers,
+        live: &crate::live::Live,
     ) -> Self {
         let mut registry = Registry::default();
         engine.metrics().register(&mut registry);
@@ -178,6 +179,7 @@ impl Metrics {
         registry.register_collector(Box::new(ProcessCollector));
         registry.register_collector(Box::new(OverloadCollector(overload.clone())));
         registry.register_collector(Box::new(BreakerCollector(breakers.clone())));
+        live.register(&mut registry);
         Self { registry, http }
     }
 

@@ -1,7 +1,6 @@
 //! What every handler shares.
 
 use crate::auth::Tokens;
-use crate::config::LimitsConfig;
 use crate::metrics::Metrics;
 use seckill_core::engine::Engine;
 use seckill_core::memory::MockProvider;
@@ -21,8 +20,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Delivers verification codes.
     pub notifier: Arc<dyn Notifier>,
-    /// Rate limits and verification-code settings.
-    pub limits: Arc<LimitsConfig>,
+    /// The live configuration (rate limits, switches, …), reloadable.
+    pub live: Arc<crate::live::Live>,
     /// Deadlines, load shedding and CORS.
     pub overload: Arc<crate::overload::Overload>,
     /// The backends' circuit breakers (for `/ready` and `/metrics`).

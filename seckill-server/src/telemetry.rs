@@ -100,8 +100,33 @@ impl Telemetry {
     where
         W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
     {
+        self.reloadable_subscriber_to(log, out).0
+    }
+
+    /// [`Telemetry::subscriber`], with the handle that changes its filter live (a live change
+    /// of `log.level` replaces `RUST_LOG`'s filter too).
+    pub fn reloadable_subscriber(
+        &self,
+        log: &LogConfig,
+    ) -> (Box<dyn Subscriber + Send + Sync>, crate::live::LogReload) {
+        self.reloadable_subscriber_to(log, std::io::stdout)
+    }
+
+    fn reloadable_subscriber_to<W>(
+        &self,
+        log: &LogConfig,
+        out: W,
+    ) -> (Box<dyn Subscriber + Send + Sync>, crate::live::LogReload)
+    where
+        W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+    {
         let filter =
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
+        let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+        let reload: crate::live::LogReload = Box::new(move |level: &str| {
+            let f = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+            handle.reload(f).map_err(|e| e.to_string())
+        });
         let otel = self
             .provider
             .as_ref()
@@ -119,12 +144,15 @@ impl Telemetry {
         } else {
             tracing_subscriber::fmt::layer().with_writer(out).boxed()
         };
-        Box::new(
-            tracing_subscriber::registry()
-                .with(filter)
-                .with(RequestIds)
-                .with(otel)
-                .with(lines),
+        (
+            Box::new(
+                tracing_subscriber::registry()
+                    .with(filter)
+                    .with(RequestIds)
+                    .with(otel)
+                    .with(lines),
+            ),
+            reload,
         )
     }
 }

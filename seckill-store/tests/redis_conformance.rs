@@ -48,6 +48,9 @@ macro_rules! suites {
             async fn sessions() -> Option<Arc<dyn SessionStore>> {
                 Some(Arc::new(RedisSessionStore::new(target($var).await?)))
             }
+            async fn settings() -> Option<Arc<dyn seckill_core::SettingsStore>> {
+                Some(Arc::new(RedisSettingsStore::new(target($var).await?)))
+            }
 
             mod stock_batched_suite {
                 use super::*;
@@ -76,6 +79,10 @@ macro_rules! suites {
             mod session_suite {
                 use super::*;
                 seckill_core::session_store_conformance!(sessions);
+            }
+            mod settings_suite {
+                use super::*;
+                seckill_core::settings_store_conformance!(settings);
             }
         }
     };

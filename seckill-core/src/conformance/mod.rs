@@ -23,6 +23,7 @@ pub mod payment;
 pub mod rate_limit;
 pub mod repo;
 pub mod session;
+pub mod settings;
 pub mod stock;
 
 pub use own_server::{Launch, OwnServer};

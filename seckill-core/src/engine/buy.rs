@@ -54,6 +54,9 @@ pub enum BuyRejection {
         /// When to try again.
         retry_after: Duration,
     },
+    /// The operator stopped this activity's sale (the kill switch of
+    /// [`SaleControls`](crate::engine::SaleControls)).
+    Paused,
 }
 
 impl BuyRejection {
@@ -69,6 +72,7 @@ impl BuyRejection {
             BuyRejection::InsufficientStock { .. } => "insufficient_stock",
             BuyRejection::LimitExceeded { .. } => "limit_exceeded",
             BuyRejection::RateLimited { .. } => "rate_limited",
+            BuyRejection::Paused => "paused",
         }
     }
 }
@@ -151,6 +155,9 @@ impl Engine {
             ActivityStatus::Cancelled => return Ok(BuyOutcome::Rejected(R::Cancelled)),
             ActivityStatus::Live => {}
         }
+        if self.controls().is_paused(req.activity_id) {
+            return Ok(BuyOutcome::Rejected(R::Paused));
+        }
         if req.quantity > activity.per_user_limit {
             return Ok(BuyOutcome::Rejected(R::LimitExceeded {
                 held: 0,
@@ -163,7 +170,7 @@ impl Engine {
             return Ok(BuyOutcome::Rejected(R::SoldOut));
         }
         gate.await?;
-        if let Some(quota) = self.config().buy_quota {
+        if let Some(quota) = self.controls().buy_quota() {
             let key = format!("buy:{}", req.user_id);
             if let RateDecision::Limited { retry_after } =
                 self.backends().rate_limiter.check(&key, 1, quota).await?

@@ -217,7 +217,7 @@ pub struct EngineMetrics {
 }
 
 /// Every `reason` label of `seckill_fail_reason`.
-pub const FAIL_REASONS: [&str; 13] = [
+pub const FAIL_REASONS: [&str; 14] = [
     "unknown_activity",
     "not_started",
     "ended",
@@ -227,6 +227,7 @@ pub const FAIL_REASONS: [&str; 13] = [
     "insufficient_stock",
     "limit_exceeded",
     "rate_limited",
+    "paused",
     "invalid_request",
     "idempotency_mismatch",
     "unauthenticated",
@@ -497,6 +498,7 @@ mod tests {
             R::RateLimited {
                 retry_after: std::time::Duration::from_millis(1),
             },
+            R::Paused,
         ];
         for r in all {
             assert!(FAIL_REASONS.contains(&r.reason()), "{}", r.reason());

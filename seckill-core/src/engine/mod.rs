@@ -18,6 +18,7 @@
 mod buy;
 mod cancel;
 mod catalog;
+mod controls;
 pub mod faults;
 mod lookup;
 mod metrics;
@@ -32,6 +33,7 @@ mod warmup;
 
 pub use buy::{BuyOutcome, BuyRejection, BuyRequest};
 pub use catalog::{NewActivity, NewProduct, NewUser};
+pub use controls::SaleControls;
 pub use lookup::OrderLookup;
 pub use metrics::{
     BackendMetrics, CallbackLabels, EngineMetrics, Histogram, SpecCounter, CALLBACK_OUTCOMES,
@@ -82,6 +84,8 @@ pub struct Backends {
     pub idempotency: Arc<dyn IdempotencyStore>,
     /// Revoked tokens and verification codes.
     pub sessions: Arc<dyn SessionStore>,
+    /// The live settings every process shares.
+    pub settings: Arc<dyn crate::settings::SettingsStore>,
     /// Users.
     pub users: Arc<dyn UserRepo>,
     /// Products and activities.
@@ -112,6 +116,7 @@ impl Backends {
             rate_limiter: Arc::new(MemoryRateLimiter::new(clock.clone())),
             idempotency: Arc::new(MemoryIdempotencyStore::new(clock.clone())),
             sessions: Arc::new(MemorySessionStore::new(clock.clone())),
+            settings: Arc::new(crate::settings::MemorySettingsStore::default()),
             users: store.clone(),
             catalog: store.clone(),
             orders: store.clone(),
@@ -191,6 +196,8 @@ struct Inner {
     fetching: parking_lot::Mutex<HashMap<ActivityId, Arc<tokio::sync::Mutex<()>>>>,
     faults: Option<Arc<dyn FaultInjector>>,
     metrics: EngineMetrics,
+    /// The kill switch and the live buy quota.
+    controls: SaleControls,
     /// Where each payment status's reconciliation scan goes on.
     payment_cursors:
         parking_lot::Mutex<HashMap<crate::domain::PaymentStatus, crate::domain::PaymentId>>,
@@ -223,6 +230,7 @@ impl Engine {
         faults: Option<Arc<dyn FaultInjector>>,
     ) -> Self {
         let metrics = EngineMetrics::default();
+        let controls = SaleControls::new(cfg.buy_quota);
         // Every provider's callback series from the start, so dashboards and alerts see zeros
         // rather than no series.
         for provider in backends.providers.names() {
@@ -237,6 +245,7 @@ impl Engine {
                 fetching: parking_lot::Mutex::new(HashMap::new()),
                 faults,
                 metrics,
+                controls,
                 payment_cursors: parking_lot::Mutex::new(HashMap::new()),
             }),
         }
@@ -250,6 +259,11 @@ impl Engine {
     /// The configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.inner.cfg
+    }
+
+    /// The live controls: the per-activity kill switch and the buy quota.
+    pub fn controls(&self) -> &SaleControls {
+        &self.inner.controls
     }
 
     /// The metrics.

@@ -1,4 +1,5 @@
-//! `/api/v1/admin/*`: products, activities, warm-up, reconciliation, orders.
+//! `/api/v1/admin/*`: products, activities, warm-up, reconciliation, orders, the live
+//! configuration.
 
 use crate::auth::AdminUser;
 use crate::error::{ok, ApiResult, Body, PathParam, QueryParams, Refusals, Reply, Success};
@@ -257,4 +258,40 @@ pub async fn update_order_status(
     Body(req): Body<OrderStatusChange>,
 ) -> ApiResult<Order> {
     Ok(ok(orders::set_status(&s, id, req.status).await?))
+}
+
+/// The live configuration: every reloadable key's value now, the shared overrides and their
+/// version.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/config",
+    tag = "admin",
+    responses((status = 200, description = "success", body = Success<crate::live::LiveView>), Refusals),
+    security(("bearer" = []))
+)]
+pub async fn get_config(
+    State(s): State<AppState>,
+    _admin: AdminUser,
+) -> ApiResult<crate::live::LiveView> {
+    Ok(ok(s.live.view()))
+}
+
+/// Changes live configuration on every process: a JSON merge patch of reloadable keys
+/// (`{"sale": {"paused_activities": ["42"]}}`; `null` returns a key to the file's value).
+/// Checked whole: a key that needs a restart or a value that does not check answers 2002 and
+/// nothing changes.
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/config",
+    tag = "admin",
+    request_body(content = Object, description = "a JSON merge patch of reloadable keys"),
+    responses((status = 200, description = "success", body = Success<crate::live::LiveView>), Refusals),
+    security(("bearer" = []))
+)]
+pub async fn set_config(
+    State(s): State<AppState>,
+    _admin: AdminUser,
+    Body(patch): Body<serde_json::Value>,
+) -> ApiResult<crate::live::LiveView> {
+    Ok(ok(s.set_live(patch).await?))
 }

@@ -68,6 +68,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::reconcile))
         .routes(routes!(admin::list_orders))
         .routes(routes!(admin::update_order_status))
+        .routes(routes!(admin::get_config, admin::set_config))
 }
 
 /// The OpenAPI document of the routes a process with (or without) the `api` role serves.

@@ -47,6 +47,10 @@ pub fn rejection(r: BuyRejection) -> ApiError {
         .with_data(json!({ "held": held, "limit": limit })),
         R::RateLimited { retry_after } => ApiError::new(Code::RateLimited, "too many attempts")
             .with_data(json!({ "retry_after_ms": retry_after.as_millis() as u64 })),
+        R::Paused => ApiError::new(
+            Code::SalePaused,
+            "the sale of this activity is stopped for now",
+        ),
     }
 }
 

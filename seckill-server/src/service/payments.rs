@@ -58,6 +58,12 @@ pub async fn start(
     order: OrderId,
     provider: &str,
 ) -> Result<PaymentView, ApiError> {
+    if s.live.provider_disabled(provider) {
+        return Err(ApiError::new(
+            Code::ProviderDisabled,
+            format!("payments through {provider:?} are switched off for now; choose another provider or retry later"),
+        ));
+    }
     let started = s.engine.start_payment_via(me.id, order, provider).await?;
     let p = started.payment;
     Ok(PaymentView {

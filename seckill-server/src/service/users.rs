@@ -205,7 +205,7 @@ pub async fn send_code(s: &AppState, ip: &str, phone: &str) -> Result<serde_json
     charge(s, Limit::SendCodePerIp, ip).await?;
     charge(s, Limit::SendCodePerPhone, phone).await?;
     let code = format!("{:06}", rand::random::<u32>() % 1_000_000);
-    let ttl = Duration::from_secs(s.limits.code_ttl_secs.max(1));
+    let ttl = Duration::from_secs(s.live.limits().code_ttl_secs.max(1));
     s.engine
         .backends()
         .sessions
@@ -225,7 +225,7 @@ pub async fn verify_code(s: &AppState, phone: &str, code: &str) -> Result<(), Ap
         .engine
         .backends()
         .sessions
-        .check_code(phone, code, s.limits.code_max_tries.max(1))
+        .check_code(phone, code, s.live.limits().code_max_tries.max(1))
         .await?;
     match check {
         CodeCheck::Valid => Ok(()),

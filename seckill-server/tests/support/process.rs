@@ -184,6 +184,7 @@ impl SharedBackends {
             "RATE_LIMIT",
             "IDEMPOTENCY",
             "SESSIONS",
+            "SETTINGS",
         ]
         .iter()
         .map(|k| (format!("SECKILL_BACKENDS__{k}"), r.clone()))

@@ -11,6 +11,7 @@ mod lock;
 mod metrics;
 mod rate_limit;
 mod session;
+mod settings;
 mod stock;
 
 pub use conn::{connect, map_err, Ack, RedisConn, RedisTarget};
@@ -20,6 +21,7 @@ pub use lock::RedisLock;
 pub use metrics::{connection_errors, RedisCollector};
 pub use rate_limit::RedisRateLimiter;
 pub use session::RedisSessionStore;
+pub use settings::RedisSettingsStore;
 pub use stock::RedisStockReserver;
 
 use seckill_core::registry::Registry;
@@ -29,7 +31,7 @@ use std::sync::Arc;
 pub const DEFAULT_MAX_BATCH: usize = 64;
 
 /// Registers `redis://` and `redis-cluster://` for the stock, delay, lock, rate-limit,
-/// idempotency and sessions kinds.
+/// idempotency, sessions and settings kinds.
 pub fn register(r: &mut Registry) {
     for scheme in ["redis", "redis-cluster"] {
         r.stock.register(scheme, |u, ctx| async move {
@@ -62,6 +64,11 @@ pub fn register(r: &mut Registry) {
             ctx.metrics.add("redis", RedisCollector);
             Ok(Arc::new(RedisSessionStore::new(connect(&u).await?))
                 as Arc<dyn seckill_core::SessionStore>)
+        });
+        r.settings.register(scheme, |u, ctx| async move {
+            ctx.metrics.add("redis", RedisCollector);
+            Ok(Arc::new(RedisSettingsStore::new(connect(&u).await?))
+                as Arc<dyn seckill_core::SettingsStore>)
         });
     }
 }
