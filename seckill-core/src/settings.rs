@@ -8,7 +8,7 @@
 //! - `get` on a store never written is version 0 and no document.
 //! - `put(expected, doc)` replaces the document only if the version is still `expected`, and
 //!   returns the new version (above every earlier one); otherwise it is
-//!   [`Error::Conflict`](crate::Error::Conflict) on [`Entity::Settings`], and nothing changes.
+//!   [`Error::Conflict`] on [`Entity::Settings`], and nothing changes.
 //!   Of writers racing from one version, exactly one wins.
 
 use crate::{Entity, Error, Result};

@@ -263,6 +263,11 @@ impl Server {
                     ),
             )
         });
+        // The shared overrides before the first request: a process restarted while an activity
+        // is paused must not sell it until its first poll.
+        if let Err(e) = self.state.poll_shared().await {
+            tracing::warn!(error = %e, "cannot read the shared settings at start; retrying in the background");
+        }
         let live_task = tokio::spawn(crate::live::watch(self.state.clone(), stop.clone()));
         let (stop_lease, stop_rx) = tokio::sync::watch::channel(false);
         let lease_task = self

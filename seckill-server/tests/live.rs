@@ -1,6 +1,7 @@
 //! Live configuration. The kill switch set on one api process stops one activity's buys on
 //! every api process within a second while another activity keeps selling, and lifting it
-//! resumes them as fast (two real processes sharing Redis and PostgreSQL). The config file is
+//! resumes them as fast (two real processes sharing Redis and PostgreSQL; a third started while
+//! the switch is on refuses from its first request). The config file is
 //! re-read on SIGHUP and when it changes; an invalid file or an invalid shared change is
 //! refused whole, the old configuration stays, and the refusal is counted. Payment provider
 //! switches refuse new payments only.
@@ -165,6 +166,12 @@ async fn the_kill_switch_stops_one_activity_on_every_api_process_within_a_second
         data(&shown)["overrides"],
         json!({"sale": {"paused_activities": [x]}})
     );
+    // A process started while the switch is on refuses from its first request.
+    let c = 18234u16;
+    let pc = start("api", c, Some(18244), &env);
+    assert_eq!(buy_code(c, &buyer, &x), 3011);
+    assert_eq!(buy_code(c, &buyer, &y), 0);
+    drop(pc);
 
     // Lifted (null: back to the file's value, none), it sells again everywhere as fast.
     let (admin2, x2, buyer2) = (admin.clone(), x.clone(), buyer.clone());
