@@ -3,7 +3,8 @@
 //!
 //! A [`Breaker`] watches the calls through it. **Closed**, it admits every call; a call slower
 //! than `call_timeout` is cut and counts as a failure, as does a retryable error
-//! ([`Error::is_retryable`]); a refusal of the backend's own (not found, conflict) is a success.
+//! ([`Error::is_retryable`]) other than an injected crash; a refusal of the backend's own (not
+//! found, conflict) is a success.
 //! After `failures` failures in a row, or a failed share of at least `failure_ratio` among at
 //! least `min_calls` calls of the current `window`, it **opens**: every call fails at once with
 //! [`Error::Unavailable`] naming the breaker, for `cool_down`. Then it is **half-open**: up to
@@ -326,8 +327,23 @@ impl Breaker {
     /// Runs `call` through the breaker: at once [`Error::Unavailable`] when open; otherwise the
     /// call, cut after `call_timeout_ms`, its outcome counted.
     pub async fn call<T>(&self, call: impl Future<Output = Result<T>>) -> Result<T> {
+        self.call_within(self.config.call_timeout_ms, call).await
+    }
+
+    /// [`Breaker::call`] without the cut: for bulk calls whose time grows with the data (a
+    /// warm-up's load, a reconciliation's scans), which a cut sized for one buy would fail on
+    /// every pass of a large sale.
+    pub async fn call_uncut<T>(&self, call: impl Future<Output = Result<T>>) -> Result<T> {
+        self.call_within(0, call).await
+    }
+
+    async fn call_within<T>(
+        &self,
+        timeout_ms: u64,
+        call: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
         let admission = self.admit()?;
-        let out = match self.config.call_timeout_ms {
+        let out = match timeout_ms {
             0 => call.await,
             ms => match tokio::time::timeout(Duration::from_millis(ms), call).await {
                 Ok(r) => r,
@@ -374,12 +390,13 @@ impl<T: ?Sized> Guarded<T> {
     }
 }
 
-/// `impl Trait for Guarded<T>`: each listed async method through the breaker, each sync one
-/// straight to the inner backend.
+/// `impl Trait for Guarded<T>`: each listed async method through the breaker (`bulk` ones
+/// without its cut), each sync one straight to the inner backend.
 macro_rules! guarded {
     (
         $trait:ident;
         $( async fn $name:ident(&self $(, $arg:ident : $ty:ty)*) -> $ret:ty; )*
+        $( bulk async fn $bname:ident(&self $(, $barg:ident : $bty:ty)*) -> $bret:ty; )*
         $( fn $sname:ident(&self $(, $sarg:ident : $sty:ty)*) -> $sret:ty; )*
     ) => {
         #[async_trait]
@@ -387,6 +404,11 @@ macro_rules! guarded {
             $(
                 async fn $name(&self $(, $arg: $ty)*) -> $ret {
                     self.breaker.call(self.inner.$name($($arg),*)).await
+                }
+            )*
+            $(
+                async fn $bname(&self $(, $barg: $bty)*) -> $bret {
+                    self.breaker.call_uncut(self.inner.$bname($($barg),*)).await
                 }
             )*
             $(
@@ -400,18 +422,18 @@ macro_rules! guarded {
 
 guarded! {
     StockReserver;
-    async fn load(&self, spec: &StockSpec) -> Result<()>;
     async fn reserve(&self, req: &ReserveRequest) -> Result<ReserveOutcome>;
     async fn confirm(&self, activity: ActivityId, hold: HoldId) -> Result<Transition>;
     async fn release(&self, activity: ActivityId, hold: HoldId) -> Result<Transition>;
     async fn snapshot(&self, activity: ActivityId) -> Result<Option<StockSnapshot>>;
     async fn hold(&self, activity: ActivityId, hold: HoldId) -> Result<Option<HoldRecord>>;
-    async fn live_holds(&self, activity: ActivityId) -> Result<Vec<HoldRecord>>;
     async fn user_count(&self, activity: ActivityId, user: UserId) -> Result<u32>;
     async fn outbox_claim(&self, max: usize, lease: Duration) -> Result<Vec<OutboxEntry>>;
     async fn outbox_ack(&self, ids: &[String]) -> Result<()>;
     async fn outbox_lag(&self) -> Result<Vec<(ActivityId, u64)>>;
     async fn outbox_len(&self) -> Result<u64>;
+    bulk async fn load(&self, spec: &StockSpec) -> Result<()>;
+    bulk async fn live_holds(&self, activity: ActivityId) -> Result<Vec<HoldRecord>>;
     fn sold_out_hint(&self, activity: ActivityId) -> bool;
 }
 
@@ -466,7 +488,7 @@ guarded! {
     async fn change_status(&self, id: OrderId, change: StatusChange) -> Result<StatusChanged>;
     async fn expired_pending(&self, now: Timestamp, limit: usize) -> Result<Vec<Order>>;
     async fn cancel_expired(&self, now: Timestamp, limit: usize) -> Result<Vec<Order>>;
-    async fn activity_orders(&self, activity: ActivityId) -> Result<Vec<Order>>;
+    bulk async fn activity_orders(&self, activity: ActivityId) -> Result<Vec<Order>>;
 }
 
 guarded! {
@@ -509,8 +531,10 @@ pub struct BreakersConfig {
 
 impl Default for BreakersConfig {
     fn default() -> Self {
+        // Below the HTTP deadline (10 s by default), so a hung provider opens its breaker
+        // rather than every payment request running into the route's 504.
         let payment = BreakerConfig {
-            call_timeout_ms: 10_000,
+            call_timeout_ms: 5_000,
             ..BreakerConfig::default()
         };
         Self {
@@ -660,6 +684,22 @@ mod tests {
             assert!(e.to_string().contains("50 ms"), "{e}");
         }
         assert_eq!(b.state(), BreakerState::Open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bulk_call_is_not_cut_but_still_fails_fast_when_open() {
+        let b = Breaker::new("stock", quick());
+        b.call_uncut(async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        for _ in 0..3 {
+            let _ = b.call(async { down() }).await;
+        }
+        let e = b.call_uncut(async { Ok(()) }).await.unwrap_err();
+        assert!(e.to_string().contains("circuit breaker open"), "{e}");
     }
 
     #[tokio::test(start_paused = true)]

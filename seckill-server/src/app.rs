@@ -239,6 +239,11 @@ impl Server {
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
+        // The shared overrides before the first request (HTTP or gRPC): a process restarted while an activity
+        // is paused must not sell it until its first poll.
+        if let Err(e) = self.state.poll_shared().await {
+            tracing::warn!(error = %e, "cannot read the shared settings at start; retrying in the background");
+        }
         let grpc_task = grpc.filter(|_| self.roles.contains(&Role::Api)).map(|l| {
             let addr = l.local_addr().ok();
             tracing::info!(?addr, "gRPC listening");
@@ -263,11 +268,6 @@ impl Server {
                     ),
             )
         });
-        // The shared overrides before the first request: a process restarted while an activity
-        // is paused must not sell it until its first poll.
-        if let Err(e) = self.state.poll_shared().await {
-            tracing::warn!(error = %e, "cannot read the shared settings at start; retrying in the background");
-        }
         let live_task = tokio::spawn(crate::live::watch(self.state.clone(), stop.clone()));
         let (stop_lease, stop_rx) = tokio::sync::watch::channel(false);
         let lease_task = self

@@ -68,6 +68,9 @@ pub struct Live {
     log: RwLock<Option<LogReload>>,
     reloads: Family<ReloadLabels, Counter>,
     version: Gauge,
+    /// Held from reading the sources to applying their result: a file reload, a poll and an
+    /// admin's write never interleave (each would apply a config built from stale parts).
+    changing: parking_lot::Mutex<()>,
 }
 
 impl std::fmt::Debug for Live {
@@ -199,6 +202,7 @@ impl Live {
             log: RwLock::new(None),
             reloads: Family::default(),
             version: Gauge::default(),
+            changing: parking_lot::Mutex::new(()),
         }
     }
 
@@ -317,6 +321,11 @@ impl AppState {
     /// them whole.
     fn adopt(&self, source: &'static str, version: u64, overrides: Value) -> Result<(), String> {
         let live = &self.live;
+        let _one_change_at_a_time = live.changing.lock();
+        if version < live.overrides.read().0 {
+            // An older version than one already taken (a slow poll behind an admin's write).
+            return Ok(());
+        }
         let base = live.base.read().clone();
         match Live::combine(&base, &overrides) {
             Ok(c) => {
@@ -371,6 +380,7 @@ impl AppState {
         let Some(path) = &live.file else {
             return Ok(());
         };
+        let _one_change_at_a_time = live.changing.lock();
         *live.file_seen.write() = modified(path);
         let loaded = match Config::load(Some(path)) {
             Ok(c) => c,

@@ -22,8 +22,9 @@ use std::time::Duration;
 /// The route of the buy, as the router spells it: its requests pass the buy gate.
 pub const BUY_ROUTE: &str = "/api/v1/seckill/activities/{id}/buy";
 
-/// Routes never shed: probes and scrapes must answer while the API is saturated.
-const OPS_ROUTES: [&str; 3] = ["/health", "/ready", "/metrics"];
+/// Routes never shed: probes and scrapes must answer while the API is saturated, and the
+/// operator's live configuration (the kill switch, the limits) must get through an overload.
+const OPS_ROUTES: [&str; 4] = ["/health", "/ready", "/metrics", "/api/v1/admin/config"];
 
 /// A concurrency limit that refuses instead of queueing: at most `limit` passes at once.
 #[derive(Debug)]
@@ -58,9 +59,12 @@ impl Gate {
     /// Admits one request, or `None` at once when `limit` are in flight.
     pub fn try_enter(self: &Arc<Self>) -> Option<Pass> {
         let limit = self.limit.load(Ordering::Relaxed);
-        let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
-        if limit != 0 && before >= limit {
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        let admitted = self
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (limit == 0 || n < limit).then_some(n + 1)
+            });
+        if admitted.is_err() {
             self.refused.fetch_add(1, Ordering::Relaxed);
             return None;
         }
@@ -136,8 +140,9 @@ impl Origins {
                     "http.cors.allowed_origins: {origin:?} is not an origin (scheme://host[:port], no path)"
                 ));
             }
+            // Browsers send the scheme and host in lower case.
             o.exact.push(
-                HeaderValue::from_str(origin)
+                HeaderValue::from_str(&origin.to_ascii_lowercase())
                     .map_err(|_| format!("http.cors.allowed_origins: {origin:?} is not ASCII"))?,
             );
         }
@@ -336,6 +341,8 @@ mod tests {
         let mut c = HttpConfig::default();
         c.cors.allowed_origins = vec!["https://tickets.example.com".into()];
         assert!(check(&c).is_ok());
+        let o = Origins::parse(&["https://Tickets.Example.com".into()]).unwrap();
+        assert!(o.allows(&HeaderValue::from_static("https://tickets.example.com")));
         for bad in ["tickets.example.com", "https://a.example/", "https://a/b"] {
             c.cors.allowed_origins = vec![bad.into()];
             assert!(check(&c).is_err(), "{bad}");

@@ -396,21 +396,27 @@ impl OrderRepo for PgStore {
         let user = f.user_id.map(|u| u.0);
         let act = f.activity_id.map(|a| a.0);
         let status = f.status.map(|s| s.as_str());
+        // The page and its total from one statement, so one snapshot: counted apart, orders
+        // written between the two queries made a total that the items did not add up to.
         let rows = c
             .query(
-                &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE {filter} ORDER BY id DESC LIMIT $4 OFFSET $5"),
+                &format!("SELECT {ORDER_COLUMNS}, count(*) OVER () AS page_total FROM orders WHERE {filter} ORDER BY id DESC LIMIT $4 OFFSET $5"),
                 &[&user, &act, &status, &i64::from(p.page_size), &(p.offset() as i64)],
             )
             .await
             .map_err(map_err)?;
-        let total: i64 = c
-            .query_one(
-                &format!("SELECT count(*) FROM orders WHERE {filter}"),
-                &[&user, &act, &status],
-            )
-            .await
-            .map_err(map_err)?
-            .get(0);
+        let total: i64 = match rows.first() {
+            Some(r) => r.get("page_total"),
+            // A page past the end has no row to carry the total.
+            None => c
+                .query_one(
+                    &format!("SELECT count(*) FROM orders WHERE {filter}"),
+                    &[&user, &act, &status],
+                )
+                .await
+                .map_err(map_err)?
+                .get(0),
+        };
         let items = rows.iter().map(order).collect::<Result<_>>()?;
         Ok(page(items, total, p))
     }
