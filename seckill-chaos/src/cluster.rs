@@ -7,7 +7,6 @@
 
 use crate::proxy::{Fault, Proxy};
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -94,12 +93,12 @@ pub struct Options {
 
 /// A child process killed (with its process group) on drop.
 #[derive(Debug)]
-struct Proc {
+pub(crate) struct Proc {
     child: Child,
 }
 
 impl Proc {
-    fn spawn(mut cmd: Command, log: &Path) -> std::io::Result<Self> {
+    pub(crate) fn spawn(mut cmd: Command, log: &Path) -> std::io::Result<Self> {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -128,7 +127,7 @@ impl Proc {
         }
     }
 
-    async fn kill9(&mut self) {
+    pub(crate) async fn kill9(&mut self) {
         self.signal("KILL");
         let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
     }
@@ -181,31 +180,6 @@ fn wait_port(port: u16, deadline: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     false
-}
-
-fn postgres_bin(name: &str) -> PathBuf {
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path().join("bin").join(name))
-        .filter(|p| p.exists())
-        .collect();
-    found.sort();
-    found.pop().unwrap_or_else(|| PathBuf::from(name))
-}
-
-fn uid_gid(user: &str) -> std::io::Result<(u32, u32)> {
-    let id = |flag: &str| -> std::io::Result<u32> {
-        let out = std::process::Command::new("id")
-            .args([flag, user])
-            .output()?;
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .map_err(|_| std::io::Error::other(format!("no user {user}")))
-    };
-    Ok((id("-u")?, id("-g")?))
 }
 
 fn localhost(port: u16) -> SocketAddr {
@@ -286,7 +260,7 @@ impl Cluster {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("redis")).map_err(|e| e.to_string())?;
-        let pg_user = uid_gid("postgres").map_err(|e| e.to_string())?;
+        let pg_user = crate::postgres::uid_gid("postgres").map_err(|e| e.to_string())?;
         let mut c = Self {
             opts,
             dir,
@@ -390,58 +364,23 @@ impl Cluster {
     fn init_postgres(&self) -> Result<(), String> {
         let d = self.dir.join("pg");
         std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
-        std::process::Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(&self.dir)
-            .status()
-            .map_err(|e| e.to_string())?;
-        let out = std::process::Command::new(postgres_bin("initdb"))
-            .arg("-D")
-            .arg(d.join("data"))
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
-            .uid(self.pg_user.0)
-            .gid(self.pg_user.1)
-            .output()
-            .map_err(|e| format!("initdb: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "initdb failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok(())
+        crate::postgres::chown(&self.dir)?;
+        crate::postgres::initdb(&d.join("data"), self.pg_user)
     }
 
     async fn start_postgres(&mut self) -> Result<(), String> {
         let d = self.dir.join("pg");
-        let mut cmd = Command::new(postgres_bin("postgres"));
-        cmd.arg("-D")
-            .arg(d.join("data"))
-            .args(["-p", &self.pg_port().to_string()])
-            .arg("-k")
-            .arg(&d)
-            .args([
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "max_connections=200",
-            ])
-            .uid(self.pg_user.0)
-            .gid(self.pg_user.1);
-        self.postgres =
-            Some(Proc::spawn(cmd, &self.dir.join("postgres.log")).map_err(|e| e.to_string())?);
-        let until = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < until {
-            let ok = std::process::Command::new(postgres_bin("pg_isready"))
-                .args(["-h", "127.0.0.1", "-p", &self.pg_port().to_string(), "-q"])
-                .status()
-                .is_ok_and(|s| s.success());
-            if ok {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Err("postgres did not start".into())
+        self.postgres = Some(
+            crate::postgres::start(
+                &d.join("data"),
+                &d,
+                self.pg_port(),
+                self.pg_user,
+                &self.dir.join("postgres.log"),
+            )
+            .await?,
+        );
+        Ok(())
     }
 
     fn server_env(&self, i: usize) -> Vec<(String, String)> {

@@ -17,5 +17,6 @@ pub mod cluster;
 pub mod faults;
 pub mod history;
 pub mod load;
+pub mod postgres;
 pub mod proxy;
 pub mod run;

@@ -590,6 +590,14 @@ pub fn guard_backends(
     b.orders = Arc::new(Guarded::new(b.orders, database.clone()));
     b.payments = Arc::new(Guarded::new(b.payments, database.clone()));
     b.sessions = Arc::new(Guarded::new(b.sessions, sessions.clone()));
+    // The split's fallback reads go to the guarded primary; a replica's own failures are the
+    // split's to handle (it stops reading from it).
+    let replicas = b
+        .replicas
+        .as_ref()
+        .map(|s| s.replicas())
+        .unwrap_or_default();
+    b.route_reads(replicas);
     let mut all = vec![stock, broker, database, sessions];
     let mut providers: Vec<Arc<dyn PaymentProvider>> = Vec::new();
     for p in b.providers.iter() {

@@ -65,6 +65,7 @@ pub mod notify;
 pub mod payment;
 pub mod rate_limit;
 pub mod registry;
+pub mod replica;
 pub mod repo;
 pub mod session;
 pub mod settings;

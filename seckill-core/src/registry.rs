@@ -12,6 +12,7 @@ use crate::memory::{
     MemorySessionStore, MemoryStockReserver, MemoryStore,
 };
 use crate::payment::PaymentProviders;
+use crate::replica::ReadReplica;
 use crate::repo::{CatalogRepo, OrderRepo, PaymentRepo, UserRepo};
 use crate::settings::{MemorySettingsStore, SettingsStore};
 use crate::{
@@ -147,6 +148,9 @@ pub struct BuildContext {
     /// Where a backend adds the collectors of its own resources (pool sizes, connection
     /// errors); they end up in [`Backends::metrics`].
     pub metrics: BackendMetrics,
+    /// The primary database's URL, given to `database_read` constructors (a replica measures
+    /// its lag against it); `None` for every other kind.
+    pub primary: Option<BackendUrl>,
 }
 
 impl BuildContext {
@@ -155,6 +159,7 @@ impl BuildContext {
         Self {
             clock,
             metrics: BackendMetrics::default(),
+            primary: None,
         }
     }
 }
@@ -245,6 +250,31 @@ pub struct BackendUrls {
     pub settings: String,
     /// Repositories.
     pub database: String,
+    /// Read replicas of `database` for list and detail queries (none by default). In TOML a
+    /// list or one string; in the environment one string, URLs separated by commas.
+    #[serde(deserialize_with = "one_or_many")]
+    pub database_read: Vec<String>,
+}
+
+/// A list of URLs given as a list, or as one string of comma-separated URLs.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<String>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let all = match <OneOrMany as serde::Deserialize>::deserialize(d)? {
+        OneOrMany::One(s) => s.split(',').map(str::to_string).collect(),
+        OneOrMany::Many(v) => v,
+    };
+    Ok(all
+        .into_iter()
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
+        .collect())
 }
 
 impl Default for BackendUrls {
@@ -260,6 +290,7 @@ impl Default for BackendUrls {
             sessions: m(),
             settings: m(),
             database: m(),
+            database_read: Vec::new(),
         }
     }
 }
@@ -285,6 +316,8 @@ pub struct Registry {
     pub settings: Schemes<Arc<dyn SettingsStore>>,
     /// Repositories.
     pub database: Schemes<Repos>,
+    /// Read replicas of the database (none in memory: a memory store has no replicas).
+    pub database_read: Schemes<Arc<dyn ReadReplica>>,
 }
 
 impl Default for Registry {
@@ -306,6 +339,7 @@ impl Registry {
             sessions: Schemes::new("sessions"),
             settings: Schemes::new("settings"),
             database: Schemes::new("database"),
+            database_read: Schemes::new("database_read"),
         }
     }
 
@@ -360,7 +394,17 @@ impl Registry {
     ) -> Result<Backends> {
         let ctx = BuildContext::new(clock.clone());
         let repos = self.database.build(&urls.database, &ctx).await?;
-        Ok(Backends {
+        let mut replicas = Vec::new();
+        if !urls.database_read.is_empty() {
+            let read_ctx = BuildContext {
+                primary: Some(BackendUrl::parse(&urls.database)?),
+                ..ctx.clone()
+            };
+            for url in &urls.database_read {
+                replicas.push(self.database_read.build(url, &read_ctx).await?);
+            }
+        }
+        let mut b = Backends {
             stock: self.stock.build(&urls.stock, &ctx).await?,
             broker: self.broker.build(&urls.broker, &ctx).await?,
             delay: self.delay.build(&urls.delay, &ctx).await?,
@@ -369,6 +413,8 @@ impl Registry {
             idempotency: self.idempotency.build(&urls.idempotency, &ctx).await?,
             sessions: self.sessions.build(&urls.sessions, &ctx).await?,
             settings: self.settings.build(&urls.settings, &ctx).await?,
+            read: repos.clone(),
+            replicas: None,
             users: repos.users,
             catalog: repos.catalog,
             orders: repos.orders,
@@ -377,7 +423,13 @@ impl Registry {
             clock,
             metrics: ctx.metrics,
             tracing: crate::trace::Tracing::off(),
-        })
+        };
+        b.route_reads(replicas);
+        if let Some(split) = &b.replicas {
+            // Measured once before serving, so that an in-bound replica serves from the start.
+            split.check().await;
+        }
+        Ok(b)
     }
 }
 
@@ -414,6 +466,41 @@ mod tests {
         assert_eq!(
             both.to_string(),
             "amqp://u:***@h:5672/%2f?groups=a&token=***"
+        );
+    }
+
+    #[test]
+    fn read_replicas_are_a_list_or_one_comma_separated_string() {
+        let one: BackendUrls = serde_json::from_value(serde_json::json!({
+            "database_read": "postgres://a/db, postgres://b/db"
+        }))
+        .unwrap();
+        assert_eq!(one.database_read, ["postgres://a/db", "postgres://b/db"]);
+        let many: BackendUrls =
+            serde_json::from_value(serde_json::json!({"database_read": ["postgres://a/db"]}))
+                .unwrap();
+        assert_eq!(many.database_read, ["postgres://a/db"]);
+        assert!(BackendUrls::default().database_read.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_read_replica_of_a_memory_database_is_refused_with_the_available_schemes() {
+        let urls = BackendUrls {
+            database_read: vec!["memory://".into()],
+            ..BackendUrls::default()
+        };
+        let err = Registry::with_memory()
+            .build(
+                &urls,
+                Arc::new(SystemClock),
+                Arc::new(crate::memory::MockProvider::new(b"s".to_vec())),
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown database_read backend scheme \"memory\""),
+            "{err}"
         );
     }
 

@@ -258,7 +258,57 @@ async fn scrape(engine: &Engine) -> Registry {
     ] {
         r.register(name, help, f);
     }
+    if let Some(split) = &b.replicas {
+        replica_figures(&mut r, split);
+    }
     r
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReplicaLabel {
+    replica: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReadTarget {
+    target: String,
+}
+
+/// Each read replica's lag and whether it serves, and where reads went.
+fn replica_figures(r: &mut Registry, split: &seckill_core::replica::ReadSplit) {
+    let lag = Family::<ReplicaLabel, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    let serving = Family::<ReplicaLabel, Gauge>::default();
+    let reads = Family::<ReadTarget, Counter>::default();
+    for st in split.status() {
+        let l = ReplicaLabel { replica: st.name };
+        if let Some(ms) = st.lag_ms {
+            lag.get_or_create(&l).set(ms as f64 / 1000.0);
+        }
+        serving.get_or_create(&l).set(i64::from(st.healthy));
+        reads
+            .get_or_create(&ReadTarget { target: l.replica })
+            .inc_by(st.reads);
+    }
+    reads
+        .get_or_create(&ReadTarget {
+            target: "primary".into(),
+        })
+        .inc_by(split.primary_reads());
+    r.register(
+        "seckill_db_replica_lag_seconds",
+        "How long each read replica has been missing a change the primary had (absent: unknown or unreachable).",
+        lag,
+    );
+    r.register(
+        "seckill_db_replica_serving",
+        "1 when a read replica serves reads (reachable, lag within its bound), else 0.",
+        serving,
+    );
+    r.register(
+        "seckill_db_replica_reads",
+        "Reads meant for a replica, by what served them: a replica, or the primary (none in bound, or a replica failed).",
+        reads,
+    );
 }
 
 fn label(a: ActivityId) -> ActivityLabel {

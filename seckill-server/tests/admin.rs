@@ -21,33 +21,6 @@ async fn product(a: &Api, admin: &str) -> String {
     p.data()["id"].as_str().unwrap().to_string()
 }
 
-async fn live_activity(a: &Api, admin: &str, pid: &str, total: u32) -> String {
-    let now = chrono::Utc::now();
-    let r = a
-        .call(
-            "POST",
-            "/api/v1/admin/seckill/activities",
-            Some(admin),
-            Some(json!({"product_id": pid, "title": "flash", "price": 38000,
-                "total_stock": total, "per_user_limit": 2,
-                "starts_at": now - chrono::Duration::minutes(1),
-                "ends_at": now + chrono::Duration::hours(1)})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let id = r.data()["id"].as_str().unwrap().to_string();
-    let w = a
-        .call(
-            "POST",
-            &format!("/api/v1/admin/seckill/warmup/{id}"),
-            Some(admin),
-            None,
-        )
-        .await;
-    assert_eq!(w.status, StatusCode::OK, "{}", w.body);
-    id
-}
-
 #[tokio::test]
 async fn products_are_updated_deleted_and_report_their_stock() {
     let a = api(false).await;
@@ -101,7 +74,7 @@ async fn products_are_updated_deleted_and_report_their_stock() {
         ),
         (json!(0), json!([]))
     );
-    let act = live_activity(&a, &admin, &pid, 5).await;
+    let act = a.live_activity(&admin, &pid, 5).await;
     let buy = a.buy(&alice, &act, 2).await;
     assert_eq!(buy.status, StatusCode::ACCEPTED, "{}", buy.body);
     let r = a.get(&stock, None).await;
@@ -184,7 +157,7 @@ async fn an_activity_update_reaches_the_buy_path_at_once() {
     let admin = a.login("admin", "admin-password").await;
     let bob = a.user("bob").await;
     let pid = product(&a, &admin).await;
-    let act = live_activity(&a, &admin, &pid, 5).await;
+    let act = a.live_activity(&admin, &pid, 5).await;
     let path = format!("/api/v1/admin/seckill/activities/{act}");
     assert_eq!(a.buy(&bob, &act, 1).await.status, StatusCode::ACCEPTED);
 
@@ -269,7 +242,7 @@ async fn admins_see_every_order_and_move_it_along_legal_transitions_only() {
     let admin = a.login("admin", "admin-password").await;
     let (dan, eve) = (a.user("dan").await, a.user("eve").await);
     let pid = product(&a, &admin).await;
-    let act = live_activity(&a, &admin, &pid, 10).await;
+    let act = a.live_activity(&admin, &pid, 10).await;
     let o1 = a.buy(&dan, &act, 1).await.data()["order_id"].clone();
     let o2 = a.buy(&eve, &act, 2).await.data()["order_id"].clone();
     a.settle_pipeline().await;

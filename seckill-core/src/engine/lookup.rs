@@ -37,8 +37,12 @@ pub enum OrderLookup {
 impl Engine {
     /// `user`'s order `id`. Someone else's order, or an id that is not a buy's, answers
     /// `Pending` until its deadline and `Lost` after (an id reveals nothing about others).
+    ///
+    /// The reads go to [`crate::engine::Backends::read`] (a replica a moment behind answers
+    /// `Pending` for an order just written, which is true of an order on its way); declaring
+    /// an id lost is a write on the primary, which answers with the order if it is written.
     pub async fn order_lookup(&self, user: UserId, id: OrderId) -> Result<OrderLookup> {
-        let orders = &self.backends().orders;
+        let orders = &self.backends().read.orders;
         if let Some(o) = orders.order(id).await? {
             return Ok(if o.user_id == user {
                 OrderLookup::Written(o)
@@ -60,17 +64,24 @@ impl Engine {
         if self.now() > deadline + chrono::Duration::days(VOID_WINDOW_DAYS) {
             return Ok(OrderLookup::Pending);
         }
-        Ok(match orders.void_unwritten(id, user, self.now()).await? {
-            Voided::Now => {
-                tracing::warn!(order = %id, user = %user,
+        Ok(
+            match self
+                .backends()
+                .orders
+                .void_unwritten(id, user, self.now())
+                .await?
+            {
+                Voided::Now => {
+                    tracing::warn!(order = %id, user = %user,
                     "an acknowledged order was never written by its deadline; declared lost");
-                self.metrics().orders_lost.inc();
-                OrderLookup::Lost { deadline }
-            }
-            Voided::Already => OrderLookup::Lost { deadline },
-            Voided::Written(o) if o.user_id == user => OrderLookup::Written(o),
-            Voided::Written(_) => OrderLookup::Pending,
-        })
+                    self.metrics().orders_lost.inc();
+                    OrderLookup::Lost { deadline }
+                }
+                Voided::Already => OrderLookup::Lost { deadline },
+                Voided::Written(o) if o.user_id == user => OrderLookup::Written(o),
+                Voided::Written(_) => OrderLookup::Pending,
+            },
+        )
     }
 
     /// When an unwritten order id may be declared lost: its hold's payment deadline (the id's

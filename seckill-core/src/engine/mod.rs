@@ -57,6 +57,8 @@ use crate::memory::{
 };
 use crate::payment::PaymentProviders;
 use crate::rate_limit::{Quota, RateLimiter};
+use crate::registry::Repos;
+use crate::replica::{ReadReplica, ReadSplit};
 use crate::repo::{CatalogRepo, OrderRepo, PaymentRepo, UserRepo};
 use crate::session::SessionStore;
 use crate::stock::StockReserver;
@@ -94,6 +96,13 @@ pub struct Backends {
     pub orders: Arc<dyn OrderRepo>,
     /// Payments.
     pub payments: Arc<dyn PaymentRepo>,
+    /// Where list and detail queries that may be a moment stale go: the read replicas in
+    /// their lag bound when `backends.database_read` names some, else the four repositories
+    /// above. Writes through it go to the primary. See [`crate::replica`].
+    pub read: Repos,
+    /// The read split over the replicas, when there are any (its state for `/ready` and the
+    /// metrics).
+    pub replicas: Option<Arc<ReadSplit>>,
     /// The payment providers (the first is the default).
     pub providers: PaymentProviders,
     /// Time.
@@ -105,6 +114,30 @@ pub struct Backends {
 }
 
 impl Backends {
+    /// The four repositories of the primary database.
+    pub fn primary(&self) -> Repos {
+        Repos {
+            users: self.users.clone(),
+            catalog: self.catalog.clone(),
+            orders: self.orders.clone(),
+            payments: self.payments.clone(),
+        }
+    }
+
+    /// Sends [`Self::read`] to `replicas` (in their lag bound) over the repositories the
+    /// primary has now; with none, `read` is the primary's. Call it again after wrapping the
+    /// repositories (breakers) so that the fallback reads go through the wrappers too.
+    pub fn route_reads(&mut self, replicas: Vec<Arc<dyn ReadReplica>>) {
+        if replicas.is_empty() {
+            self.read = self.primary();
+            self.replicas = None;
+        } else {
+            let split = ReadSplit::start(self.primary(), replicas);
+            self.read = split.repos();
+            self.replicas = Some(split);
+        }
+    }
+
     /// Every backend in memory, on `clock`, paying through `providers`.
     pub fn in_memory(clock: Arc<dyn Clock>, providers: impl Into<PaymentProviders>) -> Self {
         let store = Arc::new(MemoryStore::new());
@@ -117,6 +150,13 @@ impl Backends {
             idempotency: Arc::new(MemoryIdempotencyStore::new(clock.clone())),
             sessions: Arc::new(MemorySessionStore::new(clock.clone())),
             settings: Arc::new(crate::settings::MemorySettingsStore::default()),
+            read: Repos {
+                users: store.clone(),
+                catalog: store.clone(),
+                orders: store.clone(),
+                payments: store.clone(),
+            },
+            replicas: None,
             users: store.clone(),
             catalog: store.clone(),
             orders: store.clone(),

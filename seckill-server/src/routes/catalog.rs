@@ -113,5 +113,5 @@ pub async fn get_product(
     State(s): State<AppState>,
     PathParam(id): PathParam<ProductId>,
 ) -> ApiResult<Product> {
-    Ok(ok(catalog::find_product(&s, id).await?))
+    Ok(ok(catalog::read_product(&s, id).await?))
 }

@@ -35,6 +35,9 @@ pub struct Ready {
     consumer_lag: Option<u64>,
     /// Each backend's circuit breaker: `closed`, `open` (calls fail fast) or `half_open`.
     breakers: BTreeMap<&'static str, &'static str>,
+    /// Each read replica: whether it serves reads and its lag. A replica behind or down does
+    /// not make the server unready (its reads go to the primary).
+    replicas: Vec<seckill_core::replica::ReplicaStatus>,
 }
 
 /// `GET /ready`: every backend answers and no backend's circuit breaker is open (a payment
@@ -109,6 +112,7 @@ pub async fn ready(State(s): State<AppState>) -> ApiResult<Ready> {
             outbox_lag: outbox.ok(),
             consumer_lag: lag.ok(),
             breakers,
+            replicas: b.replicas.as_ref().map(|r| r.status()).unwrap_or_default(),
         },
     ))
 }

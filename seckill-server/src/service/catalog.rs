@@ -161,29 +161,44 @@ pub async fn view(s: &AppState, a: Activity) -> Result<ActivityView, ApiError> {
     })
 }
 
-/// Reads an activity or answers 3001.
+/// Reads an activity or answers 3001 (from the primary: for changes and what follows them).
 pub async fn find_activity(s: &AppState, id: ActivityId) -> Result<Activity, ApiError> {
-    s.engine
-        .backends()
-        .catalog
-        .activity(id)
-        .await?
-        .ok_or_else(|| Error::not_found(Entity::Activity, id).into())
+    found(
+        s.engine.backends().catalog.activity(id).await?,
+        Entity::Activity,
+        id,
+    )
 }
 
-/// Reads a product or answers 6001.
+/// Reads a product or answers 6001 (from the primary: for changes and what follows them).
 pub async fn find_product(s: &AppState, id: ProductId) -> Result<Product, ApiError> {
-    s.engine
-        .backends()
-        .catalog
-        .product(id)
-        .await?
-        .ok_or_else(|| Error::not_found(Entity::Product, id).into())
+    found(
+        s.engine.backends().catalog.product(id).await?,
+        Entity::Product,
+        id,
+    )
 }
 
-/// One activity as buyers see it.
+/// Reads a product for display or answers 6001 (from a read replica when there are any).
+pub async fn read_product(s: &AppState, id: ProductId) -> Result<Product, ApiError> {
+    found(
+        s.engine.backends().read.catalog.product(id).await?,
+        Entity::Product,
+        id,
+    )
+}
+
+fn found<T>(row: Option<T>, entity: Entity, id: impl std::fmt::Display) -> Result<T, ApiError> {
+    row.ok_or_else(|| Error::not_found(entity, id).into())
+}
+
+/// One activity as buyers see it (from a read replica when there are any).
 pub async fn activity(s: &AppState, id: ActivityId) -> Result<ActivityView, ApiError> {
-    let a = find_activity(s, id).await?;
+    let a = found(
+        s.engine.backends().read.catalog.activity(id).await?,
+        Entity::Activity,
+        id,
+    )?;
     view(s, a).await
 }
 
@@ -205,7 +220,13 @@ pub async fn list_activities(
     s: &AppState,
     page: PageRequest,
 ) -> Result<Page<ActivityView>, ApiError> {
-    let page = s.engine.backends().catalog.list_activities(page).await?;
+    let page = s
+        .engine
+        .backends()
+        .read
+        .catalog
+        .list_activities(page)
+        .await?;
     let mut items = Vec::with_capacity(page.items.len());
     for a in page.items {
         items.push(view(s, a).await?);
@@ -220,7 +241,7 @@ pub async fn list_activities(
 
 /// A page of products.
 pub async fn list_products(s: &AppState, page: PageRequest) -> Result<Page<Product>, ApiError> {
-    Ok(s.engine.backends().catalog.list_products(page).await?)
+    Ok(s.engine.backends().read.catalog.list_products(page).await?)
 }
 
 /// The stock figures of an activity, live from the stock backend when warmed up.
@@ -253,9 +274,16 @@ pub async fn activity_stock(s: &AppState, a: Activity) -> Result<ActivityStock, 
 
 /// A product's live stock over its activities.
 pub async fn product_stock(s: &AppState, id: ProductId) -> Result<ProductStock, ApiError> {
-    find_product(s, id).await?;
+    read_product(s, id).await?;
     let mut activities = Vec::new();
-    for a in s.engine.backends().catalog.product_activities(id).await? {
+    for a in s
+        .engine
+        .backends()
+        .read
+        .catalog
+        .product_activities(id)
+        .await?
+    {
         activities.push(activity_stock(s, a).await?);
     }
     let available = activities

@@ -7,13 +7,19 @@ use seckill_core::domain::{Order, OrderId, OrderStatus};
 use seckill_core::engine::OrderLookup;
 use seckill_core::repo::{OrderFilter, Page, PageRequest};
 
-/// One page of the orders `filter` selects, newest first (the buyer's list and the admin's).
+/// One page of the orders `filter` selects, newest first (the buyer's list and the admin's;
+/// from a read replica when there are any).
 pub async fn page_of(
     s: &AppState,
     filter: &OrderFilter,
     page: PageRequest,
 ) -> Result<Page<Order>, ApiError> {
-    Ok(s.engine.backends().orders.list_orders(filter, page).await?)
+    Ok(s.engine
+        .backends()
+        .read
+        .orders
+        .list_orders(filter, page)
+        .await?)
 }
 
 /// The caller's orders, newest first, optionally of one status.

@@ -196,6 +196,37 @@ impl Api {
         .await
     }
 
+    /// Creates an activity of `product` on sale now (`total` units, 2 per user) and warms it
+    /// up; its id.
+    pub async fn live_activity(&self, admin: &str, product: &str, total: u32) -> String {
+        let now = chrono::Utc::now();
+        let r = self
+            .call(
+                "POST",
+                "/api/v1/admin/seckill/activities",
+                Some(admin),
+                Some(
+                    json!({"product_id": product, "title": "flash", "price": 38000,
+                    "total_stock": total, "per_user_limit": 2,
+                    "starts_at": now - chrono::Duration::minutes(1),
+                    "ends_at": now + chrono::Duration::hours(1)}),
+                ),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let id = r.data()["id"].as_str().unwrap().to_string();
+        let w = self
+            .call(
+                "POST",
+                &format!("/api/v1/admin/seckill/warmup/{id}"),
+                Some(admin),
+                None,
+            )
+            .await;
+        assert_eq!(w.status, StatusCode::OK, "{}", w.body);
+        id
+    }
+
     /// The stored payment whose id an answer carries (`payment_id`, a string).
     pub async fn payment_record(&self, payment_id: &Value) -> seckill_core::domain::Payment {
         let id = payment_id.as_str().expect("a payment id").parse().unwrap();

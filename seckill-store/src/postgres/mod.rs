@@ -8,6 +8,7 @@ mod metrics;
 mod migrate;
 mod orders;
 mod payments;
+mod replica;
 mod store;
 mod users;
 
@@ -15,6 +16,7 @@ mod users;
 pub use deadpool_postgres::Pool;
 pub use metrics::PoolCollector;
 pub use migrate::{migrate, MIGRATIONS};
+pub use replica::PgReplica;
 pub use store::PgStore;
 
 use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod};
@@ -91,7 +93,7 @@ pub fn map_pool_err(e: deadpool_postgres::PoolError) -> Error {
 
 /// Opens a pool for `postgres://user[:password]@host[:port]/db[?schema=NAME&migrate=false&…]`.
 /// `schema` sets the search path of every connection (tests use one schema each); `migrate` is
-/// read by [`register`]; other parameters go to the driver.
+/// read by [`register`], `max_lag_ms` by [`PgReplica`]; other parameters go to the driver.
 pub fn pool(url: &BackendUrl) -> Result<Pool, Error> {
     let raw = url.expose();
     let (base, query) = raw.split_once('?').unwrap_or((raw, ""));
@@ -107,7 +109,7 @@ pub fn pool(url: &BackendUrl) -> Result<Pool, Error> {
             Some(("schema", _)) => {
                 return Err(Error::invalid("schema must be letters, digits and '_'"))
             }
-            Some(("migrate", _)) => {}
+            Some(("migrate" | "max_lag_ms", _)) => {}
             _ => rest.push(pair),
         }
     }
@@ -147,9 +149,23 @@ pub fn migrates_at_connect(url: &BackendUrl) -> bool {
 
 /// Registers `postgres://` (and `postgresql://`) for the repositories. Unless the URL says
 /// `migrate=false` (then run `seckill migrate`), migrations run at connect (idempotent,
-/// serialized by an advisory lock).
+/// serialized by an advisory lock). `database_read` URLs of the same schemes are streaming
+/// replicas of the database ([`PgReplica`]; never migrated: a replica is read-only).
 pub fn register(r: &mut Registry) {
     for scheme in ["postgres", "postgresql"] {
+        r.database_read.register(scheme, |u, ctx| async move {
+            let Some(primary) = ctx.primary else {
+                return Err(Error::invalid("a read replica needs its primary's URL"));
+            };
+            if !matches!(primary.scheme(), "postgres" | "postgresql") {
+                return Err(Error::invalid(format!(
+                    "backends.database_read {u} is a PostgreSQL replica, but backends.database \
+                     is {primary}: replicas need a PostgreSQL primary"
+                )));
+            }
+            Ok(Arc::new(PgReplica::connect(&u, &primary)?)
+                as Arc<dyn seckill_core::replica::ReadReplica>)
+        });
         r.database.register(scheme, |u, ctx| async move {
             let pool = pool(&u)?;
             ctx.metrics.add("postgres", PoolCollector(pool.clone()));
