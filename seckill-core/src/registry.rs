@@ -413,7 +413,6 @@ impl Registry {
             idempotency: self.idempotency.build(&urls.idempotency, &ctx).await?,
             sessions: self.sessions.build(&urls.sessions, &ctx).await?,
             settings: self.settings.build(&urls.settings, &ctx).await?,
-            read: repos.clone(),
             replicas: None,
             users: repos.users,
             catalog: repos.catalog,

@@ -28,9 +28,49 @@ fn redis_addr(url: &str) -> SocketAddr {
         .expect("SECKILL_TEST_REDIS_URL names an ip:port")
 }
 
+/// The guarantee checker on `activity` at rest, `reserved` being what buyers were told.
+async fn assert_guarantees(
+    engine: &seckill_core::engine::Engine,
+    activity: &str,
+    reserved: Vec<OrderId>,
+) {
+    let violations = invariants::check(
+        engine,
+        ActivityId(activity.parse().unwrap()),
+        &Expect {
+            reserved,
+            quiescent: true,
+            ..Expect::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(violations.is_empty(), "{violations:#?}");
+}
+
+/// The fault proxy on `port` in front of `SECKILL_TEST_REDIS_URL` (`None`: the test skips).
+async fn redis_proxy(port: u16) -> Option<Proxy> {
+    let redis = service_url("SECKILL_TEST_REDIS_URL")?;
+    let to = redis_addr(&redis);
+    Some(
+        Proxy::start(SocketAddr::from(([127, 0, 0, 1], port)), to)
+            .await
+            .unwrap(),
+    )
+}
+
 async fn app(proxy: SocketAddr, breakers: bool) -> Api {
+    app_with(proxy, breakers, |_| {}).await
+}
+
+async fn app_with(
+    proxy: SocketAddr,
+    breakers: bool,
+    adjust: impl FnOnce(&mut seckill_server::config::Config),
+) -> Api {
     let url = format!("redis://{proxy}/0?prefix=brk{}", unique_id());
     api_with(true, |c| {
+        adjust(c);
         c.backends.stock = url;
         c.sale.buy_rate_per_sec = 0;
         c.limits.login_per_ip.rate = 0;
@@ -51,12 +91,23 @@ async fn timed_buy(
     token: &str,
     activity: &str,
 ) -> (StatusCode, i64, Option<String>, Duration) {
+    keyed_buy(a, token, activity, &format!("k{}", unique_id())).await
+}
+
+/// [`timed_buy`] under `Idempotency-Key: key`.
+async fn keyed_buy(
+    a: &Api,
+    token: &str,
+    activity: &str,
+    key: &str,
+) -> (StatusCode, i64, Option<String>, Duration) {
     let start = Instant::now();
     let path = format!("/api/v1/seckill/activities/{activity}/buy");
     let req = axum::http::Request::builder()
         .method("POST")
         .uri(path)
         .header("authorization", format!("Bearer {token}"))
+        .header("idempotency-key", key)
         .header("content-type", "application/json")
         .body(axum::body::Body::from(r#"{"quantity":1}"#))
         .unwrap();
@@ -97,15 +148,9 @@ async fn ready(a: &Api) -> (StatusCode, serde_json::Value) {
 
 #[tokio::test]
 async fn a_stalled_redis_makes_buys_fail_fast_and_they_resume_by_themselves() {
-    let Some(redis) = service_url("SECKILL_TEST_REDIS_URL") else {
+    let Some(proxy) = redis_proxy(PROXY_PORT).await else {
         return;
     };
-    let proxy = Proxy::start(
-        SocketAddr::from(([127, 0, 0, 1], PROXY_PORT)),
-        redis_addr(&redis),
-    )
-    .await
-    .unwrap();
     let a = app(proxy.local_addr(), true).await;
     let activity = a.demo_activity().await;
     let mut tokens = Vec::new();
@@ -192,32 +237,15 @@ async fn a_stalled_redis_makes_buys_fail_fast_and_they_resume_by_themselves() {
         }
     }
     runner.stop().await;
-    let violations = invariants::check(
-        &engine,
-        ActivityId(activity.parse().unwrap()),
-        &Expect {
-            reserved,
-            quiescent: true,
-            ..Expect::default()
-        },
-    )
-    .await
-    .unwrap();
-    assert!(violations.is_empty(), "{violations:#?}");
+    assert_guarantees(&engine, &activity, reserved).await;
     drop(proxy);
 }
 
 #[tokio::test]
 async fn control_without_breakers_a_buy_on_a_stalled_redis_waits() {
-    let Some(redis) = service_url("SECKILL_TEST_REDIS_URL") else {
+    let Some(proxy) = redis_proxy(PROXY_PORT + 1).await else {
         return;
     };
-    let proxy = Proxy::start(
-        SocketAddr::from(([127, 0, 0, 1], PROXY_PORT + 1)),
-        redis_addr(&redis),
-    )
-    .await
-    .unwrap();
     let a = app(proxy.local_addr(), false).await;
     let activity = a.demo_activity().await;
     let token = a.user("brk-control").await;
@@ -228,4 +256,58 @@ async fn control_without_breakers_a_buy_on_a_stalled_redis_waits() {
     assert!(took >= Duration::from_millis(1500), "answered in {took:?}");
     assert!(a.state.breakers.0.is_empty(), "breakers are off");
     proxy.set(Fault::None);
+}
+
+/// "Never lose an order" across the buy route's deadline: Redis answers slower than the
+/// deadline, so the reserve reaches Redis and is applied there, but the buyer is answered 504
+/// first (the request is dropped). That hold still becomes the buyer's order once the pipeline
+/// runs (it shows in their orders), a retry with the same key answers with that same order,
+/// and the guarantee checker finds nothing lost, leaked or oversold.
+#[tokio::test]
+async fn a_buy_cut_at_its_deadline_after_reserving_still_becomes_an_order() {
+    let Some(proxy) = redis_proxy(PROXY_PORT + 2).await else {
+        return;
+    };
+    let a = app_with(proxy.local_addr(), false, |c| {
+        c.http
+            .route_timeouts_ms
+            .insert(seckill_server::overload::BUY_ROUTE.into(), 300);
+    })
+    .await;
+    let activity = a.demo_activity().await;
+    let token = a.user("brk-deadline").await;
+    proxy.set(Fault::Latency(Duration::from_millis(700)));
+    let (status, code, order, took) = keyed_buy(&a, &token, &activity, "cut-1").await;
+    assert_eq!(
+        (status, code),
+        (StatusCode::GATEWAY_TIMEOUT, 9004),
+        "took {took:?}"
+    );
+    assert!(order.is_none());
+    // The reserve was on its way to Redis: it lands there after the answer.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    proxy.set(Fault::None);
+
+    let engine = a.state.engine.clone();
+    let runner = Runner::start(&engine, &[Role::Relay, Role::OrderWorker], Pace::default());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mine = loop {
+        let r = a.get("/api/v1/orders", Some(&token)).await;
+        if r.data()["total"] == 1 {
+            break r.data()["items"][0]["id"].as_str().unwrap().to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the hold reserved behind the 504 never became an order: {}",
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // The buyer retries with the same key: the same order, not a second one.
+    let (status, code, again, _) = keyed_buy(&a, &token, &activity, "cut-1").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "code {code}");
+    assert_eq!(again.as_deref(), Some(mine.as_str()));
+    runner.stop().await;
+    assert_guarantees(&engine, &activity, vec![OrderId(mine.parse().unwrap())]).await;
+    drop(proxy);
 }

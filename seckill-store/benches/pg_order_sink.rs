@@ -3,6 +3,11 @@
 //! insert, one transaction per batch), against `COPY` of the same rows into a scratch table with
 //! the orders table's columns, in the same run, on the same database. Target ≥ 0.3× COPY.
 //!
+//! It runs twice, each time in a schema of its own: **before**, the schema as migration 5 left
+//! it (one `orders` table), and **after**, fully migrated (migration 6: `orders` and `inbox`
+//! partitioned). Target: the partitioned ratio at least 0.9× the unpartitioned one.
+//! `SECKILL_BENCH_ROUNDS` (default 1) repeats the pair.
+//!
 //! Run: `cargo bench -p seckill-store --bench pg_order_sink` (PostgreSQL at
 //! `SECKILL_BENCH_PG_URL`, default `postgres://postgres@127.0.0.1:5432/test`).
 
@@ -11,7 +16,7 @@ use futures::SinkExt;
 use seckill_core::domain::*;
 use seckill_core::registry::BackendUrl;
 use seckill_core::repo::{CatalogRepo, CreateOrder, OrderRepo};
-use seckill_store::postgres::{migrate, pool, PgStore};
+use seckill_store::postgres::{migrate_to, pool, PgStore};
 use std::time::Instant;
 
 const ROWS: usize = 60_000;
@@ -46,8 +51,30 @@ fn orders(a: &Activity, base: i64) -> Vec<(String, Order)> {
 async fn main() {
     let url = std::env::var("SECKILL_BENCH_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let schema = format!("bench{}", Utc::now().timestamp());
-    let admin = pool(&BackendUrl::parse(&url).unwrap()).unwrap();
+    let rounds: usize = std::env::var("SECKILL_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    println!("order sink, {ROWS} orders, batches of {BATCH}, {WORKERS} workers");
+    for round in 1..=rounds {
+        let (copy_before, before) = run(&url, 5).await;
+        let (copy_after, after) = run(&url, i32::MAX).await;
+        let (rb, ra) = (before / copy_before, after / copy_after);
+        println!("round {round}");
+        println!("  before (one orders table)   COPY {copy_before:>8.0} rows/s  ours {before:>8.0} rows/s  {rb:.2}x");
+        println!("  after (partitioned orders)  COPY {copy_after:>8.0} rows/s  ours {after:>8.0} rows/s  {ra:.2}x");
+        println!(
+            "  after / before: {:.2} (target >= 0.90) {}",
+            ra / rb,
+            if ra / rb >= 0.9 { "met" } else { "NOT met" }
+        );
+    }
+}
+
+/// COPY's rate and ours (rows/s) in a fresh schema migrated up to `last`.
+async fn run(url: &str, last: i32) -> (f64, f64) {
+    let schema = format!("bench{}", Utc::now().timestamp_micros());
+    let admin = pool(&BackendUrl::parse(url).unwrap()).unwrap();
     let admin = admin.get().await.expect("connect");
     admin
         .batch_execute(&format!("CREATE SCHEMA {schema}"))
@@ -55,7 +82,7 @@ async fn main() {
         .unwrap();
     let sep = if url.contains('?') { '&' } else { '?' };
     let p = pool(&BackendUrl::parse(&format!("{url}{sep}schema={schema}")).unwrap()).unwrap();
-    migrate(&p).await.unwrap();
+    migrate_to(&p, last).await.unwrap();
     let store = PgStore::new(p.clone());
     let now = Utc::now();
     let product = Product {
@@ -144,15 +171,10 @@ async fn main() {
     let sold = store.activity(activity.id).await.unwrap().unwrap().sold as usize;
     assert_eq!(sold, ROWS);
 
-    println!("order sink, {ROWS} orders, batches of {BATCH}, {WORKERS} workers");
-    println!("baseline  COPY into a scratch table:          {copy_rate:>10.0} rows/s  1.00x");
-    println!(
-        "ours      batched order transaction:          {ours:>10.0} rows/s  {:.2}x",
-        ours / copy_rate
-    );
     drop(client);
     admin
         .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
         .await
         .unwrap();
+    (copy_rate, ours)
 }

@@ -114,7 +114,7 @@ async fn a_rewound_stock_backend_cannot_oversell_the_database() {
     race::ten_thousand_buyers_catch_a_broken_reserver(&broken).await;
 }
 
-mod order_transaction {
+pub(crate) mod order_transaction {
     use super::support::pg_repos;
     use chrono::{Duration as CDuration, Utc};
     use seckill_core::domain::*;
@@ -131,7 +131,7 @@ mod order_transaction {
         .await
     }
 
-    fn order(a: &Activity, hold: i64, user: i64) -> Order {
+    pub(crate) fn order(a: &Activity, hold: i64, user: i64) -> Order {
         let now = Utc::now();
         Order {
             id: OrderId(hold + 1_000_000),
@@ -307,4 +307,210 @@ async fn pay_and_timeout_race_and_one_wins() {
     eprintln!("pay vs timeout: {paid} paid, {cancelled} cancelled and refunded");
     s.assert_at_rest(orders.iter().map(|(_, o)| *o).collect())
         .await;
+}
+
+/// Migration 6 partitions `orders` and `inbox` under a schema that already holds orders,
+/// payments and processed messages: every row is kept, and every guard of the order
+/// transaction still holds on the partitioned tables.
+mod partitioning {
+    use chrono::{Duration as CDuration, Utc};
+    use seckill_core::conformance::service_url;
+    use seckill_core::domain::*;
+    use seckill_core::repo::{
+        CatalogRepo, CreateOrder, OrderFilter, OrderRepo, PageRequest, PaymentRecorded,
+        PaymentRepo, StatusChange,
+    };
+    use seckill_core::{Entity, Error};
+    use seckill_store::postgres::{migrate, migrate_to, PgStore};
+
+    /// Ids of this test's own, from its activity's.
+    fn base(a: &Activity) -> i64 {
+        (a.id.0 % 1_000_000_000) * 10_000
+    }
+
+    /// Order `n` of `a` (hold `base + n`), traced, so that the copy is seen to keep it.
+    fn order(a: &Activity, n: i64, user: i64) -> Order {
+        Order {
+            trace_parent: Some(format!("00-{:032x}-{:016x}-01", n + 1, n + 1)),
+            ..super::order_transaction::order(a, base(a) + n, user)
+        }
+    }
+
+    const ALL: PageRequest = PageRequest {
+        page: 1,
+        page_size: 100,
+    };
+
+    #[tokio::test]
+    async fn partitioning_orders_keeps_every_row_and_the_order_transactions_guards() {
+        let Some(url) = service_url("SECKILL_TEST_PG_URL") else {
+            return;
+        };
+        let pool = super::support::pg_schema_at(&url).await;
+        assert_eq!(migrate_to(&pool, 5).await.unwrap(), [1, 2, 3, 4, 5]);
+        let s = PgStore::new(pool.clone());
+        let a = seckill_core::conformance::engine::live_activity(
+            &s,
+            Utc::now() - CDuration::minutes(1),
+            100,
+            2,
+        )
+        .await;
+        // 40 orders of 20 buyers (2 each, the limit), in a batch and one at a time.
+        let batch: Vec<(String, Order)> = (0..30)
+            .map(|n| (format!("m{n}"), order(&a, n, n % 20)))
+            .collect();
+        s.create_from_holds(&batch).await.unwrap();
+        for n in 30..40 {
+            let r = s
+                .create_from_hold(&format!("m{n}"), &order(&a, n, n % 20))
+                .await
+                .unwrap();
+            assert!(matches!(r, CreateOrder::Created(_)), "{r:?}");
+        }
+        // One paid, one cancelled.
+        let paid = order(&a, 0, 0);
+        let payment = Payment {
+            id: PaymentId(base(&a) + 999),
+            order_id: paid.id,
+            user_id: paid.user_id,
+            provider: "mock".into(),
+            amount: paid.amount,
+            status: PaymentStatus::Pending,
+            provider_txn_id: None,
+            callbacks_seen: 0,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        };
+        s.insert_payment(&payment).await.unwrap();
+        let r = s
+            .record_result(payment.id, "txn-1", PaymentStatus::Succeeded, Utc::now())
+            .await
+            .unwrap();
+        assert!(matches!(r, PaymentRecorded::Applied(_)), "{r:?}");
+        let change = |from, to, payment_id, cancel_reason| StatusChange {
+            from,
+            to,
+            at: Utc::now(),
+            payment_id,
+            cancel_reason,
+        };
+        s.change_status(
+            paid.id,
+            change(
+                OrderStatus::PendingPayment,
+                OrderStatus::Paid,
+                Some(payment.id),
+                None,
+            ),
+        )
+        .await
+        .unwrap();
+        let cancelled = order(&a, 1, 1);
+        s.change_status(
+            cancelled.id,
+            change(
+                OrderStatus::PendingPayment,
+                OrderStatus::Cancelled,
+                None,
+                Some(CancelReason::User),
+            ),
+        )
+        .await
+        .unwrap();
+        let before = s.list_orders(&OrderFilter::default(), ALL).await.unwrap();
+        let sold = s.activity(a.id).await.unwrap().unwrap().sold;
+        assert_eq!((before.total, sold), (40, 39));
+
+        assert_eq!(migrate(&pool).await.unwrap(), [6]);
+
+        // Every row, as it was.
+        let after = s.list_orders(&OrderFilter::default(), ALL).await.unwrap();
+        assert_eq!(after, before);
+        assert_eq!(s.activity(a.id).await.unwrap().unwrap().sold, sold);
+        let p = s.order_payments(paid.id).await.unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].status, PaymentStatus::Succeeded);
+        let mine = OrderFilter {
+            user_id: Some(UserId(3)),
+            ..OrderFilter::default()
+        };
+        assert_eq!(s.list_orders(&mine, ALL).await.unwrap().total, 2);
+        // Partitioned, and the rows spread over the partitions.
+        let c = pool.get().await.unwrap();
+        let parts: i64 = c
+            .query_one(
+                "SELECT count(*) FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent
+                 WHERE p.relname = 'orders' AND p.relkind = 'p'
+                   AND p.relnamespace = current_schema()::regnamespace",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(parts, 16);
+        let used: i64 = c
+            .query_one("SELECT count(DISTINCT tableoid) FROM orders", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert!(used > 1, "every order in one partition");
+
+        // The guards, on the partitioned tables: a message processed before the migration is
+        // a duplicate; so is a new message for a hold written before it; the per-user limit
+        // holds across the old rows; a payment of someone else's order is refused; one order
+        // is paid by one payment.
+        let r = s.create_from_hold("m5", &order(&a, 5, 5)).await.unwrap();
+        assert!(matches!(r, CreateOrder::Duplicate(_)), "{r:?}");
+        let r = s
+            .create_from_hold("new-msg", &order(&a, 6, 6))
+            .await
+            .unwrap();
+        assert!(matches!(r, CreateOrder::Duplicate(_)), "{r:?}");
+        let over = Order {
+            id: OrderId(base(&a) + 100),
+            hold_id: HoldId(base(&a) + 600),
+            ..order(&a, 7, 7)
+        };
+        let r = s.create_from_hold("m-over", &over).await.unwrap();
+        assert!(matches!(r, CreateOrder::Rejected(_)), "{r:?}");
+        let stranger = Payment {
+            id: PaymentId(base(&a) + 998),
+            user_id: UserId(4),
+            order_id: order(&a, 3, 3).id,
+            ..payment.clone()
+        };
+        let got = s.insert_payment(&stranger).await;
+        assert!(
+            matches!(
+                got,
+                Err(Error::NotFound {
+                    entity: Entity::Order,
+                    ..
+                })
+            ),
+            "{got:?}"
+        );
+        let fresh = Order {
+            id: OrderId(base(&a) + 101),
+            hold_id: HoldId(base(&a) + 601),
+            ..order(&a, 8, 25)
+        };
+        let r = s.create_from_hold("m-fresh", &fresh).await.unwrap();
+        assert!(matches!(r, CreateOrder::Created(_)), "{r:?}");
+        assert_eq!(
+            s.order(fresh.id).await.unwrap().unwrap().user_id,
+            UserId(25)
+        );
+        assert_eq!(s.activity(a.id).await.unwrap().unwrap().sold, sold + 1);
+        // A hold redelivered under a new id but to another buyer (it cannot happen: a hold is
+        // one buyer's) is still one order: the transaction's own check reads every partition.
+        let moved = Order {
+            user_id: UserId(26),
+            id: OrderId(base(&a) + 102),
+            ..fresh.clone()
+        };
+        let r = s.create_from_hold("m-moved", &moved).await.unwrap();
+        assert!(matches!(r, CreateOrder::Duplicate(_)), "{r:?}");
+    }
 }

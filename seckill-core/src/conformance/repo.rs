@@ -577,6 +577,27 @@ pub async fn payments_record_once(b: &Backend) {
     let a = activity(b, 10, 5).await;
     let o = order(&a, 1, 1);
     b.orders.create_from_hold("m", &o).await.unwrap();
+    // A payment is of an order of its own buyer: someone else's, or no order, is refused.
+    for stranger in [
+        Payment {
+            user_id: UserId(2),
+            ..pending_payment(o.id)
+        },
+        pending_payment(OrderId(id())),
+    ] {
+        let got = b.payments.insert_payment(&stranger).await;
+        assert!(
+            matches!(
+                got,
+                Err(Error::NotFound {
+                    entity: crate::Entity::Order,
+                    ..
+                })
+            ),
+            "{got:?}"
+        );
+        assert_eq!(b.payments.payment(stranger.id).await.unwrap(), None);
+    }
     let p = pending_payment(o.id);
     b.payments.insert_payment(&p).await.unwrap();
     let txn = format!("txn-{}", id());

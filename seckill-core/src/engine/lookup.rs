@@ -42,7 +42,7 @@ impl Engine {
     /// `Pending` for an order just written, which is true of an order on its way); declaring
     /// an id lost is a write on the primary, which answers with the order if it is written.
     pub async fn order_lookup(&self, user: UserId, id: OrderId) -> Result<OrderLookup> {
-        let orders = &self.backends().read.orders;
+        let orders = self.backends().read().orders;
         if let Some(o) = orders.order(id).await? {
             return Ok(if o.user_id == user {
                 OrderLookup::Written(o)

@@ -96,12 +96,8 @@ pub struct Backends {
     pub orders: Arc<dyn OrderRepo>,
     /// Payments.
     pub payments: Arc<dyn PaymentRepo>,
-    /// Where list and detail queries that may be a moment stale go: the read replicas in
-    /// their lag bound when `backends.database_read` names some, else the four repositories
-    /// above. Writes through it go to the primary. See [`crate::replica`].
-    pub read: Repos,
-    /// The read split over the replicas, when there are any (its state for `/ready` and the
-    /// metrics).
+    /// The read split over the replicas, when `backends.database_read` names some (its state
+    /// for `/ready` and the metrics); see [`Self::read`].
     pub replicas: Option<Arc<ReadSplit>>,
     /// The payment providers (the first is the default).
     pub providers: PaymentProviders,
@@ -124,18 +120,21 @@ impl Backends {
         }
     }
 
-    /// Sends [`Self::read`] to `replicas` (in their lag bound) over the repositories the
-    /// primary has now; with none, `read` is the primary's. Call it again after wrapping the
-    /// repositories (breakers) so that the fallback reads go through the wrappers too.
-    pub fn route_reads(&mut self, replicas: Vec<Arc<dyn ReadReplica>>) {
-        if replicas.is_empty() {
-            self.read = self.primary();
-            self.replicas = None;
-        } else {
-            let split = ReadSplit::start(self.primary(), replicas);
-            self.read = split.repos();
-            self.replicas = Some(split);
+    /// Where list and detail queries that may be a moment stale go: the read replicas in
+    /// their lag bound when there are any (writes through it go to the primary), else the
+    /// primary's repositories themselves. See [`crate::replica`].
+    pub fn read(&self) -> Repos {
+        match &self.replicas {
+            Some(split) => split.repos(),
+            None => self.primary(),
         }
+    }
+
+    /// Sends [`Self::read`] to `replicas` (in their lag bound) over the repositories the
+    /// primary has now (none: the primary's). The split keeps those repositories for writes
+    /// and fallback: call it again after replacing or wrapping them (breakers do).
+    pub fn route_reads(&mut self, replicas: Vec<Arc<dyn ReadReplica>>) {
+        self.replicas = (!replicas.is_empty()).then(|| ReadSplit::start(self.primary(), replicas));
     }
 
     /// Every backend in memory, on `clock`, paying through `providers`.
@@ -150,12 +149,6 @@ impl Backends {
             idempotency: Arc::new(MemoryIdempotencyStore::new(clock.clone())),
             sessions: Arc::new(MemorySessionStore::new(clock.clone())),
             settings: Arc::new(crate::settings::MemorySettingsStore::default()),
-            read: Repos {
-                users: store.clone(),
-                catalog: store.clone(),
-                orders: store.clone(),
-                payments: store.clone(),
-            },
             replicas: None,
             users: store.clone(),
             catalog: store.clone(),

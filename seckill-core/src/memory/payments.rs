@@ -13,6 +13,13 @@ impl PaymentRepo for MemoryStore {
         if t.payments.contains_key(&p.id) {
             return Err(Error::conflict(Entity::Payment, p.id, "the payment exists"));
         }
+        // A payment is of an order of its buyer (PostgreSQL: the (order_id, user_id) key).
+        if t.orders
+            .get(&p.order_id)
+            .is_none_or(|o| o.user_id != p.user_id)
+        {
+            return Err(Error::not_found(Entity::Order, p.order_id));
+        }
         t.payments.insert(p.id, p.clone());
         Ok(())
     }

@@ -182,7 +182,7 @@ pub async fn find_product(s: &AppState, id: ProductId) -> Result<Product, ApiErr
 /// Reads a product for display or answers 6001 (from a read replica when there are any).
 pub async fn read_product(s: &AppState, id: ProductId) -> Result<Product, ApiError> {
     found(
-        s.engine.backends().read.catalog.product(id).await?,
+        s.engine.backends().read().catalog.product(id).await?,
         Entity::Product,
         id,
     )
@@ -195,7 +195,7 @@ fn found<T>(row: Option<T>, entity: Entity, id: impl std::fmt::Display) -> Resul
 /// One activity as buyers see it (from a read replica when there are any).
 pub async fn activity(s: &AppState, id: ActivityId) -> Result<ActivityView, ApiError> {
     let a = found(
-        s.engine.backends().read.catalog.activity(id).await?,
+        s.engine.backends().read().catalog.activity(id).await?,
         Entity::Activity,
         id,
     )?;
@@ -223,7 +223,7 @@ pub async fn list_activities(
     let page = s
         .engine
         .backends()
-        .read
+        .read()
         .catalog
         .list_activities(page)
         .await?;
@@ -241,7 +241,12 @@ pub async fn list_activities(
 
 /// A page of products.
 pub async fn list_products(s: &AppState, page: PageRequest) -> Result<Page<Product>, ApiError> {
-    Ok(s.engine.backends().read.catalog.list_products(page).await?)
+    Ok(s.engine
+        .backends()
+        .read()
+        .catalog
+        .list_products(page)
+        .await?)
 }
 
 /// The stock figures of an activity, live from the stock backend when warmed up.
@@ -279,7 +284,7 @@ pub async fn product_stock(s: &AppState, id: ProductId) -> Result<ProductStock, 
     for a in s
         .engine
         .backends()
-        .read
+        .read()
         .catalog
         .product_activities(id)
         .await?

@@ -16,7 +16,7 @@ pub async fn page_of(
 ) -> Result<Page<Order>, ApiError> {
     Ok(s.engine
         .backends()
-        .read
+        .read()
         .orders
         .list_orders(filter, page)
         .await?)

@@ -15,7 +15,7 @@ mod users;
 /// The connection pool [`pool`] builds (deadpool-postgres's).
 pub use deadpool_postgres::Pool;
 pub use metrics::PoolCollector;
-pub use migrate::{migrate, MIGRATIONS};
+pub use migrate::{migrate, migrate_to, MIGRATIONS};
 pub use replica::PgReplica;
 pub use store::PgStore;
 
@@ -74,10 +74,23 @@ fn entity_of(db: &tokio_postgres::error::DbError) -> Entity {
         Some("users") => Entity::User,
         Some("products") => Entity::Product,
         Some("activities" | "activity_user_units") => Entity::Activity,
-        Some("orders" | "inbox") => Entity::Order,
+        // Orders and the inbox are partitioned: a key's violation names the partition.
+        Some(t) if is_table_or_partition(t, "orders") || is_table_or_partition(t, "inbox") => {
+            Entity::Order
+        }
         Some("payments") => Entity::Payment,
         _ => Entity::Other,
     }
+}
+
+/// Whether `table` is `name` or one of its partitions (`{name}_p{n}`).
+fn is_table_or_partition(table: &str, name: &str) -> bool {
+    table.strip_prefix(name).is_some_and(|rest| {
+        rest.is_empty()
+            || rest
+                .strip_prefix("_p")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    })
 }
 
 /// Maps a pool error (no connection to be had) to `Unavailable`.

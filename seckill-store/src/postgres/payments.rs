@@ -62,7 +62,12 @@ impl PaymentRepo for PgStore {
                 &p.updated_at,
             ],
         )
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // The (order_id, user_id) foreign key: no such order of this buyer.
+            Error::NotFound { .. } => Error::not_found(Entity::Order, p.order_id),
+            e => e,
+        })?;
         Ok(())
     }
 

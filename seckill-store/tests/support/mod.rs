@@ -15,6 +15,19 @@ pub async fn pg_repos() -> Option<Repos> {
 
 /// A migrated, empty schema of its own on `url`.
 pub async fn pg_repos_at(url: &str) -> Repos {
+    let p = pg_schema_at(url).await;
+    migrate(&p).await.unwrap();
+    let s = Arc::new(PgStore::new(p));
+    Repos {
+        users: s.clone(),
+        catalog: s.clone(),
+        orders: s.clone(),
+        payments: s,
+    }
+}
+
+/// A pool on an empty, unmigrated schema of its own on `url`.
+pub async fn pg_schema_at(url: &str) -> seckill_store::postgres::Pool {
     let schema = format!("t{}", unique_id());
     let admin = pool(&BackendUrl::parse(url).unwrap()).unwrap();
     admin
@@ -25,15 +38,7 @@ pub async fn pg_repos_at(url: &str) -> Repos {
         .await
         .unwrap();
     let sep = if url.contains('?') { '&' } else { '?' };
-    let p = pool(&BackendUrl::parse(&format!("{url}{sep}schema={schema}")).unwrap()).unwrap();
-    migrate(&p).await.unwrap();
-    let s = Arc::new(PgStore::new(p));
-    Repos {
-        users: s.clone(),
-        catalog: s.clone(),
-        orders: s.clone(),
-        payments: s,
-    }
+    pool(&BackendUrl::parse(&format!("{url}{sep}schema={schema}")).unwrap()).unwrap()
 }
 
 /// A fresh key prefix on the Redis at `url`.
