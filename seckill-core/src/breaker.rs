@@ -27,7 +27,7 @@ use crate::repo::{
     CatalogRepo, CreateOrder, OrderFilter, OrderRepo, Page, PageRequest, PaymentRecorded,
     PaymentRepo, StatusChange, StatusChanged, UserRepo, Voided,
 };
-use crate::session::{CodeCheck, SessionStore};
+use crate::session::{CodeCheck, RevocationFeed, SessionStore};
 use crate::stock::{
     HoldRecord, OutboxEntry, ReserveOutcome, ReserveRequest, StockReserver, StockSnapshot,
     StockSpec, Transition,
@@ -452,6 +452,8 @@ guarded! {
     async fn is_revoked(&self, user: UserId, token_id: &str, version: u32) -> Result<bool>;
     async fn put_code(&self, phone: &str, code: &str, ttl: Duration) -> Result<()>;
     async fn check_code(&self, phone: &str, code: &str, max_tries: u32) -> Result<CodeCheck>;
+    bulk async fn revocations_after(&self, cursor: &str) -> Result<Option<RevocationFeed>>;
+    fn revocation_signal(&self) -> Option<Arc<tokio::sync::Notify>>;
 }
 
 guarded! {

@@ -83,6 +83,18 @@ mod session_suite {
     use super::*;
     seckill_core::session_store_conformance!(sessions);
 }
+/// The same contract through the revocation cache (tokens checked from memory).
+async fn cached_sessions() -> Option<Arc<dyn SessionStore>> {
+    let inner: Arc<dyn SessionStore> = Arc::new(MemorySessionStore::default());
+    Some(
+        seckill_core::session::RevocationCache::wrap(inner, Arc::new(seckill_core::SystemClock))
+            .await,
+    )
+}
+mod cached_session_suite {
+    use super::*;
+    seckill_core::session_store_conformance!(cached_sessions);
+}
 async fn settings() -> Option<Arc<dyn seckill_core::SettingsStore>> {
     Some(Arc::new(
         seckill_core::settings::MemorySettingsStore::default(),

@@ -62,6 +62,13 @@ pub async fn build_from(
         .await?;
     let (mut backends, breakers) =
         seckill_core::breaker::guard_backends(backends, &config.breakers)?;
+    // Token checks from memory, kept current by the session store's revocation feed (a buy
+    // then waits for no session round trip).
+    backends.sessions = seckill_core::session::RevocationCache::wrap(
+        backends.sessions.clone(),
+        backends.clock.clone(),
+    )
+    .await;
     // With spans exported, a buy's trace crosses the outbox, the broker and the order; without,
     // the engine makes no span for it.
     if config.telemetry.enabled() {

@@ -80,6 +80,20 @@ macro_rules! suites {
                 use super::*;
                 seckill_core::session_store_conformance!(sessions);
             }
+            /// The same contract through the revocation cache.
+            async fn cached_sessions() -> Option<Arc<dyn SessionStore>> {
+                Some(
+                    seckill_core::session::RevocationCache::wrap(
+                        sessions().await?,
+                        Arc::new(seckill_core::SystemClock),
+                    )
+                    .await,
+                )
+            }
+            mod cached_session_suite {
+                use super::*;
+                seckill_core::session_store_conformance!(cached_sessions);
+            }
             mod settings_suite {
                 use super::*;
                 seckill_core::settings_store_conformance!(settings);

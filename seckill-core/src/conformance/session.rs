@@ -1,7 +1,7 @@
 //! Conformance cases of [`SessionStore`].
 
 use crate::domain::UserId;
-use crate::session::{CodeCheck, SessionStore};
+use crate::session::{CodeCheck, Revocation, SessionStore};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -132,6 +132,52 @@ pub async fn entries_expire(b: &Backend) {
     );
 }
 
+/// A store with a revocation feed lists each revocation once, in order, after the cursor it
+/// was asked from; from `""` it lists every one in force. (A store without a feed says so and
+/// has nothing more to check.)
+pub async fn the_revocation_feed_lists_each_revocation_once_in_order(b: &Backend) {
+    let Some(start) = b.revocations_after("").await.unwrap() else {
+        return;
+    };
+    let u = user();
+    let of = |entries: &[Revocation]| -> Vec<(String, u32)> {
+        entries
+            .iter()
+            .filter_map(|r| match r {
+                Revocation::Token { user, token_id, .. } if *user == u => {
+                    Some((token_id.clone(), 0))
+                }
+                Revocation::Below { user, version, .. } if *user == u => {
+                    Some(("below".into(), *version))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    b.revoke_token(u, "t1", TTL).await.unwrap();
+    b.revoke_versions_below(u, 3, TTL).await.unwrap();
+    let feed = b.revocations_after(&start.cursor).await.unwrap().unwrap();
+    let want = vec![("t1".to_string(), 0), ("below".to_string(), 3)];
+    assert_eq!(of(&feed.entries), want);
+    assert_eq!(
+        of(&b.revocations_after("").await.unwrap().unwrap().entries),
+        want
+    );
+    let next = b.revocations_after(&feed.cursor).await.unwrap().unwrap();
+    assert!(of(&next.entries).is_empty(), "{next:?}");
+    b.revoke_token(u, "t2", TTL).await.unwrap();
+    let more = b.revocations_after(&feed.cursor).await.unwrap().unwrap();
+    assert_eq!(of(&more.entries), [("t2".to_string(), 0)]);
+    let Revocation::Token { until, .. } = &more.entries.last().unwrap() else {
+        panic!("{more:?}");
+    };
+    let ahead = *until - chrono::Utc::now();
+    assert!(
+        ahead > chrono::Duration::seconds(50) && ahead <= chrono::Duration::seconds(61),
+        "revoked until {until}"
+    );
+}
+
 /// Stamps out every case of this suite as a test for a backend.
 #[macro_export]
 macro_rules! session_store_conformance {
@@ -143,6 +189,7 @@ macro_rules! session_store_conformance {
             wrong_tries_are_limited,
             a_code_is_used_once_under_races,
             entries_expire,
+            the_revocation_feed_lists_each_revocation_once_in_order,
         );
     };
 }

@@ -2,7 +2,7 @@
 
 use crate::clock::{Clock, SystemClock};
 use crate::domain::UserId;
-use crate::session::{CodeCheck, SessionStore};
+use crate::session::{CodeCheck, Revocation, RevocationFeed, SessionStore};
 use crate::{Error, Result, Timestamp};
 use async_trait::async_trait;
 use parking_lot::Mutex;
@@ -18,6 +18,10 @@ struct State {
     versions: HashMap<UserId, (u32, Timestamp)>,
     /// phone → (code, tries used, until).
     codes: HashMap<String, (String, u32, Timestamp)>,
+    /// Every revocation in force, numbered from 1 in the order made (the feed).
+    feed: Vec<(u64, Revocation)>,
+    /// The last number given.
+    seq: u64,
 }
 
 impl State {
@@ -28,6 +32,17 @@ impl State {
             self.versions.retain(|_, (_, until)| *until > now);
             self.codes.retain(|_, (_, _, until)| *until > now);
         }
+        if self.feed.len() > 10_000 {
+            self.feed.retain(|(_, r)| match r {
+                Revocation::Token { until, .. } | Revocation::Below { until, .. } => *until > now,
+            });
+        }
+    }
+
+    fn log(&mut self, r: Revocation) {
+        self.seq += 1;
+        let n = self.seq;
+        self.feed.push((n, r));
     }
 }
 
@@ -36,6 +51,7 @@ impl State {
 pub struct MemorySessionStore {
     state: Mutex<State>,
     clock: Arc<dyn Clock>,
+    signal: Arc<tokio::sync::Notify>,
 }
 
 impl Default for MemorySessionStore {
@@ -50,6 +66,7 @@ impl MemorySessionStore {
         Self {
             state: Mutex::new(State::default()),
             clock,
+            signal: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -69,6 +86,13 @@ impl SessionStore for MemorySessionStore {
         let mut s = self.state.lock();
         s.sweep(now);
         s.tokens.insert((user, token_id.to_string()), until);
+        s.log(Revocation::Token {
+            user,
+            token_id: token_id.to_string(),
+            until,
+        });
+        drop(s);
+        self.signal.notify_waiters();
         Ok(())
     }
 
@@ -82,6 +106,13 @@ impl SessionStore for MemorySessionStore {
         }
         e.0 = e.0.max(version);
         e.1 = e.1.max(until);
+        s.log(Revocation::Below {
+            user,
+            version,
+            until,
+        });
+        drop(s);
+        self.signal.notify_waiters();
         Ok(())
     }
 
@@ -128,5 +159,31 @@ impl SessionStore for MemorySessionStore {
             s.codes.remove(phone);
         }
         Ok(CodeCheck::Wrong { left })
+    }
+
+    async fn revocations_after(&self, cursor: &str) -> Result<Option<RevocationFeed>> {
+        let after: u64 = if cursor.is_empty() {
+            0
+        } else {
+            cursor
+                .parse()
+                .map_err(|_| Error::invalid(format!("revocation cursor {cursor:?}")))?
+        };
+        let s = self.state.lock();
+        let entries: Vec<Revocation> = s
+            .feed
+            .iter()
+            .filter(|(n, _)| *n > after)
+            .map(|(_, r)| r.clone())
+            .collect();
+        let last = s.feed.last().map_or(after, |(n, _)| (*n).max(after));
+        Ok(Some(RevocationFeed {
+            entries,
+            cursor: last.to_string(),
+        }))
+    }
+
+    fn revocation_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(self.signal.clone())
     }
 }
