@@ -19,4 +19,5 @@ pub mod history;
 pub mod load;
 pub mod postgres;
 pub mod proxy;
+pub mod redis;
 pub mod run;

@@ -81,7 +81,7 @@ pub use idempotency::{Begin, IdempotencyStore, StoredResponse};
 pub use lock::{Lock, LockGuard};
 pub use notify::{LogNotifier, Notifier};
 pub use payment::{PaymentProvider, PaymentProviders};
-pub use rate_limit::{Quota, RateDecision, RateLimiter};
+pub use rate_limit::{Quota, RateCharge, RateDecision, RateLimiter};
 pub use session::{CodeCheck, SessionStore};
 pub use settings::SettingsStore;
 pub use stock::StockReserver;

@@ -31,6 +31,65 @@ impl Quota {
     }
 }
 
+/// A rate charge carried by a reserve (see [`ReserveRequest::rates`](crate::stock::ReserveRequest::rates)):
+/// one request charged to `key` under `quota`, checked and charged in the reserve's own atomic
+/// step, so a rate-limited buy costs no call of its own (docs/adr/0019).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateCharge {
+    /// What is charged, unique within the activity (`u:<user id>`, `ip:<address>`).
+    pub key: String,
+    /// Its quota (rate and burst ≥ 1).
+    pub quota: Quota,
+}
+
+impl RateCharge {
+    /// A charge of one request to `key` under `quota`.
+    pub fn new(key: impl Into<String>, quota: Quota) -> Self {
+        Self {
+            key: key.into(),
+            quota,
+        }
+    }
+}
+
+/// Refuses charges a backend cannot apply: a rate or burst of 0, or an empty key.
+pub fn check_charges(rates: &[RateCharge]) -> Result<()> {
+    for c in rates {
+        if c.quota.rate == 0 || c.quota.burst == 0 || c.quota.period.is_zero() {
+            return Err(crate::Error::invalid(format!(
+                "rate charge {:?}: rate, burst and period must be above 0",
+                c.key
+            )));
+        }
+        if c.key.is_empty() {
+            return Err(crate::Error::invalid("a rate charge needs a key"));
+        }
+    }
+    Ok(())
+}
+
+/// One GCRA step: charging `cost` to a key whose theoretical arrival time is `tat` (µs since
+/// the epoch; `None` for a key never charged) at `now` (µs). `Ok(new_tat)` when allowed (the
+/// caller stores it), `Err(retry_after)` when limited (nothing changes). Every backend runs
+/// this same step (the Redis scripts in Lua), so they answer alike.
+pub fn gcra(
+    tat: Option<i64>,
+    now: i64,
+    quota: Quota,
+    cost: u32,
+) -> std::result::Result<i64, Duration> {
+    let interval = quota.interval().as_micros() as i64;
+    let tolerance = interval * i64::from(quota.burst.max(1) - 1);
+    let tat = tat.unwrap_or(now).max(now);
+    let new_tat = tat + interval * i64::from(cost.max(1));
+    let allow_at = new_tat - tolerance - interval;
+    if allow_at > now {
+        Err(Duration::from_micros((allow_at - now) as u64))
+    } else {
+        Ok(new_tat)
+    }
+}
+
 /// The answer of [`RateLimiter::check`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateDecision {

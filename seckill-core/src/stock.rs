@@ -65,6 +65,11 @@ pub struct ReserveRequest {
     /// The buy's trace context (W3C `traceparent`), kept with the outbox entry so the relay's
     /// span continues the buy's trace; `None` when the buy is not traced.
     pub trace_parent: Option<String>,
+    /// Rate charges checked and charged in the same atomic step, after the window and before
+    /// the per-user limit and the stock (a replay of a known request id charges nothing). Any
+    /// one over its quota refuses the reserve as [`ReserveOutcome::RateLimited`] and charges
+    /// none. Keys are per activity.
+    pub rates: Vec<crate::rate_limit::RateCharge>,
 }
 
 /// The result of a reserve: every business outcome is a value, not an error.
@@ -98,6 +103,12 @@ pub enum ReserveOutcome {
     Ended,
     /// The activity's stock was never loaded (not warmed up).
     NotLoaded,
+    /// One of the request's [`rates`](ReserveRequest::rates) is over its quota: nothing was
+    /// reserved or charged.
+    RateLimited {
+        /// How long until that charge would be allowed.
+        retry_after: std::time::Duration,
+    },
 }
 
 /// Stock figures of an activity. The backend keeps `total = available + held + sold`.

@@ -6,7 +6,7 @@ use crate::error::{ApiError, Code};
 use crate::state::AppState;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use seckill_core::{Quota, RateDecision};
+use seckill_core::{Quota, RateCharge, RateDecision};
 use serde_json::json;
 use std::net::SocketAddr;
 
@@ -79,6 +79,16 @@ impl Limit {
             Limit::SendCodePerIp => "code-ip",
         }
     }
+}
+
+/// The charge of one request to `key` under `limit`, for a backend to apply in its own atomic
+/// step (the buy's per-IP limit rides in the reserve: [`Engine::buy_with`]); `None` when the
+/// limit is off.
+///
+/// [`Engine::buy_with`]: seckill_core::engine::Engine::buy_with
+pub fn rate_charge(state: &AppState, limit: Limit, key: &str) -> Option<RateCharge> {
+    let quota = limit.quota(&state.live.limits())?;
+    Some(RateCharge::new(format!("{}:{key}", limit.name()), quota))
 }
 
 /// Charges one request to `key` under `limit`: `RateLimited` (429, with `retry_after_ms`) when

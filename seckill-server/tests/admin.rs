@@ -8,25 +8,12 @@ use axum::http::StatusCode;
 use serde_json::{json, Value};
 use support::*;
 
-async fn product(a: &Api, admin: &str) -> String {
-    let p = a
-        .call(
-            "POST",
-            "/api/v1/admin/products",
-            Some(admin),
-            Some(json!({"name": "Jay Chou, stand", "list_price": 68000})),
-        )
-        .await;
-    assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
-    p.data()["id"].as_str().unwrap().to_string()
-}
-
 #[tokio::test]
 async fn products_are_updated_deleted_and_report_their_stock() {
     let a = api(false).await;
     let admin = a.login("admin", "admin-password").await;
     let alice = a.user("alice").await;
-    let pid = product(&a, &admin).await;
+    let pid = a.product(&admin).await;
     let path = format!("/api/v1/admin/products/{pid}");
 
     let r = a
@@ -118,7 +105,7 @@ async fn products_are_updated_deleted_and_report_their_stock() {
         (r.data()["total"].clone(), r.data()["available"].clone()),
         (json!(8), json!(6))
     );
-    let other = product(&a, &admin).await;
+    let other = a.product(&admin).await;
     let r = a
         .call(
             "POST",
@@ -156,7 +143,7 @@ async fn an_activity_update_reaches_the_buy_path_at_once() {
     let a = api(false).await;
     let admin = a.login("admin", "admin-password").await;
     let bob = a.user("bob").await;
-    let pid = product(&a, &admin).await;
+    let pid = a.product(&admin).await;
     let act = a.live_activity(&admin, &pid, 5).await;
     let path = format!("/api/v1/admin/seckill/activities/{act}");
     assert_eq!(a.buy(&bob, &act, 1).await.status, StatusCode::ACCEPTED);
@@ -241,7 +228,7 @@ async fn admins_see_every_order_and_move_it_along_legal_transitions_only() {
     let a = api(false).await;
     let admin = a.login("admin", "admin-password").await;
     let (dan, eve) = (a.user("dan").await, a.user("eve").await);
-    let pid = product(&a, &admin).await;
+    let pid = a.product(&admin).await;
     let act = a.live_activity(&admin, &pid, 10).await;
     let o1 = a.buy(&dan, &act, 1).await.data()["order_id"].clone();
     let o2 = a.buy(&eve, &act, 2).await.data()["order_id"].clone();

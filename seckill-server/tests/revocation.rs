@@ -9,7 +9,6 @@ mod support;
 
 use async_trait::async_trait;
 use seckill_core::domain::UserId;
-use seckill_core::engine::Engine;
 use seckill_core::session::{CodeCheck, RevocationCache, RevocationFeed, SessionStore};
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -76,16 +75,7 @@ async fn checks_per_20_buys(cached: bool) -> u64 {
     } else {
         counting.clone()
     };
-    let state = seckill_server::state::AppState {
-        engine: Engine::new(backends, a.state.engine.config().clone()),
-        ..a.state.clone()
-    };
-    let b = Api {
-        router: seckill_server::routes::app(state.clone(), true),
-        state,
-        server: None,
-        codes: a.codes.clone(),
-    };
+    let b = a.with_backends(backends);
     for _ in 0..20 {
         let r = b
             .call(

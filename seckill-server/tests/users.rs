@@ -302,3 +302,79 @@ async fn a_revoked_token_cannot_buy() {
     let r = a.buy("not-a-token", &act, 1).await;
     assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, 1001));
 }
+
+/// The buy limits (per buyer, per client IP) answer 429 with a wait, take no stock, and leave
+/// a retry under a known idempotency key alone: they are charged in the reserve, after the
+/// replay (ADR 0019).
+#[tokio::test]
+async fn buys_are_rate_limited_per_buyer_and_per_ip() {
+    let a = api_with(false, |c| {
+        c.sale.buy_rate_per_sec = 1;
+        c.sale.buy_burst = 1;
+        c.limits.login_per_ip.rate = 0;
+    })
+    .await;
+    let admin = a.login("admin", "admin-password").await;
+    let product = a.product(&admin).await;
+    let act = a.live_activity_limited(&admin, &product, 10, 5).await;
+    let path = format!("/api/v1/seckill/activities/{act}/buy");
+    let body = json!({"quantity": 1}).to_string();
+    let buy = |t: &str, key: &str| {
+        let (t, key, path, body) = (t.to_string(), key.to_string(), path.clone(), body.clone());
+        let a = &a;
+        async move {
+            a.raw(
+                "POST",
+                &path,
+                Some(&t),
+                Some(body),
+                &[("idempotency-key", &key)],
+            )
+            .await
+        }
+    };
+    let rhea = a.user("rhea").await;
+    let first = buy(&rhea, "rhea-1").await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.body);
+    let fast = buy(&rhea, "rhea-2").await;
+    assert_eq!(
+        (fast.status, fast.code()),
+        (StatusCode::TOO_MANY_REQUESTS, 3007)
+    );
+    assert!(
+        fast.data()["retry_after_ms"].as_u64().unwrap() > 0,
+        "{}",
+        fast.body
+    );
+    let retry = buy(&rhea, "rhea-1").await;
+    assert_eq!(
+        retry.status,
+        StatusCode::ACCEPTED,
+        "a replay is not charged: {}",
+        retry.body
+    );
+    assert_eq!(retry.data()["replayed"], true);
+    let status = a
+        .get(&format!("/api/v1/seckill/activities/{act}/status"), None)
+        .await;
+    assert_eq!(status.data()["available"], 9, "a limited buy takes nothing");
+
+    // Per IP: every in-process request comes from the same (unknown) address.
+    let b = api_with(false, |c| {
+        c.sale.buy_rate_per_sec = 0;
+        c.limits.buy_per_ip.rate = 1;
+        c.limits.login_per_ip.rate = 0;
+    })
+    .await;
+    let admin = b.login("admin", "admin-password").await;
+    let product = b.product(&admin).await;
+    let act = b.live_activity_limited(&admin, &product, 10, 5).await;
+    for (name, status) in [
+        ("ida", StatusCode::ACCEPTED),
+        ("theo", StatusCode::TOO_MANY_REQUESTS),
+    ] {
+        let t = b.user(name).await;
+        let r = b.buy(&t, &act, 1).await;
+        assert_eq!(r.status, status, "{name}: {}", r.body);
+    }
+}

@@ -141,6 +141,7 @@ async fn ours(r: Arc<RedisStockReserver>) -> f64 {
                     now,
                     expires_at: now + CDuration::minutes(15),
                     trace_parent: None,
+                    rates: Vec::new(),
                 };
                 if let ReserveOutcome::Reserved { .. } = r.reserve(&req).await.expect("reserve") {
                     ok += 1;

@@ -141,6 +141,7 @@ async fn sold_out_spreads_between_nodes(var: &str) {
         now,
         expires_at: now + CDuration::minutes(15),
         trace_parent: None,
+        rates: Vec::new(),
     };
     let ReserveOutcome::Reserved { hold, .. } = a_node.reserve(&req(1)).await.unwrap() else {
         panic!("the only unit")

@@ -46,6 +46,7 @@ fn req(a: ActivityId, user: i64, qty: u32, key: &str) -> ReserveRequest {
         now: t0() + CDuration::minutes(1),
         expires_at: t0() + CDuration::minutes(16),
         trace_parent: None,
+        rates: Vec::new(),
     }
 }
 
@@ -397,6 +398,88 @@ pub async fn stale_fence_is_refused(b: &Backend) {
     assert_eq!(b.snapshot(a).await.unwrap().unwrap().total, 12);
 }
 
+/// Rate charges ride in the reserve: over its quota a reserve is `RateLimited` with a wait and
+/// takes nothing; a refused reserve charges none of its charges; a replay charges nothing;
+/// keys are independent and refill with time; a zero quota is refused.
+pub async fn rate_charges_are_checked_in_the_reserve(b: &Backend) {
+    use crate::rate_limit::{Quota, RateCharge};
+    let a = fresh(b, 100, 100).await;
+    let two = Quota::per_second(2, 2);
+    let charged = |user: i64, key: &str, charges: &[(&str, Quota)]| {
+        let mut r = req(a, user, 1, key);
+        r.rates = charges
+            .iter()
+            .map(|(k, q)| RateCharge::new(*k, *q))
+            .collect();
+        r
+    };
+    let first = charged(1, "r1", &[("u:1", two)]);
+    reserved(b, &first).await;
+    reserved(b, &charged(1, "r2", &[("u:1", two)])).await;
+    match b.reserve(&charged(1, "r3", &[("u:1", two)])).await.unwrap() {
+        ReserveOutcome::RateLimited { retry_after } => assert!(
+            retry_after > Duration::ZERO && retry_after <= Duration::from_millis(500),
+            "{retry_after:?}"
+        ),
+        other => panic!("the third within the burst of 2 must be limited, got {other:?}"),
+    }
+    let s = b.snapshot(a).await.unwrap().unwrap();
+    assert_eq!(
+        (s.available, s.held),
+        (98, 2),
+        "a limited reserve takes nothing"
+    );
+    assert_eq!(b.user_count(a, UserId(1)).await.unwrap(), 2);
+    // A replay is answered, not charged.
+    match b.reserve(&first).await.unwrap() {
+        ReserveOutcome::Reserved { replayed, .. } => assert!(replayed),
+        other => panic!("a replay must answer its hold, got {other:?}"),
+    }
+    // Another key is not limited by this one.
+    reserved(b, &charged(2, "r1", &[("u:2", two)])).await;
+    // A reserve refused by its second charge does not charge its first.
+    let one = Quota::per_second(1, 1);
+    let both = charged(3, "r1", &[("ip:x", one), ("u:1", two)]);
+    assert!(matches!(
+        b.reserve(&both).await.unwrap(),
+        ReserveOutcome::RateLimited { .. }
+    ));
+    reserved(b, &charged(3, "r2", &[("ip:x", one)])).await;
+    assert!(
+        matches!(
+            b.reserve(&charged(3, "r3", &[("ip:x", one)]))
+                .await
+                .unwrap(),
+            ReserveOutcome::RateLimited { .. }
+        ),
+        "ip:x has its burst of 1 spent now"
+    );
+    // One key twice in one request counts twice.
+    assert!(matches!(
+        b.reserve(&charged(4, "r1", &[("k:twice", one), ("k:twice", one)]))
+            .await
+            .unwrap(),
+        ReserveOutcome::RateLimited { .. }
+    ));
+    // Half a second later u:1 has one request again, not two.
+    let later = |key: &str| {
+        let mut r = charged(1, key, &[("u:1", two)]);
+        r.now += CDuration::milliseconds(500);
+        r
+    };
+    reserved(b, &later("r4")).await;
+    assert!(matches!(
+        b.reserve(&later("r5")).await.unwrap(),
+        ReserveOutcome::RateLimited { .. }
+    ));
+    let zero = charged(5, "r1", &[("u:5", Quota::per_second(0, 1))]);
+    assert!(matches!(
+        b.reserve(&zero).await,
+        Err(crate::Error::InvalidArgument(_))
+    ));
+    assert_eq!(b.snapshot(a).await.unwrap().unwrap().held, 5);
+}
+
 /// Stamps out every case of this suite as a test for a backend.
 #[macro_export]
 macro_rules! stock_reserver_conformance {
@@ -415,6 +498,7 @@ macro_rules! stock_reserver_conformance {
             stale_fence_is_refused,
             outbox_claims_lease_and_ack,
             outbox_entries_carry_the_trace_context,
+            rate_charges_are_checked_in_the_reserve,
         );
     };
 }

@@ -2,7 +2,7 @@
 
 use super::Engine;
 use crate::domain::{ActivityId, ActivityStatus, HoldId, OrderId, UserId};
-use crate::rate_limit::RateDecision;
+use crate::rate_limit::RateCharge;
 use crate::stock::{ReserveOutcome, ReserveRequest};
 use crate::{Entity, Error, Result, Timestamp};
 use std::time::Duration;
@@ -115,10 +115,24 @@ impl Engine {
         req: BuyRequest,
         gate: impl std::future::Future<Output = Result<()>>,
     ) -> Result<BuyOutcome> {
+        self.buy_with(req, Vec::new(), gate).await
+    }
+
+    /// [`buy_gated`](Self::buy_gated) with the caller's own rate charges (an API's limit per
+    /// client address, say), checked and charged with the engine's per-buyer quota
+    /// ([`SaleControls::buy_quota`](super::SaleControls::buy_quota)) inside the reserve's one
+    /// atomic step: a buy waits for one backend call, rate-limited or not (docs/adr/0019).
+    /// Charges are per activity; a retry with a known idempotency key charges nothing.
+    pub async fn buy_with(
+        &self,
+        req: BuyRequest,
+        rates: Vec<RateCharge>,
+        gate: impl std::future::Future<Output = Result<()>>,
+    ) -> Result<BuyOutcome> {
         let m = self.metrics();
         m.requests.inc();
         let started = std::time::Instant::now();
-        let outcome = self.buy_inner(req, gate).await;
+        let outcome = self.buy_inner(req, rates, gate).await;
         m.buy_duration.observe(started.elapsed());
         match &outcome {
             Ok(BuyOutcome::Reserved { .. }) => {
@@ -136,6 +150,7 @@ impl Engine {
     async fn buy_inner(
         &self,
         req: BuyRequest,
+        mut rates: Vec<RateCharge>,
         gate: impl std::future::Future<Output = Result<()>>,
     ) -> Result<BuyOutcome> {
         use BuyRejection as R;
@@ -171,12 +186,7 @@ impl Engine {
         }
         gate.await?;
         if let Some(quota) = self.controls().buy_quota() {
-            let key = format!("buy:{}", req.user_id);
-            if let RateDecision::Limited { retry_after } =
-                self.backends().rate_limiter.check(&key, 1, quota).await?
-            {
-                return Ok(BuyOutcome::Rejected(R::RateLimited { retry_after }));
-            }
+            rates.insert(0, RateCharge::new(format!("u:{}", req.user_id), quota));
         }
         let expires_at = now
             + chrono::Duration::from_std(self.config().payment_timeout).map_err(Error::invalid)?;
@@ -206,6 +216,7 @@ impl Engine {
                 now,
                 expires_at,
                 trace_parent,
+                rates,
             })
             .instrument(span)
             .await?;
@@ -237,6 +248,9 @@ impl Engine {
             ReserveOutcome::NotStarted => BuyOutcome::Rejected(R::NotStarted),
             ReserveOutcome::Ended => BuyOutcome::Rejected(R::Ended),
             ReserveOutcome::NotLoaded => BuyOutcome::Rejected(R::NotWarmedUp),
+            ReserveOutcome::RateLimited { retry_after } => {
+                BuyOutcome::Rejected(R::RateLimited { retry_after })
+            }
         })
     }
 }

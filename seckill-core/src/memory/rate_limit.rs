@@ -2,13 +2,12 @@
 //! both backends answer alike (see docs/adr/0003).
 
 use crate::clock::{Clock, SystemClock};
-use crate::rate_limit::{Quota, RateDecision, RateLimiter};
+use crate::rate_limit::{gcra, Quota, RateDecision, RateLimiter};
 use crate::{Error, Result};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The in-memory rate limiter (the embedded default).
 #[derive(Debug)]
@@ -41,22 +40,16 @@ impl RateLimiter for MemoryRateLimiter {
             return Err(Error::invalid("quota rate and burst must be at least 1"));
         }
         let now = self.clock.now().timestamp_micros();
-        let interval = quota.interval().as_micros() as i64;
-        let tolerance = interval * i64::from(quota.burst - 1);
+        let tolerance = quota.interval().as_micros() as i64 * i64::from(quota.burst - 1);
         let mut map = self.tat.lock();
         // Forget keys idle long enough to have a full burst again, so the map stays small.
         if map.len() > 100_000 {
             map.retain(|_, tat| *tat + tolerance > now);
         }
-        let tat = map.get(key).copied().unwrap_or(now).max(now);
-        let new_tat = tat + interval * i64::from(cost.max(1));
-        let allow_at = new_tat - tolerance - interval;
-        if allow_at > now {
-            let wait = (allow_at - now) as u64;
-            return Ok(RateDecision::Limited {
-                retry_after: Duration::from_micros(wait),
-            });
-        }
+        let new_tat = match gcra(map.get(key).copied(), now, quota, cost) {
+            Ok(t) => t,
+            Err(retry_after) => return Ok(RateDecision::Limited { retry_after }),
+        };
         map.insert(key.to_string(), new_tat);
         Ok(RateDecision::Allowed)
     }

@@ -26,6 +26,8 @@ struct ActivityStock {
     holds: HashMap<HoldId, HoldRecord>,
     users: HashMap<UserId, u32>,
     requests: HashMap<(UserId, String), HoldId>,
+    /// Rate charges' theoretical arrival times (µs), by key ([`ReserveRequest::rates`]).
+    rates: HashMap<String, i64>,
     /// The highest fencing token the activity was loaded with.
     fence: u64,
 }
@@ -87,6 +89,30 @@ impl MemoryStockReserver {
     }
 }
 
+/// The new arrival times of every charge in `rates` (checked in order against `tats`, a key
+/// charged twice counting twice), or the first one's wait when any is over its quota.
+fn charge_rates(
+    tats: &HashMap<String, i64>,
+    rates: &[crate::rate_limit::RateCharge],
+    now: Timestamp,
+) -> std::result::Result<Vec<(String, i64)>, Duration> {
+    let now = now.timestamp_micros();
+    let mut out: Vec<(String, i64)> = Vec::with_capacity(rates.len());
+    for r in rates {
+        let tat = out
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == r.key)
+            .map(|(_, t)| *t)
+            .or_else(|| tats.get(&r.key).copied());
+        out.push((
+            r.key.clone(),
+            crate::rate_limit::gcra(tat, now, r.quota, 1)?,
+        ));
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl StockReserver for MemoryStockReserver {
     async fn load(&self, spec: &StockSpec) -> Result<()> {
@@ -124,6 +150,7 @@ impl StockReserver for MemoryStockReserver {
                     holds: HashMap::new(),
                     users,
                     requests: HashMap::new(),
+                    rates: HashMap::new(),
                     fence: 0,
                 }));
                 map.insert(spec.activity_id, fresh.clone());
@@ -180,6 +207,7 @@ impl StockReserver for MemoryStockReserver {
         if req.quantity == 0 {
             return Err(Error::invalid("quantity must be at least 1"));
         }
+        crate::rate_limit::check_charges(&req.rates)?;
         let Some(act) = self.activity(req.activity_id) else {
             return Ok(ReserveOutcome::NotLoaded);
         };
@@ -198,6 +226,11 @@ impl StockReserver for MemoryStockReserver {
             if req.now >= a.ends_at {
                 return Ok(ReserveOutcome::Ended);
             }
+            let charged = match charge_rates(&a.rates, &req.rates, req.now) {
+                Ok(c) => c,
+                Err(retry_after) => return Ok(ReserveOutcome::RateLimited { retry_after }),
+            };
+            a.rates.extend(charged);
             let has = a.users.get(&req.user_id).copied().unwrap_or(0);
             if has + req.quantity > a.limit {
                 return Ok(ReserveOutcome::LimitExceeded {

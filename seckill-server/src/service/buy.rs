@@ -2,7 +2,7 @@
 
 use crate::auth::{ensure_unrevoked, SignedUser};
 use crate::error::{ApiError, Code};
-use crate::limits::{charge, Limit};
+use crate::limits::{rate_charge, Limit};
 use crate::state::AppState;
 use seckill_core::domain::{ActivityId, HoldId, OrderId};
 use seckill_core::engine::{BuyOutcome, BuyRejection, BuyRequest};
@@ -54,8 +54,8 @@ pub fn rejection(r: BuyRejection) -> ApiError {
     }
 }
 
-/// The buy: the per-IP limit, then the engine, which checks the quantity and the idempotency
-/// key (the transports have checked the key already, to answer a malformed one as a malformed
+/// The buy: the engine, which checks the quantity, the idempotency key and, in the reserve's
+/// atomic step, the per-IP limit with its own per-buyer one (the transports have checked the key already, to answer a malformed one as a malformed
 /// parameter, 2003). `me`'s token has verified; its revocation is checked here, after the
 /// engine's in-memory refusals (a sold-out sale answers with no I/O), and only here.
 pub async fn place(
@@ -66,16 +66,16 @@ pub async fn place(
     quantity: u32,
     key: Option<String>,
 ) -> Result<Bought, ApiError> {
-    charge(s, Limit::BuyPerIp, ip).await?;
     let outcome = s
         .engine
-        .buy_gated(
+        .buy_with(
             BuyRequest {
                 user_id: me.0.id,
                 activity_id: id,
                 quantity,
                 request_id: key,
             },
+            rate_charge(s, Limit::BuyPerIp, ip).into_iter().collect(),
             ensure_unrevoked(s, &me.0),
         )
         .await?;

@@ -196,9 +196,49 @@ impl Api {
         .await
     }
 
+    /// The same app on an engine over `backends` (one of this app's, changed), sharing its
+    /// state otherwise; no server process behind it.
+    pub fn with_backends(&self, backends: seckill_core::engine::Backends) -> Api {
+        let state = seckill_server::state::AppState {
+            engine: seckill_core::engine::Engine::new(backends, self.state.engine.config().clone()),
+            ..self.state.clone()
+        };
+        Api {
+            router: app(state.clone(), true),
+            state,
+            server: None,
+            codes: self.codes.clone(),
+        }
+    }
+
+    /// Creates a product; its id.
+    pub async fn product(&self, admin: &str) -> String {
+        let p = self
+            .call(
+                "POST",
+                "/api/v1/admin/products",
+                Some(admin),
+                Some(json!({"name": "Jay Chou, stand", "list_price": 68000})),
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
+        p.data()["id"].as_str().unwrap().to_string()
+    }
+
     /// Creates an activity of `product` on sale now (`total` units, 2 per user) and warms it
     /// up; its id.
     pub async fn live_activity(&self, admin: &str, product: &str, total: u32) -> String {
+        self.live_activity_limited(admin, product, total, 2).await
+    }
+
+    /// [`live_activity`](Self::live_activity) with `per_user_limit` units per user.
+    pub async fn live_activity_limited(
+        &self,
+        admin: &str,
+        product: &str,
+        total: u32,
+        per_user_limit: u32,
+    ) -> String {
         let now = chrono::Utc::now();
         let r = self
             .call(
@@ -207,7 +247,7 @@ impl Api {
                 Some(admin),
                 Some(
                     json!({"product_id": product, "title": "flash", "price": 38000,
-                    "total_stock": total, "per_user_limit": 2,
+                    "total_stock": total, "per_user_limit": per_user_limit,
                     "starts_at": now - chrono::Duration::minutes(1),
                     "ends_at": now + chrono::Duration::hours(1)}),
                 ),

@@ -236,7 +236,7 @@ impl Inner {
         reqs: &[ReserveRequest],
     ) -> Result<Vec<ReserveOutcome>> {
         let mut inv = RESERVE.prepare_invoke();
-        for part in ["stock", "holds", "users", "req", "outbox"] {
+        for part in ["stock", "holds", "users", "req", "outbox", "rate"] {
             inv.key(self.key(a, part));
         }
         inv.arg(reqs.len());
@@ -248,7 +248,17 @@ impl Inner {
                 .arg(r.order_id.0)
                 .arg(r.expires_at.timestamp_millis())
                 .arg(r.now.timestamp_millis())
-                .arg(r.trace_parent.as_deref().unwrap_or(""));
+                .arg(r.trace_parent.as_deref().unwrap_or(""))
+                .arg(r.rates.len());
+            if !r.rates.is_empty() {
+                inv.arg(r.now.timestamp_micros());
+                for c in &r.rates {
+                    let interval = c.quota.interval().as_micros() as i64;
+                    inv.arg(&c.key)
+                        .arg(interval)
+                        .arg(interval * i64::from(c.quota.burst.max(1) - 1));
+                }
+            }
         }
         let mut conn = self.conn();
         let reply: Value = inv.invoke_async(&mut conn).await.map_err(map_err)?;
@@ -259,51 +269,58 @@ impl Inner {
                 "reserve answered a different number of results",
             ));
         }
-        let outcomes: Vec<ReserveOutcome> = outs
-            .into_iter()
-            .zip(reqs)
-            .map(|(o, r)| {
-                let f = items(o, "reserve result")?;
-                let code = f.first().map(|c| int(c, "reserve code")).transpose()?;
-                Ok(match code {
-                    // Reserved now: the hold is exactly what the request described.
-                    Some(0) if f.len() == 1 => ReserveOutcome::Reserved {
-                        hold: Hold {
-                            id: r.hold_id,
-                            order_id: r.order_id,
-                            activity_id: a,
-                            user_id: r.user_id,
-                            quantity: r.quantity,
-                            created_at: truncate_ms(r.now),
-                            expires_at: truncate_ms(r.expires_at),
+        let outcomes: Vec<ReserveOutcome> =
+            outs.into_iter()
+                .zip(reqs)
+                .map(|(o, r)| {
+                    let f = items(o, "reserve result")?;
+                    let code = f.first().map(|c| int(c, "reserve code")).transpose()?;
+                    Ok(match code {
+                        // Reserved now: the hold is exactly what the request described.
+                        Some(0) if f.len() == 1 => ReserveOutcome::Reserved {
+                            hold: Hold {
+                                id: r.hold_id,
+                                order_id: r.order_id,
+                                activity_id: a,
+                                user_id: r.user_id,
+                                quantity: r.quantity,
+                                created_at: truncate_ms(r.now),
+                                expires_at: truncate_ms(r.expires_at),
+                            },
+                            replayed: false,
                         },
-                        replayed: false,
-                    },
-                    Some(0) => {
-                        let id = HoldId(int(&f[1], "hold id")?);
-                        let rec = string(&f[2], "hold record")?;
-                        let (hold, _) = hold_record(a, id, &rec)?;
-                        ReserveOutcome::Reserved {
-                            hold,
-                            replayed: true,
+                        Some(0) => {
+                            let id = HoldId(int(&f[1], "hold id")?);
+                            let rec = string(&f[2], "hold record")?;
+                            let (hold, _) = hold_record(a, id, &rec)?;
+                            ReserveOutcome::Reserved {
+                                hold,
+                                replayed: true,
+                            }
                         }
-                    }
-                    Some(1) => ReserveOutcome::SoldOut,
-                    Some(2) => ReserveOutcome::InsufficientStock {
-                        available: int(&f[1], "available")?.max(0) as u32,
-                    },
-                    Some(3) => ReserveOutcome::LimitExceeded {
-                        held: int(&f[1], "held")? as u32,
-                        limit: int(&f[2], "limit")? as u32,
-                    },
-                    Some(4) => ReserveOutcome::NotStarted,
-                    Some(5) => ReserveOutcome::Ended,
-                    Some(6) => ReserveOutcome::NotLoaded,
-                    Some(7) => return Err(Error::invalid("quantity must be a whole number ≥ 1")),
-                    _ => return Err(unexpected("reserve code", &Value::Array(f))),
+                        Some(1) => ReserveOutcome::SoldOut,
+                        Some(2) => ReserveOutcome::InsufficientStock {
+                            available: int(&f[1], "available")?.max(0) as u32,
+                        },
+                        Some(3) => ReserveOutcome::LimitExceeded {
+                            held: int(&f[1], "held")? as u32,
+                            limit: int(&f[2], "limit")? as u32,
+                        },
+                        Some(4) => ReserveOutcome::NotStarted,
+                        Some(5) => ReserveOutcome::Ended,
+                        Some(6) => ReserveOutcome::NotLoaded,
+                        Some(7) => {
+                            return Err(Error::invalid("quantity must be a whole number ≥ 1"))
+                        }
+                        Some(8) => ReserveOutcome::RateLimited {
+                            retry_after: Duration::from_micros(
+                                int(&f[1], "retry after")?.max(0) as u64
+                            ),
+                        },
+                        _ => return Err(unexpected("reserve code", &Value::Array(f))),
+                    })
                 })
-            })
-            .collect::<Result<_>>()?;
+                .collect::<Result<_>>()?;
         if let super::conn::Ack::Replicas { n, timeout } = self.t.ack {
             // Every write of this connection so far, the batch's included (a replay writes its
             // request id again), must reach `n` replicas before any buy of the batch is
@@ -452,6 +469,7 @@ impl StockReserver for RedisStockReserver {
         if req.quantity == 0 {
             return Err(Error::invalid("quantity must be at least 1"));
         }
+        seckill_core::rate_limit::check_charges(&req.rates)?;
         let i = &self.inner;
         if i.max_batch == 1 {
             let mut v = i

@@ -83,5 +83,6 @@ pub fn one_unit(
         now,
         expires_at: now + chrono::Duration::minutes(15),
         trace_parent: None,
+        rates: Vec::new(),
     }
 }

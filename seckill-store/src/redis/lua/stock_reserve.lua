@@ -1,7 +1,11 @@
 -- The atomic reserve step, for a batch of requests against one activity, in order.
--- KEYS: 1 stock hash, 2 holds hash, 3 per-user counts hash, 4 request-id hash, 5 outbox stream
--- ARGV: 1 n, then 8 per request: user, qty, request_id, hold_id, order_id, expires ms, now ms,
--- traceparent ('' when the buy is not traced: the outbox entry then has no 't' field)
+-- KEYS: 1 stock hash, 2 holds hash, 3 per-user counts hash, 4 request-id hash, 5 outbox stream,
+-- 6 rate hash (charge key -> theoretical arrival time, microseconds)
+-- ARGV: 1 n, then per request 9 fields: user, qty, request_id, hold_id, order_id, expires ms,
+-- now ms, traceparent ('' when the buy is not traced: the outbox entry then has no 't' field),
+-- r (its rate charges); and when r > 0: now us, then r triples (key, interval us, tolerance us).
+-- Rate charges are GCRA steps (seckill_core::rate_limit::gcra), checked after the window and
+-- before the limit and the stock; a replay charges nothing, a refused request charges none.
 -- A hold record is "S|user|qty|order_id|created_ms|expires_ms" with S = H(eld), C(onfirmed),
 -- R(eleased). Ids stay strings: Lua numbers are doubles.
 -- A batch reads all request ids and user counts with one HMGET each and writes holds, request
@@ -11,6 +15,7 @@
 --   {0, hold_id, record}       a known request id: the first request's hold (a replay)
 --   {1} sold out   {2, available} insufficient   {3, held, limit} limit exceeded
 --   {4} not started   {5} ended   {6} not loaded   {7} invalid quantity or time
+--   {8, retry_after_us} a rate charge is over its quota
 local n = tonumber(ARGV[1])
 local out = {}
 local s = redis.call('HMGET', KEYS[1], 'avail', 'held', 'limit', 'start', 'end')
@@ -21,11 +26,48 @@ end
 local avail, held = tonumber(s[1]), tonumber(s[2])
 local limit, st, en = tonumber(s[3]), tonumber(s[4]), tonumber(s[5])
 
-local rkeys, users = {}, {}
+local rkeys, users, base, charges = {}, {}, {}, {}
+local ckeys, seen = {}, {}
+local b = 2
 for i = 1, n do
-  local b = 1 + (i - 1) * 8
-  users[i] = ARGV[b + 1]
-  rkeys[i] = ARGV[b + 1] .. ':' .. ARGV[b + 3]
+  base[i] = b
+  users[i] = ARGV[b]
+  rkeys[i] = ARGV[b] .. ':' .. ARGV[b + 2]
+  local r = tonumber(ARGV[b + 8])
+  if r > 0 then
+    local c = {now = tonumber(ARGV[b + 9])}
+    for j = 1, r do
+      local k = ARGV[b + 7 + 3 * j]
+      c[j] = {k, tonumber(ARGV[b + 8 + 3 * j]), tonumber(ARGV[b + 9 + 3 * j])}
+      if not seen[k] then seen[k] = true; ckeys[#ckeys + 1] = k end
+    end
+    charges[i] = c
+    b = b + 10 + 3 * r
+  else
+    b = b + 9
+  end
+end
+local tats, rtouched = {}, {}
+if #ckeys > 0 then
+  local v = redis.call('HMGET', KEYS[6], unpack(ckeys))
+  for j = 1, #ckeys do tats[ckeys[j]] = tonumber(v[j]) end
+end
+-- Charges c in order and returns false, or returns true with the wait of the first charge over
+-- its quota in `wait` (charging none).
+local wait = 0
+local function limited(c)
+  local now, new = c.now, {}
+  for j = 1, #c do
+    local k, interval, tolerance = c[j][1], c[j][2], c[j][3]
+    local tat = new[k] or tats[k] or now
+    if tat < now then tat = now end
+    local next_tat = tat + interval
+    local allow_at = next_tat - tolerance - interval
+    if allow_at > now then wait = allow_at - now; return true end
+    new[k] = next_tat
+  end
+  for k, t in pairs(new) do tats[k] = t; rtouched[k] = true end
+  return false
 end
 local prevs = redis.call('HMGET', KEYS[4], unpack(rkeys))
 local counts = redis.call('HMGET', KEYS[3], unpack(users))
@@ -37,7 +79,7 @@ end
 local batch_req, batch_rec = {}, {}   -- request key -> hold id, hold id -> record (this batch)
 local new_req, new_holds, touched = {}, {}, {}
 for i = 1, n do
-  local b = 1 + (i - 1) * 8
+  local b = base[i] - 1
   local user, qty, now = users[i], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 7])
   local prev = prevs[i] or batch_req[rkeys[i]]
   if not qty or qty < 1 or qty % 1 ~= 0 or not now then
@@ -51,6 +93,8 @@ for i = 1, n do
     out[i] = {4}
   elseif now >= en then
     out[i] = {5}
+  elseif charges[i] and limited(charges[i]) then
+    out[i] = {8, wait}
   elseif has[user] + qty > limit then
     out[i] = {3, has[user], limit}
   elseif avail <= 0 then
@@ -80,6 +124,12 @@ for i = 1, n do
     out[i] = {0}
   end
 end
+local rnew = {}
+for k, _ in pairs(rtouched) do
+  rnew[#rnew + 1] = k
+  rnew[#rnew + 1] = string.format('%d', tats[k])
+end
+if #rnew > 0 then redis.call('HSET', KEYS[6], unpack(rnew)) end
 if #new_req > 0 then
   local new_counts = {}
   for u, _ in pairs(touched) do
