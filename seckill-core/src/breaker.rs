@@ -365,7 +365,7 @@ impl Breaker {
 
 /// The breakers a set of backends runs through, for metrics and readiness.
 #[derive(Debug, Clone, Default)]
-pub struct Breakers(pub Vec<Arc<Breaker>>);
+pub struct Breakers(pub Arc<[Arc<Breaker>]>);
 
 impl Breakers {
     /// Each breaker's name and state.
@@ -615,7 +615,7 @@ pub fn guard_backends(
         providers.push(Arc::new(Guarded::new(p.clone(), breaker)));
     }
     b.providers = PaymentProviders::new(providers)?;
-    Ok((b, Breakers(all)))
+    Ok((b, Breakers(all.into())))
 }
 
 #[cfg(test)]

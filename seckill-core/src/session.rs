@@ -247,7 +247,10 @@ impl RevocationCache {
     }
 
     fn until(&self, ttl: Duration) -> Timestamp {
-        self.clock.now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX)
+        chrono::Duration::from_std(ttl)
+            .ok()
+            .and_then(|d| self.clock.now().checked_add_signed(d))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
     }
 }
 

@@ -518,7 +518,7 @@ impl Collector for BreakerCollector {
         for (name, help, ty, read) in families {
             let counter = matches!(ty, MetricType::Counter);
             let mut d = encoder.encode_descriptor(name, help, None, ty)?;
-            for b in breakers {
+            for b in breakers.iter() {
                 let label = BackendLabel { backend: b.name() };
                 let m = d.encode_family(&label)?;
                 if counter {

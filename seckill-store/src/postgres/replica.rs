@@ -53,17 +53,30 @@ struct Seen {
 }
 
 impl Seen {
-    /// Records the primary at `primary` (seen at `at`) and the replica at `replay`; the lag.
-    fn observe(&mut self, at: Instant, primary: u64, replay: u64) -> Option<Duration> {
+    /// Records the primary at `primary`, seen at `at`. Recorded before the replica is asked, so
+    /// a replica that does not answer (down, timed out) keeps aging behind what the primary
+    /// wrote meanwhile, and is not trusted at lag 0 when it comes back.
+    fn primary_at(&mut self, at: Instant, primary: u64) {
         if self.pending.back().is_none_or(|&(_, l)| l < primary) {
             self.pending.push_back((at, primary));
         }
+        if self.pending.len() > KEEP {
+            // Merge the two oldest as the later position seen at the earlier time: the lag is
+            // overestimated, never under.
+            if let Some((t, _)) = self.pending.pop_front() {
+                if let Some(next) = self.pending.front_mut() {
+                    next.0 = t;
+                }
+            }
+        }
+    }
+
+    /// Records the replica replayed up to `replay` (at `at`); the lag, `None` until it was
+    /// seen at or past a recorded primary position.
+    fn replayed(&mut self, at: Instant, replay: u64) -> Option<Duration> {
         while self.pending.front().is_some_and(|&(_, l)| l <= replay) {
             self.pending.pop_front();
             self.caught_up = true;
-        }
-        while self.pending.len() > KEEP {
-            self.pending.pop_front();
         }
         if !self.caught_up {
             return None;
@@ -73,6 +86,12 @@ impl Seen {
                 .front()
                 .map_or(Duration::ZERO, |&(t, _)| at.saturating_duration_since(t)),
         )
+    }
+
+    #[cfg(test)]
+    fn observe(&mut self, at: Instant, primary: u64, replay: u64) -> Option<Duration> {
+        self.primary_at(at, primary);
+        self.replayed(at, replay)
     }
 }
 
@@ -141,6 +160,7 @@ impl ReadReplica for PgReplica {
             .map_err(map_err)?
             .get(0);
         drop(p);
+        self.seen.lock().primary_at(at, lsn(&primary)?);
         let r = self.replica.get().await.map_err(map_pool_err)?;
         let row = r
             .query_one(
@@ -150,14 +170,14 @@ impl ReadReplica for PgReplica {
             .await
             .map_err(map_err)?;
         if !row.get::<_, bool>(0) {
-            // Not in recovery: a primary itself (promoted, or named here by mistake) is never
-            // behind its own writes.
-            return Ok(Some(Duration::ZERO));
+            // Not in recovery: promoted (or a primary named here by mistake), it no longer
+            // receives this primary's writes. Never served.
+            return Ok(None);
         }
         let Some(replay) = row.get::<_, Option<String>>(1) else {
             return Ok(None);
         };
-        Ok(self.seen.lock().observe(at, lsn(&primary)?, lsn(&replay)?))
+        Ok(self.seen.lock().replayed(Instant::now(), lsn(&replay)?))
     }
 }
 
@@ -200,5 +220,39 @@ mod tests {
             Some(Duration::from_millis(1_000))
         );
         assert_eq!(seen.observe(s(6_600), 160, 160), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_replica_back_from_an_outage_is_as_late_as_what_it_missed() {
+        let t0 = Instant::now();
+        let s = |ms| t0 + Duration::from_millis(ms);
+        let mut seen = Seen::default();
+        assert_eq!(seen.observe(s(0), 100, 100), Some(Duration::ZERO));
+        // The replica answers no check for ten seconds; the primary writes on.
+        for (i, at) in (200..10_000).step_by(200).enumerate() {
+            seen.primary_at(s(at), 101 + i as u64);
+        }
+        // Back, still at 100: as late as the first position it missed.
+        assert_eq!(
+            seen.replayed(s(10_000), 100),
+            Some(Duration::from_millis(9_800))
+        );
+    }
+
+    #[test]
+    fn a_full_history_overestimates_the_lag_never_under() {
+        let t0 = Instant::now();
+        let mut seen = Seen::default();
+        assert_eq!(seen.observe(t0, 0, 0), Some(Duration::ZERO));
+        for i in 1..=(KEEP as u64 + 10) {
+            seen.primary_at(t0 + Duration::from_millis(i), i);
+        }
+        assert_eq!(seen.pending.len(), KEEP);
+        // Replayed past the first 20: the oldest unreplayed (21, seen at 21 ms) is older than
+        // the merged entry claims at most.
+        let lag = seen
+            .replayed(t0 + Duration::from_millis(10_000), 20)
+            .unwrap();
+        assert!(lag >= Duration::from_millis(10_000 - 21), "{lag:?}");
     }
 }
