@@ -434,7 +434,9 @@ guarded! {
     async fn outbox_len(&self) -> Result<u64>;
     bulk async fn load(&self, spec: &StockSpec) -> Result<()>;
     bulk async fn live_holds(&self, activity: ActivityId) -> Result<Vec<HoldRecord>>;
+    bulk async fn buckets(&self, activity: ActivityId) -> Result<Vec<StockSnapshot>>;
     fn sold_out_hint(&self, activity: ActivityId) -> bool;
+    fn max_buckets(&self) -> u32;
 }
 
 guarded! {

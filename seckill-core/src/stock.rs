@@ -40,6 +40,40 @@ pub struct StockSpec {
     /// (`Conflict` on [`crate::Entity::ActivityLock`]): a holder that stalled past its lease
     /// cannot overwrite what the next holder loaded.
     pub fence: u64,
+    /// Stock buckets the activity is split into (≥ 1; docs/adr/0020). Each buyer belongs to
+    /// one ([`bucket_of`]), where their holds, count, request ids and rate charges live; a
+    /// bucket that runs short borrows from the others, so a buyer is refused only when the
+    /// activity as a whole is short. Fixed once loaded; at most the backend's
+    /// [`StockReserver::max_buckets`].
+    pub buckets: u32,
+}
+
+/// Most stock buckets an activity may have.
+pub const MAX_BUCKETS: u32 = 64;
+
+/// The bucket of `user` among `buckets` (a mix of the id's bits, so sequential ids spread).
+pub fn bucket_of(user: UserId, buckets: u32) -> u32 {
+    if buckets <= 1 {
+        return 0;
+    }
+    // splitmix64's finaliser.
+    let mut z = user.0 as u64;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z % u64::from(buckets)) as u32
+}
+
+/// Refuses a bucket count a backend allowing at most `max` cannot load.
+pub fn check_buckets(spec: &StockSpec, max: u32) -> Result<()> {
+    if spec.buckets == 0 || spec.buckets > MAX_BUCKETS.min(max) {
+        return Err(crate::Error::invalid(format!(
+            "stock buckets must be 1 to {} on this backend, not {}",
+            MAX_BUCKETS.min(max),
+            spec.buckets
+        )));
+    }
+    Ok(())
 }
 
 /// One buy attempt, as the engine hands it to the backend.
@@ -189,6 +223,10 @@ pub struct OutboxEntry {
 ///   (`Conflict` on `Entity::ActivityLock`) and changes nothing; fence 0 is unfenced.
 /// - `outbox_claim` hands an entry to one claimer at a time; an entry not acked within its lease
 ///   is handed out again. `outbox_ack` removes entries for good.
+/// - With `buckets > 1` all of the above holds for the activity as a whole, and a reserve is
+///   refused as sold out or short only when the activity as a whole is: the buyer's bucket
+///   borrows from the others first (no undersell). Each bucket keeps
+///   `total = available + held + sold`, and the buckets' totals add up to the activity's.
 /// - `sold_out_hint` answers from memory, without I/O: `true` only if the activity was seen
 ///   sold out recently (on this node or, through the backend's notifications, on another) and
 ///   no release or reload since. It may be stale for at most about a second; it is a fast path
@@ -224,4 +262,14 @@ pub trait StockReserver: Send + Sync + std::fmt::Debug {
     }
     /// A cached "sold out" flag (see the contract above); `false` when unknown.
     fn sold_out_hint(&self, activity: ActivityId) -> bool;
+    /// Most stock buckets this backend splits an activity into ([`StockSpec::buckets`]);
+    /// 1 for a backend without buckets. The bucket cases of the conformance suite run up to it.
+    fn max_buckets(&self) -> u32 {
+        1
+    }
+    /// Each bucket's figures, in bucket order (one entry for an activity of one bucket); empty
+    /// if never loaded. They add up to [`snapshot`](Self::snapshot).
+    async fn buckets(&self, activity: ActivityId) -> Result<Vec<StockSnapshot>> {
+        Ok(self.snapshot(activity).await?.into_iter().collect())
+    }
 }

@@ -112,3 +112,36 @@ mod payment_suite {
     use super::*;
     seckill_core::payment_provider_conformance!(payment_provider);
 }
+
+/// The stock model with 1 to 5 buckets (docs/adr/0020): no oversell, no undersell, limits,
+/// replays and balanced buckets after every step.
+#[tokio::test]
+async fn the_stock_model_holds_with_buckets() {
+    let b = seckill_core::memory::MemoryStockReserver::default();
+    if let Err(e) = seckill_core::conformance::stock_model::run(&b, 256).await {
+        panic!("{e}");
+    }
+}
+
+/// The negative controls of the model: buckets that never borrow undersell, a reserver that
+/// skips the stock check oversells; the model catches both.
+#[tokio::test]
+async fn the_stock_model_catches_an_undersell_and_an_oversell() {
+    use seckill_core::memory::MemoryStockReserver;
+    let clock = std::sync::Arc::new(seckill_core::clock::SystemClock);
+    let lazy = MemoryStockReserver::broken_not_borrowing(clock.clone());
+    let err = seckill_core::conformance::stock_model::run(&lazy, 256)
+        .await
+        .expect_err("buckets that do not borrow must be caught");
+    assert!(err.contains("undersold"), "{err}");
+    eprintln!("caught: {}", err.lines().next().unwrap_or(""));
+    let greedy = MemoryStockReserver::broken_skipping_stock_check(clock);
+    let err = seckill_core::conformance::stock_model::run(&greedy, 256)
+        .await
+        .expect_err("an oversell must be caught");
+    assert!(
+        err.contains("the model says") || err.contains("do not balance"),
+        "{err}"
+    );
+    eprintln!("caught: {}", err.lines().next().unwrap_or(""));
+}

@@ -24,6 +24,7 @@ fn spec(a: &Activity, total: u32, fence: u64) -> StockSpec {
         user_counts: vec![],
         adopt: vec![],
         fence,
+        buckets: 1,
     }
 }
 

@@ -47,6 +47,7 @@ async fn fresh_activity(r: &RedisStockReserver) -> ActivityId {
         user_counts: vec![],
         adopt: vec![],
         fence: 0,
+        buckets: 1,
     })
     .await
     .expect("load");

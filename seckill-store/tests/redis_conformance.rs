@@ -60,6 +60,14 @@ macro_rules! suites {
                 use super::*;
                 seckill_core::stock_reserver_conformance!(stock_unbatched);
             }
+            /// The stock model (docs/adr/0020), with as many buckets as the backend keeps.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn the_stock_model_holds() {
+                let Some(b) = stock_batched().await else { return };
+                if let Err(e) = seckill_core::conformance::stock_model::run(&*b, 64).await {
+                    panic!("{e}");
+                }
+            }
             mod delay_suite {
                 use super::*;
                 seckill_core::delay_queue_conformance!(delay);
@@ -128,6 +136,7 @@ async fn sold_out_spreads_between_nodes(var: &str) {
             user_counts: vec![],
             adopt: vec![],
             fence: 0,
+            buckets: 1,
         })
         .await
         .unwrap();
@@ -207,6 +216,7 @@ async fn the_reserve_script_refuses_bad_input() {
         user_counts: vec![],
         adopt: vec![],
         fence: 0,
+        buckets: 1,
     })
     .await
     .unwrap();
@@ -219,7 +229,7 @@ async fn the_reserve_script_refuses_bad_input() {
         ("1", ""),
     ] {
         let mut inv = script.prepare_invoke();
-        for part in ["stock", "holds", "users", "req", "outbox"] {
+        for part in ["stock", "holds", "users", "req", "outbox", "rate"] {
             inv.key(format!("{}:{{a{}}}:{}", t.prefix, act, part));
         }
         inv.arg(1)
@@ -230,7 +240,8 @@ async fn the_reserve_script_refuses_bad_input() {
             .arg(2)
             .arg(&now_ms)
             .arg(at)
-            .arg(""); // no traceparent
+            .arg("") // no traceparent
+            .arg(0); // no rate charges
         let reply: Vec<Vec<i64>> = inv.invoke_async(&mut t.conn.clone()).await.unwrap();
         assert_eq!(reply, vec![vec![7]], "qty {qty:?} at {at:?}");
     }

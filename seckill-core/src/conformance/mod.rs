@@ -25,6 +25,7 @@ pub mod repo;
 pub mod session;
 pub mod settings;
 pub mod stock;
+pub mod stock_model;
 
 pub use own_server::{Launch, OwnServer};
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -26,6 +26,7 @@ fn spec(a: ActivityId, total: u32, limit: u32) -> StockSpec {
         user_counts: vec![],
         adopt: vec![],
         fence: 0,
+        buckets: 1,
     }
 }
 
@@ -208,6 +209,7 @@ pub async fn reload_keeps_holds(b: &Backend) {
         user_counts: vec![],
         adopt: vec![],
         fence: 0,
+        buckets: 1,
     })
     .await
     .unwrap();
@@ -223,6 +225,7 @@ pub async fn reload_keeps_holds(b: &Backend) {
         user_counts: vec![],
         adopt: vec![],
         fence: 0,
+        buckets: 1,
     };
     assert!(matches!(
         b.load(&too_small).await,
@@ -246,6 +249,7 @@ pub async fn fresh_load_counts_prior_sales(b: &Backend) {
         user_counts: vec![(UserId(7), 3)],
         adopt: vec![],
         fence: 0,
+        buckets: 1,
     })
     .await
     .unwrap();
@@ -480,6 +484,197 @@ pub async fn rate_charges_are_checked_in_the_reserve(b: &Backend) {
     assert_eq!(b.snapshot(a).await.unwrap().unwrap().held, 5);
 }
 
+/// An activity of `k` buckets, or `None` (with a message) when the backend keeps fewer.
+async fn fresh_buckets(b: &Backend, total: u32, limit: u32, k: u32) -> Option<ActivityId> {
+    if b.max_buckets() < k {
+        eprintln!(
+            "skipped: the backend keeps at most {} stock buckets",
+            b.max_buckets()
+        );
+        return None;
+    }
+    let id = ActivityId(super::unique_id());
+    b.load(&StockSpec {
+        buckets: k,
+        ..spec(id, total, limit)
+    })
+    .await
+    .expect("load");
+    Some(id)
+}
+
+/// Users whose buckets among `k` differ: one per bucket, in bucket order.
+fn one_user_per_bucket(k: u32) -> Vec<i64> {
+    (0..k)
+        .map(|j| {
+            (1..)
+                .find(|&u| crate::stock::bucket_of(UserId(u), k) == j)
+                .expect("some user")
+        })
+        .collect()
+}
+
+/// Every bucket keeps `total = available + held + sold`, and they add up to the snapshot.
+async fn buckets_balance(b: &Backend, a: ActivityId, k: usize) {
+    let parts = b.buckets(a).await.unwrap();
+    assert_eq!(parts.len(), k, "{parts:?}");
+    let s = b.snapshot(a).await.unwrap().unwrap();
+    for p in &parts {
+        assert!(p.available >= 0, "{parts:?}");
+        assert_eq!(
+            i64::from(p.total),
+            p.available + i64::from(p.held) + i64::from(p.sold),
+            "{parts:?}"
+        );
+    }
+    assert_eq!(parts.iter().map(|p| p.total).sum::<u32>(), s.total);
+    assert_eq!(parts.iter().map(|p| p.available).sum::<i64>(), s.available);
+    assert_eq!(parts.iter().map(|p| p.held).sum::<u32>(), s.held);
+}
+
+/// With buckets, one buyer can take every unit of the activity (their bucket borrows from
+/// the others), the next is refused only then, and a released unit can be bought by a buyer
+/// of another bucket: no undersell.
+pub async fn buckets_borrow_before_refusing(b: &Backend) {
+    let k = 4;
+    let Some(a) = fresh_buckets(b, 8, 9, k).await else {
+        return;
+    };
+    let users = one_user_per_bucket(k);
+    let mut holds = Vec::new();
+    for i in 0..8 {
+        holds.push(reserved(b, &req(a, users[0], 1, &format!("u0-{i}"))).await);
+        buckets_balance(b, a, k as usize).await;
+    }
+    assert_eq!(
+        b.reserve(&req(a, users[0], 1, "u0-late")).await.unwrap(),
+        ReserveOutcome::SoldOut
+    );
+    for (j, &u) in users.iter().enumerate().skip(1) {
+        assert_eq!(
+            b.reserve(&req(a, u, 1, &format!("late-{j}")))
+                .await
+                .unwrap(),
+            ReserveOutcome::SoldOut,
+            "bucket {j}"
+        );
+    }
+    assert_eq!(b.user_count(a, UserId(users[0])).await.unwrap(), 8);
+    // A unit released in the first buyer's bucket goes to a buyer of the last one.
+    assert_eq!(
+        b.release(a, holds[3].id).await.unwrap(),
+        Transition::Applied
+    );
+    let other = reserved(b, &req(a, users[3], 1, "after-release")).await;
+    assert_eq!(
+        b.hold(a, other.id).await.unwrap().unwrap().state,
+        HoldState::Held
+    );
+    assert_eq!(
+        b.confirm(a, holds[0].id).await.unwrap(),
+        Transition::Applied
+    );
+    buckets_balance(b, a, k as usize).await;
+    let s = b.snapshot(a).await.unwrap().unwrap();
+    assert_eq!((s.total, s.available, s.held, s.sold), (8, 0, 7, 1));
+    assert_eq!(b.live_holds(a).await.unwrap().len(), 8);
+}
+
+/// A buy of several units gathers them from several buckets; "short" reports what the whole
+/// activity has left.
+pub async fn buckets_gather_a_multi_unit_buy(b: &Backend) {
+    let k = 3;
+    let Some(a) = fresh_buckets(b, 6, 6, k).await else {
+        return;
+    };
+    let users = one_user_per_bucket(k);
+    let first = reserved(b, &req(a, users[1], 5, "five")).await;
+    assert_eq!(first.quantity, 5);
+    assert_eq!(
+        b.reserve(&req(a, users[2], 2, "two")).await.unwrap(),
+        ReserveOutcome::InsufficientStock { available: 1 }
+    );
+    reserved(b, &req(a, users[2], 1, "one")).await;
+    buckets_balance(b, a, k as usize).await;
+    assert_eq!(b.snapshot(a).await.unwrap().unwrap().available, 0);
+}
+
+/// With buckets, the per-user limit, replays and reloads behave as with one: the limit
+/// counts across the buyer's holds, a replay answers the first hold, a reload keeps holds and
+/// spreads a new total, the number of buckets cannot change, and too many are refused.
+pub async fn buckets_keep_limits_replays_and_reloads(b: &Backend) {
+    let k = 3;
+    let Some(a) = fresh_buckets(b, 30, 2, k).await else {
+        return;
+    };
+    let users = one_user_per_bucket(k);
+    let r = req(a, users[2], 2, "pair");
+    let h = reserved(b, &r).await;
+    assert_eq!(
+        b.reserve(&req(a, users[2], 1, "third")).await.unwrap(),
+        ReserveOutcome::LimitExceeded { held: 2, limit: 2 }
+    );
+    match b.reserve(&r).await.unwrap() {
+        ReserveOutcome::Reserved { hold, replayed } => {
+            assert!(replayed);
+            assert_eq!(hold.id, h.id);
+        }
+        other => panic!("a replay must answer its hold, got {other:?}"),
+    }
+    for &u in &users[..2] {
+        reserved(b, &req(a, u, 2, "pair")).await;
+    }
+    // Reload: bigger total, same buckets; holds and counts stay.
+    b.load(&StockSpec {
+        buckets: k,
+        ..spec(a, 40, 2)
+    })
+    .await
+    .expect("reload");
+    let s = b.snapshot(a).await.unwrap().unwrap();
+    assert_eq!((s.total, s.available, s.held), (40, 34, 6));
+    assert_eq!(b.user_count(a, UserId(users[2])).await.unwrap(), 2);
+    buckets_balance(b, a, k as usize).await;
+    // Below what is held: refused, nothing changes.
+    assert!(b
+        .load(&StockSpec {
+            buckets: k,
+            ..spec(a, 5, 2)
+        })
+        .await
+        .is_err());
+    // Smaller, but above what is held: the units come out of what is available.
+    b.load(&StockSpec {
+        buckets: k,
+        ..spec(a, 7, 2)
+    })
+    .await
+    .expect("shrink");
+    let s = b.snapshot(a).await.unwrap().unwrap();
+    assert_eq!((s.total, s.available, s.held), (7, 1, 6));
+    buckets_balance(b, a, k as usize).await;
+    let changed = b
+        .load(&StockSpec {
+            buckets: k + 1,
+            ..spec(a, 7, 2)
+        })
+        .await;
+    assert!(
+        matches!(changed, Err(crate::Error::Conflict { .. })),
+        "{changed:?}"
+    );
+    let too_many = b
+        .load(&StockSpec {
+            buckets: b.max_buckets() + 1,
+            ..spec(ActivityId(super::unique_id()), 7, 2)
+        })
+        .await;
+    assert!(
+        matches!(too_many, Err(crate::Error::InvalidArgument(_))),
+        "{too_many:?}"
+    );
+}
+
 /// Stamps out every case of this suite as a test for a backend.
 #[macro_export]
 macro_rules! stock_reserver_conformance {
@@ -499,6 +694,9 @@ macro_rules! stock_reserver_conformance {
             outbox_claims_lease_and_ack,
             outbox_entries_carry_the_trace_context,
             rate_charges_are_checked_in_the_reserve,
+            buckets_borrow_before_refusing,
+            buckets_gather_a_multi_unit_buy,
+            buckets_keep_limits_replays_and_reloads,
         );
     };
 }

@@ -134,6 +134,7 @@ impl Engine {
                 user_counts: Vec::new(),
                 adopt,
                 fence,
+                buckets: 1,
             })
             .await?;
         let snap = b.stock.snapshot(id).await?.ok_or_else(|| {

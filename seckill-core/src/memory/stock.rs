@@ -16,20 +16,110 @@ use std::time::Duration;
 
 #[derive(Debug)]
 struct ActivityStock {
+    limit: u32,
+    starts_at: Timestamp,
+    ends_at: Timestamp,
+    /// The highest fencing token the activity was loaded with.
+    fence: u64,
+    /// One or more (docs/adr/0020); a buyer's everything lives in `buckets[bucket_of(user)]`.
+    buckets: Vec<Bucket>,
+}
+
+/// One stock bucket: `total = available + held + sold`, where `total` moves when units are lent
+/// to or borrowed from another bucket.
+#[derive(Debug, Default)]
+struct Bucket {
     total: u32,
     available: i64,
     held: u32,
     sold: u32,
-    limit: u32,
-    starts_at: Timestamp,
-    ends_at: Timestamp,
     holds: HashMap<HoldId, HoldRecord>,
     users: HashMap<UserId, u32>,
     requests: HashMap<(UserId, String), HoldId>,
     /// Rate charges' theoretical arrival times (µs), by key ([`ReserveRequest::rates`]).
     rates: HashMap<String, i64>,
-    /// The highest fencing token the activity was loaded with.
-    fence: u64,
+}
+
+impl Bucket {
+    fn snapshot(&self) -> StockSnapshot {
+        StockSnapshot {
+            total: self.total,
+            available: self.available,
+            held: self.held,
+            sold: self.sold,
+        }
+    }
+}
+
+impl ActivityStock {
+    fn available(&self) -> i64 {
+        self.buckets.iter().map(|b| b.available).sum()
+    }
+
+    fn home(&self, user: UserId) -> usize {
+        crate::stock::bucket_of(user, self.buckets.len() as u32) as usize
+    }
+
+    /// The bucket holding `hold`.
+    fn bucket_with(&mut self, hold: HoldId) -> Option<&mut Bucket> {
+        self.buckets
+            .iter_mut()
+            .find(|b| b.holds.contains_key(&hold))
+    }
+
+    /// Moves units from the other buckets to `home` until it has `need` available or the
+    /// others have none: from each donor in turn, `max(short, half its available)`, so an
+    /// emptied bucket refills for the next buyers too.
+    fn borrow(&mut self, home: usize, need: i64) {
+        let k = self.buckets.len();
+        for step in 1..k {
+            let short = need - self.buckets[home].available;
+            if short <= 0 {
+                return;
+            }
+            let d = (home + step) % k;
+            let avail = self.buckets[d].available;
+            let take = short.max(avail / 2).min(avail);
+            if take <= 0 {
+                continue;
+            }
+            let donor = &mut self.buckets[d];
+            donor.available -= take;
+            donor.total -= take as u32;
+            let h = &mut self.buckets[home];
+            h.available += take;
+            h.total += take as u32;
+        }
+    }
+
+    /// Makes the buckets' totals add up to `total`: units added are spread evenly; units
+    /// removed come out of the buckets with the most available first (the caller has checked
+    /// that enough is available).
+    fn set_total(&mut self, total: u32) {
+        let k = self.buckets.len() as i64;
+        let now: i64 = self.buckets.iter().map(|b| i64::from(b.total)).sum();
+        let mut delta = i64::from(total) - now;
+        if delta > 0 {
+            let (each, extra) = (delta / k, delta % k);
+            for (j, b) in self.buckets.iter_mut().enumerate() {
+                let add = each + i64::from((j as i64) < extra);
+                b.available += add;
+                b.total += add as u32;
+            }
+        }
+        while delta < 0 {
+            let Some(b) = self.buckets.iter_mut().max_by_key(|b| b.available) else {
+                return;
+            };
+            let take = (-delta).min(b.available.max(0));
+            if take == 0 {
+                return;
+            }
+            b.available -= take;
+            b.total -= take as u32;
+            delta += take;
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -54,6 +144,7 @@ pub struct MemoryStockReserver {
     outbox: Mutex<Outbox>,
     clock: Arc<dyn Clock>,
     skip_stock_check: bool,
+    skip_borrowing: bool,
 }
 
 impl Default for MemoryStockReserver {
@@ -70,6 +161,18 @@ impl MemoryStockReserver {
             outbox: Mutex::new(Outbox::default()),
             clock,
             skip_stock_check: false,
+            skip_borrowing: false,
+        }
+    }
+
+    /// **Deliberately broken**: a reserver whose buckets never borrow from each other, so a
+    /// buyer whose bucket is empty is refused while others still have stock (an undersell).
+    /// Only for the negative control of the bucket cases and model.
+    #[doc(hidden)]
+    pub fn broken_not_borrowing(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            skip_borrowing: true,
+            ..Self::new(clock)
         }
     }
 
@@ -122,42 +225,40 @@ impl StockReserver for MemoryStockReserver {
         if spec.sold > spec.total {
             return Err(Error::invalid("sold exceeds total"));
         }
+        crate::stock::check_buckets(spec, self.max_buckets())?;
         let mut map = self.activities.lock();
-        let act = match map.get(&spec.activity_id) {
-            Some(existing) => existing.clone(),
-            None => {
-                let adopted: u32 = spec.adopt.iter().map(|h| h.quantity).sum();
-                if spec.total < spec.sold + adopted {
-                    return Err(Error::conflict(
-                        Entity::Activity,
-                        spec.activity_id,
-                        format!(
-                            "total {} is below the {} units already sold",
-                            spec.total,
-                            spec.sold + adopted
-                        ),
-                    ));
-                }
-                let users = spec.user_counts.iter().copied().collect();
-                let fresh = Arc::new(Mutex::new(ActivityStock {
-                    total: spec.total,
-                    available: i64::from(spec.total - spec.sold),
-                    held: 0,
-                    sold: spec.sold,
-                    limit: spec.per_user_limit,
-                    starts_at: spec.starts_at,
-                    ends_at: spec.ends_at,
-                    holds: HashMap::new(),
-                    users,
-                    requests: HashMap::new(),
-                    rates: HashMap::new(),
-                    fence: 0,
-                }));
-                map.insert(spec.activity_id, fresh.clone());
-                fresh
+        let existing = map.get(&spec.activity_id).cloned();
+        let fresh = existing.is_none().then(|| {
+            let mut buckets: Vec<Bucket> = (0..spec.buckets).map(|_| Bucket::default()).collect();
+            buckets[0].sold = spec.sold;
+            buckets[0].total = spec.sold;
+            for &(u, n) in &spec.user_counts {
+                let j = crate::stock::bucket_of(u, spec.buckets) as usize;
+                buckets[j].users.insert(u, n);
             }
-        };
+            Arc::new(Mutex::new(ActivityStock {
+                limit: spec.per_user_limit,
+                starts_at: spec.starts_at,
+                ends_at: spec.ends_at,
+                fence: 0,
+                buckets,
+            }))
+        });
+        let act = existing
+            .clone()
+            .or_else(|| fresh.clone())
+            .expect("one of them");
         let mut a = act.lock();
+        if existing.is_some() && a.buckets.len() != spec.buckets as usize {
+            return Err(Error::conflict(
+                Entity::Activity,
+                spec.activity_id,
+                format!(
+                    "its stock is in {} buckets; the number cannot change once loaded",
+                    a.buckets.len()
+                ),
+            ));
+        }
         if spec.fence > 0 && spec.fence < a.fence {
             return Err(crate::lock::stale_fence(
                 spec.activity_id,
@@ -168,38 +269,49 @@ impl StockReserver for MemoryStockReserver {
         let adopt: Vec<&Hold> = spec
             .adopt
             .iter()
-            .filter(|h| !a.holds.contains_key(&h.id))
+            .filter(|h| !a.buckets.iter().any(|b| b.holds.contains_key(&h.id)))
             .collect();
         let adopted: u32 = adopt.iter().map(|h| h.quantity).sum();
-        let taken = a.held + a.sold + adopted;
+        let taken = a.buckets.iter().map(|b| b.held + b.sold).sum::<u32>() + adopted;
         if spec.total < taken {
+            let what = if existing.is_some() {
+                "held or sold"
+            } else {
+                "sold"
+            };
             return Err(Error::conflict(
                 Entity::Activity,
                 spec.activity_id,
                 format!(
-                    "total {} is below the {taken} units already held or sold",
+                    "total {} is below the {taken} units already {what}",
                     spec.total
                 ),
             ));
         }
         for h in adopt {
-            a.holds.insert(
+            let j = a.home(h.user_id);
+            let b = &mut a.buckets[j];
+            b.holds.insert(
                 h.id,
                 HoldRecord {
                     hold: h.clone(),
                     state: HoldState::Confirmed,
                 },
             );
-            *a.users.entry(h.user_id).or_insert(0) += h.quantity;
+            *b.users.entry(h.user_id).or_insert(0) += h.quantity;
+            b.sold += h.quantity;
+            b.total += h.quantity;
         }
-        a.sold += adopted;
         a.fence = a.fence.max(spec.fence);
-        a.total = spec.total;
         a.limit = spec.per_user_limit;
         a.starts_at = spec.starts_at;
         a.ends_at = spec.ends_at;
         // Keep holds and the backend's own sold count: never re-sell a unit.
-        a.available = i64::from(a.total) - i64::from(a.held) - i64::from(a.sold);
+        a.set_total(spec.total);
+        drop(a);
+        if let Some(f) = fresh {
+            map.insert(spec.activity_id, f);
+        }
         Ok(())
     }
 
@@ -213,8 +325,10 @@ impl StockReserver for MemoryStockReserver {
         };
         let hold = {
             let mut a = act.lock();
-            if let Some(id) = a.requests.get(&(req.user_id, req.request_id.clone())) {
-                let hold = a.holds[id].hold.clone();
+            let home = a.home(req.user_id);
+            let key = (req.user_id, req.request_id.clone());
+            if let Some(id) = a.buckets[home].requests.get(&key) {
+                let hold = a.buckets[home].holds[id].hold.clone();
                 return Ok(ReserveOutcome::Reserved {
                     hold,
                     replayed: true,
@@ -226,12 +340,16 @@ impl StockReserver for MemoryStockReserver {
             if req.now >= a.ends_at {
                 return Ok(ReserveOutcome::Ended);
             }
-            let charged = match charge_rates(&a.rates, &req.rates, req.now) {
+            let charged = match charge_rates(&a.buckets[home].rates, &req.rates, req.now) {
                 Ok(c) => c,
                 Err(retry_after) => return Ok(ReserveOutcome::RateLimited { retry_after }),
             };
-            a.rates.extend(charged);
-            let has = a.users.get(&req.user_id).copied().unwrap_or(0);
+            a.buckets[home].rates.extend(charged);
+            let has = a.buckets[home]
+                .users
+                .get(&req.user_id)
+                .copied()
+                .unwrap_or(0);
             if has + req.quantity > a.limit {
                 return Ok(ReserveOutcome::LimitExceeded {
                     held: has,
@@ -239,12 +357,21 @@ impl StockReserver for MemoryStockReserver {
                 });
             }
             if !self.skip_stock_check {
-                if a.available <= 0 {
-                    return Ok(ReserveOutcome::SoldOut);
+                let need = i64::from(req.quantity);
+                if a.buckets[home].available < need && !self.skip_borrowing {
+                    a.borrow(home, need);
                 }
-                if a.available < i64::from(req.quantity) {
+                if a.buckets[home].available < need {
+                    let all = if self.skip_borrowing {
+                        a.buckets[home].available
+                    } else {
+                        a.available()
+                    };
+                    if all <= 0 {
+                        return Ok(ReserveOutcome::SoldOut);
+                    }
                     return Ok(ReserveOutcome::InsufficientStock {
-                        available: a.available as u32,
+                        available: all as u32,
                     });
                 }
             }
@@ -257,12 +384,12 @@ impl StockReserver for MemoryStockReserver {
                 created_at: req.now,
                 expires_at: req.expires_at,
             };
-            a.available -= i64::from(req.quantity);
-            a.held += req.quantity;
-            *a.users.entry(req.user_id).or_insert(0) += req.quantity;
-            a.requests
-                .insert((req.user_id, req.request_id.clone()), hold.id);
-            a.holds.insert(
+            let b = &mut a.buckets[home];
+            b.available -= i64::from(req.quantity);
+            b.held += req.quantity;
+            *b.users.entry(req.user_id).or_insert(0) += req.quantity;
+            b.requests.insert(key, hold.id);
+            b.holds.insert(
                 hold.id,
                 HoldRecord {
                     hold: hold.clone(),
@@ -295,17 +422,18 @@ impl StockReserver for MemoryStockReserver {
             return Ok(Transition::Unknown);
         };
         let mut a = act.lock();
-        let Some(rec) = a.holds.get_mut(&hold) else {
+        let Some(b) = a.bucket_with(hold) else {
             return Ok(Transition::Unknown);
         };
+        let rec = b.holds.get_mut(&hold).expect("bucket_with found it");
         match rec.state {
             HoldState::Confirmed => Ok(Transition::AlreadyDone),
             HoldState::Released => Ok(Transition::Refused(HoldState::Released)),
             HoldState::Held => {
                 rec.state = HoldState::Confirmed;
                 let q = rec.hold.quantity;
-                a.held -= q;
-                a.sold += q;
+                b.held -= q;
+                b.sold += q;
                 Ok(Transition::Applied)
             }
         }
@@ -316,9 +444,10 @@ impl StockReserver for MemoryStockReserver {
             return Ok(Transition::Unknown);
         };
         let mut a = act.lock();
-        let Some(rec) = a.holds.get_mut(&hold) else {
+        let Some(b) = a.bucket_with(hold) else {
             return Ok(Transition::Unknown);
         };
+        let rec = b.holds.get_mut(&hold).expect("bucket_with found it");
         let was = rec.state;
         if was == HoldState::Released {
             return Ok(Transition::AlreadyDone);
@@ -326,11 +455,11 @@ impl StockReserver for MemoryStockReserver {
         rec.state = HoldState::Released;
         let (q, user) = (rec.hold.quantity, rec.hold.user_id);
         match was {
-            HoldState::Held => a.held -= q,
-            _ => a.sold -= q,
+            HoldState::Held => b.held -= q,
+            _ => b.sold -= q,
         }
-        a.available += i64::from(q);
-        if let Some(c) = a.users.get_mut(&user) {
+        b.available += i64::from(q);
+        if let Some(c) = b.users.get_mut(&user) {
             *c = c.saturating_sub(q);
         }
         Ok(Transition::Applied)
@@ -339,19 +468,40 @@ impl StockReserver for MemoryStockReserver {
     async fn snapshot(&self, activity: ActivityId) -> Result<Option<StockSnapshot>> {
         Ok(self.activity(activity).map(|act| {
             let a = act.lock();
-            StockSnapshot {
-                total: a.total,
-                available: a.available,
-                held: a.held,
-                sold: a.sold,
+            let mut s = StockSnapshot {
+                total: 0,
+                available: 0,
+                held: 0,
+                sold: 0,
+            };
+            for b in &a.buckets {
+                s.total += b.total;
+                s.available += b.available;
+                s.held += b.held;
+                s.sold += b.sold;
             }
+            s
         }))
     }
 
-    async fn hold(&self, activity: ActivityId, hold: HoldId) -> Result<Option<HoldRecord>> {
+    async fn buckets(&self, activity: ActivityId) -> Result<Vec<StockSnapshot>> {
         Ok(self
             .activity(activity)
-            .and_then(|act| act.lock().holds.get(&hold).cloned()))
+            .map(|act| act.lock().buckets.iter().map(Bucket::snapshot).collect())
+            .unwrap_or_default())
+    }
+
+    fn max_buckets(&self) -> u32 {
+        crate::stock::MAX_BUCKETS
+    }
+
+    async fn hold(&self, activity: ActivityId, hold: HoldId) -> Result<Option<HoldRecord>> {
+        Ok(self.activity(activity).and_then(|act| {
+            act.lock()
+                .buckets
+                .iter()
+                .find_map(|b| b.holds.get(&hold).cloned())
+        }))
     }
 
     async fn live_holds(&self, activity: ActivityId) -> Result<Vec<HoldRecord>> {
@@ -360,8 +510,9 @@ impl StockReserver for MemoryStockReserver {
         };
         let a = act.lock();
         let mut v: Vec<_> = a
-            .holds
-            .values()
+            .buckets
+            .iter()
+            .flat_map(|b| b.holds.values())
             .filter(|r| r.state != HoldState::Released)
             .cloned()
             .collect();
@@ -372,7 +523,11 @@ impl StockReserver for MemoryStockReserver {
     async fn user_count(&self, activity: ActivityId, user: UserId) -> Result<u32> {
         Ok(self
             .activity(activity)
-            .map(|act| act.lock().users.get(&user).copied().unwrap_or(0))
+            .map(|act| {
+                let a = act.lock();
+                let home = a.home(user);
+                a.buckets[home].users.get(&user).copied().unwrap_or(0)
+            })
             .unwrap_or(0))
     }
 
@@ -424,6 +579,6 @@ impl StockReserver for MemoryStockReserver {
         !self.skip_stock_check
             && self
                 .activity(activity)
-                .is_some_and(|a| a.lock().available <= 0)
+                .is_some_and(|a| a.lock().available() <= 0)
     }
 }

@@ -413,6 +413,8 @@ impl StockReserver for RedisStockReserver {
         if spec.sold > spec.total {
             return Err(Error::invalid("sold exceeds total"));
         }
+        // One bucket per activity here so far (docs/adr/0020).
+        seckill_core::stock::check_buckets(spec, self.max_buckets())?;
         let i = &self.inner;
         let a = spec.activity_id;
         let mut conn = i.conn();

@@ -63,6 +63,7 @@ pub fn open_stock(a: seckill_core::domain::ActivityId) -> seckill_core::stock::S
         user_counts: vec![],
         adopt: vec![],
         fence: 0,
+        buckets: 1,
     }
 }
 

@@ -33,7 +33,7 @@ for i = 1, n do
   base[i] = b
   users[i] = ARGV[b]
   rkeys[i] = ARGV[b] .. ':' .. ARGV[b + 2]
-  local r = tonumber(ARGV[b + 8])
+  local r = tonumber(ARGV[b + 8]) or 0
   if r > 0 then
     local c = {now = tonumber(ARGV[b + 9])}
     for j = 1, r do
