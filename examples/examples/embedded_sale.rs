@@ -42,6 +42,7 @@ async fn main() -> seckill_core::Result<()> {
             per_user_limit: 2,
             starts_at: now,
             ends_at: now + CDuration::hours(1),
+            stock_buckets: 1,
         })
         .await?;
     engine.warm_up(activity.id).await?;

@@ -57,6 +57,7 @@ pub async fn seed(
             per_user_limit: 2,
             starts_at: now - Duration::minutes(1),
             ends_at: now + Duration::days(7),
+            stock_buckets: 1,
         })
         .await?;
     e.warm_up(activity.id).await?;

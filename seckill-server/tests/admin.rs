@@ -394,3 +394,75 @@ async fn payment_routes_replay_an_idempotency_key() {
         "not replayed"
     );
 }
+
+/// An activity split into stock buckets (docs/adr/0020): created with `stock_buckets`, shown
+/// with it, and one buyer can still buy every unit (their bucket borrows from the others);
+/// out-of-range counts are refused.
+#[tokio::test]
+async fn an_activity_in_stock_buckets_sells_every_unit() {
+    let a = api(false).await;
+    let admin = a.login("admin", "admin-password").await;
+    let pid = a.product(&admin).await;
+    let now = chrono::Utc::now();
+    let create = |buckets: u32| {
+        json!({"product_id": pid, "title": "hot", "price": 38000, "total_stock": 6,
+            "per_user_limit": 6, "stock_buckets": buckets,
+            "starts_at": now - chrono::Duration::minutes(1),
+            "ends_at": now + chrono::Duration::hours(1)})
+    };
+    for bad in [0, 65] {
+        let r = a
+            .call(
+                "POST",
+                "/api/v1/admin/seckill/activities",
+                Some(&admin),
+                Some(create(bad)),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
+    }
+    let r = a
+        .call(
+            "POST",
+            "/api/v1/admin/seckill/activities",
+            Some(&admin),
+            Some(create(3)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let act = r.data()["id"].as_str().unwrap().to_string();
+    let w = a
+        .call(
+            "POST",
+            &format!("/api/v1/admin/seckill/warmup/{act}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(w.status, StatusCode::OK, "{}", w.body);
+    let shown = a
+        .get(&format!("/api/v1/seckill/activities/{act}"), None)
+        .await;
+    assert_eq!(shown.data()["stock_buckets"], 3, "{}", shown.body);
+    let buyer = a.user("bucket-buyer").await;
+    for i in 0..6 {
+        let r = a.buy(&buyer, &act, 1).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "unit {i}: {}", r.body);
+    }
+    let late = a.user("bucket-late").await;
+    assert_eq!(a.buy(&late, &act, 1).await.code(), 3004);
+    let parts = a
+        .state
+        .engine
+        .backends()
+        .stock
+        .buckets(
+            act.parse::<i64>()
+                .map(seckill_core::domain::ActivityId)
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(parts.len(), 3, "{parts:?}");
+    assert!(parts.iter().all(|p| p.available == 0), "{parts:?}");
+}

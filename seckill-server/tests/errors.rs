@@ -154,6 +154,7 @@ async fn the_engine_refuses_an_invalid_activity_with_the_code_http_answers() {
             per_user_limit: 1,
             starts_at: now,
             ends_at: now + chrono::Duration::hours(1),
+            stock_buckets: 1,
         };
         spoil(&mut new);
         let direct = a.state.engine.create_activity(new).await.unwrap_err();

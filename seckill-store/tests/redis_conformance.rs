@@ -63,7 +63,9 @@ macro_rules! suites {
             /// The stock model (docs/adr/0020), with as many buckets as the backend keeps.
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn the_stock_model_holds() {
-                let Some(b) = stock_batched().await else { return };
+                let Some(b) = stock_batched().await else {
+                    return;
+                };
                 if let Err(e) = seckill_core::conformance::stock_model::run(&*b, 64).await {
                     panic!("{e}");
                 }

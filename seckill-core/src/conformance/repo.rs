@@ -44,6 +44,7 @@ async fn activity(b: &Backend, total: u32, limit: u32) -> Activity {
         ends_at: t0() + CDuration::hours(1),
         cancelled: false,
         created_at: t0(),
+        stock_buckets: 3,
     };
     b.catalog.insert_activity(&a).await.unwrap();
     a

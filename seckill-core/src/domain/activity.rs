@@ -51,6 +51,15 @@ pub struct Activity {
     /// When it was created.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
+    /// Stock buckets its stock is split into (1 to 64; docs/adr/0020): more than one spreads
+    /// a hot sale over the masters of a Redis Cluster. Fixed at creation.
+    #[serde(default = "one_bucket")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 64))]
+    pub stock_buckets: u32,
+}
+
+fn one_bucket() -> u32 {
+    1
 }
 
 impl Activity {
@@ -62,7 +71,7 @@ impl Activity {
     /// The rules every stored activity obeys (the engine checks them on every write): a title
     /// of 1 to [`Activity::TITLE_MAX`] characters with no control characters, a price that is
     /// not negative, 1 to [`Activity::STOCK_MAX`] units, a per-user limit of at least 1, and a
-    /// window that starts before it ends.
+    /// window that starts before it ends, and 1 to 64 stock buckets.
     pub fn validate(&self) -> Result<()> {
         check_line("title", &self.title, 1, Self::TITLE_MAX)?;
         if self.price.0 < 0 {
@@ -76,6 +85,12 @@ impl Activity {
         }
         if self.starts_at >= self.ends_at {
             return Err(Error::invalid("starts_at must be before ends_at"));
+        }
+        if self.stock_buckets == 0 || self.stock_buckets > crate::stock::MAX_BUCKETS {
+            return Err(Error::invalid(format!(
+                "stock_buckets: 1 to {}",
+                crate::stock::MAX_BUCKETS
+            )));
         }
         Ok(())
     }
@@ -123,6 +138,7 @@ mod tests {
             ends_at: t + Duration::hours(1),
             cancelled: false,
             created_at: t,
+            stock_buckets: 1,
         };
         assert_eq!(
             a.status_at(t - Duration::seconds(1)),

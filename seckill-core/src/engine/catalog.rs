@@ -75,6 +75,15 @@ pub struct NewActivity {
     /// Sale closes (exclusive).
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub ends_at: Timestamp,
+    /// Stock buckets (1 to 64, default 1; docs/adr/0020): split a hot sale's stock so a Redis
+    /// Cluster spreads it over its masters. Fixed once created.
+    #[serde(default = "one_bucket")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 64))]
+    pub stock_buckets: u32,
+}
+
+fn one_bucket() -> u32 {
+    1
 }
 
 /// A user to create; the password is already hashed (check it first with
@@ -171,6 +180,7 @@ impl Engine {
             ends_at: new.ends_at,
             cancelled: false,
             created_at: self.now(),
+            stock_buckets: new.stock_buckets,
         };
         a.validate()?;
         self.backends().catalog.insert_activity(&a).await?;

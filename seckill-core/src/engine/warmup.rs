@@ -134,7 +134,7 @@ impl Engine {
                 user_counts: Vec::new(),
                 adopt,
                 fence,
-                buckets: 1,
+                buckets: a.stock_buckets,
             })
             .await?;
         let snap = b.stock.snapshot(id).await?.ok_or_else(|| {
@@ -199,6 +199,16 @@ impl Engine {
         let Some(old) = b.catalog.activity(a.id).await? else {
             return Err(Error::not_found(Entity::Activity, a.id));
         };
+        if a.stock_buckets != old.stock_buckets {
+            return Err(Error::conflict(
+                Entity::Activity,
+                a.id,
+                format!(
+                    "stock_buckets is fixed at creation ({}), not {}",
+                    old.stock_buckets, a.stock_buckets
+                ),
+            ));
+        }
         let snapshot = b.stock.snapshot(a.id).await?;
         if let Some(x) = &snapshot {
             let taken = i64::from(x.held) + i64::from(x.sold);

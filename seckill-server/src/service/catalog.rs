@@ -34,6 +34,8 @@ pub struct ActivityView {
     pub status: ActivityStatus,
     /// Units still available in the stock backend (`null` until warmed up).
     pub available: Option<i64>,
+    /// Stock buckets its stock is split into (docs/adr/0020).
+    pub stock_buckets: u32,
 }
 
 /// An activity's status.
@@ -158,6 +160,7 @@ pub async fn view(s: &AppState, a: Activity) -> Result<ActivityView, ApiError> {
         starts_at: a.starts_at,
         ends_at: a.ends_at,
         available,
+        stock_buckets: a.stock_buckets,
     })
 }
 

@@ -31,6 +31,8 @@ fn activity(r: &Row) -> Result<Activity> {
         ends_at: r.get("ends_at"),
         cancelled: r.get("cancelled"),
         created_at: r.get("created_at"),
+        // A schema before migration 7 has no column: one bucket, as every activity there.
+        stock_buckets: r.try_get::<_, i32>("stock_buckets").unwrap_or(1) as u32,
     })
 }
 
@@ -107,8 +109,8 @@ impl CatalogRepo for PgStore {
     async fn insert_activity(&self, a: &Activity) -> Result<()> {
         self.exec(
             "INSERT INTO activities (id, product_id, title, price, total_stock, sold,
-                     per_user_limit, starts_at, ends_at, cancelled, created_at)
-                 VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10)",
+                     per_user_limit, starts_at, ends_at, cancelled, created_at, stock_buckets)
+                 VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10, $11)",
             &[
                 &a.id.0,
                 &a.product_id.0,
@@ -120,6 +122,7 @@ impl CatalogRepo for PgStore {
                 &a.ends_at,
                 &a.cancelled,
                 &a.created_at,
+                &(a.stock_buckets as i32),
             ],
         )
         .await

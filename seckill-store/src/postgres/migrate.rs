@@ -13,6 +13,7 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     (4, include_str!("migrations/0004_activity_fence.sql")),
     (5, include_str!("migrations/0005_order_trace.sql")),
     (6, include_str!("migrations/0006_partitioned_orders.sql")),
+    (7, include_str!("migrations/0007_stock_buckets.sql")),
 ];
 
 const LOCK_KEY: i64 = 0x005e_c411_0001;

@@ -186,6 +186,7 @@ pub async fn live_activity(
         ends_at: now + CDuration::days(2),
         cancelled: false,
         created_at: now,
+        stock_buckets: 1,
     };
     catalog
         .insert_activity(&activity)
