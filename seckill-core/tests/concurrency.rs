@@ -9,6 +9,30 @@ async fn ten_thousand_buyers_never_oversell() {
     race::ten_thousand_buyers(&Fixture::memory()).await;
 }
 
+/// The same race with the stock in four buckets (docs/adr/0020): still exactly the stock is
+/// sold (no bucket leaves units unsold while others' buyers are refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_thousand_buyers_never_oversell_or_undersell_four_buckets() {
+    race::ten_thousand_buyers_in(&Fixture::memory(), 4).await;
+}
+
+/// Its negative control: buckets that never borrow leave units unsold, and the race's check
+/// that exactly the stock is sold fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_race_catches_buckets_that_do_not_borrow() {
+    let caught = tokio::spawn(async {
+        race::ten_thousand_buyers_in(&Fixture::not_borrowing_memory(), 4).await;
+    })
+    .await
+    .expect_err("an undersell must fail the race's checks");
+    let msg = caught
+        .into_panic()
+        .downcast::<String>()
+        .map(|s| *s)
+        .unwrap_or_default();
+    assert!(msg.contains("exactly the stock is sold"), "{msg}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_checker_catches_an_oversell_in_the_race() {
     race::ten_thousand_buyers_catch_a_broken_reserver(&Fixture::broken_memory()).await;

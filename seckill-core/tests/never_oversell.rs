@@ -28,3 +28,15 @@ fn the_checker_catches_a_broken_reserver() {
         err.lines().take(3).collect::<Vec<_>>().join(" ")
     );
 }
+
+/// The machine runs with 1 to 3 stock buckets; buckets that never borrow refuse buyers while
+/// the activity has units, and the model of what buyers were told must catch it.
+#[test]
+fn the_checker_catches_buckets_that_do_not_borrow() {
+    let err = machine::state_machine(&Fixture::not_borrowing_memory(), 256)
+        .expect_err("buckets that do not borrow must be caught");
+    eprintln!(
+        "negative control caught the lazy buckets: {}",
+        err.lines().take(3).collect::<Vec<_>>().join(" ")
+    );
+}

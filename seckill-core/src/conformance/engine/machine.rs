@@ -5,7 +5,9 @@ use super::{sale, Fixture, Sale, SaleSpec};
 use crate::broker::Message;
 use crate::domain::{HoldEvent, OrderId, Payment, PaymentId, UserId};
 use crate::engine::faults::{CrashOnce, CrashPoint};
-use crate::engine::{BuyOutcome, BuyRequest, CallbackOutcome, OrderWorker, Settlement};
+use crate::engine::{
+    BuyOutcome, BuyRejection, BuyRequest, CallbackOutcome, OrderWorker, Settlement,
+};
 use crate::invariants::{check, Expect};
 use crate::payment::{Callback, Notification, MOCK_SIGNATURE_HEADER};
 use crate::Error;
@@ -174,6 +176,24 @@ async fn step(
                 }
             } else {
                 prop_assert!(earlier.is_none(), "a key that reserved must replay: {r:?}");
+                if let BuyOutcome::Rejected(
+                    BuyRejection::SoldOut | BuyRejection::InsufficientStock { .. },
+                ) = r
+                {
+                    // No undersell: refused for stock only when the activity as a whole (every
+                    // stock bucket) had fewer units than asked.
+                    let snap = e
+                        .backends()
+                        .stock
+                        .snapshot(s.activity)
+                        .await
+                        .map_err(fail)?;
+                    let left = snap.map_or(0, |x| x.available);
+                    prop_assert!(
+                        left < i64::from(*qty),
+                        "undersold: refused ({r:?}) while {left} units were available"
+                    );
+                }
             }
         }
         Op::Cancel {
@@ -325,7 +345,7 @@ fn expect(s: &Sale, m: &Model, quiescent: bool) -> Expect {
 
 /// Runs `ops`, checking the guarantees after every step, then drains the pipeline (every
 /// crashed step retried, every deadline passed) and checks what must hold at rest.
-async fn run(fixture: &Fixture, ops: Vec<Op>) -> Result<(), TestCaseError> {
+async fn run(fixture: &Fixture, buckets: u32, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let faults = Arc::new(CrashOnce::new());
     let s = sale(
         fixture,
@@ -335,6 +355,7 @@ async fn run(fixture: &Fixture, ops: Vec<Op>) -> Result<(), TestCaseError> {
             batch_size: 3,
             faults: Some(faults.clone()),
             real_time: false,
+            buckets,
         },
     )
     .await;
@@ -398,13 +419,16 @@ pub fn state_machine(fixture: &Fixture, cases: u32) -> Result<(), String> {
         ..Config::default()
     });
     runner
-        .run(&proptest::collection::vec(op(), 1..80), |ops| {
-            block_on(async {
-                let result = run(fixture, ops).await;
-                fixture.tear_down().await;
-                result
-            })
-        })
+        .run(
+            &(1u32..=3, proptest::collection::vec(op(), 1..80)),
+            |(buckets, ops)| {
+                block_on(async {
+                    let result = run(fixture, buckets, ops).await;
+                    fixture.tear_down().await;
+                    result
+                })
+            },
+        )
         .map_err(|e| format!("[{}] {e}", fixture.name))
 }
 

@@ -105,6 +105,19 @@ impl Fixture {
             })
         })
     }
+
+    /// In memory, with **deliberately broken** stock buckets that never borrow from each
+    /// other (an undersell): the negative control of the bucket checks.
+    pub fn not_borrowing_memory() -> Self {
+        Self::new("not-borrowing-memory", |clock, provider| {
+            Box::pin(async move {
+                let mut b = Backends::in_memory(clock.clone(), provider);
+                b.stock = Arc::new(MemoryStockReserver::broken_not_borrowing(clock))
+                    as Arc<dyn StockReserver>;
+                b
+            })
+        })
+    }
 }
 
 /// A sale on a fixture's backends with a manual clock.
@@ -141,6 +154,8 @@ pub struct SaleSpec {
     /// Start the sale's clock at the real time instead of 2030 (order ids carry the real time,
     /// and [`Engine::order_lookup`] compares the two).
     pub real_time: bool,
+    /// Stock buckets (cut to what the fixture's stock backend keeps).
+    pub buckets: u32,
 }
 
 impl Default for SaleSpec {
@@ -151,6 +166,7 @@ impl Default for SaleSpec {
             batch_size: 64,
             faults: None,
             real_time: false,
+            buckets: 1,
         }
     }
 }
@@ -162,6 +178,17 @@ pub async fn live_activity(
     now: Timestamp,
     total: u32,
     limit: u32,
+) -> Activity {
+    live_activity_in(catalog, now, total, limit, 1).await
+}
+
+/// [`live_activity`] with its stock in `buckets` stock buckets.
+pub async fn live_activity_in(
+    catalog: &dyn CatalogRepo,
+    now: Timestamp,
+    total: u32,
+    limit: u32,
+    buckets: u32,
 ) -> Activity {
     let product = Product {
         id: ProductId(super::unique_id()),
@@ -186,7 +213,7 @@ pub async fn live_activity(
         ends_at: now + CDuration::days(2),
         cancelled: false,
         created_at: now,
-        stock_buckets: 1,
+        stock_buckets: buckets,
     };
     catalog
         .insert_activity(&activity)
@@ -218,11 +245,12 @@ pub async fn sale(fixture: &Fixture, spec: SaleSpec) -> Sale {
         Some(f) => Engine::with_faults(backends, cfg, f),
         None => Engine::new(backends, cfg),
     };
-    let activity = live_activity(
+    let activity = live_activity_in(
         engine.backends().catalog.as_ref(),
         clock.now(),
         spec.total,
         spec.limit,
+        spec.buckets.clamp(1, engine.backends().stock.max_buckets()),
     )
     .await;
     engine.warm_up(activity.id).await.expect("warm up");

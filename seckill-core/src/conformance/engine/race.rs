@@ -16,7 +16,7 @@ pub const UNITS: u32 = 1_000;
 pub const LIMIT: u32 = 2;
 
 /// Fires the race; returns the sale and the order ids the buyers were told about.
-pub async fn race(fixture: &Fixture) -> (Sale, Vec<OrderId>) {
+pub async fn race(fixture: &Fixture, buckets: u32) -> (Sale, Vec<OrderId>) {
     let s = sale(
         fixture,
         SaleSpec {
@@ -25,6 +25,7 @@ pub async fn race(fixture: &Fixture) -> (Sale, Vec<OrderId>) {
             batch_size: 128,
             faults: None,
             real_time: false,
+            buckets,
         },
     )
     .await;
@@ -38,13 +39,27 @@ pub async fn race(fixture: &Fixture) -> (Sale, Vec<OrderId>) {
         ],
         crate::engine::runner_pace_for_tests(),
     );
+    // 2,500 distinct users, each trying four times with quantities 1 or 2. With buckets, all
+    // of them belong to the first half of the buckets: the other half must lend every unit.
+    let k = s
+        .engine
+        .backends()
+        .stock
+        .buckets(s.activity)
+        .await
+        .unwrap()
+        .len() as u32;
+    let users: Vec<UserId> = (0..)
+        .map(UserId)
+        .filter(|u| k <= 1 || crate::stock::bucket_of(*u, k) < k.div_ceil(2))
+        .take(2_500)
+        .collect();
     let mut tasks = Vec::with_capacity(BUYERS as usize);
     for i in 0..BUYERS {
         let e = s.engine.clone();
         let activity = s.activity;
+        let user = users[(i % 2_500) as usize];
         tasks.push(tokio::spawn(async move {
-            // 2,500 distinct users, each trying four times with quantities 1 or 2.
-            let user = UserId(i % 2_500);
             e.buy(BuyRequest {
                 user_id: user,
                 activity_id: activity,
@@ -73,7 +88,14 @@ pub async fn race(fixture: &Fixture) -> (Sale, Vec<OrderId>) {
 /// exactly the stock is sold, every hold became an order, nobody is above the limit, and every
 /// guarantee holds at rest. Run it on a multi-threaded runtime.
 pub async fn ten_thousand_buyers(fixture: &Fixture) {
-    let (s, reserved) = race(fixture).await;
+    ten_thousand_buyers_in(fixture, 1).await
+}
+
+/// [`ten_thousand_buyers`] with the stock in `buckets` stock buckets (cut to what the backend
+/// keeps) and every buyer in the first half of them: exactly the stock is sold still, so the
+/// other half lent all their units (no undersell).
+pub async fn ten_thousand_buyers_in(fixture: &Fixture, buckets: u32) {
+    let (s, reserved) = race(fixture, buckets).await;
     let e = &s.engine;
     let orders = e
         .backends()
@@ -113,7 +135,7 @@ pub async fn ten_thousand_buyers(fixture: &Fixture) {
 /// The negative control of [`ten_thousand_buyers`]: on a broken fixture the checker must
 /// report buyers whose reserved units the database then refused.
 pub async fn ten_thousand_buyers_catch_a_broken_reserver(fixture: &Fixture) {
-    let (s, reserved) = race(fixture).await;
+    let (s, reserved) = race(fixture, 1).await;
     // The broken reserver told far more buyers they had a unit than there are units.
     assert!(reserved.len() > UNITS as usize);
     let told = reserved.len();
