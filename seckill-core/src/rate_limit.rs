@@ -36,7 +36,7 @@ impl Quota {
 /// step, so a rate-limited buy costs no call of its own (docs/adr/0019).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateCharge {
-    /// What is charged, unique within the activity (`u:<user id>`, `ip:<address>`).
+    /// What is charged, unique within the activity (`u:<user id>`, `buy-ip:<address>`).
     pub key: String,
     /// Its quota (rate and burst ≥ 1).
     pub quota: Quota,
@@ -55,9 +55,10 @@ impl RateCharge {
 /// Refuses charges a backend cannot apply: a rate or burst of 0, or an empty key.
 pub fn check_charges(rates: &[RateCharge]) -> Result<()> {
     for c in rates {
-        if c.quota.rate == 0 || c.quota.burst == 0 || c.quota.period.is_zero() {
+        if c.quota.rate == 0 || c.quota.burst == 0 || c.quota.interval().as_micros() == 0 {
             return Err(crate::Error::invalid(format!(
-                "rate charge {:?}: rate, burst and period must be above 0",
+                "rate charge {:?}: rate and burst must be above 0, and at most one request \
+                 per microsecond",
                 c.key
             )));
         }

@@ -748,3 +748,46 @@ async fn a_refused_copy_of_a_hold_whose_order_was_written_keeps_the_hold() {
     );
     after.assert_at_rest(vec![order_id]).await;
 }
+
+/// An activity's stock buckets are fixed at creation (docs/adr/0020): an update that changes
+/// them is refused and changes nothing, an out-of-range count is invalid, and the stock keeps
+/// its buckets.
+#[tokio::test]
+async fn stock_buckets_are_fixed_at_creation() {
+    use seckill_core::conformance::engine::live_activity_in;
+    use seckill_core::domain::Activity;
+    use seckill_core::engine::{Backends, Engine, EngineConfig};
+    let e = Engine::new(Backends::in_memory_default(b"k"), EngineConfig::default());
+    let b = e.backends().clone();
+    let a = live_activity_in(b.catalog.as_ref(), e.now(), 9, 3, 3).await;
+    e.warm_up(a.id).await.unwrap();
+    assert_eq!(b.stock.buckets(a.id).await.unwrap().len(), 3);
+    let changed = Activity {
+        stock_buckets: 1,
+        ..a.clone()
+    };
+    let r = e.update_activity(&changed).await;
+    assert!(
+        matches!(r, Err(seckill_core::Error::Conflict { .. })),
+        "{r:?}"
+    );
+    let bad = Activity {
+        stock_buckets: 65,
+        ..a.clone()
+    };
+    let r = e.update_activity(&bad).await;
+    assert!(
+        matches!(r, Err(seckill_core::Error::InvalidArgument(_))),
+        "{r:?}"
+    );
+    assert_eq!(
+        b.catalog
+            .activity(a.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .stock_buckets,
+        3
+    );
+    assert_eq!(b.stock.buckets(a.id).await.unwrap().len(), 3);
+}

@@ -167,7 +167,7 @@ async fn the_count_sees_a_second_command_per_buy() {
     .await;
     println!("control: {success:.3} commands per buy ({detail})");
     assert!(
-        !(0.9..=1.15).contains(&success),
+        success >= 1.8,
         "the control's second command per buy went unseen: {success:.3}: {detail}"
     );
 }

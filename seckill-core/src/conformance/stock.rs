@@ -675,6 +675,27 @@ pub async fn buckets_keep_limits_replays_and_reloads(b: &Backend) {
     );
 }
 
+/// A rate charge's key is the activity's, whatever bucket its buyers are in: two buyers of
+/// different buckets behind one address share its quota.
+pub async fn buckets_share_a_rate_charge_key(b: &Backend) {
+    use crate::rate_limit::{Quota, RateCharge};
+    let k = 4;
+    let Some(a) = fresh_buckets(b, 10, 5, k).await else {
+        return;
+    };
+    let users = one_user_per_bucket(k);
+    let behind_one_ip = |user: i64, key: &str| {
+        let mut r = req(a, user, 1, key);
+        r.rates = vec![RateCharge::new("buy-ip:x", Quota::per_second(1, 1))];
+        r
+    };
+    reserved(b, &behind_one_ip(users[0], "first")).await;
+    assert!(matches!(
+        b.reserve(&behind_one_ip(users[3], "second")).await.unwrap(),
+        ReserveOutcome::RateLimited { .. }
+    ));
+}
+
 /// Stamps out every case of this suite as a test for a backend.
 #[macro_export]
 macro_rules! stock_reserver_conformance {
@@ -697,6 +718,7 @@ macro_rules! stock_reserver_conformance {
             buckets_borrow_before_refusing,
             buckets_gather_a_multi_unit_buy,
             buckets_keep_limits_replays_and_reloads,
+            buckets_share_a_rate_charge_key,
         );
     };
 }

@@ -51,8 +51,8 @@ pub struct Activity {
     /// When it was created.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
-    /// Stock buckets its stock is split into (1 to 64; docs/adr/0020): more than one spreads
-    /// a hot sale over the masters of a Redis Cluster. Fixed at creation.
+    /// Stock buckets its stock is split into (1 to 64, and at most what the stock backend
+    /// keeps: the memory backend 64, Redis 1 so far; docs/adr/0020). Fixed at creation.
     #[serde(default = "one_bucket")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 64))]
     pub stock_buckets: u32,

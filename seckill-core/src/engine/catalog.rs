@@ -183,6 +183,12 @@ impl Engine {
             stock_buckets: new.stock_buckets,
         };
         a.validate()?;
+        let most = self.backends().stock.max_buckets();
+        if a.stock_buckets > most {
+            return Err(Error::invalid(format!(
+                "stock_buckets: this stock backend keeps at most {most}"
+            )));
+        }
         self.backends().catalog.insert_activity(&a).await?;
         Ok(a)
     }

@@ -21,8 +21,13 @@ struct ActivityStock {
     ends_at: Timestamp,
     /// The highest fencing token the activity was loaded with.
     fence: u64,
-    /// One or more (docs/adr/0020); a buyer's everything lives in `buckets[bucket_of(user)]`.
+    /// One or more (docs/adr/0020); a buyer's holds, count and request ids live in
+    /// `buckets[bucket_of(user)]`.
     buckets: Vec<Bucket>,
+    /// Rate charges' theoretical arrival times (µs), by key ([`ReserveRequest::rates`]): one
+    /// map for the activity, since a key (a client address) may be shared by buyers of
+    /// different buckets.
+    rates: HashMap<String, i64>,
 }
 
 /// One stock bucket: `total = available + held + sold`, where `total` moves when units are lent
@@ -36,8 +41,6 @@ struct Bucket {
     holds: HashMap<HoldId, HoldRecord>,
     users: HashMap<UserId, u32>,
     requests: HashMap<(UserId, String), HoldId>,
-    /// Rate charges' theoretical arrival times (µs), by key ([`ReserveRequest::rates`]).
-    rates: HashMap<String, i64>,
 }
 
 impl Bucket {
@@ -242,6 +245,7 @@ impl StockReserver for MemoryStockReserver {
                 ends_at: spec.ends_at,
                 fence: 0,
                 buckets,
+                rates: HashMap::new(),
             }))
         });
         let act = existing
@@ -340,11 +344,11 @@ impl StockReserver for MemoryStockReserver {
             if req.now >= a.ends_at {
                 return Ok(ReserveOutcome::Ended);
             }
-            let charged = match charge_rates(&a.buckets[home].rates, &req.rates, req.now) {
+            let charged = match charge_rates(&a.rates, &req.rates, req.now) {
                 Ok(c) => c,
                 Err(retry_after) => return Ok(ReserveOutcome::RateLimited { retry_after }),
             };
-            a.buckets[home].rates.extend(charged);
+            a.rates.extend(charged);
             let has = a.buckets[home]
                 .users
                 .get(&req.user_id)

@@ -32,7 +32,11 @@ fn activity(r: &Row) -> Result<Activity> {
         cancelled: r.get("cancelled"),
         created_at: r.get("created_at"),
         // A schema before migration 7 has no column: one bucket, as every activity there.
-        stock_buckets: r.try_get::<_, i32>("stock_buckets").unwrap_or(1) as u32,
+        stock_buckets: if r.columns().iter().any(|c| c.name() == "stock_buckets") {
+            r.get::<_, i32>("stock_buckets") as u32
+        } else {
+            1
+        },
     })
 }
 

@@ -324,7 +324,8 @@ impl Inner {
         if let super::conn::Ack::Replicas { n, timeout } = self.t.ack {
             // Every write of this connection so far, the batch's included (a replay writes its
             // request id again), must reach `n` replicas before any buy of the batch is
-            // acknowledged. A batch that reserved nothing wrote nothing and waits for nothing.
+            // acknowledged. A batch that reserved nothing waits for nothing (it may have written
+            // rate charges: a failover that loses one only gives a buyer back part of a burst).
             if outcomes
                 .iter()
                 .any(|o| matches!(o, ReserveOutcome::Reserved { .. }))
