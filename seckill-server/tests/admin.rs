@@ -466,3 +466,38 @@ async fn an_activity_in_stock_buckets_sells_every_unit() {
     assert_eq!(parts.len(), 3, "{parts:?}");
     assert!(parts.iter().all(|p| p.available == 0), "{parts:?}");
 }
+
+/// A stock backend of one bucket (Redis, so far) refuses an activity of more, at creation:
+/// 409, and nothing is created.
+#[tokio::test]
+async fn more_stock_buckets_than_the_backend_keeps_is_a_conflict() {
+    let Some(redis) = seckill_core::conformance::service_url("SECKILL_TEST_REDIS_URL") else {
+        return;
+    };
+    let a = api_with(false, |c| {
+        c.backends.stock = format!(
+            "{redis}{}prefix=buckets{}",
+            if redis.contains('?') { '&' } else { '?' },
+            seckill_core::conformance::unique_id()
+        );
+    })
+    .await;
+    let admin = a.login("admin", "admin-password").await;
+    let pid = a.product(&admin).await;
+    let now = chrono::Utc::now();
+    let r = a
+        .call(
+            "POST",
+            "/api/v1/admin/seckill/activities",
+            Some(&admin),
+            Some(
+                json!({"product_id": pid, "title": "hot", "price": 38000, "total_stock": 6,
+                "per_user_limit": 6, "stock_buckets": 3,
+                "starts_at": now, "ends_at": now + chrono::Duration::hours(1)}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    let list = a.get("/api/v1/seckill/activities", None).await;
+    assert_eq!(list.data()["items"], json!([]), "{}", list.body);
+}

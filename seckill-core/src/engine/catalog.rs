@@ -185,9 +185,15 @@ impl Engine {
         a.validate()?;
         let most = self.backends().stock.max_buckets();
         if a.stock_buckets > most {
-            return Err(Error::invalid(format!(
-                "stock_buckets: this stock backend keeps at most {most}"
-            )));
+            // A valid request this deployment cannot serve: a conflict with its configuration.
+            return Err(Error::conflict(
+                Entity::Activity,
+                "to create",
+                format!(
+                    "this stock backend keeps at most {most} stock buckets, not {}",
+                    a.stock_buckets
+                ),
+            ));
         }
         self.backends().catalog.insert_activity(&a).await?;
         Ok(a)
