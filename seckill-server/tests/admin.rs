@@ -403,13 +403,7 @@ async fn an_activity_in_stock_buckets_sells_every_unit() {
     let a = api(false).await;
     let admin = a.login("admin", "admin-password").await;
     let pid = a.product(&admin).await;
-    let now = chrono::Utc::now();
-    let create = |buckets: u32| {
-        json!({"product_id": pid, "title": "hot", "price": 38000, "total_stock": 6,
-            "per_user_limit": 6, "stock_buckets": buckets,
-            "starts_at": now - chrono::Duration::minutes(1),
-            "ends_at": now + chrono::Duration::hours(1)})
-    };
+    let create = |buckets: u32| activity_body(&pid, 6, 6, buckets);
     for bad in [0, 65] {
         let r = a
             .call(
@@ -484,17 +478,12 @@ async fn more_stock_buckets_than_the_backend_keeps_is_a_conflict() {
     .await;
     let admin = a.login("admin", "admin-password").await;
     let pid = a.product(&admin).await;
-    let now = chrono::Utc::now();
     let r = a
         .call(
             "POST",
             "/api/v1/admin/seckill/activities",
             Some(&admin),
-            Some(
-                json!({"product_id": pid, "title": "hot", "price": 38000, "total_stock": 6,
-                "per_user_limit": 6, "stock_buckets": 3,
-                "starts_at": now, "ends_at": now + chrono::Duration::hours(1)}),
-            ),
+            Some(activity_body(&pid, 6, 6, 3)),
         )
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);

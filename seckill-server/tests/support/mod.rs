@@ -239,18 +239,12 @@ impl Api {
         total: u32,
         per_user_limit: u32,
     ) -> String {
-        let now = chrono::Utc::now();
         let r = self
             .call(
                 "POST",
                 "/api/v1/admin/seckill/activities",
                 Some(admin),
-                Some(
-                    json!({"product_id": product, "title": "flash", "price": 38000,
-                    "total_stock": total, "per_user_limit": per_user_limit,
-                    "starts_at": now - chrono::Duration::minutes(1),
-                    "ends_at": now + chrono::Duration::hours(1)}),
-                ),
+                Some(activity_body(product, total, per_user_limit, 1)),
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
@@ -292,4 +286,14 @@ impl Api {
             > 0
         {}
     }
+}
+
+/// The body of `POST /api/v1/admin/seckill/activities`: `product` on sale from a minute ago for
+/// an hour, `total` units, `per_user_limit` each, in `stock_buckets` buckets.
+pub fn activity_body(product: &str, total: u32, per_user_limit: u32, stock_buckets: u32) -> Value {
+    let now = chrono::Utc::now();
+    json!({"product_id": product, "title": "flash", "price": 38000,
+        "total_stock": total, "per_user_limit": per_user_limit, "stock_buckets": stock_buckets,
+        "starts_at": now - chrono::Duration::minutes(1),
+        "ends_at": now + chrono::Duration::hours(1)})
 }
