@@ -40,14 +40,27 @@ pub struct RateCharge {
     pub key: String,
     /// Its quota (rate and burst ≥ 1).
     pub quota: Quota,
+    /// Only the reserving buyer's own requests charge this key (`u:<user id>`), so a backend
+    /// that splits an activity into stock buckets may keep it in the buyer's bucket; `false`
+    /// for a key buyers share (a client address), which the activity keeps in one place.
+    pub buyer_only: bool,
 }
 
 impl RateCharge {
-    /// A charge of one request to `key` under `quota`.
+    /// A charge of one request to `key` under `quota`, a key buyers may share.
     pub fn new(key: impl Into<String>, quota: Quota) -> Self {
         Self {
             key: key.into(),
             quota,
+            buyer_only: false,
+        }
+    }
+
+    /// A charge of one request to a key only the reserving buyer charges (their own quota).
+    pub fn buyer(key: impl Into<String>, quota: Quota) -> Self {
+        Self {
+            buyer_only: true,
+            ..Self::new(key, quota)
         }
     }
 }

@@ -146,7 +146,7 @@ pub enum ReserveOutcome {
 }
 
 /// Stock figures of an activity. The backend keeps `total = available + held + sold`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StockSnapshot {
     /// Units for sale.

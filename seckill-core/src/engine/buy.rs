@@ -186,7 +186,7 @@ impl Engine {
         }
         gate.await?;
         if let Some(quota) = self.controls().buy_quota() {
-            rates.insert(0, RateCharge::new(format!("u:{}", req.user_id), quota));
+            rates.insert(0, RateCharge::buyer(format!("u:{}", req.user_id), quota));
         }
         let expires_at = now
             + chrono::Duration::from_std(self.config().payment_timeout).map_err(Error::invalid)?;

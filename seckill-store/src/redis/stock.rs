@@ -6,6 +6,14 @@
 //! task that sends everything queued meanwhile as one script call (up to `max_batch`), and goes
 //! on while more arrive; no timer on the hot path. Results go back to each caller in order.
 //!
+//! Stock buckets (docs/adr/0020): an activity of K > 1 buckets keeps bucket 0 under `{a<id>}`
+//! and bucket `j` under `{a<id>.<j>}` (so a cluster spreads them over masters). A buyer's
+//! reserve runs in their bucket; a bucket too short answers "borrow", and the reserver moves
+//! units from the other buckets by journaled transfers (`stock_lend.lua` on the donor, then
+//! `stock_receive.lua` on the target, idempotent by transfer id) before sending it again. A
+//! transfer a crash interrupted stays in the donor's journal, counted in transit by `snapshot`,
+//! and is completed by the next load. K is stored on bucket 0 and cached per activity.
+//!
 //! Sold-out fast path: when a reserve finds an activity sold out, the node flags it locally and
 //! publishes it on `<prefix>:soldout`; every node's subscriber flags it too, so
 //! [`StockReserver::sold_out_hint`] answers without a Redis call. A release that brings stock
@@ -18,6 +26,7 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use redis::{Script, Value};
 use seckill_core::domain::{ActivityId, Hold, HoldId, HoldState, UserId};
+use seckill_core::rate_limit::RateCharge;
 use seckill_core::stock::{
     HoldRecord, OutboxEntry, ReserveOutcome, ReserveRequest, StockReserver, StockSnapshot,
     StockSpec, Transition,
@@ -41,8 +50,41 @@ static RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/stock_release.lua")));
 static OUTBOX_CLAIM: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/outbox_claim.lua")));
+static BUCKET_LOAD: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/stock_bucket_load.lua")));
+static LEND: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/stock_lend.lua")));
+static RECEIVE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/stock_receive.lua")));
+static RESIZE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/stock_resize.lua")));
+static CHARGE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/stock_charge.lua")));
 
-type Waiter = (ReserveRequest, oneshot::Sender<Result<ReserveOutcome>>);
+/// How many times a buy whose bucket ran short borrows and tries again before it is answered
+/// with what the activity has (only concurrent buyers taking the borrowed units make it retry).
+const BORROW_ROUNDS: usize = 4;
+
+/// A script's answer to one reserve of a batch.
+#[derive(Debug)]
+enum Answer {
+    /// Decided.
+    Done(ReserveOutcome),
+    /// The bucket has this many units available, too few: borrow, then send it again.
+    Short(i64),
+}
+
+/// A queued reserve: the request, the wait a shared rate charge imposed on it (µs, 0: none),
+/// and where its answer goes.
+type Waiter = (ReserveRequest, u64, oneshot::Sender<Result<Answer>>);
+
+/// What a lending bucket gives ([`Inner::lend`]).
+#[derive(Clone, Copy)]
+enum Want {
+    /// `max(missing, half of what it has)`, at most what it has.
+    Units(i64),
+    /// Everything it has available, even a shortfall (below 0) that the target then covers.
+    All,
+}
 
 #[derive(Default)]
 struct Queue {
@@ -54,7 +96,9 @@ struct Inner {
     t: RedisTarget,
     consumer: String,
     max_batch: usize,
-    queues: Mutex<HashMap<ActivityId, Arc<Queue>>>,
+    queues: Mutex<HashMap<(ActivityId, u32), Arc<Queue>>>,
+    /// Stock buckets per activity (fixed once loaded, so cached for good).
+    counts: parking_lot::RwLock<HashMap<ActivityId, u32>>,
     sold_out: parking_lot::RwLock<HashMap<ActivityId, Instant>>,
     stop: Arc<Notify>,
 }
@@ -102,6 +146,7 @@ impl RedisStockReserver {
             consumer: format!("relay-{:016x}", rand::random::<u64>()),
             max_batch: max_batch.max(1),
             queues: Mutex::new(HashMap::new()),
+            counts: parking_lot::RwLock::new(HashMap::new()),
             sold_out: parking_lot::RwLock::new(HashMap::new()),
             stop: stop.clone(),
         });
@@ -171,33 +216,66 @@ impl Inner {
         self.t.conn.clone()
     }
 
+    /// The key of one of bucket 0's parts (every part of an activity of one bucket).
     fn key(&self, a: ActivityId, part: &str) -> String {
-        format!("{}:{{a{}}}:{}", self.t.prefix, a, part)
+        self.key_in(a, 0, part)
+    }
+
+    /// The key of one part of bucket `j`: its own hash tag for `j > 0`.
+    fn key_in(&self, a: ActivityId, j: u32, part: &str) -> String {
+        if j == 0 {
+            format!("{}:{{a{}}}:{}", self.t.prefix, a, part)
+        } else {
+            format!("{}:{{a{}.{}}}:{}", self.t.prefix, a, j, part)
+        }
     }
 
     fn activities_key(&self) -> String {
         format!("{}:activities", self.t.prefix)
     }
 
-    /// The activities ever loaded (whose outbox streams the relay reads).
-    async fn activities(&self) -> Result<Vec<ActivityId>> {
-        let ids: Vec<i64> = redis::cmd("SMEMBERS")
+    /// The buckets of every activity ever loaded (whose outbox streams the relay reads): set
+    /// members `<id>` (bucket 0) and `<id>.<j>`.
+    async fn activities(&self) -> Result<Vec<(ActivityId, u32)>> {
+        let ids: Vec<String> = redis::cmd("SMEMBERS")
             .arg(self.activities_key())
             .query_async(&mut self.conn())
             .await
             .map_err(map_err)?;
-        Ok(ids.into_iter().map(ActivityId).collect())
+        Ok(ids.iter().filter_map(|m| parse_bucket(m)).collect())
     }
 
-    /// One field of one of an activity's hashes.
+    /// The activity's number of stock buckets: cached, else read from bucket 0 (1 when it
+    /// has none recorded, or is not loaded; only a loaded activity's count is cached).
+    async fn count(&self, a: ActivityId) -> Result<u32> {
+        if let Some(k) = self.counts.read().get(&a) {
+            return Ok(*k);
+        }
+        let (k, total): (Option<u32>, Option<i64>) = redis::cmd("HMGET")
+            .arg(self.key(a, "stock"))
+            .arg("buckets")
+            .arg("total")
+            .query_async(&mut self.conn())
+            .await
+            .map_err(map_err)?;
+        if total.is_none() {
+            return Ok(1);
+        }
+        let k = k.unwrap_or(1).max(1);
+        self.counts.write().insert(a, k);
+        Ok(k)
+    }
+
+    /// One field of one of a bucket's hashes.
     async fn hget<T: redis::FromRedisValue>(
         &self,
         a: ActivityId,
+        j: u32,
         part: &str,
         field: i64,
     ) -> Result<Option<T>> {
         redis::cmd("HGET")
-            .arg(self.key(a, part))
+            .arg(self.key_in(a, j, part))
             .arg(field)
             .query_async(&mut self.conn())
             .await
@@ -230,17 +308,21 @@ impl Inner {
         }
     }
 
+    /// One script call for a batch of reserves in bucket `j` (`bucketed`: of an activity of
+    /// several, where a short bucket answers [`Answer::Short`]).
     async fn reserve_batch(
         &self,
         a: ActivityId,
-        reqs: &[ReserveRequest],
-    ) -> Result<Vec<ReserveOutcome>> {
+        j: u32,
+        bucketed: bool,
+        reqs: &[(ReserveRequest, u64)],
+    ) -> Result<Vec<Answer>> {
         let mut inv = RESERVE.prepare_invoke();
         for part in ["stock", "holds", "users", "req", "outbox", "rate"] {
-            inv.key(self.key(a, part));
+            inv.key(self.key_in(a, j, part));
         }
-        inv.arg(reqs.len());
-        for r in reqs {
+        inv.arg(reqs.len()).arg(u8::from(bucketed));
+        for (r, refused) in reqs {
             inv.arg(r.user_id.0)
                 .arg(r.quantity)
                 .arg(&r.request_id)
@@ -249,14 +331,13 @@ impl Inner {
                 .arg(r.expires_at.timestamp_millis())
                 .arg(r.now.timestamp_millis())
                 .arg(r.trace_parent.as_deref().unwrap_or(""))
+                .arg(*refused)
                 .arg(r.rates.len());
             if !r.rates.is_empty() {
                 inv.arg(r.now.timestamp_micros());
                 for c in &r.rates {
-                    let interval = c.quota.interval().as_micros() as i64;
-                    inv.arg(&c.key)
-                        .arg(interval)
-                        .arg(interval * i64::from(c.quota.burst.max(1) - 1));
+                    let (interval, tolerance) = gcra_args(c);
+                    inv.arg(&c.key).arg(interval).arg(tolerance);
                 }
             }
         }
@@ -269,13 +350,16 @@ impl Inner {
                 "reserve answered a different number of results",
             ));
         }
-        let outcomes: Vec<ReserveOutcome> =
+        let answers: Vec<Answer> =
             outs.into_iter()
                 .zip(reqs)
-                .map(|(o, r)| {
+                .map(|(o, (r, _))| {
                     let f = items(o, "reserve result")?;
                     let code = f.first().map(|c| int(c, "reserve code")).transpose()?;
-                    Ok(match code {
+                    if code == Some(9) {
+                        return Ok(Answer::Short(int(&f[1], "available")?));
+                    }
+                    Ok(Answer::Done(match code {
                         // Reserved now: the hold is exactly what the request described.
                         Some(0) if f.len() == 1 => ReserveOutcome::Reserved {
                             hold: Hold {
@@ -318,25 +402,31 @@ impl Inner {
                             ),
                         },
                         _ => return Err(unexpected("reserve code", &Value::Array(f))),
-                    })
+                    }))
                 })
                 .collect::<Result<_>>()?;
+        let done = |want: fn(&ReserveOutcome) -> bool| {
+            answers
+                .iter()
+                .any(|o| matches!(o, Answer::Done(o) if want(o)))
+        };
         if let super::conn::Ack::Replicas { n, timeout } = self.t.ack {
             // Every write of this connection so far, the batch's included (a replay writes its
             // request id again), must reach `n` replicas before any buy of the batch is
             // acknowledged. A batch that reserved nothing waits for nothing (it may have written
             // rate charges: a failover that loses one only gives a buyer back part of a burst).
-            if outcomes
-                .iter()
-                .any(|o| matches!(o, ReserveOutcome::Reserved { .. }))
-            {
+            if done(|o| matches!(o, ReserveOutcome::Reserved { .. })) {
                 self.wait_for_replicas(&mut conn, n, timeout).await?;
             }
         }
-        if outcomes.contains(&ReserveOutcome::SoldOut) {
+        // With buckets, the bucket's caller decides that the whole activity is sold out.
+        if done(|o| *o == ReserveOutcome::SoldOut) {
             self.announce_sold_out(a, true).await;
         }
-        Ok(outcomes)
+        if done(|o| *o == ReserveOutcome::NotLoaded) {
+            self.counts.write().remove(&a);
+        }
+        Ok(answers)
     }
 
     /// `WAIT n timeout`; fewer replicas than `n` is "unavailable, retry under the same key".
@@ -364,8 +454,8 @@ impl Inner {
         Ok(())
     }
 
-    /// Drains an activity's queue: one script call per batch, until nothing is queued.
-    async fn drive(self: Arc<Self>, a: ActivityId, q: Arc<Queue>) {
+    /// Drains a bucket's queue: one script call per batch, until nothing is queued.
+    async fn drive(self: Arc<Self>, a: ActivityId, j: u32, bucketed: bool, q: Arc<Queue>) {
         loop {
             // Let the callers woken by the last batch queue their next requests first: bigger
             // batches, no timer.
@@ -379,8 +469,9 @@ impl Inner {
                 let n = p.len().min(self.max_batch);
                 p.drain(..n).collect()
             };
-            let (reqs, txs): (Vec<ReserveRequest>, Vec<_>) = batch.into_iter().unzip();
-            match self.reserve_batch(a, &reqs).await {
+            let (reqs, txs): (Vec<_>, Vec<_>) =
+                batch.into_iter().map(|(r, w, tx)| ((r, w), tx)).unzip();
+            match self.reserve_batch(a, j, bucketed, &reqs).await {
                 Ok(outs) => {
                     for (tx, out) in txs.into_iter().zip(outs) {
                         let _ = tx.send(Ok(out));
@@ -403,6 +494,466 @@ impl Inner {
             }
         }
     }
+
+    /// One reserve in bucket `j`: batched with the bucket's other reserves, unless batching is
+    /// off.
+    async fn submit(
+        self: &Arc<Self>,
+        a: ActivityId,
+        j: u32,
+        bucketed: bool,
+        req: &ReserveRequest,
+        refused: u64,
+    ) -> Result<Answer> {
+        if self.max_batch == 1 {
+            let mut v = self
+                .reserve_batch(a, j, bucketed, &[(req.clone(), refused)])
+                .await?;
+            return v
+                .pop()
+                .ok_or_else(|| Error::backend("redis", "empty reserve reply"));
+        }
+        let q = self.queues.lock().entry((a, j)).or_default().clone();
+        let (tx, rx) = oneshot::channel();
+        q.pending.lock().push((req.clone(), refused, tx));
+        if !q.running.swap(true, Ordering::AcqRel) {
+            tokio::spawn(self.clone().drive(a, j, bucketed, q));
+        }
+        rx.await
+            .map_err(|_| Error::backend("redis", "reserve batch driver stopped"))?
+    }
+
+    /// A reserve of an activity of `k > 1` buckets: in the buyer's bucket, borrowing from the
+    /// others while it is short; refused only when the activity as a whole is.
+    async fn reserve_in_buckets(
+        self: &Arc<Self>,
+        req: &ReserveRequest,
+        k: u32,
+    ) -> Result<ReserveOutcome> {
+        let a = req.activity_id;
+        let home = seckill_core::stock::bucket_of(req.user_id, k);
+        // Charges only this buyer makes live in their bucket, in the reserve's own step; a
+        // charge buyers share is the activity's, on bucket 0: charged first, given back when
+        // the reserve took nothing for a reason that charges nothing.
+        let (shared, own): (Vec<_>, Vec<_>) =
+            req.rates.iter().cloned().partition(|c| !c.buyer_only);
+        let mut mine = req.clone();
+        mine.rates = own;
+        let now_us = req.now.timestamp_micros();
+        let mut refused = 0;
+        let charged = if shared.is_empty() {
+            false
+        } else {
+            match self.charge(a, &shared, now_us, "charge").await? {
+                None => true,
+                Some(wait) => {
+                    refused = wait.max(1);
+                    false
+                }
+            }
+        };
+        let out = self.reserve_borrowing(&mine, k, home, refused).await;
+        if charged {
+            let keeps = matches!(
+                out,
+                Ok(ReserveOutcome::Reserved {
+                    replayed: false,
+                    ..
+                } | ReserveOutcome::LimitExceeded { .. }
+                    | ReserveOutcome::SoldOut
+                    | ReserveOutcome::InsufficientStock { .. })
+                    | Err(_)
+            );
+            if !keeps {
+                self.charge(a, &shared, now_us, "refund").await?;
+            }
+        }
+        out
+    }
+
+    async fn reserve_borrowing(
+        self: &Arc<Self>,
+        req: &ReserveRequest,
+        k: u32,
+        home: u32,
+        refused: u64,
+    ) -> Result<ReserveOutcome> {
+        let a = req.activity_id;
+        let mut whole = 0;
+        for _ in 0..BORROW_ROUNDS {
+            match self.submit(a, home, true, req, refused).await? {
+                Answer::Done(o) => return Ok(o),
+                Answer::Short(avail) => {
+                    let short = i64::from(req.quantity) - avail;
+                    let (moved, left) = self.borrow(a, home, k, short).await?;
+                    whole = avail + moved + left;
+                    if moved == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+        if whole <= 0 {
+            self.announce_sold_out(a, true).await;
+            Ok(ReserveOutcome::SoldOut)
+        } else {
+            Ok(ReserveOutcome::InsufficientStock {
+                available: whole.min(i64::from(req.quantity) - 1).max(1) as u32,
+            })
+        }
+    }
+
+    /// Moves units into bucket `home` from the others in turn until `short` more are there or
+    /// the others have none. Returns (units moved, units the visited donors have left).
+    async fn borrow(&self, a: ActivityId, home: u32, k: u32, short: i64) -> Result<(i64, i64)> {
+        let (mut need, mut moved, mut left) = (short, 0, 0);
+        for step in 1..k {
+            if need <= 0 {
+                break;
+            }
+            let d = (home + step) % k;
+            let (take, after) = self.lend(a, d, home, Want::Units(need)).await?;
+            moved += take;
+            need -= take;
+            left += after.max(0);
+        }
+        Ok((moved, left))
+    }
+
+    /// A journaled transfer from bucket `from` to bucket `to`, completed. Returns (units moved,
+    /// units `from` has left).
+    async fn lend(&self, a: ActivityId, from: u32, to: u32, want: Want) -> Result<(i64, i64)> {
+        let tid = format!("{:016x}", rand::random::<u64>());
+        let mut inv = LEND.prepare_invoke();
+        inv.key(self.key_in(a, from, "stock"))
+            .key(self.key_in(a, from, "lent"))
+            .arg(&tid)
+            .arg(to);
+        match want {
+            Want::Units(n) => inv.arg(n),
+            Want::All => inv.arg("all"),
+        };
+        let f = items(
+            inv.invoke_async(&mut self.conn()).await.map_err(map_err)?,
+            "lend",
+        )?;
+        let (take, after) = match f.as_slice() {
+            [t, l] => (int(t, "lent")?, int(l, "left")?),
+            _ => return Err(unexpected("lend", &Value::Array(f))),
+        };
+        if take != 0 {
+            self.complete(a, from, to, &tid, take).await?;
+        }
+        Ok((take, after))
+    }
+
+    /// The target's half of a transfer, then the journal entry's removal (both idempotent).
+    async fn complete(
+        &self,
+        a: ActivityId,
+        from: u32,
+        to: u32,
+        tid: &str,
+        units: i64,
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        let _: i64 = RECEIVE
+            .key(self.key_in(a, to, "stock"))
+            .key(self.key_in(a, to, "got"))
+            .arg(tid)
+            .arg(units)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(map_err)?;
+        // The journal entry first: while it exists, the target's record of the transfer must
+        // stay, or completing it again would add the units twice.
+        for (j, part) in [(from, "lent"), (to, "got")] {
+            redis::cmd("HDEL")
+                .arg(self.key_in(a, j, part))
+                .arg(tid)
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(map_err)?;
+        }
+        Ok(())
+    }
+
+    /// The transfers bucket `from` has in its journal: (id, target, units).
+    async fn journal(&self, a: ActivityId, from: u32) -> Result<Vec<(String, u32, i64)>> {
+        let all: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(self.key_in(a, from, "lent"))
+            .query_async(&mut self.conn())
+            .await
+            .map_err(map_err)?;
+        all.into_iter()
+            .map(|(tid, v)| {
+                v.split_once('|')
+                    .and_then(|(t, n)| Some((tid.clone(), t.parse().ok()?, n.parse().ok()?)))
+                    .ok_or_else(|| Error::backend("redis", format!("stock journal entry {v:?}")))
+            })
+            .collect()
+    }
+
+    /// Completes every transfer of `from` that a crash left in transit.
+    async fn settle(&self, a: ActivityId, from: u32) -> Result<()> {
+        for (tid, to, units) in self.journal(a, from).await? {
+            self.complete(a, from, to, &tid, units).await?;
+        }
+        Ok(())
+    }
+
+    /// Charges (or gives back) rate charges buyers share, on bucket 0. `Some(wait)` when
+    /// over quota (then nothing was charged).
+    async fn charge(
+        &self,
+        a: ActivityId,
+        charges: &[RateCharge],
+        now_us: i64,
+        mode: &str,
+    ) -> Result<Option<u64>> {
+        let mut inv = CHARGE.prepare_invoke();
+        inv.key(self.key(a, "rate")).arg(mode).arg(now_us);
+        for c in charges {
+            let (interval, tolerance) = gcra_args(c);
+            inv.arg(&c.key).arg(interval).arg(tolerance);
+        }
+        let f = items(
+            inv.invoke_async(&mut self.conn()).await.map_err(map_err)?,
+            "rate charge",
+        )?;
+        match f.first().map(|c| int(c, "charge code")).transpose()? {
+            Some(0) => Ok(None),
+            Some(1) => Ok(Some(int(&f[1], "retry after")?.max(1) as u64)),
+            _ => Err(unexpected("rate charge", &Value::Array(f))),
+        }
+    }
+
+    /// Warm-up of an activity of `k > 1` buckets (docs/adr/0020): completes transfers left in
+    /// transit, gathers what is available into bucket 0, checks the total against what is
+    /// held or sold, loads each bucket (window, limit, its buyers' counts and adopted holds),
+    /// then sets the total on bucket 0 and spreads what is available evenly.
+    async fn load_buckets(&self, spec: &StockSpec) -> Result<()> {
+        let (a, k) = (spec.activity_id, spec.buckets);
+        let mut conn = self.conn();
+        let (stored, total, fence): (Option<u32>, Option<i64>, Option<u64>) = redis::cmd("HMGET")
+            .arg(self.key(a, "stock"))
+            .arg(&["buckets", "total", "fence"])
+            .query_async(&mut conn)
+            .await
+            .map_err(map_err)?;
+        let exists = total.is_some();
+        if exists {
+            check_count(a, stored.unwrap_or(1), k)?;
+        }
+        if spec.fence > 0 && spec.fence < fence.unwrap_or(0) {
+            return Err(seckill_core::lock::stale_fence(
+                a,
+                spec.fence,
+                fence.unwrap_or(0),
+            ));
+        }
+        let mut members = vec![a.0.to_string()];
+        members.extend((1..k).map(|j| format!("{a}.{j}")));
+        redis::cmd("SADD")
+            .arg(self.activities_key())
+            .arg(&members)
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(map_err)?;
+        for j in 0..k {
+            self.settle(a, j).await?;
+        }
+        if exists {
+            self.gather(a, k).await?;
+        }
+        // What adopting would add, before anything changes.
+        let mut adopt: Vec<Vec<&seckill_core::domain::Hold>> = vec![Vec::new(); k as usize];
+        for h in &spec.adopt {
+            adopt[seckill_core::stock::bucket_of(h.user_id, k) as usize].push(h);
+        }
+        let mut adopted = 0u32;
+        for (j, holds) in adopt.iter().enumerate() {
+            for h in holds {
+                let known: bool = redis::cmd("HEXISTS")
+                    .arg(self.key_in(a, j as u32, "holds"))
+                    .arg(h.id.0)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(map_err)?;
+                adopted += if known { 0 } else { h.quantity };
+            }
+        }
+        let taken = if exists {
+            let (avail, atotal): (i64, i64) = redis::cmd("HMGET")
+                .arg(self.key(a, "stock"))
+                .arg(&["avail", "atotal"])
+                .query_async(&mut conn)
+                .await
+                .map_err(map_err)?;
+            (atotal - avail).max(0) as u64
+        } else {
+            u64::from(spec.sold)
+        };
+        if u64::from(spec.total) < taken + u64::from(adopted) {
+            return Err(total_too_low(spec, taken + u64::from(adopted)));
+        }
+        for j in (1..k).chain([0]) {
+            let mut inv = BUCKET_LOAD.prepare_invoke();
+            inv.key(self.key_in(a, j, "stock"))
+                .key(self.key_in(a, j, "users"))
+                .key(self.key_in(a, j, "outbox"))
+                .key(self.key_in(a, j, "holds"))
+                .arg(if j == 0 { spec.sold } else { 0 })
+                .arg(spec.per_user_limit)
+                .arg(ms(spec.starts_at))
+                .arg(ms(spec.ends_at))
+                .arg(spec.fence)
+                .arg(k);
+            let users: Vec<_> = spec
+                .user_counts
+                .iter()
+                .filter(|(u, _)| seckill_core::stock::bucket_of(*u, k) == j)
+                .collect();
+            inv.arg(users.len());
+            for (u, n) in users {
+                inv.arg(u.0).arg(*n);
+            }
+            for h in &adopt[j as usize] {
+                inv.arg(h.id.0)
+                    .arg(hold_record_text(h, HoldState::Confirmed));
+            }
+            let reply = items(inv.invoke_async(&mut conn).await.map_err(map_err)?, "load")?;
+            match reply.first().map(|c| int(c, "load code")).transpose()? {
+                Some(0) => {}
+                Some(2) => {
+                    return Err(seckill_core::lock::stale_fence(
+                        a,
+                        spec.fence,
+                        u64::try_from(int(&reply[1], "newest fence")?).unwrap_or(0),
+                    ))
+                }
+                _ => return Err(unexpected("load", &Value::Array(reply))),
+            }
+        }
+        // Adopted holds may have left a bucket short (below 0): bucket 0 covers it.
+        self.gather(a, k).await?;
+        let tids: Vec<String> = (1..k)
+            .map(|_| format!("{:016x}", rand::random::<u64>()))
+            .collect();
+        let mut inv = RESIZE.prepare_invoke();
+        inv.key(self.key(a, "stock"))
+            .key(self.key(a, "lent"))
+            .arg(spec.total)
+            .arg(spec.fence)
+            .arg(&tids);
+        let reply = items(
+            inv.invoke_async(&mut conn).await.map_err(map_err)?,
+            "resize",
+        )?;
+        match reply.first().map(|c| int(c, "resize code")).transpose()? {
+            Some(0) => {
+                let share = int(&reply[1], "share")?;
+                if share > 0 {
+                    for (j, tid) in (1..k).zip(&tids) {
+                        self.complete(a, 0, j, tid, share).await?;
+                    }
+                }
+            }
+            Some(1) => {
+                return Err(total_too_low(
+                    spec,
+                    u64::try_from(int(&reply[1], "taken")?).unwrap_or(0),
+                ))
+            }
+            Some(2) => {
+                return Err(seckill_core::lock::stale_fence(
+                    a,
+                    spec.fence,
+                    u64::try_from(int(&reply[1], "newest fence")?).unwrap_or(0),
+                ))
+            }
+            _ => return Err(unexpected("resize", &Value::Array(reply))),
+        }
+        self.counts.write().insert(a, k);
+        Ok(())
+    }
+
+    /// Each bucket's figures (`None` for a bucket not loaded).
+    async fn bucket_figures(&self, a: ActivityId, k: u32) -> Result<Vec<Option<StockSnapshot>>> {
+        let mut out = Vec::with_capacity(k as usize);
+        for j in 0..k {
+            let v: Vec<Option<i64>> = redis::cmd("HMGET")
+                .arg(self.key_in(a, j, "stock"))
+                .arg(&["total", "avail", "held", "sold"])
+                .query_async(&mut self.conn())
+                .await
+                .map_err(map_err)?;
+            out.push(match v.as_slice() {
+                [Some(total), Some(avail), Some(held), Some(sold)] => Some(StockSnapshot {
+                    total: *total as u32,
+                    available: *avail,
+                    held: *held as u32,
+                    sold: *sold as u32,
+                }),
+                _ => None,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Moves every other bucket's available units (or shortfall) into bucket 0.
+    async fn gather(&self, a: ActivityId, k: u32) -> Result<()> {
+        for j in 1..k {
+            self.lend(a, j, 0, Want::All).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A bucket set member: `<id>` (bucket 0) or `<id>.<j>`.
+fn parse_bucket(m: &str) -> Option<(ActivityId, u32)> {
+    match m.split_once('.') {
+        None => Some((ActivityId(m.parse().ok()?), 0)),
+        Some((a, j)) => Some((ActivityId(a.parse().ok()?), j.parse().ok()?)),
+    }
+}
+
+/// The name a bucket's outbox entries carry before their stream id: `<id>` or `<id>.<j>`.
+fn bucket_name(a: ActivityId, j: u32) -> String {
+    if j == 0 {
+        a.0.to_string()
+    } else {
+        format!("{a}.{j}")
+    }
+}
+
+/// A charge's GCRA parameters in microseconds: (emission interval, tolerance).
+fn gcra_args(c: &RateCharge) -> (i64, i64) {
+    let interval = c.quota.interval().as_micros() as i64;
+    (interval, interval * i64::from(c.quota.burst.max(1) - 1))
+}
+
+/// The number of buckets cannot change once an activity is loaded.
+fn check_count(a: ActivityId, stored: u32, asked: u32) -> Result<()> {
+    if stored == asked {
+        return Ok(());
+    }
+    Err(Error::conflict(
+        Entity::Activity,
+        a,
+        format!("its stock is in {stored} buckets; the number cannot change once loaded (asked {asked})"),
+    ))
+}
+
+fn total_too_low(spec: &StockSpec, taken: u64) -> Error {
+    Error::conflict(
+        Entity::Activity,
+        spec.activity_id,
+        format!(
+            "total {} is below the {taken} units already held or sold",
+            spec.total
+        ),
+    )
 }
 
 #[async_trait]
@@ -414,11 +965,22 @@ impl StockReserver for RedisStockReserver {
         if spec.sold > spec.total {
             return Err(Error::invalid("sold exceeds total"));
         }
-        // One bucket per activity here so far (docs/adr/0020).
         seckill_core::stock::check_buckets(spec, self.max_buckets())?;
         let i = &self.inner;
         let a = spec.activity_id;
+        if spec.buckets > 1 {
+            i.load_buckets(spec).await?;
+            i.announce_sold_out(a, false).await;
+            return Ok(());
+        }
         let mut conn = i.conn();
+        let stored: Option<u32> = redis::cmd("HGET")
+            .arg(i.key(a, "stock"))
+            .arg("buckets")
+            .query_async(&mut conn)
+            .await
+            .map_err(map_err)?;
+        check_count(a, stored.unwrap_or(1), 1)?;
         redis::cmd("SADD")
             .arg(i.activities_key())
             .arg(a.0)
@@ -447,17 +1009,13 @@ impl StockReserver for RedisStockReserver {
         let reply = items(inv.invoke_async(&mut conn).await.map_err(map_err)?, "load")?;
         match reply.first().map(|c| int(c, "load code")).transpose()? {
             Some(0) => {
+                i.counts.write().insert(a, 1);
                 i.announce_sold_out(a, false).await;
                 Ok(())
             }
-            Some(1) => Err(Error::conflict(
-                Entity::Activity,
-                a,
-                format!(
-                    "total {} is below the {} units already held or sold",
-                    spec.total,
-                    int(&reply[1], "taken")?
-                ),
+            Some(1) => Err(total_too_low(
+                spec,
+                u64::try_from(int(&reply[1], "taken")?).unwrap_or(0),
             )),
             Some(2) => Err(seckill_core::lock::stale_fence(
                 a,
@@ -474,104 +1032,152 @@ impl StockReserver for RedisStockReserver {
         }
         seckill_core::rate_limit::check_charges(&req.rates)?;
         let i = &self.inner;
-        if i.max_batch == 1 {
-            let mut v = i
-                .reserve_batch(req.activity_id, std::slice::from_ref(req))
-                .await?;
-            return v
-                .pop()
-                .ok_or_else(|| Error::backend("redis", "empty reserve reply"));
+        let k = i.count(req.activity_id).await?;
+        if k > 1 {
+            return i.reserve_in_buckets(req, k).await;
         }
-        let q = i.queues.lock().entry(req.activity_id).or_default().clone();
-        let (tx, rx) = oneshot::channel();
-        q.pending.lock().push((req.clone(), tx));
-        if !q.running.swap(true, Ordering::AcqRel) {
-            tokio::spawn(i.clone().drive(req.activity_id, q));
+        match i.submit(req.activity_id, 0, false, req, 0).await? {
+            Answer::Done(o) => Ok(o),
+            Answer::Short(_) => Err(Error::backend(
+                "redis",
+                "a one-bucket reserve asked to borrow",
+            )),
         }
-        rx.await
-            .map_err(|_| Error::backend("redis", "reserve batch driver stopped"))?
     }
 
     async fn confirm(&self, a: ActivityId, hold: HoldId) -> Result<Transition> {
         let i = &self.inner;
-        let code: i64 = CONFIRM
-            .key(i.key(a, "stock"))
-            .key(i.key(a, "holds"))
-            .arg(hold.0)
-            .invoke_async(&mut i.conn())
-            .await
-            .map_err(map_err)?;
-        Ok(match code {
-            0 => Transition::Applied,
-            1 => Transition::AlreadyDone,
-            2 => Transition::Refused(HoldState::Released),
+        let k = i.count(a).await?;
+        // The hold is in one bucket; in the others the script finds nothing and writes nothing.
+        let codes = futures::future::try_join_all((0..k).map(|j| async move {
+            CONFIRM
+                .key(i.key_in(a, j, "stock"))
+                .key(i.key_in(a, j, "holds"))
+                .arg(hold.0)
+                .invoke_async::<i64>(&mut i.conn())
+                .await
+                .map_err(map_err)
+        }))
+        .await?;
+        Ok(match codes.into_iter().find(|c| *c != 3) {
+            Some(0) => Transition::Applied,
+            Some(1) => Transition::AlreadyDone,
+            Some(2) => Transition::Refused(HoldState::Released),
             _ => Transition::Unknown,
         })
     }
 
     async fn release(&self, a: ActivityId, hold: HoldId) -> Result<Transition> {
         let i = &self.inner;
-        let reply: Value = RELEASE
-            .key(i.key(a, "stock"))
-            .key(i.key(a, "holds"))
-            .key(i.key(a, "users"))
-            .arg(hold.0)
-            .invoke_async(&mut i.conn())
-            .await
-            .map_err(map_err)?;
-        let f = items(reply, "release")?;
-        Ok(
+        let k = i.count(a).await?;
+        let replies = futures::future::try_join_all((0..k).map(|j| async move {
+            let reply: Value = RELEASE
+                .key(i.key_in(a, j, "stock"))
+                .key(i.key_in(a, j, "holds"))
+                .key(i.key_in(a, j, "users"))
+                .arg(hold.0)
+                .invoke_async(&mut i.conn())
+                .await
+                .map_err(map_err)?;
+            items(reply, "release")
+        }))
+        .await?;
+        for f in replies {
             match f.first().map(|c| int(c, "release code")).transpose()? {
                 Some(0) => {
                     let before = f.get(1).map(|v| int(v, "available")).transpose()?;
                     if before.unwrap_or(1) <= 0 {
                         i.announce_sold_out(a, false).await;
                     }
-                    Transition::Applied
+                    return Ok(Transition::Applied);
                 }
-                Some(1) => Transition::AlreadyDone,
-                _ => Transition::Unknown,
-            },
-        )
+                Some(1) => return Ok(Transition::AlreadyDone),
+                _ => {}
+            }
+        }
+        Ok(Transition::Unknown)
     }
 
     async fn snapshot(&self, a: ActivityId) -> Result<Option<StockSnapshot>> {
         let i = &self.inner;
-        let v: Vec<Option<i64>> = redis::cmd("HMGET")
-            .arg(i.key(a, "stock"))
-            .arg(&["total", "avail", "held", "sold"])
-            .query_async(&mut i.conn())
-            .await
-            .map_err(map_err)?;
-        Ok(match v.as_slice() {
-            [Some(total), Some(avail), Some(held), Some(sold)] => Some(StockSnapshot {
-                total: *total as u32,
-                available: *avail,
-                held: *held as u32,
-                sold: *sold as u32,
-            }),
-            _ => None,
-        })
+        let k = i.count(a).await?;
+        let parts = i.bucket_figures(a, k).await?;
+        let Some(mut s) = parts
+            .into_iter()
+            .try_fold(StockSnapshot::default(), |mut s, b| {
+                let b = b?;
+                s.total += b.total;
+                s.available += b.available;
+                s.held += b.held;
+                s.sold += b.sold;
+                Some(s)
+            })
+        else {
+            return Ok(None);
+        };
+        // Units lent and not yet received belong to the activity (available, in transit).
+        if k > 1 {
+            for from in 0..k {
+                for (tid, to, units) in i.journal(a, from).await? {
+                    let got: bool = redis::cmd("HEXISTS")
+                        .arg(i.key_in(a, to, "got"))
+                        .arg(&tid)
+                        .query_async(&mut i.conn())
+                        .await
+                        .map_err(map_err)?;
+                    if !got {
+                        s.total = (i64::from(s.total) + units) as u32;
+                        s.available += units;
+                    }
+                }
+            }
+        }
+        Ok(Some(s))
+    }
+
+    async fn buckets(&self, a: ActivityId) -> Result<Vec<StockSnapshot>> {
+        let i = &self.inner;
+        let k = i.count(a).await?;
+        Ok(i.bucket_figures(a, k)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
+    fn max_buckets(&self) -> u32 {
+        seckill_core::stock::MAX_BUCKETS
     }
 
     async fn hold(&self, a: ActivityId, hold: HoldId) -> Result<Option<HoldRecord>> {
-        let rec: Option<String> = self.inner.hget(a, "holds", hold.0).await?;
-        rec.map(|r| hold_record(a, hold, &r).map(|(hold, state)| HoldRecord { hold, state }))
+        let i = &self.inner;
+        let k = i.count(a).await?;
+        let recs = futures::future::try_join_all(
+            (0..k).map(|j| i.hget::<Option<String>>(a, j, "holds", hold.0)),
+        )
+        .await?;
+        recs.into_iter()
+            .flatten()
+            .flatten()
+            .next()
+            .map(|r| hold_record(a, hold, &r).map(|(hold, state)| HoldRecord { hold, state }))
             .transpose()
     }
 
     async fn live_holds(&self, a: ActivityId) -> Result<Vec<HoldRecord>> {
         let i = &self.inner;
-        let all: HashMap<i64, String> = redis::cmd("HGETALL")
-            .arg(i.key(a, "holds"))
-            .query_async(&mut i.conn())
-            .await
-            .map_err(map_err)?;
         let mut out = Vec::new();
-        for (id, rec) in all {
-            let (hold, state) = hold_record(a, HoldId(id), &rec)?;
-            if state != HoldState::Released {
-                out.push(HoldRecord { hold, state });
+        for j in 0..i.count(a).await? {
+            let all: HashMap<i64, String> = redis::cmd("HGETALL")
+                .arg(i.key_in(a, j, "holds"))
+                .query_async(&mut i.conn())
+                .await
+                .map_err(map_err)?;
+            for (id, rec) in all {
+                let (hold, state) = hold_record(a, HoldId(id), &rec)?;
+                if state != HoldState::Released {
+                    out.push(HoldRecord { hold, state });
+                }
             }
         }
         out.sort_by_key(|r| r.hold.id);
@@ -579,7 +1185,9 @@ impl StockReserver for RedisStockReserver {
     }
 
     async fn user_count(&self, a: ActivityId, user: UserId) -> Result<u32> {
-        let n: Option<u32> = self.inner.hget(a, "users", user.0).await?;
+        let i = &self.inner;
+        let j = seckill_core::stock::bucket_of(user, i.count(a).await?);
+        let n: Option<u32> = i.hget(a, j, "users", user.0).await?;
         Ok(n.unwrap_or(0))
     }
 
@@ -587,12 +1195,12 @@ impl StockReserver for RedisStockReserver {
         let i = &self.inner;
         let mut conn = i.conn();
         let mut out = Vec::new();
-        for a in i.activities().await? {
+        for (a, j) in i.activities().await? {
             if out.len() >= max {
                 break;
             }
             let reply: Value = OUTBOX_CLAIM
-                .key(i.key(a, "outbox"))
+                .key(i.key_in(a, j, "outbox"))
                 .arg(&i.consumer)
                 .arg(lease.as_millis().max(1) as u64)
                 .arg(max - out.len())
@@ -606,7 +1214,7 @@ impl StockReserver for RedisStockReserver {
                 }
                 let trace = string(&f[3], "traceparent")?;
                 out.push(OutboxEntry {
-                    id: format!("{}/{}", a, string(&f[0], "stream id")?),
+                    id: format!("{}/{}", bucket_name(a, j), string(&f[0], "stream id")?),
                     hold: outbox_payload(a, &string(&f[1], "payload")?)?,
                     attempts: int(&f[2], "attempts")? as u32,
                     trace_parent: (!trace.is_empty()).then_some(trace),
@@ -618,17 +1226,17 @@ impl StockReserver for RedisStockReserver {
 
     async fn outbox_ack(&self, ids: &[String]) -> Result<()> {
         let i = &self.inner;
-        let mut by_activity: HashMap<ActivityId, Vec<&str>> = HashMap::new();
+        let mut by_bucket: HashMap<(ActivityId, u32), Vec<&str>> = HashMap::new();
         for id in ids {
             let (a, sid) = id
                 .split_once('/')
-                .and_then(|(a, s)| Some((ActivityId(a.parse().ok()?), s)))
+                .and_then(|(a, s)| Some((parse_bucket(a)?, s)))
                 .ok_or_else(|| Error::invalid(format!("outbox id {id:?}")))?;
-            by_activity.entry(a).or_default().push(sid);
+            by_bucket.entry(a).or_default().push(sid);
         }
         let mut conn = i.conn();
-        for (a, sids) in by_activity {
-            let key = i.key(a, "outbox");
+        for ((a, j), sids) in by_bucket {
+            let key = i.key_in(a, j, "outbox");
             redis::pipe()
                 .cmd("XACK")
                 .arg(&key)
@@ -649,18 +1257,18 @@ impl StockReserver for RedisStockReserver {
     async fn outbox_lag(&self) -> Result<Vec<(ActivityId, u64)>> {
         let i = &self.inner;
         let mut conn = i.conn();
-        let mut lag = Vec::new();
-        for a in i.activities().await? {
+        let mut lag: std::collections::BTreeMap<ActivityId, u64> = Default::default();
+        for (a, j) in i.activities().await? {
             let len: u64 = redis::cmd("XLEN")
-                .arg(i.key(a, "outbox"))
+                .arg(i.key_in(a, j, "outbox"))
                 .query_async(&mut conn)
                 .await
                 .map_err(map_err)?;
             if len > 0 {
-                lag.push((a, len));
+                *lag.entry(a).or_default() += len;
             }
         }
-        Ok(lag)
+        Ok(lag.into_iter().collect())
     }
 
     fn sold_out_hint(&self, a: ActivityId) -> bool {
