@@ -11,6 +11,12 @@
 //! 4. with `SECKILL_BENCH_ACK_REPLICAS` set (the Redis has a replica): batched with
 //!    `ack=replicas:1`, the cost of waiting for the replica.
 //!
+//! 5. with `SECKILL_BENCH_REDIS_CLUSTER_URL` set (`redis-cluster://…`, e.g. the local
+//!    3-master cluster of `.ci/redis-cluster.sh start`): the scale-out of one hot activity,
+//!    batched, with 1 stock bucket (its baseline: one slot, one master) and with 3 and 6
+//!    buckets spread over the masters (docs/adr/0020), each over the same number of
+//!    reservations, in one run.
+//!
 //! Run: `cargo bench -p seckill-store --bench redis_reserve` (Redis at
 //! `SECKILL_BENCH_REDIS_URL`, default `redis://127.0.0.1:6379/0`; `redis-benchmark` on PATH).
 
@@ -34,7 +40,7 @@ fn next_id() -> i64 {
     IDS.fetch_add(1, Ordering::Relaxed)
 }
 
-async fn fresh_activity(r: &RedisStockReserver) -> ActivityId {
+async fn fresh_activity(r: &RedisStockReserver, buckets: u32) -> ActivityId {
     let a = ActivityId(Utc::now().timestamp_micros());
     let now = Utc::now();
     r.load(&StockSpec {
@@ -47,7 +53,7 @@ async fn fresh_activity(r: &RedisStockReserver) -> ActivityId {
         user_counts: vec![],
         adopt: vec![],
         fence: 0,
-        buckets: 1,
+        buckets,
     })
     .await
     .expect("load");
@@ -56,7 +62,7 @@ async fn fresh_activity(r: &RedisStockReserver) -> ActivityId {
 
 /// The baseline: redis-benchmark EVALSHA of the same script with random users.
 async fn baseline(url: &str, t: &RedisTarget, r: &RedisStockReserver) -> f64 {
-    let a = fresh_activity(r).await;
+    let a = fresh_activity(r, 1).await;
     let sha: String = redis::cmd("SCRIPT")
         .arg("LOAD")
         .arg(include_str!("../src/redis/lua/stock_reserve.lua"))
@@ -94,6 +100,7 @@ async fn baseline(url: &str, t: &RedisTarget, r: &RedisStockReserver) -> f64 {
         ])
         .args([
             "1",
+            "0", // one bucket
             "__rand_int__",
             "1",
             "req__rand_int__",
@@ -102,6 +109,7 @@ async fn baseline(url: &str, t: &RedisTarget, r: &RedisStockReserver) -> f64 {
         ])
         .args([(now + 900_000).to_string(), now.to_string()])
         .arg("") // no traceparent
+        .arg("0") // no shared rate charge refused it
         .output()
         .expect("redis-benchmark on PATH");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -120,9 +128,14 @@ async fn baseline(url: &str, t: &RedisTarget, r: &RedisStockReserver) -> f64 {
     rps
 }
 
-/// Our reserver with `CLIENTS` concurrent callers.
+/// Our reserver with `CLIENTS` concurrent callers, on an activity of one stock bucket.
 async fn ours(r: Arc<RedisStockReserver>) -> f64 {
-    let a = fresh_activity(&r).await;
+    ours_in(r, 1).await
+}
+
+/// Our reserver with `CLIENTS` concurrent callers, on an activity of `buckets` stock buckets.
+async fn ours_in(r: Arc<RedisStockReserver>, buckets: u32) -> f64 {
+    let a = fresh_activity(&r, buckets).await;
     let started = Instant::now();
     let per_client = REQUESTS / CLIENTS;
     let mut tasks = Vec::new();
@@ -194,6 +207,9 @@ async fn main() {
         let waited = ours(Arc::new(RedisStockReserver::new(tw, DEFAULT_MAX_BATCH))).await;
         println!("ours      batched, ack=replicas:1 (WAIT 1):        {waited:>10.0} reservations/s  {:.2}x", waited / base);
     }
+    if let Ok(cluster) = std::env::var("SECKILL_BENCH_REDIS_CLUSTER_URL") {
+        scale_out(&cluster, &prefix).await;
+    }
     // Leave nothing behind.
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{prefix}:*"))
@@ -205,5 +221,45 @@ async fn main() {
             .arg(k)
             .query_async(&mut t.conn.clone())
             .await;
+    }
+}
+
+/// One hot activity on a Redis Cluster: 1 bucket (one slot: one master's core) against 3 and 6.
+async fn scale_out(url: &str, prefix: &str) {
+    let t = connect(&BackendUrl::parse(&format!("{url}?prefix={prefix}c")).unwrap())
+        .await
+        .expect("connect to the cluster");
+    println!("scale-out on {url}, batched (max_batch {DEFAULT_MAX_BATCH})");
+    let mut base = 0.0;
+    for k in [1, 3, 6] {
+        let rate = ours_in(
+            Arc::new(RedisStockReserver::new(t.clone(), DEFAULT_MAX_BATCH)),
+            k,
+        )
+        .await;
+        if k == 1 {
+            base = rate;
+        }
+        println!(
+            "cluster   {k} bucket(s):                             {rate:>10.0} reservations/s  {:.2}x",
+            rate / base
+        );
+    }
+    // The cluster's keys of this run: every master holds some of them.
+    for node in url.trim_start_matches("redis-cluster://").split(',') {
+        let Ok(client) = redis::Client::open(format!("redis://{node}")) else {
+            continue;
+        };
+        let Ok(mut c) = client.get_multiplexed_async_connection().await else {
+            continue;
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}c:*"))
+            .query_async(&mut c)
+            .await
+            .unwrap_or_default();
+        for k in keys {
+            let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(k).query_async(&mut c).await;
+        }
     }
 }
