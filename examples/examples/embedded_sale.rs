@@ -43,6 +43,7 @@ async fn main() -> seckill_core::Result<()> {
             starts_at: now,
             ends_at: now + CDuration::hours(1),
             stock_buckets: 1,
+            event_id: None,
         })
         .await?;
     engine.warm_up(activity.id).await?;

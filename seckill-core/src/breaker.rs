@@ -19,8 +19,8 @@
 
 use crate::broker::{Message, MessageBroker, Subscription};
 use crate::domain::{
-    Activity, ActivityId, HoldId, Order, OrderId, Payment, PaymentId, PaymentStatus, Product,
-    ProductId, User, UserId,
+    Activity, ActivityId, Event, EventId, HoldId, Order, OrderId, Payment, PaymentId,
+    PaymentStatus, Product, ProductId, User, UserId,
 };
 use crate::payment::{Callback, Checkout, Notification, PaymentProvider, PaymentProviders};
 use crate::repo::{
@@ -478,6 +478,11 @@ guarded! {
     async fn activity(&self, id: ActivityId) -> Result<Option<Activity>>;
     async fn list_activities(&self, page: PageRequest) -> Result<Page<Activity>>;
     async fn update_activity(&self, a: &Activity, fence: u64) -> Result<()>;
+    async fn insert_event(&self, e: &Event) -> Result<()>;
+    async fn event(&self, id: EventId) -> Result<Option<Event>>;
+    async fn list_events(&self, page: PageRequest) -> Result<Page<Event>>;
+    async fn update_event(&self, e: &Event) -> Result<()>;
+    async fn event_activities(&self, id: EventId) -> Result<Vec<Activity>>;
 }
 
 guarded! {

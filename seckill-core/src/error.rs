@@ -139,6 +139,8 @@ pub enum Entity {
     Username,
     /// A product.
     Product,
+    /// An event (a show whose sessions are activities).
+    Event,
     /// A sale activity (its record or its stock).
     Activity,
     /// An activity's critical section (warm-up, reconcile, update) held by another process.
@@ -168,6 +170,7 @@ impl Entity {
             Entity::User => "user",
             Entity::Username => "username",
             Entity::Product => "product",
+            Entity::Event => "event",
             Entity::Activity => "activity",
             Entity::ActivityLock => "activity lock",
             Entity::Order => "order",

@@ -13,8 +13,8 @@
 //! transaction, payments, warm-up, the reconciler and the guarantee checker.
 
 use crate::domain::{
-    Activity, ActivityId, HoldId, Order, OrderId, Payment, PaymentId, PaymentStatus, Product,
-    ProductId, User, UserId,
+    Activity, ActivityId, Event, EventId, HoldId, Order, OrderId, Payment, PaymentId,
+    PaymentStatus, Product, ProductId, User, UserId,
 };
 use crate::registry::Repos;
 use crate::repo::{
@@ -267,6 +267,11 @@ routed! {
     read async fn product_activities(&self, id: ProductId) -> Result<Vec<Activity>>;
     read async fn activity(&self, id: ActivityId) -> Result<Option<Activity>>;
     read async fn list_activities(&self, page: PageRequest) -> Result<Page<Activity>>;
+    read async fn event(&self, id: EventId) -> Result<Option<Event>>;
+    read async fn list_events(&self, page: PageRequest) -> Result<Page<Event>>;
+    read async fn event_activities(&self, id: EventId) -> Result<Vec<Activity>>;
+    write async fn insert_event(&self, e: &Event) -> Result<()>;
+    write async fn update_event(&self, e: &Event) -> Result<()>;
     write async fn insert_product(&self, p: &Product) -> Result<()>;
     write async fn update_product(&self, p: &Product) -> Result<()>;
     write async fn delete_product(&self, id: ProductId) -> Result<()>;

@@ -5,8 +5,8 @@
 //! [`OrderRepo::create_from_hold`], so a backend can make it one transaction.
 
 use crate::domain::{
-    Activity, ActivityId, CancelReason, HoldId, Order, OrderId, OrderStatus, Payment, PaymentId,
-    PaymentStatus, Product, ProductId, User, UserId,
+    Activity, ActivityId, CancelReason, Event, EventId, HoldId, Order, OrderId, OrderStatus,
+    Payment, PaymentId, PaymentStatus, Product, ProductId, User, UserId,
 };
 use crate::{Result, Timestamp};
 use async_trait::async_trait;
@@ -80,10 +80,10 @@ pub trait UserRepo: Send + Sync + std::fmt::Debug {
     async fn update_user(&self, user: &User) -> Result<()>;
 }
 
-/// Products and activities.
+/// Products, events and activities.
 ///
 /// Contract: `update_activity` changes everything but `sold`, which only order inserts and
-/// cancellations move.
+/// cancellations move, `stock_buckets` and `event_id`, which are fixed at creation.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait CatalogRepo: Send + Sync + std::fmt::Debug {
@@ -100,7 +100,18 @@ pub trait CatalogRepo: Send + Sync + std::fmt::Debug {
     async fn delete_product(&self, id: ProductId) -> Result<()>;
     /// The product's activities, newest start first.
     async fn product_activities(&self, id: ProductId) -> Result<Vec<Activity>>;
-    /// Adds an activity (its product must exist: `NotFound` otherwise).
+    /// Adds an event.
+    async fn insert_event(&self, e: &Event) -> Result<()>;
+    /// By id.
+    async fn event(&self, id: EventId) -> Result<Option<Event>>;
+    /// Newest first.
+    async fn list_events(&self, page: PageRequest) -> Result<Page<Event>>;
+    /// Replaces an event's title, venue and description; `NotFound` if absent.
+    async fn update_event(&self, e: &Event) -> Result<()>;
+    /// The event's sessions (activities), earliest start first.
+    async fn event_activities(&self, id: EventId) -> Result<Vec<Activity>>;
+    /// Adds an activity (its product and its event, if it names one, must exist: `NotFound`
+    /// on that entity otherwise).
     async fn insert_activity(&self, a: &Activity) -> Result<()>;
     /// By id.
     async fn activity(&self, id: ActivityId) -> Result<Option<Activity>>;

@@ -58,6 +58,7 @@ pub async fn seed(
             starts_at: now - Duration::minutes(1),
             ends_at: now + Duration::days(7),
             stock_buckets: 1,
+            event_id: None,
         })
         .await?;
     e.warm_up(activity.id).await?;

@@ -96,6 +96,8 @@ pub enum Code {
     ProviderDisabled = 5006,
     /// No such product.
     ProductNotFound = 6001,
+    /// No such event.
+    EventNotFound = 6002,
     /// An unexpected failure.
     Internal = 9001,
     /// A backend is unreachable; retry.
@@ -124,7 +126,7 @@ impl Code {
                 StatusCode::BAD_REQUEST
             }
             RouteNotFound | ActivityNotFound | OrderNotFound | PaymentNotFound
-            | UnknownProvider | ProductNotFound | NotFound => StatusCode::NOT_FOUND,
+            | UnknownProvider | ProductNotFound | EventNotFound | NotFound => StatusCode::NOT_FOUND,
             OrderLost => StatusCode::GONE,
             BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -310,6 +312,7 @@ impl From<seckill_core::Error> for ApiError {
                     K::Order => Code::OrderNotFound,
                     K::Payment => Code::PaymentNotFound,
                     K::Product => Code::ProductNotFound,
+                    K::Event => Code::EventNotFound,
                     K::Provider => Code::UnknownProvider,
                     _ => Code::NotFound,
                 };

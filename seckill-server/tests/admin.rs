@@ -481,3 +481,153 @@ async fn sells_every_unit_in_buckets(a: Api) {
     assert_eq!(parts.len(), 3, "{parts:?}");
     assert!(parts.iter().all(|p| p.available == 0), "{parts:?}");
 }
+
+/// Events group sessions (docs/adr/0021): an admin creates an event and its sessions
+/// (activities naming it), a buyer browses the event with each session's status and live
+/// stock; an unknown event is 404 (6002) whether browsed, changed or named by a new session,
+/// and a buyer may not create or change one.
+#[tokio::test]
+async fn an_event_lists_its_sessions_with_live_stock() {
+    let a = api(false).await;
+    let admin = a.login("admin", "admin-password").await;
+    let buyer = a.user("event-buyer").await;
+    let body = json!({"title": "Jay Chou 2027", "venue": "Shanghai Stadium"});
+    let r = a
+        .call(
+            "POST",
+            "/api/v1/admin/events",
+            Some(&buyer),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(r.code(), 1002, "{}", r.body);
+    for bad in [
+        json!({"title": " "}),
+        json!({"title": "t", "venue": "a\u{7}"}),
+        json!({"title": "t", "seats": 3}),
+    ] {
+        let r = a
+            .call(
+                "POST",
+                "/api/v1/admin/events",
+                Some(&admin),
+                Some(bad.clone()),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
+    }
+    let r = a
+        .call("POST", "/api/v1/admin/events", Some(&admin), Some(body))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let event = r.data()["id"].as_str().unwrap().to_string();
+    assert_eq!(r.data()["venue"], "Shanghai Stadium");
+    let r = a
+        .call(
+            "PUT",
+            &format!("/api/v1/admin/events/{event}"),
+            Some(&buyer),
+            Some(json!({"title": "mine"})),
+        )
+        .await;
+    assert_eq!(r.code(), 1002, "{}", r.body);
+
+    let pid = a.product(&admin).await;
+    let session = |total: u32, event: &str| {
+        let mut b = activity_body(&pid, total, 2, 1);
+        b["event_id"] = json!(event);
+        b
+    };
+    let missing = a
+        .call(
+            "POST",
+            "/api/v1/admin/seckill/activities",
+            Some(&admin),
+            Some(session(5, "1")),
+        )
+        .await;
+    assert_eq!(missing.code(), 6002, "{}", missing.body);
+    let mut ids = Vec::new();
+    for total in [5, 7] {
+        let r = a
+            .call(
+                "POST",
+                "/api/v1/admin/seckill/activities",
+                Some(&admin),
+                Some(session(total, &event)),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        assert_eq!(r.data()["event_id"], event.as_str());
+        ids.push(r.data()["id"].as_str().unwrap().to_string());
+    }
+    let w = a
+        .call(
+            "POST",
+            &format!("/api/v1/admin/seckill/warmup/{}", ids[0]),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(w.status, StatusCode::OK, "{}", w.body);
+    assert_eq!(a.buy(&buyer, &ids[0], 2).await.status, StatusCode::ACCEPTED);
+
+    let shown = a.get(&format!("/api/v1/events/{event}"), None).await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    let d = shown.data();
+    assert_eq!(d["title"], "Jay Chou 2027");
+    let sessions = d["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2, "{d}");
+    let by_id = |id: &str| sessions.iter().find(|s| s["id"] == id).unwrap();
+    assert_eq!(
+        by_id(&ids[0])["available"],
+        3,
+        "live stock after a buy: {d}"
+    );
+    assert_eq!(
+        by_id(&ids[1])["available"],
+        Value::Null,
+        "not warmed up: {d}"
+    );
+    assert_eq!(by_id(&ids[0])["status"], "live");
+
+    let list = a.get("/api/v1/events?page_size=100", None).await;
+    assert!(list.data()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["id"] == event.as_str()));
+    let plain = a
+        .get(&format!("/api/v1/seckill/activities/{}", ids[1]), None)
+        .await;
+    assert_eq!(plain.data()["event_id"], event.as_str());
+
+    let r = a
+        .call(
+            "PUT",
+            &format!("/api/v1/admin/events/{event}"),
+            Some(&admin),
+            Some(json!({"venue": "Beijing Bird's Nest"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        (r.data()["venue"].as_str(), r.data()["title"].as_str()),
+        (Some("Beijing Bird's Nest"), Some("Jay Chou 2027"))
+    );
+    for (method, path) in [
+        ("GET", "/api/v1/events/1"),
+        ("PUT", "/api/v1/admin/events/1"),
+    ] {
+        let r = a
+            .call(
+                method,
+                path,
+                Some(&admin),
+                Some(json!({"title": "x"})).filter(|_| method == "PUT"),
+            )
+            .await;
+        assert_eq!(r.code(), 6002, "{method} {path}: {}", r.body);
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+    }
+}

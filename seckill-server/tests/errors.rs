@@ -8,7 +8,7 @@ mod support;
 use async_trait::async_trait;
 use axum::http::StatusCode;
 use seckill_core::conformance::{service_url, unique_id};
-use seckill_core::domain::{Activity, ActivityId, Money, Product, ProductId};
+use seckill_core::domain::{Activity, ActivityId, Event, EventId, Money, Product, ProductId};
 use seckill_core::engine::{Engine, NewActivity};
 use seckill_core::repo::{CatalogRepo, Page, PageRequest};
 use seckill_core::{Error, Result};
@@ -63,6 +63,21 @@ impl CatalogRepo for DownCatalog {
         down()
     }
     async fn update_activity(&self, _: &Activity, _: u64) -> Result<()> {
+        down()
+    }
+    async fn insert_event(&self, _: &Event) -> Result<()> {
+        down()
+    }
+    async fn event(&self, _: EventId) -> Result<Option<Event>> {
+        down()
+    }
+    async fn list_events(&self, _: PageRequest) -> Result<Page<Event>> {
+        down()
+    }
+    async fn update_event(&self, _: &Event) -> Result<()> {
+        down()
+    }
+    async fn event_activities(&self, _: EventId) -> Result<Vec<Activity>> {
         down()
     }
 }
@@ -155,6 +170,7 @@ async fn the_engine_refuses_an_invalid_activity_with_the_code_http_answers() {
             starts_at: now,
             ends_at: now + chrono::Duration::hours(1),
             stock_buckets: 1,
+            event_id: None,
         };
         spoil(&mut new);
         let direct = a.state.engine.create_activity(new).await.unwrap_err();

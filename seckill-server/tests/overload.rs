@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use seckill_core::domain::{Activity, ActivityId, Product, ProductId};
+use seckill_core::domain::{Activity, ActivityId, Event, EventId, Product, ProductId};
 use seckill_core::engine::Engine;
 use seckill_core::repo::{CatalogRepo, Page, PageRequest};
 use seckill_core::Result;
@@ -240,6 +240,21 @@ impl CatalogRepo for SlowCatalog {
     }
     async fn update_activity(&self, a: &Activity, fence: u64) -> Result<()> {
         self.inner.update_activity(a, fence).await
+    }
+    async fn insert_event(&self, e: &Event) -> Result<()> {
+        self.inner.insert_event(e).await
+    }
+    async fn event(&self, id: EventId) -> Result<Option<Event>> {
+        self.inner.event(id).await
+    }
+    async fn list_events(&self, page: PageRequest) -> Result<Page<Event>> {
+        self.inner.list_events(page).await
+    }
+    async fn update_event(&self, e: &Event) -> Result<()> {
+        self.inner.update_event(e).await
+    }
+    async fn event_activities(&self, id: EventId) -> Result<Vec<Activity>> {
+        self.inner.event_activities(id).await
     }
 }
 

@@ -83,11 +83,13 @@ async fn run(url: &str, last: i32) -> (f64, f64) {
     let sep = if url.contains('?') { '&' } else { '?' };
     let p = pool(&BackendUrl::parse(&format!("{url}{sep}schema={schema}")).unwrap()).unwrap();
     migrate_to(&p, last).await.unwrap();
-    if last < 7 {
-        // Migration 7 (the activities' stock_buckets column, which today's store writes) has
-        // nothing to do with the orders table measured here: add it to the older schema too.
-        let (_, sql) = seckill_store::postgres::MIGRATIONS[6];
-        p.get().await.unwrap().batch_execute(sql).await.unwrap();
+    // Migrations 7 and 8 (the activities' stock_buckets and event_id columns, which today's
+    // store writes) have nothing to do with the orders table measured here: add them to the
+    // older schema too.
+    for &(version, sql) in &seckill_store::postgres::MIGRATIONS[6..8] {
+        if last < version {
+            p.get().await.unwrap().batch_execute(sql).await.unwrap();
+        }
     }
     let store = PgStore::new(p.clone());
     let now = Utc::now();
@@ -112,6 +114,7 @@ async fn run(url: &str, last: i32) -> (f64, f64) {
         cancelled: false,
         created_at: now,
         stock_buckets: 1,
+        event_id: None,
     };
     store.insert_activity(&activity).await.unwrap();
 

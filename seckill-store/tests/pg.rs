@@ -354,6 +354,7 @@ mod partitioning {
             cancelled: false,
             created_at: now,
             stock_buckets: 1,
+            event_id: None,
         };
         let c = pool.get().await.unwrap();
         c.execute(
@@ -461,7 +462,7 @@ mod partitioning {
         let sold = s.activity(a.id).await.unwrap().unwrap().sold;
         assert_eq!((before.total, sold), (40, 39));
 
-        assert_eq!(migrate(&pool).await.unwrap(), [6, 7]);
+        assert_eq!(migrate(&pool).await.unwrap(), [6, 7, 8]);
 
         // Every row, as it was.
         let after = s.list_orders(&OrderFilter::default(), ALL).await.unwrap();

@@ -1,8 +1,8 @@
 //! Conformance cases of the repositories ([`Repos`]).
 
 use crate::domain::{
-    Activity, ActivityId, CancelReason, HoldId, Money, Order, OrderId, OrderStatus, Payment,
-    PaymentId, PaymentStatus, Product, ProductId, Role, User, UserId,
+    Activity, ActivityId, CancelReason, Event, EventId, HoldId, Money, Order, OrderId, OrderStatus,
+    Payment, PaymentId, PaymentStatus, Product, ProductId, Role, User, UserId,
 };
 use crate::registry::Repos;
 use crate::repo::{
@@ -45,6 +45,7 @@ async fn activity(b: &Backend, total: u32, limit: u32) -> Activity {
         cancelled: false,
         created_at: t0(),
         stock_buckets: 3,
+        event_id: None,
     };
     b.catalog.insert_activity(&a).await.unwrap();
     a
@@ -156,6 +157,106 @@ pub async fn catalog_round_trips(b: &Backend) {
         .await
         .unwrap();
     assert!(page.items.iter().any(|x| x.id == a.id));
+}
+
+/// Events read back, list newest first and update; an activity names its event, which must
+/// exist (`NotFound` on the event), and an event lists its sessions earliest first; an update
+/// of an activity keeps its event.
+pub async fn events_group_sessions(b: &Backend) {
+    let e = Event {
+        id: EventId(id()),
+        title: "Tour 2027".into(),
+        venue: "Stadium".into(),
+        description: "two nights".into(),
+        created_at: t0(),
+    };
+    b.catalog.insert_event(&e).await.unwrap();
+    assert!(matches!(
+        b.catalog.insert_event(&e).await,
+        Err(Error::Conflict { .. })
+    ));
+    assert_eq!(b.catalog.event(e.id).await.unwrap(), Some(e.clone()));
+    assert_eq!(b.catalog.event(EventId(id())).await.unwrap(), None);
+    let later = Event {
+        id: EventId(id()),
+        title: "Tour 2028".into(),
+        ..e.clone()
+    };
+    b.catalog.insert_event(&later).await.unwrap();
+    let page = b.catalog.list_events(PageRequest::DEFAULT).await.unwrap();
+    let at = |id: EventId| page.items.iter().position(|x| x.id == id);
+    assert!(at(later.id).unwrap() < at(e.id).unwrap(), "newest first");
+    let renamed = Event {
+        venue: "Arena".into(),
+        created_at: t0() + CDuration::days(1),
+        ..e.clone()
+    };
+    b.catalog.update_event(&renamed).await.unwrap();
+    let now = b.catalog.event(e.id).await.unwrap().unwrap();
+    assert_eq!((now.venue.as_str(), now.created_at), ("Arena", t0()));
+    assert!(matches!(
+        b.catalog
+            .update_event(&Event {
+                id: EventId(id()),
+                ..e.clone()
+            })
+            .await,
+        Err(Error::NotFound {
+            entity: crate::Entity::Event,
+            ..
+        })
+    ));
+
+    let plain = activity(b, 10, 2).await;
+    let night = |day: i64| Activity {
+        id: ActivityId(id()),
+        event_id: Some(e.id),
+        starts_at: t0() + CDuration::days(day),
+        ends_at: t0() + CDuration::days(day) + CDuration::hours(1),
+        ..plain.clone()
+    };
+    let (second, first) = (night(2), night(1));
+    b.catalog.insert_activity(&second).await.unwrap();
+    b.catalog.insert_activity(&first).await.unwrap();
+    let sessions: Vec<ActivityId> = b
+        .catalog
+        .event_activities(e.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(sessions, [first.id, second.id]);
+    assert!(b
+        .catalog
+        .event_activities(later.id)
+        .await
+        .unwrap()
+        .is_empty());
+    let orphan = Activity {
+        id: ActivityId(id()),
+        event_id: Some(EventId(id())),
+        ..plain.clone()
+    };
+    assert!(matches!(
+        b.catalog.insert_activity(&orphan).await,
+        Err(Error::NotFound {
+            entity: crate::Entity::Event,
+            ..
+        })
+    ));
+    assert_eq!(b.catalog.activity(orphan.id).await.unwrap(), None);
+    let moved = Activity {
+        event_id: None,
+        title: "renamed".into(),
+        ..first.clone()
+    };
+    b.catalog.update_activity(&moved, 0).await.unwrap();
+    let kept = b.catalog.activity(first.id).await.unwrap().unwrap();
+    assert_eq!(
+        (kept.title.as_str(), kept.event_id),
+        ("renamed", Some(e.id))
+    );
 }
 
 /// An update fenced with a token below the highest one the activity was updated with is
@@ -799,6 +900,7 @@ macro_rules! repo_conformance {
         $crate::__conformance_tests!(repo, $make;
             users_are_unique,
             catalog_round_trips,
+            events_group_sessions,
             stale_fenced_update_is_refused,
             products_update_and_delete,
             order_insert_is_idempotent,

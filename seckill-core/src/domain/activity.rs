@@ -1,7 +1,7 @@
 //! Activities: flash sales of a product.
 
 use super::text::check_line;
-use super::{ActivityId, Money, ProductId};
+use super::{ActivityId, EventId, Money, ProductId};
 use crate::{Error, Result, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +56,9 @@ pub struct Activity {
     #[serde(default = "one_bucket")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 64))]
     pub stock_buckets: u32,
+    /// The event this activity is a session of (docs/adr/0021); `None` for a plain sale.
+    #[serde(default)]
+    pub event_id: Option<EventId>,
 }
 
 fn one_bucket() -> u32 {
@@ -139,6 +142,7 @@ mod tests {
             cancelled: false,
             created_at: t,
             stock_buckets: 1,
+            event_id: None,
         };
         assert_eq!(
             a.status_at(t - Duration::seconds(1)),

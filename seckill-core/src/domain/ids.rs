@@ -96,8 +96,12 @@ id_type!(
     ProductId
 );
 id_type!(
-    /// A flash-sale activity.
+    /// A flash-sale activity (a session of an event, docs/adr/0021).
     ActivityId
+);
+id_type!(
+    /// An event: a show whose sessions are activities.
+    EventId
 );
 id_type!(
     /// A stock hold made by the atomic reserve step.

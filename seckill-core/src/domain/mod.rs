@@ -1,9 +1,10 @@
-//! The domain: products, activities, holds, orders, payments and users.
+//! The domain: products, events, activities (an event's sessions), holds, orders, payments and users.
 //!
 //! Money is integer minor units ([`Money`]), time is UTC ([`crate::Timestamp`]), and ids are
 //! snowflake `i64`s in their own types ([`ids`]).
 
 mod activity;
+mod event;
 mod hold;
 pub mod ids;
 mod money;
@@ -14,8 +15,9 @@ pub mod text;
 mod user;
 
 pub use activity::{Activity, ActivityStatus};
+pub use event::Event;
 pub use hold::{Hold, HoldEvent, HoldState};
-pub use ids::{ActivityId, HoldId, OrderId, PaymentId, ProductId, Snowflake, UserId};
+pub use ids::{ActivityId, EventId, HoldId, OrderId, PaymentId, ProductId, Snowflake, UserId};
 pub use money::Money;
 pub use order::{CancelReason, Order, OrderStatus};
 pub use payment::{Payment, PaymentStatus};

@@ -6,8 +6,8 @@
 
 use super::Engine;
 use crate::domain::{
-    Activity, ActivityId, CancelReason, Money, Order, OrderId, OrderStatus, Product, ProductId,
-    Role, User, UserId,
+    Activity, ActivityId, CancelReason, Event, EventId, Money, Order, OrderId, OrderStatus,
+    Product, ProductId, Role, User, UserId,
 };
 use crate::repo::PageRequest;
 use crate::{Entity, Error, Result, Timestamp};
@@ -80,6 +80,44 @@ pub struct NewActivity {
     #[serde(default = "one_bucket")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 64))]
     pub stock_buckets: u32,
+    /// The event this activity is a session of (it must exist); absent for a plain sale.
+    #[serde(default)]
+    pub event_id: Option<EventId>,
+}
+
+/// An event to create (the body of `POST /api/v1/admin/events`); its sessions are activities
+/// created with its `event_id`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewEvent {
+    /// Display title: 1 to 200 characters, no control characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u001F\u007F-\u009F \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+        )
+    )]
+    pub title: String,
+    /// Where it takes place: at most 200 characters, no control characters.
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")
+    )]
+    pub venue: String,
+    /// Free text: at most 2000 characters; no control characters but newlines and tabs.
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 2000,
+            pattern = r"^[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]*$"
+        )
+    )]
+    pub description: String,
 }
 
 fn one_bucket() -> u32 {
@@ -165,8 +203,28 @@ impl Engine {
         self.backends().catalog.delete_product(id).await
     }
 
+    /// Creates an event: checked, then stored. Its sessions are activities created with its id.
+    pub async fn create_event(&self, new: NewEvent) -> Result<Event> {
+        let e = Event {
+            id: EventId(self.next_id()),
+            title: new.title,
+            venue: new.venue,
+            description: new.description,
+            created_at: self.now(),
+        };
+        e.validate()?;
+        self.backends().catalog.insert_event(&e).await?;
+        Ok(e)
+    }
+
+    /// Saves a changed event: checked, then stored (its creation time stays).
+    pub async fn update_event(&self, e: &Event) -> Result<()> {
+        e.validate()?;
+        self.backends().catalog.update_event(e).await
+    }
+
     /// Creates an activity of an existing product: checked, then stored (`NotFound` names the
-    /// product when it does not exist). Warm it up before it starts.
+    /// product, or the event, when it does not exist). Warm it up before it starts.
     pub async fn create_activity(&self, new: NewActivity) -> Result<Activity> {
         let a = Activity {
             id: ActivityId(self.next_id()),
@@ -181,6 +239,7 @@ impl Engine {
             cancelled: false,
             created_at: self.now(),
             stock_buckets: new.stock_buckets,
+            event_id: new.event_id,
         };
         a.validate()?;
         let most = self.backends().stock.max_buckets();

@@ -32,7 +32,7 @@ mod sabotage;
 mod warmup;
 
 pub use buy::{BuyOutcome, BuyRejection, BuyRequest};
-pub use catalog::{NewActivity, NewProduct, NewUser};
+pub use catalog::{NewActivity, NewEvent, NewProduct, NewUser};
 pub use controls::SaleControls;
 pub use lookup::OrderLookup;
 pub use metrics::{

@@ -209,6 +209,13 @@ impl Engine {
                 ),
             ));
         }
+        if a.event_id != old.event_id {
+            return Err(Error::conflict(
+                Entity::Activity,
+                a.id,
+                "event_id is fixed at creation",
+            ));
+        }
         let snapshot = b.stock.snapshot(a.id).await?;
         if let Some(x) = &snapshot {
             let taken = i64::from(x.held) + i64::from(x.sold);

@@ -1,7 +1,7 @@
-//! The catalog of [`MemoryStore`]: `impl CatalogRepo` (products and sale activities).
+//! The catalog of [`MemoryStore`]: `impl CatalogRepo` (products, events and sale activities).
 
 use super::store::MemoryStore;
-use crate::domain::{Activity, ActivityId, Product, ProductId};
+use crate::domain::{Activity, ActivityId, Event, EventId, Product, ProductId};
 use crate::repo::{CatalogRepo, Page, PageRequest};
 use crate::{Entity, Error, Result};
 use async_trait::async_trait;
@@ -67,10 +67,56 @@ impl CatalogRepo for MemoryStore {
         Ok(v)
     }
 
+    async fn insert_event(&self, e: &Event) -> Result<()> {
+        let mut t = self.t.lock();
+        if t.events.contains_key(&e.id) {
+            return Err(Error::conflict(Entity::Event, e.id, "the event exists"));
+        }
+        t.events.insert(e.id, e.clone());
+        Ok(())
+    }
+
+    async fn event(&self, id: EventId) -> Result<Option<Event>> {
+        Ok(self.t.lock().events.get(&id).cloned())
+    }
+
+    async fn list_events(&self, page: PageRequest) -> Result<Page<Event>> {
+        let t = self.t.lock();
+        let all: Vec<Event> = t.events.values().rev().cloned().collect();
+        Ok(page.slice(&all))
+    }
+
+    async fn update_event(&self, e: &Event) -> Result<()> {
+        let mut t = self.t.lock();
+        let Some(old) = t.events.get_mut(&e.id) else {
+            return Err(Error::not_found(Entity::Event, e.id));
+        };
+        *old = Event {
+            created_at: old.created_at,
+            ..e.clone()
+        };
+        Ok(())
+    }
+
+    async fn event_activities(&self, id: EventId) -> Result<Vec<Activity>> {
+        let t = self.t.lock();
+        let mut v: Vec<Activity> = t
+            .activities
+            .values()
+            .filter(|a| a.event_id == Some(id))
+            .cloned()
+            .collect();
+        v.sort_by_key(|a| (a.starts_at, a.id));
+        Ok(v)
+    }
+
     async fn insert_activity(&self, a: &Activity) -> Result<()> {
         let mut t = self.t.lock();
         if !t.products.contains_key(&a.product_id) {
             return Err(Error::not_found(Entity::Product, a.product_id));
+        }
+        if let Some(e) = a.event_id.filter(|e| !t.events.contains_key(e)) {
+            return Err(Error::not_found(Entity::Event, e));
         }
         if t.activities.contains_key(&a.id) {
             return Err(Error::conflict(
@@ -113,8 +159,13 @@ impl CatalogRepo for MemoryStore {
                 ),
             ));
         }
-        let sold = old.sold;
-        *old = Activity { sold, ..a.clone() };
+        let (sold, stock_buckets, event_id) = (old.sold, old.stock_buckets, old.event_id);
+        *old = Activity {
+            sold,
+            stock_buckets,
+            event_id,
+            ..a.clone()
+        };
         if fence > newest {
             t.fences.insert(a.id, fence);
         }

@@ -3,8 +3,8 @@
 //! store and its tables; `users`, `catalog`, `orders` and `payments` implement the traits.
 
 use crate::domain::{
-    Activity, ActivityId, HoldId, Order, OrderId, Payment, PaymentId, Product, ProductId, User,
-    UserId,
+    Activity, ActivityId, Event, EventId, HoldId, Order, OrderId, Payment, PaymentId, Product,
+    ProductId, User, UserId,
 };
 use crate::Timestamp;
 use parking_lot::Mutex;
@@ -16,6 +16,7 @@ pub(super) struct Tables {
     pub(super) usernames: HashMap<String, UserId>,
     pub(super) products: BTreeMap<ProductId, Product>,
     pub(super) activities: BTreeMap<ActivityId, Activity>,
+    pub(super) events: BTreeMap<EventId, Event>,
     pub(super) orders: BTreeMap<OrderId, Order>,
     pub(super) orders_by_hold: HashMap<HoldId, OrderId>,
     pub(super) inbox: HashSet<String>,

@@ -1,17 +1,17 @@
-//! `/api/v1/admin/*`: products, activities, warm-up, reconciliation, orders, the live
+//! `/api/v1/admin/*`: products, events, activities, warm-up, reconciliation, orders, the live
 //! configuration.
 
 use crate::auth::AdminUser;
 use crate::error::{ok, ApiResult, Body, PathParam, QueryParams, Refusals, Reply, Success};
-use crate::service::catalog::{self, ActivityChange, ActivityStock, ProductChange};
+use crate::service::catalog::{self, ActivityChange, ActivityStock, EventChange, ProductChange};
 use crate::service::{orders, page_request};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use seckill_core::domain::{
-    Activity, ActivityId, Order, OrderId, OrderStatus, Product, ProductId, UserId,
+    Activity, ActivityId, Event, EventId, Order, OrderId, OrderStatus, Product, ProductId, UserId,
 };
-use seckill_core::engine::{NewActivity, NewProduct, ReconcileReport};
+use seckill_core::engine::{NewActivity, NewEvent, NewProduct, ReconcileReport};
 use seckill_core::repo::{OrderFilter, Page};
 use seckill_core::stock::StockSnapshot;
 use serde::Deserialize;
@@ -42,6 +42,43 @@ pub async fn create_product(
 ) -> ApiResult<Product> {
     let p = catalog::create_product(&s, new).await?;
     Ok(Reply(StatusCode::CREATED, p))
+}
+
+/// Creates an event; its sessions are activities created with its `event_id`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/events",
+    tag = "admin",
+    request_body = NewEvent,
+    responses((status = 201, description = "success", body = Success<Event>), Refusals),
+    security(("bearer" = []))
+)]
+pub async fn create_event(
+    State(s): State<AppState>,
+    _admin: AdminUser,
+    Body(new): Body<NewEvent>,
+) -> ApiResult<Event> {
+    let e = catalog::create_event(&s, new).await?;
+    Ok(Reply(StatusCode::CREATED, e))
+}
+
+/// Updates an event's title, venue or description.
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/events/{id}",
+    tag = "admin",
+    params(("id" = EventId, Path, description = "event id")),
+    request_body = EventChange,
+    responses((status = 200, description = "success", body = Success<Event>), Refusals),
+    security(("bearer" = []))
+)]
+pub async fn update_event(
+    State(s): State<AppState>,
+    _admin: AdminUser,
+    PathParam(id): PathParam<EventId>,
+    Body(change): Body<EventChange>,
+) -> ApiResult<Event> {
+    Ok(ok(catalog::update_event(&s, id, change).await?))
 }
 
 /// Creates an activity (warm it up before it starts).

@@ -1,11 +1,12 @@
-//! Products and activities as buyers see them: `/api/v1/products*`, `/api/v1/seckill/activities*`.
+//! Products, events and activities as buyers see them: `/api/v1/products*`, `/api/v1/events*`,
+//! `/api/v1/seckill/activities*`.
 
 use crate::error::{ok, ApiResult, PathParam, QueryParams, Refusals, Success};
-use crate::service::catalog::{self, ActivityView, ProductStock, StatusView};
+use crate::service::catalog::{self, ActivityView, EventView, ProductStock, StatusView};
 use crate::service::page_request;
 use crate::state::AppState;
 use axum::extract::State;
-use seckill_core::domain::{ActivityId, Product, ProductId};
+use seckill_core::domain::{ActivityId, Event, EventId, Product, ProductId};
 use seckill_core::repo::Page;
 use serde::Deserialize;
 
@@ -114,4 +115,35 @@ pub async fn get_product(
     PathParam(id): PathParam<ProductId>,
 ) -> ApiResult<Product> {
     Ok(ok(catalog::read_product(&s, id).await?))
+}
+
+/// `GET /api/v1/events`: every event, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "catalog",
+    params(Paging),
+    responses((status = 200, description = "success", body = Success<Page<Event>>), Refusals)
+)]
+pub async fn list_events(
+    State(s): State<AppState>,
+    QueryParams(p): QueryParams<Paging>,
+) -> ApiResult<Page<Event>> {
+    let page = page_request(p.page, p.page_size)?;
+    Ok(ok(catalog::list_events(&s, page).await?))
+}
+
+/// `GET /api/v1/events/{id}`: the event with its sessions, their status and live stock.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events/{id}",
+    tag = "catalog",
+    params(("id" = EventId, Path, description = "event id")),
+    responses((status = 200, description = "success", body = Success<EventView>), Refusals)
+)]
+pub async fn get_event(
+    State(s): State<AppState>,
+    PathParam(id): PathParam<EventId>,
+) -> ApiResult<EventView> {
+    Ok(ok(catalog::event(&s, id).await?))
 }

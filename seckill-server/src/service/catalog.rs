@@ -1,9 +1,12 @@
-//! Products and activities: as buyers see them (with live stock) and as admins change them.
+//! Products, events and activities: as buyers see them (with live stock) and as admins change
+//! them.
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use seckill_core::domain::{Activity, ActivityId, ActivityStatus, Money, Product, ProductId};
-use seckill_core::engine::{NewActivity, NewProduct, ReconcileReport};
+use seckill_core::domain::{
+    Activity, ActivityId, ActivityStatus, Event, EventId, Money, Product, ProductId,
+};
+use seckill_core::engine::{NewActivity, NewEvent, NewProduct, ReconcileReport};
 use seckill_core::repo::{Page, PageRequest};
 use seckill_core::stock::StockSnapshot;
 use seckill_core::{Entity, Error, Timestamp};
@@ -36,6 +39,44 @@ pub struct ActivityView {
     pub available: Option<i64>,
     /// Stock buckets its stock is split into (docs/adr/0020).
     pub stock_buckets: u32,
+    /// The event it is a session of (`null` for a plain sale; docs/adr/0021).
+    pub event_id: Option<EventId>,
+}
+
+/// An event with its sessions, each with its status and live stock.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventView {
+    /// The event.
+    #[serde(flatten)]
+    pub event: Event,
+    /// Its sessions (activities), earliest first.
+    pub sessions: Vec<ActivityView>,
+}
+
+/// The fields of an event an admin changes, absent ones kept (the body of `PUT
+/// /api/v1/admin/events/{id}`; the result obeys [`Event::validate`]).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventChange {
+    /// New title: 1 to 200 characters, no control characters.
+    #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u001F\u007F-\u009F \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
+    pub title: Option<String>,
+    /// New venue: at most 200 characters, no control characters.
+    #[serde(default)]
+    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
+    pub venue: Option<String>,
+    /// New description: at most 2000 characters.
+    #[serde(default)]
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]*$"
+    )]
+    pub description: Option<String>,
 }
 
 /// An activity's status.
@@ -161,6 +202,7 @@ pub async fn view(s: &AppState, a: Activity) -> Result<ActivityView, ApiError> {
         ends_at: a.ends_at,
         available,
         stock_buckets: a.stock_buckets,
+        event_id: a.event_id,
     })
 }
 
@@ -331,6 +373,48 @@ pub async fn update_product(
 /// Deletes a product without activities.
 pub async fn delete_product(s: &AppState, id: ProductId) -> Result<(), ApiError> {
     Ok(s.engine.delete_product(id).await?)
+}
+
+/// A page of events, newest first (from a read replica when there are any).
+pub async fn list_events(s: &AppState, page: PageRequest) -> Result<Page<Event>, ApiError> {
+    Ok(s.engine.backends().read().catalog.list_events(page).await?)
+}
+
+/// One event with its sessions and their live stock (from a read replica when there are any).
+pub async fn event(s: &AppState, id: EventId) -> Result<EventView, ApiError> {
+    let catalog = &s.engine.backends().read().catalog;
+    let event = found(catalog.event(id).await?, Entity::Event, id)?;
+    let mut sessions = Vec::new();
+    for a in catalog.event_activities(id).await? {
+        sessions.push(view(s, a).await?);
+    }
+    Ok(EventView { event, sessions })
+}
+
+/// Creates an event (the engine checks it).
+pub async fn create_event(s: &AppState, new: NewEvent) -> Result<Event, ApiError> {
+    Ok(s.engine.create_event(new).await?)
+}
+
+/// Changes an event's fields.
+pub async fn update_event(
+    s: &AppState,
+    id: EventId,
+    change: EventChange,
+) -> Result<Event, ApiError> {
+    let old = found(
+        s.engine.backends().catalog.event(id).await?,
+        Entity::Event,
+        id,
+    )?;
+    let e = Event {
+        title: change.title.unwrap_or(old.title),
+        venue: change.venue.unwrap_or(old.venue),
+        description: change.description.unwrap_or(old.description),
+        ..old
+    };
+    s.engine.update_event(&e).await?;
+    Ok(e)
 }
 
 /// Creates an activity (the engine checks it).

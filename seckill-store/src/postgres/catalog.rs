@@ -1,9 +1,10 @@
-//! The catalog of [`PgStore`]: `impl CatalogRepo` with the product and activity row mappers.
+//! The catalog of [`PgStore`]: `impl CatalogRepo` with the product, event and activity row
+//! mappers.
 
 use super::map_err;
 use super::store::PgStore;
 use async_trait::async_trait;
-use seckill_core::domain::{Activity, ActivityId, Money, Product, ProductId};
+use seckill_core::domain::{Activity, ActivityId, Event, EventId, Money, Product, ProductId};
 use seckill_core::repo::{CatalogRepo, Page, PageRequest};
 use seckill_core::{Entity, Error, Result};
 use tokio_postgres::Row;
@@ -16,6 +17,21 @@ fn product(r: &Row) -> Result<Product> {
         list_price: Money(r.get("list_price")),
         created_at: r.get("created_at"),
     })
+}
+
+fn event(r: &Row) -> Result<Event> {
+    Ok(Event {
+        id: EventId(r.get("id")),
+        title: r.get("title"),
+        venue: r.get("venue"),
+        description: r.get("description"),
+        created_at: r.get("created_at"),
+    })
+}
+
+/// Whether the row has `column` (a schema older than the migration that added it does not).
+fn has(r: &Row, column: &str) -> bool {
+    r.columns().iter().any(|c| c.name() == column)
 }
 
 fn activity(r: &Row) -> Result<Activity> {
@@ -32,10 +48,16 @@ fn activity(r: &Row) -> Result<Activity> {
         cancelled: r.get("cancelled"),
         created_at: r.get("created_at"),
         // A schema before migration 7 has no column: one bucket, as every activity there.
-        stock_buckets: if r.columns().iter().any(|c| c.name() == "stock_buckets") {
+        stock_buckets: if has(r, "stock_buckets") {
             r.get::<_, i32>("stock_buckets") as u32
         } else {
             1
+        },
+        // Before migration 8 there are no events.
+        event_id: if has(r, "event_id") {
+            r.get::<_, Option<i64>>("event_id").map(EventId)
+        } else {
+            None
         },
     })
 }
@@ -110,31 +132,83 @@ impl CatalogRepo for PgStore {
         .await
     }
 
-    async fn insert_activity(&self, a: &Activity) -> Result<()> {
+    async fn insert_event(&self, e: &Event) -> Result<()> {
         self.exec(
-            "INSERT INTO activities (id, product_id, title, price, total_stock, sold,
-                     per_user_limit, starts_at, ends_at, cancelled, created_at, stock_buckets)
-                 VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10, $11)",
-            &[
-                &a.id.0,
-                &a.product_id.0,
-                &a.title,
-                &a.price.0,
-                &(a.total_stock as i32),
-                &(a.per_user_limit as i32),
-                &a.starts_at,
-                &a.ends_at,
-                &a.cancelled,
-                &a.created_at,
-                &(a.stock_buckets as i32),
-            ],
+            "INSERT INTO events (id, title, venue, description, created_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            &[&e.id.0, &e.title, &e.venue, &e.description, &e.created_at],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn event(&self, id: EventId) -> Result<Option<Event>> {
+        self.one("SELECT * FROM events WHERE id = $1", &[&id.0], event)
+            .await
+    }
+
+    async fn list_events(&self, p: PageRequest) -> Result<Page<Event>> {
+        self.paged("events", "id DESC", p, event).await
+    }
+
+    async fn update_event(&self, e: &Event) -> Result<()> {
+        let n = self
+            .exec(
+                "UPDATE events SET title = $2, venue = $3, description = $4 WHERE id = $1",
+                &[&e.id.0, &e.title, &e.venue, &e.description],
+            )
+            .await?;
+        if n == 0 {
+            return Err(Error::not_found(Entity::Event, e.id));
+        }
+        Ok(())
+    }
+
+    async fn event_activities(&self, id: EventId) -> Result<Vec<Activity>> {
+        self.many(
+            "SELECT * FROM activities WHERE event_id = $1 ORDER BY starts_at, id",
+            &[&id.0],
+            activity,
         )
         .await
-        .map_err(|e| match e {
-            Error::NotFound { .. } => Error::not_found(Entity::Product, a.product_id),
-            other => other,
-        })?;
-        Ok(())
+    }
+
+    async fn insert_activity(&self, a: &Activity) -> Result<()> {
+        let event = a.event_id.map(|e| e.0);
+        let r = self
+            .exec(
+                "INSERT INTO activities (id, product_id, title, price, total_stock, sold,
+                     per_user_limit, starts_at, ends_at, cancelled, created_at, stock_buckets,
+                     event_id)
+                 VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10, $11, $12)",
+                &[
+                    &a.id.0,
+                    &a.product_id.0,
+                    &a.title,
+                    &a.price.0,
+                    &(a.total_stock as i32),
+                    &(a.per_user_limit as i32),
+                    &a.starts_at,
+                    &a.ends_at,
+                    &a.cancelled,
+                    &a.created_at,
+                    &(a.stock_buckets as i32),
+                    &event,
+                ],
+            )
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            // A foreign key: the product's or the event's.
+            Err(Error::NotFound { .. }) => match a.event_id {
+                // The product is named first, as the memory store does.
+                Some(e) if self.product(a.product_id).await?.is_some() => {
+                    Err(Error::not_found(Entity::Event, e))
+                }
+                _ => Err(Error::not_found(Entity::Product, a.product_id)),
+            },
+            Err(other) => Err(other),
+        }
     }
 
     async fn activity(&self, id: ActivityId) -> Result<Option<Activity>> {

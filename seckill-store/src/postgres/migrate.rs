@@ -14,6 +14,7 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     (5, include_str!("migrations/0005_order_trace.sql")),
     (6, include_str!("migrations/0006_partitioned_orders.sql")),
     (7, include_str!("migrations/0007_stock_buckets.sql")),
+    (8, include_str!("migrations/0008_events.sql")),
 ];
 
 const LOCK_KEY: i64 = 0x005e_c411_0001;

@@ -73,6 +73,7 @@ fn entity_of(db: &tokio_postgres::error::DbError) -> Entity {
         }
         Some("users") => Entity::User,
         Some("products") => Entity::Product,
+        Some("events") => Entity::Event,
         Some("activities" | "activity_user_units") => Entity::Activity,
         // Orders and the inbox are partitioned: a key's violation names the partition.
         Some(t) if is_table_or_partition(t, "orders") || is_table_or_partition(t, "inbox") => {

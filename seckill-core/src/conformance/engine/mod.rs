@@ -214,6 +214,7 @@ pub async fn live_activity_in(
         cancelled: false,
         created_at: now,
         stock_buckets: buckets,
+        event_id: None,
     };
     catalog
         .insert_activity(&activity)
