@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs the README's curl walkthrough, exactly as written, against the server binary started with
-# no configuration, and checks that it ends with the order paid. Stops what it started.
+# Runs the README's curl walkthroughs, exactly as written, against the server binary started
+# with no configuration, and checks that the first ends with the order paid and the second
+# (a concert by price tier, continuing in the same shell) with the tiered order's amount and
+# lines. Stops what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,14 +23,28 @@ if [ "$up" != yes ]; then
   echo "the server did not come up on 127.0.0.1:8080"; tail -n 30 "$log"; exit 1
 fi
 
-# The shell block under "## A purchase, with curl".
-script=$(awk '/^## A purchase, with curl/ {on=1} on && /^```sh/ {inblk=1; next} inblk && /^```/ {exit} inblk {print}' README.md)
+# The shell block under a heading of README.md.
+block() {
+  awk -v h="$1" '$0 == h {on=1} on && /^```sh/ {inblk=1; next} inblk && /^```/ {exit} inblk {print}' README.md
+}
+script=$(block "## A purchase, with curl")
+tiers=$(block "## A concert by price tier, with curl")
 [ -n "$script" ] || { echo "walkthrough block not found in README.md"; exit 1; }
-out=$(bash -euo pipefail -c "$script")
+[ -n "$tiers" ] || { echo "the tier walkthrough block not found in README.md"; exit 1; }
+out=$(bash -euo pipefail -c "$script
+echo '--- tiers'
+$tiers")
 echo "$out" | tail -n 3
+paid=$(echo "$out" | sed -n '/^--- tiers$/{x;p;q};h')
 last=$(echo "$out" | tail -n 1)
-if [ "$last" != '"paid"' ]; then
-  echo "README walkthrough did not end with the order paid (last line: $last)"
+if [ "$paid" != '"paid"' ]; then
+  echo "README walkthrough did not end with the order paid (its last line: $paid)"
+  echo "--- server log"; tail -n 30 "$log"
+  exit 1
+fi
+want='{"amount":244000,"lines":[{"tier":2,"quantity":2},{"tier":3,"quantity":1}]}'
+if [ "$last" != "$want" ]; then
+  echo "README tier walkthrough did not end with $want (last line: $last)"
   echo "--- server log"; tail -n 30 "$log"
   exit 1
 fi

@@ -44,6 +44,8 @@ async fn main() -> seckill_core::Result<()> {
             ends_at: now + CDuration::hours(1),
             stock_buckets: 1,
             event_id: None,
+            tiers: Vec::new(),
+            quotas: Vec::new(),
         })
         .await?;
     engine.warm_up(activity.id).await?;
@@ -59,6 +61,7 @@ async fn main() -> seckill_core::Result<()> {
                 activity_id: activity.id,
                 quantity: 1,
                 request_id: None,
+                lines: Vec::new(),
             })
             .await
         }));

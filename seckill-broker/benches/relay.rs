@@ -112,6 +112,7 @@ async fn buy(engine: &Engine, activity: ActivityId, user: i64) -> bool {
                 activity_id: activity,
                 quantity: 1,
                 request_id: None,
+                lines: Vec::new(),
             })
             .await,
         Ok(BuyOutcome::Reserved { .. })

@@ -515,6 +515,8 @@ fn books_of(
         total_stock: stock,
         sold,
         per_user_limit: limit,
+        tiers: Vec::new(),
+        quotas: Vec::new(),
     });
     books.orders = orders
         .iter()

@@ -35,6 +35,7 @@ async fn one(e: &Engine, act: ActivityId, next_user: &AtomicI64) -> BuyOutcome {
         activity_id: act,
         quantity: 1,
         request_id: None,
+        lines: Vec::new(),
     })
     .await
     .expect("buy")

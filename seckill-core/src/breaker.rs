@@ -30,7 +30,7 @@ use crate::repo::{
 use crate::session::{CodeCheck, RevocationFeed, SessionStore};
 use crate::stock::{
     HoldRecord, OutboxEntry, ReserveOutcome, ReserveRequest, StockReserver, StockSnapshot,
-    StockSpec, Transition,
+    StockSpec, TierSnapshot, Transition,
 };
 use crate::{Error, Result, Timestamp};
 use async_trait::async_trait;
@@ -435,8 +435,10 @@ guarded! {
     bulk async fn load(&self, spec: &StockSpec) -> Result<()>;
     bulk async fn live_holds(&self, activity: ActivityId) -> Result<Vec<HoldRecord>>;
     bulk async fn buckets(&self, activity: ActivityId) -> Result<Vec<StockSnapshot>>;
+    bulk async fn tiers(&self, activity: ActivityId) -> Result<Vec<TierSnapshot>>;
     fn sold_out_hint(&self, activity: ActivityId) -> bool;
     fn max_buckets(&self) -> u32;
+    fn sells_tiers(&self) -> bool;
 }
 
 guarded! {

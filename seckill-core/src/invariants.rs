@@ -40,7 +40,7 @@ pub struct Expect {
 }
 
 /// An activity's figures in the database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SaleFigures {
     /// Units for sale.
     pub total_stock: u32,
@@ -48,6 +48,10 @@ pub struct SaleFigures {
     pub sold: u32,
     /// Most units one user may hold across their live orders.
     pub per_user_limit: u32,
+    /// Its price tiers (empty for a plain sale; docs/adr/0021).
+    pub tiers: Vec<crate::domain::Tier>,
+    /// Its quotas over tiers.
+    pub quotas: Vec<crate::domain::Quota>,
 }
 
 impl From<&Activity> for SaleFigures {
@@ -56,6 +60,8 @@ impl From<&Activity> for SaleFigures {
             total_stock: a.total_stock,
             sold: a.sold,
             per_user_limit: a.per_user_limit,
+            tiers: a.tiers.clone(),
+            quotas: a.quotas.clone(),
         }
     }
 }
@@ -81,6 +87,8 @@ pub struct Books {
     pub orders: Vec<Order>,
     /// The stock backend's figures (`None`: it has no stock for the activity, never warmed up).
     pub stock: Option<StockSnapshot>,
+    /// The stock backend's figures per tier (empty: a plain sale, or not observed).
+    pub tier_stock: Vec<crate::stock::TierSnapshot>,
     /// The stock backend's units per user, for the users with orders that hold stock (`None`:
     /// not observed; a user absent from the map is not checked).
     pub user_units: Option<HashMap<UserId, u32>>,
@@ -109,6 +117,7 @@ impl Books {
             activity,
             orders: Vec::new(),
             stock: None,
+            tier_stock: Vec::new(),
             user_units: None,
             payments: None,
             acknowledged_payments: HashMap::new(),
@@ -142,6 +151,9 @@ pub async fn check(engine: &Engine, activity: ActivityId, expect: &Expect) -> Re
     let mut books = Books::new(SaleFigures::from(&act));
     books.orders = b.orders.activity_orders(activity).await?;
     books.stock = b.stock.snapshot(activity).await?;
+    if !act.tiers.is_empty() {
+        books.tier_stock = b.stock.tiers(activity).await?;
+    }
 
     let users: BTreeSet<UserId> = books
         .orders
@@ -215,6 +227,74 @@ pub fn violations(books: &Books, expect: &Expect) -> Vec<String> {
         // 4. total = available + held + sold.
         if !s.balanced() {
             v.push(format!("stock does not balance: {s:?}"));
+        }
+    }
+
+    // 1b. No tier or quota oversold: in the database's orders and in the stock backend; each
+    //     order of a session names tiers of it adding up to its units.
+    if !act.tiers.is_empty() {
+        let mut per_tier: BTreeMap<u32, u64> = BTreeMap::new();
+        for o in orders {
+            let sum: u64 = o.lines.iter().map(|l| u64::from(l.quantity)).sum();
+            if sum != u64::from(o.quantity)
+                || o.lines
+                    .iter()
+                    .any(|l| !act.tiers.iter().any(|t| t.id == l.tier))
+            {
+                v.push(format!(
+                    "order {} has tier lines {:?} for {} units",
+                    o.id, o.lines, o.quantity
+                ));
+            }
+            if o.status.holds_stock() {
+                for l in &o.lines {
+                    *per_tier.entry(l.tier).or_default() += u64::from(l.quantity);
+                }
+            }
+        }
+        for t in &act.tiers {
+            let n = per_tier.get(&t.id).copied().unwrap_or(0);
+            if n > u64::from(t.stock) {
+                v.push(format!(
+                    "tier {} oversold in the database: {n} units of {}",
+                    t.id, t.stock
+                ));
+            }
+        }
+        for q in &act.quotas {
+            let n: u64 = q.tiers.iter().filter_map(|t| per_tier.get(t)).sum();
+            if n > u64::from(q.cap) {
+                v.push(format!(
+                    "quota {} oversold in the database: {n} units of {}",
+                    q.id, q.cap
+                ));
+            }
+        }
+        for s in &books.tier_stock {
+            let taken = u64::from(s.held) + u64::from(s.sold);
+            if s.available < 0
+                || taken > u64::from(s.total)
+                || i64::from(s.total) != s.available + taken as i64
+            {
+                v.push(format!(
+                    "tier {} oversold or unbalanced in the stock backend: {s:?}",
+                    s.tier
+                ));
+            }
+        }
+        for q in &act.quotas {
+            let taken: u64 = books
+                .tier_stock
+                .iter()
+                .filter(|s| q.tiers.contains(&s.tier))
+                .map(|s| u64::from(s.held) + u64::from(s.sold))
+                .sum();
+            if taken > u64::from(q.cap) {
+                v.push(format!(
+                    "quota {} oversold in the stock backend: {taken} units of {}",
+                    q.id, q.cap
+                ));
+            }
         }
     }
 
@@ -410,6 +490,7 @@ mod tests {
             created_at: at(),
             updated_at: at(),
             trace_parent: None,
+            lines: Vec::new(),
         }
     }
 
@@ -457,6 +538,8 @@ mod tests {
             total_stock: 5,
             sold: 2,
             per_user_limit: 1,
+            tiers: Vec::new(),
+            quotas: Vec::new(),
         });
         books.stock = Some(snapshot(5, 3, 0, 2));
         books.user_units = Some(HashMap::from([(UserId(1), 1), (UserId(2), 1)]));

@@ -6,7 +6,7 @@
 //! entry. Nothing else on the buy path writes anything, so the outbox entry is the durable
 //! hand-off to the rest of the pipeline.
 
-use crate::domain::{ActivityId, Hold, HoldId, HoldState, OrderId, UserId};
+use crate::domain::{ActivityId, Hold, HoldId, HoldState, OrderId, Quota, Tier, TierLine, UserId};
 use crate::{Result, Timestamp};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -46,6 +46,13 @@ pub struct StockSpec {
     /// activity as a whole is short. Fixed once loaded; at most the backend's
     /// [`StockReserver::max_buckets`].
     pub buckets: u32,
+    /// The session's price tiers (docs/adr/0021; only their numbers and stock matter here):
+    /// empty for a plain sale. With tiers, `total` is the session's capacity over them and
+    /// every reserve names its units per tier. A backend that does not keep tiers
+    /// ([`StockReserver::sells_tiers`]) refuses a spec with some.
+    pub tiers: Vec<Tier>,
+    /// Caps over several tiers (their numbers and caps matter here), checked with the tiers.
+    pub quotas: Vec<Quota>,
 }
 
 /// Most stock buckets an activity may have.
@@ -104,6 +111,10 @@ pub struct ReserveRequest {
     /// one over its quota refuses the reserve as [`ReserveOutcome::RateLimited`] and charges
     /// none. Keys are per activity.
     pub rates: Vec<crate::rate_limit::RateCharge>,
+    /// Units per tier of a session with tiers, adding up to `quantity`, each tier once; empty
+    /// for a plain sale. All or nothing: every tier's stock and every quota is checked in the
+    /// same atomic step.
+    pub lines: Vec<TierLine>,
 }
 
 /// The result of a reserve: every business outcome is a value, not an error.
@@ -143,6 +154,38 @@ pub enum ReserveOutcome {
         /// How long until that charge would be allowed.
         retry_after: std::time::Duration,
     },
+    /// A tier of the request's [`lines`](ReserveRequest::lines) has fewer units left than
+    /// asked (the session as a whole still has some): nothing was reserved.
+    TierShort {
+        /// The tier.
+        tier: u32,
+        /// Its units left (0: that tier is sold out).
+        available: u32,
+    },
+    /// A quota the request's lines count against has fewer units left than they ask.
+    QuotaShort {
+        /// The quota.
+        quota: u32,
+        /// Its units left.
+        available: u32,
+    },
+}
+
+/// Stock figures of one price tier of a session: `total = available + held + sold` (the tier's
+/// own stock; a quota or the session's capacity may leave fewer to buy).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TierSnapshot {
+    /// The tier.
+    pub tier: u32,
+    /// Its units for sale.
+    pub total: u32,
+    /// Its units nobody holds or bought (signed, as in [`StockSnapshot`]).
+    pub available: i64,
+    /// Its units in holds whose order is not confirmed yet.
+    pub held: u32,
+    /// Its units in confirmed holds (orders).
+    pub sold: u32,
 }
 
 /// Stock figures of an activity. The backend keeps `total = available + held + sold`.
@@ -227,6 +270,13 @@ pub struct OutboxEntry {
 ///   refused as sold out or short only when the activity as a whole is: the buyer's bucket
 ///   borrows from the others first (no undersell). Each bucket keeps
 ///   `total = available + held + sold`, and the buckets' totals add up to the activity's.
+/// - With tiers ([`sells_tiers`](StockReserver::sells_tiers)), a reserve's lines take from
+///   each tier's stock, from the capacity (`total`) and from every quota listing the tier, all
+///   or nothing: no tier, quota or capacity is ever exceeded by live holds; a short tier
+///   refuses as `TierShort`, a short quota as `QuotaShort`, a short capacity as `SoldOut` or
+///   `InsufficientStock`. Confirm and release move each line's units as they move the hold's.
+///   Lines naming a tier the spec lacks, or a plain activity given lines (or a tiered one
+///   given none), are `InvalidArgument`.
 /// - `sold_out_hint` answers from memory, without I/O: `true` only if the activity was seen
 ///   sold out recently (on this node or, through the backend's notifications, on another) and
 ///   no release or reload since. It may be stale for at most about a second; it is a fast path
@@ -271,5 +321,17 @@ pub trait StockReserver: Send + Sync + std::fmt::Debug {
     /// if never loaded. They add up to [`snapshot`](Self::snapshot).
     async fn buckets(&self, activity: ActivityId) -> Result<Vec<StockSnapshot>> {
         Ok(self.snapshot(activity).await?.into_iter().collect())
+    }
+    /// Whether this backend keeps price tiers and quotas ([`StockSpec::tiers`]); `false` for a
+    /// backend that sells plain activities only. The tier cases of the conformance suite run
+    /// when it does.
+    fn sells_tiers(&self) -> bool {
+        false
+    }
+    /// Each tier's figures, in the order the spec gave them; empty for a plain sale or if
+    /// never loaded.
+    async fn tiers(&self, activity: ActivityId) -> Result<Vec<TierSnapshot>> {
+        let _ = activity;
+        Ok(Vec::new())
     }
 }

@@ -64,6 +64,7 @@ async fn lowering_the_total_during_a_race_never_oversells() {
                         activity_id: a.id,
                         quantity: 1,
                         request_id: None,
+                        lines: Vec::new(),
                     })
                     .await
                     .unwrap();

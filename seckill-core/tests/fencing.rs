@@ -25,6 +25,8 @@ fn spec(a: &Activity, total: u32, fence: u64) -> StockSpec {
         adopt: vec![],
         fence,
         buckets: 1,
+        tiers: Vec::new(),
+        quotas: Vec::new(),
     }
 }
 

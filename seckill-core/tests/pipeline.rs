@@ -13,6 +13,7 @@ fn buy(user: i64, qty: u32, key: Option<&str>, s: &Sale) -> BuyRequest {
         activity_id: s.activity,
         quantity: qty,
         request_id: key.map(str::to_string),
+        lines: Vec::new(),
     }
 }
 

@@ -59,6 +59,8 @@ pub async fn seed(
             ends_at: now + Duration::days(7),
             stock_buckets: 1,
             event_id: None,
+            tiers: Vec::new(),
+            quotas: Vec::new(),
         })
         .await?;
     e.warm_up(activity.id).await?;

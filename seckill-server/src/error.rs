@@ -75,6 +75,10 @@ pub enum Code {
     ActivityBusy = 3010,
     /// The operator stopped this activity's sale (the kill switch); it may resume.
     SalePaused = 3011,
+    /// A price tier asked for has fewer units left than asked.
+    TierShort = 3012,
+    /// A quota the buy counts against has fewer units left than it asks.
+    QuotaShort = 3013,
     /// No such order (or not yours; or still being written: retry shortly).
     OrderNotFound = 4001,
     /// The order's state does not allow this.
@@ -119,8 +123,10 @@ impl Code {
             WrongCode | NoPendingCode => StatusCode::BAD_REQUEST,
             Forbidden => StatusCode::FORBIDDEN,
             UsernameTaken | NotStarted | Ended | SoldOut | InsufficientStock | LimitExceeded
-            | NotWarmedUp | ActivityCancelled | ActivityBusy | SalePaused | ProviderDisabled
-            | OrderStateConflict | PaymentConflict | Conflict => StatusCode::CONFLICT,
+            | TierShort | QuotaShort | NotWarmedUp | ActivityCancelled | ActivityBusy
+            | SalePaused | ProviderDisabled | OrderStateConflict | PaymentConflict | Conflict => {
+                StatusCode::CONFLICT
+            }
             IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             MalformedBody | InvalidField | InvalidParameter | BadCallback => {
                 StatusCode::BAD_REQUEST

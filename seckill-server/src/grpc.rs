@@ -123,6 +123,8 @@ impl SeckillService for Grpc {
             &ip,
             ActivityId(r.activity_id),
             r.quantity.max(1),
+            // Tiered sessions are bought over HTTP for now (docs/adr/0021).
+            Vec::new(),
             key,
         )
         .await

@@ -631,3 +631,154 @@ async fn an_event_lists_its_sessions_with_live_stock() {
         assert_eq!(r.status, StatusCode::NOT_FOUND);
     }
 }
+
+/// A session with price tiers and a quota (docs/adr/0021): created with its tiers (the price
+/// becomes the cheapest tier's), shown with each tier's live availability; a buy of several
+/// tiers is all or nothing, a short tier answers 3012 and a short quota 3013, the order
+/// carries its lines and the sum of their prices, and lines on a plain sale are refused.
+#[tokio::test]
+async fn a_tiered_session_sells_lines_all_or_nothing() {
+    let a = api(false).await;
+    let admin = a.login("admin", "admin-password").await;
+    let pid = a.product(&admin).await;
+    let mut body = activity_body(&pid, 7, 4, 1);
+    body["tiers"] = json!([
+        {"id": 1, "name": "380", "price": 38000, "stock": 4},
+        {"id": 2, "name": "580", "price": 58000, "stock": 3},
+        {"id": 3, "name": "VIP", "price": 128000, "stock": 2},
+    ]);
+    body["quotas"] = json!([{"id": 1, "name": "student", "cap": 3, "tiers": [1, 2]}]);
+    for (field, bad) in [
+        ("total_stock", json!(10)),
+        ("stock_buckets", json!(2)),
+        (
+            "quotas",
+            json!([{"id": 1, "name": "q", "cap": 1, "tiers": [9]}]),
+        ),
+        (
+            "tiers",
+            json!([{"id": 1, "name": "a", "price": 1, "stock": 1, "seats": 1}]),
+        ),
+    ] {
+        let mut b = body.clone();
+        b[field] = bad;
+        let r = a
+            .call(
+                "POST",
+                "/api/v1/admin/seckill/activities",
+                Some(&admin),
+                Some(b),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{field}: {}", r.body);
+    }
+    let r = a
+        .call(
+            "POST",
+            "/api/v1/admin/seckill/activities",
+            Some(&admin),
+            Some(body),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.data()["price"], 38000, "the cheapest tier's");
+    let act = r.data()["id"].as_str().unwrap().to_string();
+    let w = a
+        .call(
+            "POST",
+            &format!("/api/v1/admin/seckill/warmup/{act}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(w.status, StatusCode::OK, "{}", w.body);
+
+    let buyer = a.user("tier-buyer").await;
+    let other = a.user("tier-student").await;
+    let path = format!("/api/v1/seckill/activities/{act}/buy");
+    let buy_as = |token: &str, body: Value| {
+        let (a, path, token) = (&a, path.clone(), token.to_string());
+        async move { a.call("POST", &path, Some(&token), Some(body)).await }
+    };
+    let buy = |lines: Value| buy_as(&buyer, json!({ "lines": lines }));
+    let r = buy(json!([{"tier": 2, "quantity": 2}, {"tier": 3, "quantity": 1}])).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    assert_eq!(r.data()["quantity"], 3);
+    let order = r.data()["order_id"].as_str().unwrap().to_string();
+    // Above the limit (4) across tiers.
+    let r = buy(json!([{"tier": 1, "quantity": 2}])).await;
+    assert_eq!(r.code(), 3006, "{}", r.body);
+    // Tier 2 has one left; the quota (3 over tiers 1 and 2) has one left.
+    let r = buy_as(&other, json!({"lines": [{"tier": 2, "quantity": 2}]})).await;
+    assert_eq!(
+        (r.code(), r.data()["tier"].clone()),
+        (3012, json!(2)),
+        "{}",
+        r.body
+    );
+    let r = buy_as(&other, json!({"lines": [{"tier": 1, "quantity": 2}]})).await;
+    assert_eq!(
+        (r.code(), r.data()["available"].clone()),
+        (3013, json!(1)),
+        "{}",
+        r.body
+    );
+    for bad in [
+        json!({"lines": [{"tier": 9, "quantity": 1}]}),
+        json!({"lines": [{"tier": 1, "quantity": 1}, {"tier": 1, "quantity": 1}]}),
+        json!({"lines": [{"tier": 1, "quantity": 1}], "quantity": 2}),
+        json!({"quantity": 1}),
+    ] {
+        let r = buy_as(&other, bad.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
+    }
+    let shown = a
+        .get(&format!("/api/v1/seckill/activities/{act}"), None)
+        .await;
+    let tiers = shown.data()["tiers"].as_array().unwrap().clone();
+    let avail: Vec<_> = tiers.iter().map(|t| t["available"].clone()).collect();
+    // Tier 1: 4 of its own, but the quota leaves 1; tier 2: 1; VIP: 1; capacity 7 − 3 = 4.
+    assert_eq!(avail, [json!(1), json!(1), json!(1)], "{}", shown.body);
+    assert_eq!(shown.data()["available"], 4);
+
+    a.settle_pipeline().await;
+    let o = a
+        .get(&format!("/api/v1/orders/{order}"), Some(&buyer))
+        .await;
+    assert_eq!(o.status, StatusCode::OK, "{}", o.body);
+    assert_eq!(o.data()["amount"], 2 * 58000 + 128000);
+    assert_eq!(
+        o.data()["lines"],
+        json!([{"tier": 2, "quantity": 2}, {"tier": 3, "quantity": 1}])
+    );
+    let c = a
+        .call(
+            "POST",
+            &format!("/api/v1/orders/{order}/cancel"),
+            Some(&buyer),
+            None,
+        )
+        .await;
+    assert_eq!(c.status, StatusCode::OK, "{}", c.body);
+    let shown = a
+        .get(&format!("/api/v1/seckill/activities/{act}"), None)
+        .await;
+    let avail: Vec<_> = shown.data()["tiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["available"].clone())
+        .collect();
+    assert_eq!(avail, [json!(3), json!(3), json!(2)], "{}", shown.body);
+
+    let plain = a.live_activity(&admin, &pid, 5).await;
+    let r = a
+        .call(
+            "POST",
+            &format!("/api/v1/seckill/activities/{plain}/buy"),
+            Some(&buyer),
+            Some(json!({"lines": [{"tier": 1, "quantity": 1}]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+}

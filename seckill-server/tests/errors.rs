@@ -171,6 +171,8 @@ async fn the_engine_refuses_an_invalid_activity_with_the_code_http_answers() {
             ends_at: now + chrono::Duration::hours(1),
             stock_buckets: 1,
             event_id: None,
+            tiers: Vec::new(),
+            quotas: Vec::new(),
         };
         spoil(&mut new);
         let direct = a.state.engine.create_activity(new).await.unwrap_err();

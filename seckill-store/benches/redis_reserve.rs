@@ -54,6 +54,8 @@ async fn fresh_activity(r: &RedisStockReserver, buckets: u32) -> ActivityId {
         adopt: vec![],
         fence: 0,
         buckets,
+        tiers: Vec::new(),
+        quotas: Vec::new(),
     })
     .await
     .expect("load");
@@ -156,6 +158,7 @@ async fn ours_in(r: Arc<RedisStockReserver>, buckets: u32) -> f64 {
                     expires_at: now + CDuration::minutes(15),
                     trace_parent: None,
                     rates: Vec::new(),
+                    lines: Vec::new(),
                 };
                 if let ReserveOutcome::Reserved { .. } = r.reserve(&req).await.expect("reserve") {
                     ok += 1;

@@ -70,6 +70,16 @@ macro_rules! suites {
                     panic!("{e}");
                 }
             }
+            /// The tier model (docs/adr/0021): tiers and a quota in the reserve script.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn the_tier_model_holds() {
+                let Some(b) = stock_batched().await else {
+                    return;
+                };
+                if let Err(e) = seckill_core::conformance::stock_tier_model::run(&*b, 64).await {
+                    panic!("{e}");
+                }
+            }
             mod delay_suite {
                 use super::*;
                 seckill_core::delay_queue_conformance!(delay);
@@ -139,6 +149,8 @@ async fn sold_out_spreads_between_nodes(var: &str) {
             adopt: vec![],
             fence: 0,
             buckets: 1,
+            tiers: Vec::new(),
+            quotas: Vec::new(),
         })
         .await
         .unwrap();
@@ -153,6 +165,7 @@ async fn sold_out_spreads_between_nodes(var: &str) {
         expires_at: now + CDuration::minutes(15),
         trace_parent: None,
         rates: Vec::new(),
+        lines: Vec::new(),
     };
     let ReserveOutcome::Reserved { hold, .. } = a_node.reserve(&req(1)).await.unwrap() else {
         panic!("the only unit")
@@ -219,6 +232,8 @@ async fn the_reserve_script_refuses_bad_input() {
         adopt: vec![],
         fence: 0,
         buckets: 1,
+        tiers: Vec::new(),
+        quotas: Vec::new(),
     })
     .await
     .unwrap();

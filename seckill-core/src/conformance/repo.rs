@@ -46,6 +46,8 @@ async fn activity(b: &Backend, total: u32, limit: u32) -> Activity {
         created_at: t0(),
         stock_buckets: 3,
         event_id: None,
+        tiers: Vec::new(),
+        quotas: Vec::new(),
     };
     b.catalog.insert_activity(&a).await.unwrap();
     a
@@ -66,6 +68,7 @@ fn order(a: &Activity, user: i64, qty: u32) -> Order {
         created_at: t0(),
         updated_at: t0(),
         trace_parent: None,
+        lines: Vec::new(),
     }
 }
 
@@ -257,6 +260,63 @@ pub async fn events_group_sessions(b: &Backend) {
         (kept.title.as_str(), kept.event_id),
         ("renamed", Some(e.id))
     );
+}
+
+/// A session's tiers and quotas read back as written, and so do its orders' tier lines,
+/// written one at a time or in a batch (docs/adr/0021).
+pub async fn tiers_and_lines_round_trip(b: &Backend) {
+    use crate::domain::{Quota, Tier, TierLine};
+    let plain = activity(b, 10, 4).await;
+    let tier = |id: u32, price: i64, stock: u32| Tier {
+        id,
+        name: format!("tier {id}"),
+        price: Money(price),
+        stock,
+    };
+    let a = Activity {
+        id: ActivityId(id()),
+        price: Money(38_000),
+        total_stock: 9,
+        stock_buckets: 1,
+        tiers: vec![tier(1, 38_000, 6), tier(2, 58_000, 4)],
+        quotas: vec![Quota {
+            id: 3,
+            name: "student".into(),
+            cap: 5,
+            tiers: vec![1, 2],
+        }],
+        ..plain.clone()
+    };
+    b.catalog.insert_activity(&a).await.unwrap();
+    assert_eq!(b.catalog.activity(a.id).await.unwrap(), Some(a.clone()));
+    let with = |user: i64, lines: &[(u32, u32)]| Order {
+        lines: lines
+            .iter()
+            .map(|&(tier, quantity)| TierLine { tier, quantity })
+            .collect(),
+        ..order(&a, user, lines.iter().map(|l| l.1).sum())
+    };
+    let one = with(1, &[(1, 1), (2, 2)]);
+    assert!(matches!(
+        b.orders
+            .create_from_hold(&format!("t{}", one.id), &one)
+            .await
+            .unwrap(),
+        CreateOrder::Created(_)
+    ));
+    let batch = vec![
+        (format!("t{}", id()), with(2, &[(2, 1)])),
+        (format!("t{}", id()), with(3, &[(1, 2), (2, 1)])),
+    ];
+    b.orders.create_from_holds(&batch).await.unwrap();
+    for o in std::iter::once(&one).chain(batch.iter().map(|(_, o)| o)) {
+        let got = b.orders.order(o.id).await.unwrap().expect("written");
+        assert_eq!(got.lines, o.lines);
+        assert_eq!(got.hold().lines, o.lines);
+    }
+    let all = b.orders.activity_orders(a.id).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(all.iter().all(|o| !o.lines.is_empty()));
 }
 
 /// An update fenced with a token below the highest one the activity was updated with is
@@ -901,6 +961,7 @@ macro_rules! repo_conformance {
             users_are_unique,
             catalog_round_trips,
             events_group_sessions,
+            tiers_and_lines_round_trip,
             stale_fenced_update_is_refused,
             products_update_and_delete,
             order_insert_is_idempotent,

@@ -27,6 +27,8 @@ fn spec(a: ActivityId, total: u32, limit: u32) -> StockSpec {
         adopt: vec![],
         fence: 0,
         buckets: 1,
+        tiers: Vec::new(),
+        quotas: Vec::new(),
     }
 }
 
@@ -48,6 +50,7 @@ fn req(a: ActivityId, user: i64, qty: u32, key: &str) -> ReserveRequest {
         expires_at: t0() + CDuration::minutes(16),
         trace_parent: None,
         rates: Vec::new(),
+        lines: Vec::new(),
     }
 }
 
@@ -210,6 +213,8 @@ pub async fn reload_keeps_holds(b: &Backend) {
         adopt: vec![],
         fence: 0,
         buckets: 1,
+        tiers: Vec::new(),
+        quotas: Vec::new(),
     })
     .await
     .unwrap();
@@ -226,6 +231,8 @@ pub async fn reload_keeps_holds(b: &Backend) {
         adopt: vec![],
         fence: 0,
         buckets: 1,
+        tiers: Vec::new(),
+        quotas: Vec::new(),
     };
     assert!(matches!(
         b.load(&too_small).await,
@@ -250,6 +257,8 @@ pub async fn fresh_load_counts_prior_sales(b: &Backend) {
         adopt: vec![],
         fence: 0,
         buckets: 1,
+        tiers: Vec::new(),
+        quotas: Vec::new(),
     })
     .await
     .unwrap();
@@ -275,6 +284,7 @@ pub async fn load_adopts_lost_holds(b: &Backend) {
         quantity: qty,
         created_at: t0(),
         expires_at: t0() + CDuration::minutes(15),
+        lines: Vec::new(),
     };
     let (h1, h2) = (lost(1, 2), lost(2, 1));
     let spec = |total: u32, adopt: Vec<crate::domain::Hold>| StockSpec {
@@ -696,6 +706,222 @@ pub async fn buckets_share_a_rate_charge_key(b: &Backend) {
     ));
 }
 
+/// A session of three tiers (stock 3, 2 and 5), a capacity of 8 and a quota of 4 over tiers 1
+/// and 2, or `None` (with a message) when the backend does not keep tiers.
+async fn fresh_tiers(b: &Backend, limit: u32) -> Option<(ActivityId, StockSpec)> {
+    if !b.sells_tiers() {
+        eprintln!("skipped: the backend does not keep price tiers");
+        return None;
+    }
+    let tier = |id: u32, stock: u32| crate::domain::Tier {
+        id,
+        name: format!("tier {id}"),
+        price: crate::domain::Money(i64::from(id) * 100),
+        stock,
+    };
+    let id = ActivityId(super::unique_id());
+    let s = StockSpec {
+        tiers: vec![tier(1, 3), tier(2, 2), tier(3, 5)],
+        quotas: vec![crate::domain::Quota {
+            id: 9,
+            name: "student".into(),
+            cap: 4,
+            tiers: vec![1, 2],
+        }],
+        ..spec(id, 8, limit)
+    };
+    b.load(&s).await.expect("load");
+    Some((id, s))
+}
+
+fn lines(l: &[(u32, u32)]) -> Vec<crate::domain::TierLine> {
+    l.iter()
+        .map(|&(tier, quantity)| crate::domain::TierLine { tier, quantity })
+        .collect()
+}
+
+fn tier_req(a: ActivityId, user: i64, l: &[(u32, u32)], key: &str) -> ReserveRequest {
+    let lines = lines(l);
+    ReserveRequest {
+        lines: lines.clone(),
+        ..req(a, user, lines.iter().map(|l| l.quantity).sum(), key)
+    }
+}
+
+/// Each tier's `(available, held, sold)`, in the spec's order.
+async fn tier_figures(b: &Backend, a: ActivityId) -> Vec<(i64, u32, u32)> {
+    b.tiers(a)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| (t.available, t.held, t.sold))
+        .collect()
+}
+
+/// A multi-tier reserve takes from each tier, the capacity and the quota at once, or nothing:
+/// a short tier answers `TierShort`, a short quota `QuotaShort`, a short capacity `SoldOut`;
+/// confirm and release move each line's units; the per-user limit counts across tiers; lines
+/// that do not fit the session are invalid.
+pub async fn tiers_take_all_or_nothing(b: &Backend) {
+    let Some((a, _)) = fresh_tiers(b, 6).await else {
+        return;
+    };
+    let first = reserved(b, &tier_req(a, 1, &[(1, 2), (2, 1)], "t1")).await;
+    assert_eq!(
+        (first.quantity, first.lines.clone()),
+        (3, lines(&[(1, 2), (2, 1)]))
+    );
+    assert_eq!(tier_figures(b, a).await, [(1, 2, 0), (1, 1, 0), (5, 0, 0)]);
+    let s = b.snapshot(a).await.unwrap().unwrap();
+    assert_eq!((s.total, s.available, s.held), (8, 5, 3));
+    // Tier 1 has one left: nothing of the request is taken.
+    assert_eq!(
+        b.reserve(&tier_req(a, 2, &[(3, 1), (1, 2)], "t2"))
+            .await
+            .unwrap(),
+        ReserveOutcome::TierShort {
+            tier: 1,
+            available: 1
+        }
+    );
+    // Tiers 1 and 2 have one each, but the quota over both has one left of 4.
+    assert_eq!(
+        b.reserve(&tier_req(a, 2, &[(2, 1), (1, 1)], "t3"))
+            .await
+            .unwrap(),
+        ReserveOutcome::QuotaShort {
+            quota: 9,
+            available: 1
+        }
+    );
+    assert_eq!(tier_figures(b, a).await, [(1, 2, 0), (1, 1, 0), (5, 0, 0)]);
+    // The per-user limit (6) counts the buyer's 3 units of tiers 1 and 2.
+    assert_eq!(
+        b.reserve(&tier_req(a, 1, &[(3, 4)], "t4")).await.unwrap(),
+        ReserveOutcome::LimitExceeded { held: 3, limit: 6 }
+    );
+    let big = reserved(b, &tier_req(a, 2, &[(3, 5)], "t5")).await;
+    // Capacity 8: 3 + 5 taken; tier 1 still has one, but the session is full.
+    assert_eq!(
+        b.reserve(&tier_req(a, 3, &[(1, 1)], "t6")).await.unwrap(),
+        ReserveOutcome::SoldOut
+    );
+    assert!(b.sold_out_hint(a) || !b.sells_tiers());
+    assert_eq!(b.confirm(a, big.id).await.unwrap(), Transition::Applied);
+    assert_eq!(tier_figures(b, a).await, [(1, 2, 0), (1, 1, 0), (0, 0, 5)]);
+    assert_eq!(b.release(a, first.id).await.unwrap(), Transition::Applied);
+    assert_eq!(tier_figures(b, a).await, [(3, 0, 0), (2, 0, 0), (0, 0, 5)]);
+    assert_eq!(b.release(a, big.id).await.unwrap(), Transition::Applied);
+    assert_eq!(tier_figures(b, a).await, [(3, 0, 0), (2, 0, 0), (5, 0, 0)]);
+    let s = b.snapshot(a).await.unwrap().unwrap();
+    assert_eq!((s.available, s.held, s.sold), (8, 0, 0));
+    // A replay answers the first hold with its lines.
+    let again = b
+        .reserve(&tier_req(a, 1, &[(1, 2), (2, 1)], "t1"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&again, ReserveOutcome::Reserved { hold, replayed: true } if hold.id == first.id && hold.lines == first.lines),
+        "{again:?}"
+    );
+    for bad in [
+        tier_req(a, 4, &[(4, 1)], "b1"),
+        tier_req(a, 4, &[(1, 1), (1, 1)], "b2"),
+        tier_req(a, 4, &[(1, 0)], "b3"),
+        req(a, 4, 1, "b4"),
+        ReserveRequest {
+            quantity: 3,
+            ..tier_req(a, 4, &[(1, 1)], "b5")
+        },
+    ] {
+        assert!(
+            matches!(b.reserve(&bad).await, Err(crate::Error::InvalidArgument(_))),
+            "{:?}",
+            bad.lines
+        );
+    }
+    // A plain activity takes no lines.
+    let plain = fresh(b, 5, 5).await;
+    assert!(matches!(
+        b.reserve(&tier_req(plain, 1, &[(1, 1)], "p")).await,
+        Err(crate::Error::InvalidArgument(_))
+    ));
+    assert_eq!(tier_figures(b, a).await, [(3, 0, 0), (2, 0, 0), (5, 0, 0)]);
+}
+
+/// Concurrent multi-tier reserves never take more of a tier, of the quota or of the capacity
+/// than it has.
+pub async fn tiers_never_oversell_under_concurrency(b: &Backend) {
+    let Some((a, _)) = fresh_tiers(b, 3).await else {
+        return;
+    };
+    let mut tasks = Vec::new();
+    for u in 0..40i64 {
+        let b = b.clone();
+        let l: &[(u32, u32)] = match u % 3 {
+            0 => &[(1, 1)],
+            1 => &[(2, 1), (3, 1)],
+            _ => &[(1, 1), (3, 2)],
+        };
+        let r = tier_req(a, 100 + u, l, "c");
+        tasks.push(tokio::spawn(async move { b.reserve(&r).await.unwrap() }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let t = b.tiers(a).await.unwrap();
+    let taken = |i: usize| t[i].held + t[i].sold;
+    assert!(taken(0) <= 3 && taken(1) <= 2 && taken(2) <= 5, "{t:?}");
+    assert!(taken(0) + taken(1) <= 4, "the quota: {t:?}");
+    let s = b.snapshot(a).await.unwrap().unwrap();
+    assert!(s.balanced() && s.held <= 8, "{s:?}");
+    assert_eq!(s.held, taken(0) + taken(1) + taken(2));
+    assert!(t.iter().all(|x| x.available >= 0
+        && i64::from(x.total) == x.available + i64::from(x.held) + i64::from(x.sold)));
+}
+
+/// A reload keeps the tiers' holds; a tier's stock below its units held is refused and changes
+/// nothing; an adopted hold counts its lines as sold.
+pub async fn tiers_survive_reloads_and_adoption(b: &Backend) {
+    let Some((a, s)) = fresh_tiers(b, 6).await else {
+        return;
+    };
+    let h = reserved(b, &tier_req(a, 1, &[(1, 2), (3, 1)], "r1")).await;
+    b.load(&s).await.unwrap();
+    assert_eq!(tier_figures(b, a).await, [(1, 2, 0), (2, 0, 0), (4, 1, 0)]);
+    let mut small = s.clone();
+    small.tiers[0].stock = 1;
+    assert!(matches!(
+        b.load(&small).await,
+        Err(crate::Error::Conflict { .. })
+    ));
+    assert_eq!(tier_figures(b, a).await, [(1, 2, 0), (2, 0, 0), (4, 1, 0)]);
+    let mut more = s.clone();
+    more.tiers[2].stock = 6;
+    b.load(&more).await.unwrap();
+    assert_eq!(tier_figures(b, a).await, [(1, 2, 0), (2, 0, 0), (5, 1, 0)]);
+    let lost = crate::domain::Hold {
+        id: HoldId(super::unique_id()),
+        order_id: OrderId(super::unique_id()),
+        activity_id: a,
+        user_id: UserId(2),
+        quantity: 2,
+        created_at: t0(),
+        expires_at: t0() + CDuration::minutes(15),
+        lines: lines(&[(2, 2)]),
+    };
+    b.load(&StockSpec {
+        adopt: vec![lost.clone()],
+        ..more.clone()
+    })
+    .await
+    .unwrap();
+    assert_eq!(tier_figures(b, a).await, [(1, 2, 0), (0, 0, 2), (5, 1, 0)]);
+    assert_eq!(b.release(a, lost.id).await.unwrap(), Transition::Applied);
+    assert_eq!(b.release(a, h.id).await.unwrap(), Transition::Applied);
+    assert_eq!(tier_figures(b, a).await, [(3, 0, 0), (2, 0, 0), (6, 0, 0)]);
+}
+
 /// Stamps out every case of this suite as a test for a backend.
 #[macro_export]
 macro_rules! stock_reserver_conformance {
@@ -719,6 +945,9 @@ macro_rules! stock_reserver_conformance {
             buckets_gather_a_multi_unit_buy,
             buckets_keep_limits_replays_and_reloads,
             buckets_share_a_rate_charge_key,
+            tiers_take_all_or_nothing,
+            tiers_never_oversell_under_concurrency,
+            tiers_survive_reloads_and_adoption,
         );
     };
 }

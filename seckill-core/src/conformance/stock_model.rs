@@ -120,6 +120,8 @@ pub async fn run_case(b: &dyn StockReserver, c: &Case) -> Result<(), String> {
         adopt: vec![],
         fence: 0,
         buckets: c.buckets,
+        tiers: Vec::new(),
+        quotas: Vec::new(),
     })
     .await
     .map_err(|e| format!("load: {e}"))?;
@@ -145,6 +147,7 @@ pub async fn run_case(b: &dyn StockReserver, c: &Case) -> Result<(), String> {
                     expires_at: t0 + CDuration::minutes(16),
                     trace_parent: None,
                     rates: Vec::new(),
+                    lines: Vec::new(),
                 };
                 let got = b.reserve(&r).await.map_err(|e| err(i, s, e.to_string()))?;
                 let has = m.users.get(user).copied().unwrap_or(0);
@@ -214,15 +217,7 @@ pub async fn run_case(b: &dyn StockReserver, c: &Case) -> Result<(), String> {
                     b.confirm(a, h.id).await
                 }
                 .map_err(|e| err(i, s, e.to_string()))?;
-                let (want, next) = match (release, state) {
-                    (false, HoldState::Held) => (Transition::Applied, HoldState::Confirmed),
-                    (false, HoldState::Confirmed) => (Transition::AlreadyDone, state),
-                    (false, HoldState::Released) => {
-                        (Transition::Refused(HoldState::Released), state)
-                    }
-                    (true, HoldState::Released) => (Transition::AlreadyDone, state),
-                    (true, _) => (Transition::Applied, HoldState::Released),
-                };
+                let (want, next) = transition(release, state);
                 if got != want {
                     return Err(err(i, s, format!("got {got:?}, the model says {want:?}")));
                 }
@@ -251,6 +246,17 @@ pub async fn run_case(b: &dyn StockReserver, c: &Case) -> Result<(), String> {
         balance(b, a, c, &m).await.map_err(|e| err(i, s, e))?;
     }
     Ok(())
+}
+
+/// What a release (or a confirm) of a hold in `state` must answer, and the state after it.
+pub(crate) fn transition(release: bool, state: HoldState) -> (Transition, HoldState) {
+    match (release, state) {
+        (false, HoldState::Held) => (Transition::Applied, HoldState::Confirmed),
+        (false, HoldState::Confirmed) => (Transition::AlreadyDone, state),
+        (false, HoldState::Released) => (Transition::Refused(HoldState::Released), state),
+        (true, HoldState::Released) => (Transition::AlreadyDone, state),
+        (true, _) => (Transition::Applied, HoldState::Released),
+    }
 }
 
 async fn balance(b: &dyn StockReserver, a: ActivityId, c: &Case, m: &Model) -> Result<(), String> {

@@ -1,7 +1,7 @@
 //! Activities: flash sales of a product.
 
 use super::text::check_line;
-use super::{ActivityId, EventId, Money, ProductId};
+use super::{ActivityId, EventId, Money, ProductId, Quota, Tier};
 use crate::{Error, Result, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +59,15 @@ pub struct Activity {
     /// The event this activity is a session of (docs/adr/0021); `None` for a plain sale.
     #[serde(default)]
     pub event_id: Option<EventId>,
+    /// Its price tiers (docs/adr/0021): empty for a plain sale of one price. With tiers,
+    /// `total_stock` is the session's capacity over them and `price` the cheapest tier's; a
+    /// buy names units per tier. Fixed at creation.
+    #[serde(default)]
+    pub tiers: Vec<Tier>,
+    /// Caps that units of several tiers count against together, beside each tier's stock and
+    /// the capacity. Fixed at creation.
+    #[serde(default)]
+    pub quotas: Vec<Quota>,
 }
 
 fn one_bucket() -> u32 {
@@ -74,7 +83,9 @@ impl Activity {
     /// The rules every stored activity obeys (the engine checks them on every write): a title
     /// of 1 to [`Activity::TITLE_MAX`] characters with no control characters, a price that is
     /// not negative, 1 to [`Activity::STOCK_MAX`] units, a per-user limit of at least 1, and a
-    /// window that starts before it ends, and 1 to 64 stock buckets.
+    /// window that starts before it ends, and 1 to 64 stock buckets; its tiers and quotas
+    /// obey [`check_tiers`](super::tier::check_tiers), and with tiers `price` is the cheapest
+    /// tier's.
     pub fn validate(&self) -> Result<()> {
         check_line("title", &self.title, 1, Self::TITLE_MAX)?;
         if self.price.0 < 0 {
@@ -94,6 +105,20 @@ impl Activity {
                 "stock_buckets: 1 to {}",
                 crate::stock::MAX_BUCKETS
             )));
+        }
+        super::tier::check_tiers(
+            &self.tiers,
+            &self.quotas,
+            self.total_stock,
+            self.stock_buckets,
+            Self::STOCK_MAX,
+        )?;
+        if let Some(cheapest) = self.tiers.iter().map(|t| t.price).min() {
+            if self.price != cheapest {
+                return Err(Error::invalid(
+                    "price: with tiers, the cheapest tier's price",
+                ));
+            }
         }
         Ok(())
     }
@@ -143,6 +168,8 @@ mod tests {
             created_at: t,
             stock_buckets: 1,
             event_id: None,
+            tiers: Vec::new(),
+            quotas: Vec::new(),
         };
         assert_eq!(
             a.status_at(t - Duration::seconds(1)),

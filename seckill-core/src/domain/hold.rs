@@ -1,6 +1,6 @@
 //! Holds: units taken from stock by the atomic reserve step, waiting to become an order.
 
-use super::{ActivityId, HoldId, OrderId, UserId};
+use super::{ActivityId, HoldId, OrderId, TierLine, UserId};
 use crate::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +26,10 @@ pub struct Hold {
     /// Payment deadline of the order it becomes.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: Timestamp,
+    /// Its units per price tier, adding up to `quantity` (docs/adr/0021); empty for a plain
+    /// sale, whose messages are then as they always were.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<TierLine>,
 }
 
 /// Where a hold stands in the stock backend.

@@ -12,6 +12,7 @@ mod order;
 mod payment;
 mod product;
 pub mod text;
+pub mod tier;
 mod user;
 
 pub use activity::{Activity, ActivityStatus};
@@ -22,4 +23,5 @@ pub use money::Money;
 pub use order::{CancelReason, Order, OrderStatus};
 pub use payment::{Payment, PaymentStatus};
 pub use product::Product;
+pub use tier::{Quota, Tier, TierLine};
 pub use user::{Role, User};

@@ -1,6 +1,6 @@
 //! Orders.
 
-use super::{ActivityId, HoldId, Money, OrderId, PaymentId, UserId};
+use super::{ActivityId, HoldId, Money, OrderId, PaymentId, TierLine, UserId};
 use crate::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -99,7 +99,8 @@ pub struct Order {
     pub activity_id: ActivityId,
     /// Units.
     pub quantity: u32,
-    /// `price × quantity`, in minor units, from the activity (never from the client).
+    /// `price × quantity`, or with tiers each line's units × its tier's price, in minor units,
+    /// from the activity (never from the client).
     pub amount: Money,
     /// Where it stands.
     pub status: OrderStatus,
@@ -120,6 +121,10 @@ pub struct Order {
     /// settles it joins the buy's trace; `None` when untraced. Not part of any answer.
     #[serde(skip)]
     pub trace_parent: Option<String>,
+    /// Its units per price tier, adding up to `quantity` (docs/adr/0021); empty for a plain
+    /// sale.
+    #[serde(default)]
+    pub lines: Vec<TierLine>,
 }
 
 impl Order {
@@ -133,6 +138,7 @@ impl Order {
             quantity: self.quantity,
             created_at: self.created_at,
             expires_at: self.expires_at,
+            lines: self.lines.clone(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Step 1, the hot path: gate, then one atomic reserve. Never waits for the broker or the DB.
 
 use super::Engine;
-use crate::domain::{ActivityId, ActivityStatus, HoldId, OrderId, UserId};
+use crate::domain::{ActivityId, ActivityStatus, HoldId, OrderId, TierLine, UserId};
 use crate::rate_limit::RateCharge;
 use crate::stock::{ReserveOutcome, ReserveRequest};
 use crate::{Entity, Error, Result, Timestamp};
@@ -15,11 +15,14 @@ pub struct BuyRequest {
     pub user_id: UserId,
     /// The activity.
     pub activity_id: ActivityId,
-    /// Units (≥ 1).
+    /// Units (≥ 1). With `lines`, 0 or their sum.
     pub quantity: u32,
     /// Idempotency key: retrying with the same key returns the same hold. `None` makes every
     /// call a new attempt.
     pub request_id: Option<String>,
+    /// Units per price tier, for a session with tiers (docs/adr/0021): all or nothing, each
+    /// tier once. Empty for a plain sale.
+    pub lines: Vec<TierLine>,
 }
 
 /// Why a buy was refused. All of these are normal outcomes of a flash sale.
@@ -57,6 +60,20 @@ pub enum BuyRejection {
     /// The operator stopped this activity's sale (the kill switch of
     /// [`SaleControls`](crate::engine::SaleControls)).
     Paused,
+    /// A tier asked for has fewer units left than asked (the session still has some).
+    TierShort {
+        /// The tier.
+        tier: u32,
+        /// Its units left.
+        available: u32,
+    },
+    /// A quota the buy counts against has fewer units left than it asks.
+    QuotaShort {
+        /// The quota.
+        quota: u32,
+        /// Its units left.
+        available: u32,
+    },
 }
 
 impl BuyRejection {
@@ -73,6 +90,8 @@ impl BuyRejection {
             BuyRejection::LimitExceeded { .. } => "limit_exceeded",
             BuyRejection::RateLimited { .. } => "rate_limited",
             BuyRejection::Paused => "paused",
+            BuyRejection::TierShort { .. } => "tier_short",
+            BuyRejection::QuotaShort { .. } => "quota_short",
         }
     }
 }
@@ -92,6 +111,8 @@ pub enum BuyOutcome {
         expires_at: Timestamp,
         /// Whether this answers a retry of an earlier request with the same key.
         replayed: bool,
+        /// Its units per tier (empty for a plain sale).
+        lines: Vec<TierLine>,
     },
     /// Refused.
     Rejected(BuyRejection),
@@ -154,7 +175,7 @@ impl Engine {
         gate: impl std::future::Future<Output = Result<()>>,
     ) -> Result<BuyOutcome> {
         use BuyRejection as R;
-        if req.quantity == 0 {
+        if req.quantity == 0 && req.lines.is_empty() {
             return Err(Error::invalid("quantity must be at least 1"));
         }
         if let Some(k) = &req.request_id {
@@ -170,10 +191,20 @@ impl Engine {
             ActivityStatus::Cancelled => return Ok(BuyOutcome::Rejected(R::Cancelled)),
             ActivityStatus::Live => {}
         }
+        // A session's units come per tier; the domain's rules, before any backend sees them.
+        let quantity = match crate::domain::tier::check_lines(&activity.tiers, &req.lines)? {
+            0 => req.quantity,
+            sum if req.quantity == 0 || req.quantity == sum => sum,
+            _ => {
+                return Err(Error::invalid(
+                    "quantity: the units of lines add up to another number",
+                ))
+            }
+        };
         if self.controls().is_paused(req.activity_id) {
             return Ok(BuyOutcome::Rejected(R::Paused));
         }
-        if req.quantity > activity.per_user_limit {
+        if quantity > activity.per_user_limit {
             return Ok(BuyOutcome::Rejected(R::LimitExceeded {
                 held: 0,
                 limit: activity.per_user_limit,
@@ -198,7 +229,7 @@ impl Engine {
         // this trace.
         let tracing = &self.backends().tracing;
         let span = if tracing.is_on() {
-            tracing::info_span!("stock.reserve", activity = %req.activity_id, quantity = req.quantity)
+            tracing::info_span!("stock.reserve", activity = %req.activity_id, quantity = quantity)
         } else {
             tracing::Span::none()
         };
@@ -209,7 +240,7 @@ impl Engine {
             .reserve(&ReserveRequest {
                 activity_id: req.activity_id,
                 user_id: req.user_id,
-                quantity: req.quantity,
+                quantity,
                 request_id,
                 hold_id: HoldId(self.next_id()),
                 order_id: OrderId(self.next_id()),
@@ -217,6 +248,7 @@ impl Engine {
                 expires_at,
                 trace_parent,
                 rates,
+                lines: req.lines.clone(),
             })
             .instrument(span)
             .await?;
@@ -224,7 +256,7 @@ impl Engine {
             ReserveOutcome::Reserved {
                 hold,
                 replayed: true,
-            } if hold.quantity != req.quantity => {
+            } if hold.quantity != quantity || hold.lines != req.lines => {
                 return Err(Error::conflict(
                     Entity::IdempotencyKey,
                     format!("of hold {}", hold.id),
@@ -237,6 +269,7 @@ impl Engine {
                 quantity: hold.quantity,
                 expires_at: hold.expires_at,
                 replayed,
+                lines: hold.lines,
             },
             ReserveOutcome::SoldOut => BuyOutcome::Rejected(R::SoldOut),
             ReserveOutcome::InsufficientStock { available } => {
@@ -250,6 +283,12 @@ impl Engine {
             ReserveOutcome::NotLoaded => BuyOutcome::Rejected(R::NotWarmedUp),
             ReserveOutcome::RateLimited { retry_after } => {
                 BuyOutcome::Rejected(R::RateLimited { retry_after })
+            }
+            ReserveOutcome::TierShort { tier, available } => {
+                BuyOutcome::Rejected(R::TierShort { tier, available })
+            }
+            ReserveOutcome::QuotaShort { quota, available } => {
+                BuyOutcome::Rejected(R::QuotaShort { quota, available })
             }
         })
     }

@@ -7,7 +7,7 @@
 use super::Engine;
 use crate::domain::{
     Activity, ActivityId, CancelReason, Event, EventId, Money, Order, OrderId, OrderStatus,
-    Product, ProductId, Role, User, UserId,
+    Product, ProductId, Quota, Role, Tier, User, UserId,
 };
 use crate::repo::PageRequest;
 use crate::{Entity, Error, Result, Timestamp};
@@ -83,6 +83,14 @@ pub struct NewActivity {
     /// The event this activity is a session of (it must exist); absent for a plain sale.
     #[serde(default)]
     pub event_id: Option<EventId>,
+    /// Price tiers (docs/adr/0021): with them `total_stock` is the session's capacity (at most
+    /// their stock together), `price` is set to the cheapest tier's, and a buy names units
+    /// per tier. Up to 32; fixed once created.
+    #[serde(default)]
+    pub tiers: Vec<Tier>,
+    /// Caps over several tiers (a "student" quota); up to 32, fixed once created.
+    #[serde(default)]
+    pub quotas: Vec<Quota>,
 }
 
 /// An event to create (the body of `POST /api/v1/admin/events`); its sessions are activities
@@ -230,7 +238,8 @@ impl Engine {
             id: ActivityId(self.next_id()),
             product_id: new.product_id,
             title: new.title,
-            price: new.price,
+            // With tiers, the cheapest one's (what a listing shows as "from").
+            price: new.tiers.iter().map(|t| t.price).min().unwrap_or(new.price),
             total_stock: new.total_stock,
             sold: 0,
             per_user_limit: new.per_user_limit,
@@ -240,8 +249,17 @@ impl Engine {
             created_at: self.now(),
             stock_buckets: new.stock_buckets,
             event_id: new.event_id,
+            tiers: new.tiers,
+            quotas: new.quotas,
         };
         a.validate()?;
+        if !a.tiers.is_empty() && !self.backends().stock.sells_tiers() {
+            return Err(Error::conflict(
+                Entity::Activity,
+                "to create",
+                "this stock backend does not keep price tiers yet (docs/adr/0021)",
+            ));
+        }
         let most = self.backends().stock.max_buckets();
         if a.stock_buckets > most {
             // A valid request this deployment cannot serve: a conflict with its configuration.

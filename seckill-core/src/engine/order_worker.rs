@@ -78,12 +78,15 @@ impl Engine {
         self.crash_point(CrashPoint::WorkerBeforeInsert)?;
         let mut results: Vec<Option<Result<Option<Order>>>> = Vec::with_capacity(holds.len());
         let mut batch = Vec::with_capacity(holds.len());
-        let mut prices = HashMap::new();
+        let mut activities: HashMap<_, crate::domain::Activity> = HashMap::new();
         for (i, (hold, message_id)) in holds.iter().enumerate() {
-            let price = match prices.get(&hold.activity_id) {
-                Some(p) => *p,
-                None => match b.catalog.activity(hold.activity_id).await? {
-                    Some(a) => *prices.entry(hold.activity_id).or_insert(a.price),
+            if let std::collections::hash_map::Entry::Vacant(slot) =
+                activities.entry(hold.activity_id)
+            {
+                match b.catalog.activity(hold.activity_id).await? {
+                    Some(a) => {
+                        slot.insert(a);
+                    }
                     None => {
                         results.push(Some(Err(Error::not_found(
                             Entity::Activity,
@@ -91,9 +94,16 @@ impl Engine {
                         ))));
                         continue;
                     }
-                },
+                }
+            }
+            let a = &activities[&hold.activity_id];
+            // A plain sale's price × units; a session's each line at its tier's price.
+            let amount = if hold.lines.is_empty() {
+                a.price.checked_mul(hold.quantity)
+            } else {
+                crate::domain::tier::lines_amount(&a.tiers, &hold.lines)
             };
-            let Some(amount) = price.checked_mul(hold.quantity) else {
+            let Some(amount) = amount else {
                 results.push(Some(Err(Error::invalid("order amount overflows"))));
                 continue;
             };
@@ -114,6 +124,7 @@ impl Engine {
                     created_at: hold.created_at,
                     updated_at: self.now(),
                     trace_parent: traces.get(i).cloned().flatten(),
+                    lines: hold.lines.clone(),
                 },
             ));
         }

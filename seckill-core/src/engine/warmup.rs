@@ -135,6 +135,8 @@ impl Engine {
                 adopt,
                 fence,
                 buckets: a.stock_buckets,
+                tiers: a.tiers.clone(),
+                quotas: a.quotas.clone(),
             })
             .await?;
         let snap = b.stock.snapshot(id).await?.ok_or_else(|| {
@@ -209,11 +211,11 @@ impl Engine {
                 ),
             ));
         }
-        if a.event_id != old.event_id {
+        if a.event_id != old.event_id || a.tiers != old.tiers || a.quotas != old.quotas {
             return Err(Error::conflict(
                 Entity::Activity,
                 a.id,
-                "event_id is fixed at creation",
+                "event_id, tiers and quotas are fixed at creation",
             ));
         }
         let snapshot = b.stock.snapshot(a.id).await?;

@@ -2,10 +2,10 @@
 //! the Redis Lua script is.
 
 use crate::clock::{Clock, SystemClock};
-use crate::domain::{ActivityId, Hold, HoldId, HoldState, UserId};
+use crate::domain::{ActivityId, Hold, HoldId, HoldState, Quota, TierLine, UserId};
 use crate::stock::{
     HoldRecord, OutboxEntry, ReserveOutcome, ReserveRequest, StockReserver, StockSnapshot,
-    StockSpec, Transition,
+    StockSpec, TierSnapshot, Transition,
 };
 use crate::{Entity, Error, Result, Timestamp};
 use async_trait::async_trait;
@@ -28,6 +28,10 @@ struct ActivityStock {
     /// map for the activity, since a key (a client address) may be shared by buyers of
     /// different buckets.
     rates: HashMap<String, i64>,
+    /// The session's price tiers, in the spec's order (docs/adr/0021); empty for a plain sale.
+    tiers: Vec<TierSnapshot>,
+    /// Caps over several tiers; what one has taken is its tiers' `held + sold`.
+    quotas: Vec<Quota>,
 }
 
 /// One stock bucket: `total = available + held + sold`, where `total` moves when units are lent
@@ -57,6 +61,64 @@ impl Bucket {
 impl ActivityStock {
     fn available(&self) -> i64 {
         self.buckets.iter().map(|b| b.available).sum()
+    }
+
+    fn tier_mut(&mut self, tier: u32) -> Option<&mut TierSnapshot> {
+        self.tiers.iter_mut().find(|t| t.tier == tier)
+    }
+
+    /// The first tier or quota that `lines` would overrun, as the refusal to give; `None` when
+    /// every one has room (the lines name tiers of the session: checked before).
+    fn tiers_short(&self, lines: &[TierLine]) -> Option<ReserveOutcome> {
+        for l in lines {
+            let t = self.tiers.iter().find(|t| t.tier == l.tier)?;
+            if t.available < i64::from(l.quantity) {
+                return Some(ReserveOutcome::TierShort {
+                    tier: l.tier,
+                    available: t.available.max(0) as u32,
+                });
+            }
+        }
+        for q in &self.quotas {
+            let taken: i64 = self
+                .tiers
+                .iter()
+                .filter(|t| q.tiers.contains(&t.tier))
+                .map(|t| i64::from(t.held) + i64::from(t.sold))
+                .sum();
+            let asked: i64 = lines
+                .iter()
+                .filter(|l| q.tiers.contains(&l.tier))
+                .map(|l| i64::from(l.quantity))
+                .sum();
+            let left = i64::from(q.cap) - taken;
+            if asked > 0 && asked > left {
+                return Some(ReserveOutcome::QuotaShort {
+                    quota: q.id,
+                    available: left.max(0) as u32,
+                });
+            }
+        }
+        None
+    }
+
+    /// Moves `lines`' units between a tier's counters: `(from, to)` of held, sold, available.
+    fn move_lines(&mut self, lines: &[TierLine], from: Counter, to: Counter) {
+        for l in lines {
+            if let Some(t) = self.tier_mut(l.tier) {
+                let q = l.quantity;
+                match from {
+                    Counter::Available => t.available -= i64::from(q),
+                    Counter::Held => t.held -= q,
+                    Counter::Sold => t.sold -= q,
+                }
+                match to {
+                    Counter::Available => t.available += i64::from(q),
+                    Counter::Held => t.held += q,
+                    Counter::Sold => t.sold += q,
+                }
+            }
+        }
     }
 
     fn home(&self, user: UserId) -> usize {
@@ -125,6 +187,51 @@ impl ActivityStock {
     }
 }
 
+/// A tier's counters, for [`ActivityStock::move_lines`].
+#[derive(Debug, Clone, Copy)]
+enum Counter {
+    Available,
+    Held,
+    Sold,
+}
+
+/// The stock of a hold's state.
+fn counter(state: HoldState) -> Counter {
+    match state {
+        HoldState::Held => Counter::Held,
+        HoldState::Confirmed => Counter::Sold,
+        HoldState::Released => Counter::Available,
+    }
+}
+
+/// Refuses lines that do not fit the session's tiers (a plain sale takes none).
+fn check_request_lines(tiers: &[TierSnapshot], req: &ReserveRequest) -> Result<()> {
+    if tiers.is_empty() != req.lines.is_empty() {
+        return Err(Error::invalid(if tiers.is_empty() {
+            "lines: this activity has no price tiers"
+        } else {
+            "lines: this session sells by tier; name its tiers"
+        }));
+    }
+    let mut sum = 0u32;
+    for (i, l) in req.lines.iter().enumerate() {
+        if !tiers.iter().any(|t| t.tier == l.tier) || l.quantity == 0 {
+            return Err(Error::invalid(format!(
+                "lines: no tier {} in this session, or no units of it",
+                l.tier
+            )));
+        }
+        if req.lines[..i].iter().any(|o| o.tier == l.tier) {
+            return Err(Error::invalid(format!("lines: tier {} twice", l.tier)));
+        }
+        sum = sum.saturating_add(l.quantity);
+    }
+    if !tiers.is_empty() && sum != req.quantity {
+        return Err(Error::invalid("lines: their units must add up to quantity"));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Default)]
 struct Outbox {
     next_id: u64,
@@ -148,6 +255,7 @@ pub struct MemoryStockReserver {
     clock: Arc<dyn Clock>,
     skip_stock_check: bool,
     skip_borrowing: bool,
+    skip_tier_check: bool,
 }
 
 impl Default for MemoryStockReserver {
@@ -165,6 +273,18 @@ impl MemoryStockReserver {
             clock,
             skip_stock_check: false,
             skip_borrowing: false,
+            skip_tier_check: false,
+        }
+    }
+
+    /// **Deliberately broken**: a reserver that checks the session's capacity but not its
+    /// tiers' stock nor its quotas, so a tier or a quota is oversold while the session has
+    /// room. Only for the negative control of the tier cases.
+    #[doc(hidden)]
+    pub fn broken_skipping_tier_check(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            skip_tier_check: true,
+            ..Self::new(clock)
         }
     }
 
@@ -229,6 +349,9 @@ impl StockReserver for MemoryStockReserver {
             return Err(Error::invalid("sold exceeds total"));
         }
         crate::stock::check_buckets(spec, self.max_buckets())?;
+        if !spec.tiers.is_empty() && spec.buckets != 1 {
+            return Err(Error::invalid("a session with tiers has one stock bucket"));
+        }
         let mut map = self.activities.lock();
         let existing = map.get(&spec.activity_id).cloned();
         let fresh = existing.is_none().then(|| {
@@ -246,6 +369,8 @@ impl StockReserver for MemoryStockReserver {
                 fence: 0,
                 buckets,
                 rates: HashMap::new(),
+                tiers: Vec::new(),
+                quotas: Vec::new(),
             }))
         });
         let act = existing
@@ -292,6 +417,56 @@ impl StockReserver for MemoryStockReserver {
                 ),
             ));
         }
+        // Each tier's units held or sold now (adopted holds included) must fit its new stock.
+        let mut tiers: Vec<TierSnapshot> = spec
+            .tiers
+            .iter()
+            .map(|t| {
+                let old = a.tiers.iter().find(|o| o.tier == t.id);
+                TierSnapshot {
+                    tier: t.id,
+                    total: t.stock,
+                    available: 0,
+                    held: old.map_or(0, |o| o.held),
+                    sold: old.map_or(0, |o| o.sold),
+                }
+            })
+            .collect();
+        for h in &adopt {
+            for l in &h.lines {
+                if let Some(t) = tiers.iter_mut().find(|t| t.tier == l.tier) {
+                    t.sold += l.quantity;
+                }
+            }
+        }
+        for old in &a.tiers {
+            let kept = tiers.iter().find(|t| t.tier == old.tier);
+            let taken = old.held + old.sold;
+            if taken > 0 && kept.is_none() {
+                return Err(Error::conflict(
+                    Entity::Activity,
+                    spec.activity_id,
+                    format!("tier {} has units held or sold; it cannot go", old.tier),
+                ));
+            }
+        }
+        for t in &mut tiers {
+            if t.total < t.held + t.sold {
+                return Err(Error::conflict(
+                    Entity::Activity,
+                    spec.activity_id,
+                    format!(
+                        "tier {}'s stock {} is below the {} units already held or sold",
+                        t.tier,
+                        t.total,
+                        t.held + t.sold
+                    ),
+                ));
+            }
+            t.available = i64::from(t.total) - i64::from(t.held) - i64::from(t.sold);
+        }
+        a.tiers = tiers;
+        a.quotas = spec.quotas.clone();
         for h in adopt {
             let j = a.home(h.user_id);
             let b = &mut a.buckets[j];
@@ -329,6 +504,7 @@ impl StockReserver for MemoryStockReserver {
         };
         let hold = {
             let mut a = act.lock();
+            check_request_lines(&a.tiers, req)?;
             let home = a.home(req.user_id);
             let key = (req.user_id, req.request_id.clone());
             if let Some(id) = a.buckets[home].requests.get(&key) {
@@ -378,6 +554,9 @@ impl StockReserver for MemoryStockReserver {
                         available: all as u32,
                     });
                 }
+                if let Some(short) = a.tiers_short(&req.lines).filter(|_| !self.skip_tier_check) {
+                    return Ok(short);
+                }
             }
             let hold = Hold {
                 id: req.hold_id,
@@ -387,7 +566,9 @@ impl StockReserver for MemoryStockReserver {
                 quantity: req.quantity,
                 created_at: req.now,
                 expires_at: req.expires_at,
+                lines: req.lines.clone(),
             };
+            a.move_lines(&req.lines, Counter::Available, Counter::Held);
             let b = &mut a.buckets[home];
             b.available -= i64::from(req.quantity);
             b.held += req.quantity;
@@ -438,6 +619,8 @@ impl StockReserver for MemoryStockReserver {
                 let q = rec.hold.quantity;
                 b.held -= q;
                 b.sold += q;
+                let lines = rec.hold.lines.clone();
+                a.move_lines(&lines, Counter::Held, Counter::Sold);
                 Ok(Transition::Applied)
             }
         }
@@ -458,6 +641,7 @@ impl StockReserver for MemoryStockReserver {
         }
         rec.state = HoldState::Released;
         let (q, user) = (rec.hold.quantity, rec.hold.user_id);
+        let lines = rec.hold.lines.clone();
         match was {
             HoldState::Held => b.held -= q,
             _ => b.sold -= q,
@@ -466,6 +650,7 @@ impl StockReserver for MemoryStockReserver {
         if let Some(c) = b.users.get_mut(&user) {
             *c = c.saturating_sub(q);
         }
+        a.move_lines(&lines, counter(was), Counter::Available);
         Ok(Transition::Applied)
     }
 
@@ -497,6 +682,17 @@ impl StockReserver for MemoryStockReserver {
 
     fn max_buckets(&self) -> u32 {
         crate::stock::MAX_BUCKETS
+    }
+
+    fn sells_tiers(&self) -> bool {
+        true
+    }
+
+    async fn tiers(&self, activity: ActivityId) -> Result<Vec<TierSnapshot>> {
+        Ok(self
+            .activity(activity)
+            .map(|act| act.lock().tiers.clone())
+            .unwrap_or_default())
     }
 
     async fn hold(&self, activity: ActivityId, hold: HoldId) -> Result<Option<HoldRecord>> {

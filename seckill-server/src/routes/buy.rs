@@ -8,21 +8,22 @@ use crate::service::buy::{place, Bought};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use seckill_core::domain::ActivityId;
+use seckill_core::domain::{ActivityId, TierLine};
 use serde::Deserialize;
 
 /// The buy request body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BuyReq {
-    /// Units (default 1).
-    #[serde(default = "one")]
+    /// Units (default 1; with `lines`, their sum).
+    #[serde(default)]
     #[schema(minimum = 1)]
-    quantity: u32,
-}
-
-fn one() -> u32 {
-    1
+    quantity: Option<u32>,
+    /// Units per price tier, for a session with tiers (docs/adr/0021): all or nothing, each
+    /// tier once; omitted for a plain sale.
+    #[serde(default)]
+    #[schema(max_items = 32)]
+    lines: Vec<TierLine>,
 }
 
 /// Buys. `202 Accepted` with the order id, or a 4xx with the reason.
@@ -44,8 +45,10 @@ pub async fn buy(
     Body(req): Body<BuyReq>,
 ) -> ApiResult<Bought> {
     let key = idempotent::key(&headers)?;
+    // Without lines one unit by default; with lines, their sum (0 asks the engine for it).
+    let quantity = req.quantity.unwrap_or(u32::from(req.lines.is_empty()));
     Ok(Reply(
         StatusCode::ACCEPTED,
-        place(&s, &me, &ip.0, id, req.quantity, key).await?,
+        place(&s, &me, &ip.0, id, quantity, req.lines, key).await?,
     ))
 }

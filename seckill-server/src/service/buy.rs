@@ -4,7 +4,7 @@ use crate::auth::{ensure_unrevoked, SignedUser};
 use crate::error::{ApiError, Code};
 use crate::limits::{rate_charge, Limit};
 use crate::state::AppState;
-use seckill_core::domain::{ActivityId, HoldId, OrderId};
+use seckill_core::domain::{ActivityId, HoldId, OrderId, TierLine};
 use seckill_core::engine::{BuyOutcome, BuyRejection, BuyRequest};
 use seckill_core::Timestamp;
 use serde::Serialize;
@@ -24,6 +24,9 @@ pub struct Bought {
     pub expires_at: Timestamp,
     /// `true` when this answers a retry with the same `Idempotency-Key`.
     pub replayed: bool,
+    /// Units per tier, for a session with tiers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<TierLine>,
 }
 
 /// Maps a refusal to its code.
@@ -51,6 +54,16 @@ pub fn rejection(r: BuyRejection) -> ApiError {
             Code::SalePaused,
             "the sale of this activity is stopped for now",
         ),
+        R::TierShort { tier, available } => ApiError::new(
+            Code::TierShort,
+            format!("tier {tier}: only {available} left"),
+        )
+        .with_data(json!({ "tier": tier, "available": available })),
+        R::QuotaShort { quota, available } => ApiError::new(
+            Code::QuotaShort,
+            format!("quota {quota}: only {available} left"),
+        )
+        .with_data(json!({ "quota": quota, "available": available })),
     }
 }
 
@@ -64,6 +77,7 @@ pub async fn place(
     ip: &str,
     id: ActivityId,
     quantity: u32,
+    lines: Vec<TierLine>,
     key: Option<String>,
 ) -> Result<Bought, ApiError> {
     let outcome = s
@@ -74,6 +88,7 @@ pub async fn place(
                 activity_id: id,
                 quantity,
                 request_id: key,
+                lines,
             },
             rate_charge(s, Limit::BuyPerIp, ip).into_iter().collect(),
             ensure_unrevoked(s, &me.0),
@@ -86,12 +101,14 @@ pub async fn place(
             quantity,
             expires_at,
             replayed,
+            lines,
         } => Ok(Bought {
             hold_id,
             order_id,
             quantity,
             expires_at,
             replayed,
+            lines,
         }),
         BuyOutcome::Rejected(r) => Err(rejection(r)),
     }

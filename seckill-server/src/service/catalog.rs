@@ -4,7 +4,7 @@
 use crate::error::ApiError;
 use crate::state::AppState;
 use seckill_core::domain::{
-    Activity, ActivityId, ActivityStatus, Event, EventId, Money, Product, ProductId,
+    Activity, ActivityId, ActivityStatus, Event, EventId, Money, Product, ProductId, Quota,
 };
 use seckill_core::engine::{NewActivity, NewEvent, NewProduct, ReconcileReport};
 use seckill_core::repo::{Page, PageRequest};
@@ -41,6 +41,26 @@ pub struct ActivityView {
     pub stock_buckets: u32,
     /// The event it is a session of (`null` for a plain sale; docs/adr/0021).
     pub event_id: Option<EventId>,
+    /// Its price tiers with their live availability (empty for a plain sale).
+    pub tiers: Vec<TierView>,
+    /// Its quotas over tiers.
+    pub quotas: Vec<Quota>,
+}
+
+/// A price tier as buyers see it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TierView {
+    /// Its number (what a buy's `lines` name).
+    pub id: u32,
+    /// Display name.
+    pub name: String,
+    /// Price of one ticket.
+    pub price: Money,
+    /// Its tickets for sale.
+    pub stock: u32,
+    /// Tickets of it one can buy now: its own left, within the session's capacity and its
+    /// quotas (`null` until warmed up).
+    pub available: Option<i64>,
 }
 
 /// An event with its sessions, each with its status and live stock.
@@ -183,14 +203,41 @@ pub struct ProductChange {
 
 /// An activity as buyers see it.
 pub async fn view(s: &AppState, a: Activity) -> Result<ActivityView, ApiError> {
-    let available = s
-        .engine
-        .backends()
-        .stock
-        .snapshot(a.id)
-        .await?
-        .map(|x| x.available.max(0));
+    let stock = &s.engine.backends().stock;
+    let available = stock.snapshot(a.id).await?.map(|x| x.available.max(0));
+    let tiers = if a.tiers.is_empty() {
+        Vec::new()
+    } else {
+        let live = stock.tiers(a.id).await?;
+        a.tiers
+            .iter()
+            .map(|t| TierView {
+                id: t.id,
+                name: t.name.clone(),
+                price: t.price,
+                stock: t.stock,
+                available: available.and_then(|cap| {
+                    let own = live.iter().find(|x| x.tier == t.id)?.available;
+                    let quotas = a
+                        .quotas
+                        .iter()
+                        .filter(|q| q.tiers.contains(&t.id))
+                        .map(|q| {
+                            let taken: i64 = live
+                                .iter()
+                                .filter(|x| q.tiers.contains(&x.tier))
+                                .map(|x| i64::from(x.held) + i64::from(x.sold))
+                                .sum();
+                            i64::from(q.cap) - taken
+                        });
+                    Some(quotas.fold(own.min(cap), i64::min).max(0))
+                }),
+            })
+            .collect()
+    };
     Ok(ActivityView {
+        tiers,
+        quotas: a.quotas.clone(),
         status: a.status_at(s.engine.now()),
         id: a.id,
         product_id: a.product_id,

@@ -4,9 +4,12 @@
 use super::map_err;
 use super::store::PgStore;
 use async_trait::async_trait;
-use seckill_core::domain::{Activity, ActivityId, Event, EventId, Money, Product, ProductId};
+use seckill_core::domain::{
+    Activity, ActivityId, Event, EventId, Money, Product, ProductId, Quota, Tier,
+};
 use seckill_core::repo::{CatalogRepo, Page, PageRequest};
 use seckill_core::{Entity, Error, Result};
+use tokio_postgres::types::Json;
 use tokio_postgres::Row;
 
 fn product(r: &Row) -> Result<Product> {
@@ -58,6 +61,17 @@ fn activity(r: &Row) -> Result<Activity> {
             r.get::<_, Option<i64>>("event_id").map(EventId)
         } else {
             None
+        },
+        // Before migration 9 there are no tiers.
+        tiers: if has(r, "tiers") {
+            r.get::<_, Json<Vec<Tier>>>("tiers").0
+        } else {
+            Vec::new()
+        },
+        quotas: if has(r, "quotas") {
+            r.get::<_, Json<Vec<Quota>>>("quotas").0
+        } else {
+            Vec::new()
         },
     })
 }
@@ -179,8 +193,8 @@ impl CatalogRepo for PgStore {
             .exec(
                 "INSERT INTO activities (id, product_id, title, price, total_stock, sold,
                      per_user_limit, starts_at, ends_at, cancelled, created_at, stock_buckets,
-                     event_id)
-                 VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10, $11, $12)",
+                     event_id, tiers, quotas)
+                 VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
                 &[
                     &a.id.0,
                     &a.product_id.0,
@@ -194,6 +208,8 @@ impl CatalogRepo for PgStore {
                     &a.created_at,
                     &(a.stock_buckets as i32),
                     &event,
+                    &Json(&a.tiers),
+                    &Json(&a.quotas),
                 ],
             )
             .await;

@@ -6,13 +6,14 @@ use super::store::{bad, page, PgStore};
 use async_trait::async_trait;
 use deadpool_postgres::Object;
 use seckill_core::domain::{
-    ActivityId, CancelReason, HoldId, Money, Order, OrderId, PaymentId, UserId,
+    ActivityId, CancelReason, HoldId, Money, Order, OrderId, PaymentId, TierLine, UserId,
 };
 use seckill_core::repo::{
     CreateOrder, OrderFilter, OrderRejection, OrderRepo, Page, PageRequest, StatusChange,
     StatusChanged, Voided,
 };
 use seckill_core::{Entity, Error, Result, Timestamp};
+use tokio_postgres::types::Json;
 use tokio_postgres::Row;
 
 fn cancel_reason_str(c: CancelReason) -> &'static str {
@@ -46,11 +47,12 @@ fn order(r: &Row) -> Result<Order> {
         created_at: r.get("created_at"),
         updated_at: r.get("updated_at"),
         trace_parent: r.get("trace_parent"),
+        lines: r.get::<_, Json<Vec<TierLine>>>("lines").0,
     })
 }
 
 const ORDER_COLUMNS: &str = "id, hold_id, user_id, activity_id, quantity, amount, status, \
-     expires_at, payment_id, cancel_reason, created_at, updated_at, trace_parent";
+     expires_at, payment_id, cancel_reason, created_at, updated_at, trace_parent, lines";
 
 /// A transaction at READ COMMITTED whatever the role's or database's default: the order
 /// transaction and [`OrderRepo::void_unwritten`] exclude each other by an advisory lock and then
@@ -170,13 +172,14 @@ impl PgStore {
             .iter()
             .map(|(_, o)| o.trace_parent.as_deref())
             .collect();
+        let lines: Vec<Json<&Vec<TierLine>>> = batch.iter().map(|(_, o)| Json(&o.lines)).collect();
         let inserted = tx
             .execute(
                 "INSERT INTO orders (id, hold_id, user_id, activity_id, quantity, amount, status,
-                 expires_at, created_at, updated_at, trace_parent)
+                 expires_at, created_at, updated_at, trace_parent, lines)
              SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[],
                  $5::INT[], $6::BIGINT[], $7::TEXT[], $8::TIMESTAMPTZ[], $9::TIMESTAMPTZ[],
-                 $10::TIMESTAMPTZ[], $11::TEXT[])",
+                 $10::TIMESTAMPTZ[], $11::TEXT[], $12::JSONB[])",
                 &[
                     &ids,
                     &holds,
@@ -189,6 +192,7 @@ impl PgStore {
                     &created,
                     &updated,
                     &traces,
+                    &lines,
                 ],
             )
             .await
@@ -301,11 +305,11 @@ impl OrderRepo for PgStore {
         //    that is a duplicate, answered with the winner's order after rolling back.
         let inserted = tx
             .execute(
-                &format!("INSERT INTO orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"),
+                &format!("INSERT INTO orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"),
                 &[&o.id.0, &o.hold_id.0, &o.user_id.0, &o.activity_id.0, &(o.quantity as i32),
                   &o.amount.0, &o.status.as_str(), &o.expires_at, &o.payment_id.map(|p| p.0),
                   &o.cancel_reason.map(cancel_reason_str), &o.created_at, &o.updated_at,
-                  &o.trace_parent],
+                  &o.trace_parent, &Json(&o.lines)],
             )
             .await
             .map_err(map_err);

@@ -3,7 +3,7 @@
 
 use chrono::DateTime;
 use redis::Value;
-use seckill_core::domain::{ActivityId, Hold, HoldId, HoldState, OrderId, UserId};
+use seckill_core::domain::{ActivityId, Hold, HoldId, HoldState, OrderId, TierLine, UserId};
 use seckill_core::{Error, Timestamp};
 
 /// A protocol surprise: the script answered something it never answers.
@@ -52,7 +52,8 @@ fn millis(s: &str) -> Option<Timestamp> {
     DateTime::from_timestamp_millis(s.parse().ok()?)
 }
 
-/// Parses a hold record `S|user|qty|order|created_ms|expires_ms`.
+/// Parses a hold record `S|user|qty|order|created_ms|expires_ms`, with `|t:q,t:q` after it for
+/// a session's hold (its units per tier, docs/adr/0021).
 pub fn hold_record(
     activity: ActivityId,
     id: HoldId,
@@ -60,9 +61,13 @@ pub fn hold_record(
 ) -> Result<(Hold, HoldState), Error> {
     let bad = || Error::backend("redis", format!("malformed hold record {rec:?}"));
     let f: Vec<&str> = rec.split('|').collect();
-    if f.len() != 6 {
+    if f.len() != 6 && f.len() != 7 {
         return Err(bad());
     }
+    let lines = match f.get(6) {
+        None => Vec::new(),
+        Some(text) => parse_lines(text).ok_or_else(bad)?,
+    };
     let state = match f[0] {
         "H" => HoldState::Held,
         "C" => HoldState::Confirmed,
@@ -77,8 +82,34 @@ pub fn hold_record(
         quantity: f[2].parse().map_err(|_| bad())?,
         created_at: millis(f[4]).ok_or_else(bad)?,
         expires_at: millis(f[5]).ok_or_else(bad)?,
+        lines,
     };
     Ok((hold, state))
+}
+
+/// A hold's lines as records and the reserve script carry them: `t:q,t:q`.
+pub fn lines_text(lines: &[TierLine]) -> String {
+    let mut s = String::new();
+    for (i, l) in lines.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&format!("{}:{}", l.tier, l.quantity));
+    }
+    s
+}
+
+/// Parses [`lines_text`]'s form (at least one line).
+fn parse_lines(text: &str) -> Option<Vec<TierLine>> {
+    text.split(',')
+        .map(|l| {
+            let (t, q) = l.split_once(':')?;
+            Some(TierLine {
+                tier: t.parse().ok()?,
+                quantity: q.parse().ok()?,
+            })
+        })
+        .collect()
 }
 
 /// A hold record as [`hold_record`] reads it: `S|user|qty|order_id|created_ms|expires_ms`
@@ -89,14 +120,19 @@ pub fn hold_record_text(hold: &Hold, state: HoldState) -> String {
         HoldState::Confirmed => 'C',
         HoldState::Released => 'R',
     };
-    format!(
+    let mut rec = format!(
         "{s}|{}|{}|{}|{}|{}",
         hold.user_id.0,
         hold.quantity,
         hold.order_id.0,
         hold.created_at.timestamp_millis(),
         hold.expires_at.timestamp_millis()
-    )
+    );
+    if !hold.lines.is_empty() {
+        rec.push('|');
+        rec.push_str(&lines_text(&hold.lines));
+    }
+    rec
 }
 
 /// Parses an outbox payload `hold_id|record`.
@@ -114,6 +150,40 @@ pub fn outbox_payload(activity: ActivityId, payload: &str) -> Result<Hold, Error
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sessions_records_carry_their_lines() {
+        let (h, s) = hold_record(
+            ActivityId(1),
+            HoldId(2),
+            "H|7|3|99|1893456000000|1893456900000|2:2,3:1",
+        )
+        .unwrap();
+        assert_eq!(s, HoldState::Held);
+        assert_eq!(
+            h.lines,
+            [
+                TierLine {
+                    tier: 2,
+                    quantity: 2
+                },
+                TierLine {
+                    tier: 3,
+                    quantity: 1
+                }
+            ]
+        );
+        let text = hold_record_text(&h, HoldState::Confirmed);
+        assert_eq!(text, "C|7|3|99|1893456000000|1893456900000|2:2,3:1");
+        for bad in [
+            "H|7|3|99|1|2|",
+            "H|7|3|99|1|2|x",
+            "H|7|3|99|1|2|1:",
+            "H|7|3|99|1|2|1:2|x",
+        ] {
+            assert!(hold_record(ActivityId(1), HoldId(2), bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn written_records_read_back() {

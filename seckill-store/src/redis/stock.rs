@@ -20,7 +20,9 @@
 //! back, or a reload, publishes the clear. A flag lives at most [`SOLD_OUT_TTL`] unless
 //! renewed, and a (re)subscription clears every flag, so a lost message costs at most that long.
 
-use super::codec::{hold_record, hold_record_text, int, items, outbox_payload, string, unexpected};
+use super::codec::{
+    hold_record, hold_record_text, int, items, lines_text, outbox_payload, string, unexpected,
+};
 use super::conn::{map_err, RedisConn, RedisTarget};
 use async_trait::async_trait;
 use parking_lot::Mutex;
@@ -29,7 +31,7 @@ use seckill_core::domain::{ActivityId, Hold, HoldId, HoldState, UserId};
 use seckill_core::rate_limit::RateCharge;
 use seckill_core::stock::{
     HoldRecord, OutboxEntry, ReserveOutcome, ReserveRequest, StockReserver, StockSnapshot,
-    StockSpec, Transition,
+    StockSpec, TierSnapshot, Transition,
 };
 use seckill_core::{Entity, Error, Result};
 use std::collections::HashMap;
@@ -71,6 +73,19 @@ enum Answer {
     Done(ReserveOutcome),
     /// The bucket has this many units available, too few: borrow, then send it again.
     Short(i64),
+    /// The request does not fit the activity (its quantity or lines): refused alone, so that
+    /// the other requests of its batch get their answers.
+    Invalid,
+}
+
+impl Answer {
+    /// The refusal of an [`Answer::Invalid`] request.
+    fn invalid() -> Error {
+        Error::invalid(
+            "quantity must be a whole number ≥ 1, and lines must name the session's tiers once \
+             each, adding up to it (a plain sale takes none)",
+        )
+    }
 }
 
 /// A queued reserve: the request, the wait a shared rate charge imposed on it (µs, 0: none),
@@ -323,9 +338,13 @@ impl Inner {
         }
         inv.arg(reqs.len()).arg(u8::from(bucketed));
         for (r, refused) in reqs {
-            inv.arg(r.user_id.0)
-                .arg(r.quantity)
-                .arg(&r.request_id)
+            inv.arg(r.user_id.0);
+            if r.lines.is_empty() {
+                inv.arg(r.quantity);
+            } else {
+                inv.arg(format!("{}/{}", r.quantity, lines_text(&r.lines)));
+            }
+            inv.arg(&r.request_id)
                 .arg(r.hold_id.0)
                 .arg(r.order_id.0)
                 .arg(r.expires_at.timestamp_millis())
@@ -370,6 +389,7 @@ impl Inner {
                                 quantity: r.quantity,
                                 created_at: truncate_ms(r.now),
                                 expires_at: truncate_ms(r.expires_at),
+                                lines: r.lines.clone(),
                             },
                             replayed: false,
                         },
@@ -393,9 +413,15 @@ impl Inner {
                         Some(4) => ReserveOutcome::NotStarted,
                         Some(5) => ReserveOutcome::Ended,
                         Some(6) => ReserveOutcome::NotLoaded,
-                        Some(7) => {
-                            return Err(Error::invalid("quantity must be a whole number ≥ 1"))
-                        }
+                        Some(7) => return Ok(Answer::Invalid),
+                        Some(10) => ReserveOutcome::TierShort {
+                            tier: int(&f[1], "tier")? as u32,
+                            available: int(&f[2], "available")?.max(0) as u32,
+                        },
+                        Some(11) => ReserveOutcome::QuotaShort {
+                            quota: int(&f[1], "quota")? as u32,
+                            available: int(&f[2], "available")?.max(0) as u32,
+                        },
                         Some(8) => ReserveOutcome::RateLimited {
                             retry_after: Duration::from_micros(
                                 int(&f[1], "retry after")?.max(0) as u64
@@ -583,6 +609,7 @@ impl Inner {
         for _ in 0..BORROW_ROUNDS {
             match self.submit(a, home, true, req, refused).await? {
                 Answer::Done(o) => return Ok(o),
+                Answer::Invalid => return Err(Answer::invalid()),
                 Answer::Short(avail) => {
                     let short = i64::from(req.quantity) - avail;
                     let (moved, left) = self.borrow(a, home, k, short).await?;
@@ -928,6 +955,27 @@ fn bucket_name(a: ActivityId, j: u32) -> String {
 }
 
 /// A charge's GCRA parameters in microseconds: (emission interval, tolerance).
+/// A session's tiers as the load script takes them: `id:stock,...` in spec order.
+fn tiers_arg(tiers: &[seckill_core::domain::Tier]) -> String {
+    tiers
+        .iter()
+        .map(|t| format!("{}:{}", t.id, t.stock))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A session's quotas as the scripts keep them: `id:cap:t.t;...`.
+fn quotas_arg(quotas: &[seckill_core::domain::Quota]) -> String {
+    quotas
+        .iter()
+        .map(|q| {
+            let tiers: Vec<String> = q.tiers.iter().map(u32::to_string).collect();
+            format!("{}:{}:{}", q.id, q.cap, tiers.join("."))
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
 fn gcra_args(c: &RateCharge) -> (i64, i64) {
     let interval = c.quota.interval().as_micros() as i64;
     (interval, interval * i64::from(c.quota.burst.max(1) - 1))
@@ -966,6 +1014,9 @@ impl StockReserver for RedisStockReserver {
             return Err(Error::invalid("sold exceeds total"));
         }
         seckill_core::stock::check_buckets(spec, self.max_buckets())?;
+        if !spec.tiers.is_empty() && spec.buckets != 1 {
+            return Err(Error::invalid("a session with tiers has one stock bucket"));
+        }
         let i = &self.inner;
         let a = spec.activity_id;
         if spec.buckets > 1 {
@@ -998,7 +1049,9 @@ impl StockReserver for RedisStockReserver {
             .arg(ms(spec.starts_at))
             .arg(ms(spec.ends_at))
             .arg(spec.fence)
-            .arg(spec.user_counts.len());
+            .arg(spec.user_counts.len())
+            .arg(tiers_arg(&spec.tiers))
+            .arg(quotas_arg(&spec.quotas));
         for (u, n) in &spec.user_counts {
             inv.arg(u.0).arg(*n);
         }
@@ -1022,6 +1075,16 @@ impl StockReserver for RedisStockReserver {
                 spec.fence,
                 u64::try_from(int(&reply[1], "newest fence")?).unwrap_or(0),
             )),
+            Some(3) => Err(Error::conflict(
+                Entity::Activity,
+                a,
+                format!(
+                    "tier {}'s stock is below the {} units already held or sold (or it has \
+                     some and is left out)",
+                    int(&reply[1], "tier")?,
+                    int(&reply[2], "taken")?
+                ),
+            )),
             _ => Err(unexpected("load", &Value::Array(reply))),
         }
     }
@@ -1038,6 +1101,7 @@ impl StockReserver for RedisStockReserver {
         }
         match i.submit(req.activity_id, 0, false, req, 0).await? {
             Answer::Done(o) => Ok(o),
+            Answer::Invalid => Err(Answer::invalid()),
             Answer::Short(_) => Err(Error::backend(
                 "redis",
                 "a one-bucket reserve asked to borrow",
@@ -1142,6 +1206,55 @@ impl StockReserver for RedisStockReserver {
             .await?
             .into_iter()
             .flatten()
+            .collect())
+    }
+
+    fn sells_tiers(&self) -> bool {
+        true
+    }
+
+    async fn tiers(&self, activity: ActivityId) -> Result<Vec<TierSnapshot>> {
+        let i = &self.inner;
+        let key = i.key(activity, "stock");
+        let mut conn = i.conn();
+        let ids: Option<String> = redis::cmd("HGET")
+            .arg(&key)
+            .arg("tiers")
+            .query_async(&mut conn)
+            .await
+            .map_err(map_err)?;
+        let ids: Vec<u32> = match ids {
+            None => return Ok(Vec::new()),
+            Some(s) => s
+                .split(',')
+                .map(|t| {
+                    t.parse()
+                        .map_err(|_| Error::backend("redis", format!("malformed tiers {s:?}")))
+                })
+                .collect::<Result<_>>()?,
+        };
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(&key);
+        for t in &ids {
+            cmd.arg(format!("t{t}"))
+                .arg(format!("t{t}h"))
+                .arg(format!("t{t}s"));
+        }
+        let v: Vec<Option<i64>> = cmd.query_async(&mut conn).await.map_err(map_err)?;
+        Ok(ids
+            .iter()
+            .enumerate()
+            .map(|(j, &tier)| {
+                let get = |k: usize| v.get(3 * j + k).copied().flatten().unwrap_or(0);
+                let (total, held, sold) = (get(0), get(1), get(2));
+                TierSnapshot {
+                    tier,
+                    total: total.max(0) as u32,
+                    available: total - held - sold,
+                    held: held.max(0) as u32,
+                    sold: sold.max(0) as u32,
+                }
+            })
             .collect())
     }
 

@@ -64,6 +64,8 @@ pub fn open_stock(a: seckill_core::domain::ActivityId) -> seckill_core::stock::S
         adopt: vec![],
         fence: 0,
         buckets: 1,
+        tiers: Vec::new(),
+        quotas: Vec::new(),
     }
 }
 
@@ -85,5 +87,6 @@ pub fn one_unit(
         expires_at: now + chrono::Duration::minutes(15),
         trace_parent: None,
         rates: Vec::new(),
+        lines: Vec::new(),
     }
 }

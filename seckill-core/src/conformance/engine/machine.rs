@@ -151,6 +151,7 @@ async fn step(
                     activity_id: s.activity,
                     quantity: *qty,
                     request_id: key.map(|k| format!("key-{k}")),
+                    lines: Vec::new(),
                 })
                 .await;
             let r = match (r, earlier) {

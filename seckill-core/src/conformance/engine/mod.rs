@@ -215,6 +215,8 @@ pub async fn live_activity_in(
         created_at: now,
         stock_buckets: buckets,
         event_id: None,
+        tiers: Vec::new(),
+        quotas: Vec::new(),
     };
     catalog
         .insert_activity(&activity)

@@ -65,6 +65,7 @@ pub async fn race(fixture: &Fixture, buckets: u32) -> (Sale, Vec<OrderId>) {
                 activity_id: activity,
                 quantity: 1 + (i as u32 / 2_500) % 2,
                 request_id: None,
+                lines: Vec::new(),
             })
             .await
             .unwrap()

@@ -18,6 +18,7 @@ fn buy(user: i64, qty: u32, activity: crate::domain::ActivityId) -> BuyRequest {
         activity_id: activity,
         quantity: qty,
         request_id: None,
+        lines: Vec::new(),
     }
 }
 
@@ -161,6 +162,7 @@ pub async fn an_acknowledged_buy_lost_with_the_stock_backend_is_told_lost(fixtur
         quantity: 2,
         created_at: expires_at - chrono::Duration::from_std(cfg.payment_timeout).unwrap(),
         expires_at,
+        lines: Vec::new(),
     };
     let msg = crate::domain::HoldEvent { hold: hold.clone() }.message_id();
     assert_eq!(

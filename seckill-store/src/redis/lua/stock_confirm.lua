@@ -1,4 +1,5 @@
--- Held -> Confirmed: the hold's units move from held to sold.
+-- Held -> Confirmed: the hold's units move from held to sold (and so do its tiers' units,
+-- when the record carries lines "t:q,t:q": docs/adr/0021).
 -- KEYS: 1 stock hash, 2 holds hash. ARGV: 1 hold id.
 -- Returns 0 applied, 1 already confirmed, 2 refused (released), 3 unknown hold.
 local rec = redis.call('HGET', KEYS[2], ARGV[1])
@@ -10,4 +11,11 @@ local qty = tonumber(string.match(rec, '^.|[^|]*|([^|]*)|'))
 redis.call('HSET', KEYS[2], ARGV[1], 'C' .. string.sub(rec, 2))
 redis.call('HINCRBY', KEYS[1], 'held', -qty)
 redis.call('HINCRBY', KEYS[1], 'sold', qty)
+local lines = string.match(rec, '^.|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|(.*)$')
+if lines then
+  for t, q in string.gmatch(lines, '([^:,]+):([^,]+)') do
+    redis.call('HINCRBY', KEYS[1], 't' .. t .. 'h', -tonumber(q))
+    redis.call('HINCRBY', KEYS[1], 't' .. t .. 's', tonumber(q))
+  end
+end
 return 0

@@ -1,29 +1,57 @@
 -- Installs or refreshes an activity's stock (warm-up).
 -- KEYS: 1 stock hash, 2 per-user counts hash, 3 outbox stream, 4 holds hash
 -- ARGV: 1 total, 2 sold, 3 per-user limit, 4 starts_at ms, 5 ends_at ms, 6 fencing token (0:
---   unfenced), 7 number of user/count
---   pairs u, then u user/count pairs, then hold id/record pairs to adopt: holds of live orders
---   that the stock backend lost, installed as confirmed ("C|user|qty|order|created|expires")
---   unless a hold with that id is already here (in any state).
+--   unfenced), 7 number of user/count pairs u, 8 the session's tiers "id:stock,..." in spec
+--   order ('' for a plain sale), 9 its quotas "id:cap:t.t;..." (docs/adr/0021), then u
+--   user/count pairs, then hold id/record pairs to adopt: holds of live orders that the stock
+--   backend lost, installed as confirmed ("C|user|qty|order|created|expires[|t:q,...]") unless
+--   a hold with that id is already here (in any state).
 -- Returns {0} on success, {1, held_plus_sold} if total is below what is already held or sold
 -- (adopted holds included), {2, newest_fence} if the fencing token is below the highest one
--- the activity was loaded with; then nothing changed.
+-- the activity was loaded with, {3, tier, held_plus_sold} if a tier's stock is below its units
+-- held or sold (a tier left out counts as stock 0); then nothing changed.
 local total = tonumber(ARGV[1])
 local fence = tonumber(ARGV[6])
 local nusers = tonumber(ARGV[7])
-local first_adopt = 8 + 2 * nusers
+local first_adopt = 10 + 2 * nusers
 if fence > 0 then
   local newest = tonumber(redis.call('HGET', KEYS[1], 'fence') or '0')
   if fence < newest then
     return {2, newest}
   end
 end
-local adopt, adopted = {}, 0
+local adopt, adopted, tier_adopted = {}, 0, {}
 for i = first_adopt, #ARGV, 2 do
   if redis.call('HEXISTS', KEYS[4], ARGV[i]) == 0 then
     local user, qty = string.match(ARGV[i + 1], '^.|([^|]*)|([^|]*)|')
     adopt[#adopt + 1] = {ARGV[i], ARGV[i + 1], user, tonumber(qty)}
     adopted = adopted + tonumber(qty)
+    local lines = string.match(ARGV[i + 1], '^.|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|(.*)$')
+    for t, q in string.gmatch(lines or '', '([^:,]+):([^,]+)') do
+      tier_adopted[t] = (tier_adopted[t] or 0) + tonumber(q)
+    end
+  end
+end
+-- Tiers: the new ones in order with their stock; each old tier's held and sold must fit.
+local new_ids, new_stock, old_taken = {}, {}, {}
+for id, stock in string.gmatch(ARGV[8], '([^:,]+):([^,]+)') do
+  new_ids[#new_ids + 1] = id
+  new_stock[id] = tonumber(stock)
+end
+local old = redis.call('HGET', KEYS[1], 'tiers') or ''
+local old_ids = {}
+for id in string.gmatch(old, '[^,]+') do
+  old_ids[#old_ids + 1] = id
+  local v = redis.call('HMGET', KEYS[1], 't' .. id .. 'h', 't' .. id .. 's')
+  old_taken[id] = {tonumber(v[1] or '0'), tonumber(v[2] or '0')}
+end
+for id, n in pairs(tier_adopted) do
+  local t = old_taken[id] or {0, 0}
+  old_taken[id] = {t[1], t[2] + n}
+end
+for id, t in pairs(old_taken) do
+  if t[1] + t[2] > (new_stock[id] or 0) then
+    return {3, tonumber(id), t[1] + t[2]}
   end
 end
 local exists = redis.call('EXISTS', KEYS[1]) == 1
@@ -38,7 +66,7 @@ end
 redis.pcall('XGROUP', 'CREATE', KEYS[3], 'relay', '0', 'MKSTREAM')
 if not exists then
   redis.call('HSET', KEYS[1], 'held', 0, 'sold', ARGV[2])
-  for i = 8, first_adopt - 1, 2 do
+  for i = 10, first_adopt - 1, 2 do
     redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
   end
 end
@@ -51,5 +79,22 @@ redis.call('HSET', KEYS[1], 'total', total, 'limit', ARGV[3], 'start', ARGV[4], 
   'sold', sold, 'avail', total - held - sold)
 if fence > 0 then
   redis.call('HSET', KEYS[1], 'fence', ARGV[6])
+end
+for _, id in ipairs(old_ids) do
+  if not new_stock[id] then
+    redis.call('HDEL', KEYS[1], 't' .. id, 't' .. id .. 'h', 't' .. id .. 's')
+  end
+end
+for _, id in ipairs(new_ids) do
+  local t = old_taken[id] or {0, 0}
+  redis.call('HSET', KEYS[1], 't' .. id, new_stock[id], 't' .. id .. 'h', t[1],
+    't' .. id .. 's', t[2])
+end
+if #new_ids > 0 then
+  local ids = {}
+  for j, id in ipairs(new_ids) do ids[j] = id end
+  redis.call('HSET', KEYS[1], 'tiers', table.concat(ids, ','), 'quotas', ARGV[9])
+else
+  redis.call('HDEL', KEYS[1], 'tiers', 'quotas')
 end
 return {0}

@@ -1,4 +1,5 @@
--- Held|Confirmed -> Released: units back to available, the user's quota back. Once.
+-- Held|Confirmed -> Released: units back to available, the user's quota back, and a session's
+-- tiers their units (the record's lines "t:q,t:q": docs/adr/0021). Once.
 -- KEYS: 1 stock hash, 2 holds hash, 3 per-user counts hash. ARGV: 1 hold id.
 -- Returns {0, available_before} applied, {1} already released, {3} unknown hold.
 local rec = redis.call('HGET', KEYS[2], ARGV[1])
@@ -8,10 +9,18 @@ if state == 'R' then return {1} end
 local user, qty = string.match(rec, '^.|([^|]*)|([^|]*)|')
 qty = tonumber(qty)
 redis.call('HSET', KEYS[2], ARGV[1], 'R' .. string.sub(rec, 2))
+local suffix = 's'
 if state == 'H' then
   redis.call('HINCRBY', KEYS[1], 'held', -qty)
+  suffix = 'h'
 else
   redis.call('HINCRBY', KEYS[1], 'sold', -qty)
+end
+local lines = string.match(rec, '^.|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|(.*)$')
+if lines then
+  for t, q in string.gmatch(lines, '([^:,]+):([^,]+)') do
+    redis.call('HINCRBY', KEYS[1], 't' .. t .. suffix, -tonumber(q))
+  end
 end
 local before = tonumber(redis.call('HGET', KEYS[1], 'avail'))
 redis.call('HINCRBY', KEYS[1], 'avail', qty)

@@ -8,11 +8,17 @@
 -- when the buy is not traced: the outbox entry then has no 't' field), refused (microseconds
 -- to wait when a charge kept elsewhere refused it, else 0), r (its rate charges); and when
 -- r > 0: now us, then r triples (key, interval us, tolerance us).
+-- qty is "n" for a plain sale, or "n/t:q,t:q" for a session with price tiers (docs/adr/0021):
+-- its units per tier, adding up to n, each tier once. A session's stock hash keeps its tier
+-- numbers in spec order ('tiers' = "1,2,3"), each tier's stock, held and sold ('t<id>',
+-- 't<id>h', 't<id>s') and its quotas ('quotas' = "id:cap:t.t;..."); a quota's use is its
+-- tiers' held + sold. After the capacity, each line's tier is checked, then each quota.
 -- Rate charges are GCRA steps (seckill_core::rate_limit::gcra), checked after the window and
 -- before the limit and the stock; a replay charges nothing, a refused request charges none,
 -- and a request sent back to borrow charges nothing yet.
 -- A hold record is "S|user|qty|order_id|created_ms|expires_ms" with S = H(eld), C(onfirmed),
--- R(eleased). Ids stay strings: Lua numbers are doubles.
+-- R(eleased), and "|t:q,t:q" after it for a session's hold. Ids stay strings: Lua numbers are
+-- doubles.
 -- A batch reads all request ids and user counts with one HMGET each and writes holds, request
 -- ids, user counts and stock with one HSET each; only the outbox takes one XADD per hold.
 -- Returns one entry per request:
@@ -22,15 +28,81 @@
 --   {4} not started   {5} ended   {6} not loaded   {7} invalid quantity or time
 --   {8, retry_after_us} a rate charge is over its quota
 --   {9, available} (bucketed only) this bucket has too few units: borrow, then send it again
+--   {10, tier, available} a tier has too few units   {11, quota, available} a quota has too few
 local n = tonumber(ARGV[1])
 local out = {}
-local s = redis.call('HMGET', KEYS[1], 'avail', 'held', 'limit', 'start', 'end')
+local s = redis.call('HMGET', KEYS[1], 'avail', 'held', 'limit', 'start', 'end', 'tiers')
 if not s[1] then
   for i = 1, n do out[i] = {6} end
   return out
 end
 local avail, held = tonumber(s[1]), tonumber(s[2])
 local limit, st, en = tonumber(s[3]), tonumber(s[4]), tonumber(s[5])
+
+-- The session's tiers (id -> {stock, held, sold}) and quotas, when it has tiers.
+local tiers, quotas, tier_touched = nil, {}, {}
+if s[6] and s[6] ~= '' then
+  tiers = {}
+  local fields, ids = {}, {}
+  for id in string.gmatch(s[6], '[^,]+') do
+    ids[#ids + 1] = id
+    fields[#fields + 1] = 't' .. id
+    fields[#fields + 1] = 't' .. id .. 'h'
+    fields[#fields + 1] = 't' .. id .. 's'
+  end
+  fields[#fields + 1] = 'quotas'
+  local v = redis.call('HMGET', KEYS[1], unpack(fields))
+  for j, id in ipairs(ids) do
+    tiers[id] = {tonumber(v[3 * j - 2]), tonumber(v[3 * j - 1] or '0'), tonumber(v[3 * j] or '0')}
+  end
+  for q in string.gmatch(v[#fields] or '', '[^;]+') do
+    local qid, cap, list = string.match(q, '^([^:]*):([^:]*):(.*)$')
+    local set = {}
+    for t in string.gmatch(list, '[^.]+') do set[t] = true end
+    quotas[#quotas + 1] = {qid, tonumber(cap), set}
+  end
+end
+-- A request's lines ({tier, units} in order) and their sum, or nil when malformed or when
+-- they do not fit the session (a plain sale takes none, a session needs some).
+local function parse_lines(text)
+  if text == nil then
+    if tiers then return nil end
+    return {}, nil
+  end
+  if not tiers then return nil end
+  local lines, seen, sum = {}, {}, 0
+  for t, q in string.gmatch(text, '([^:,]+):([^,]+)') do
+    q = tonumber(q)
+    if not tiers[t] or seen[t] or not q or q < 1 or q % 1 ~= 0 then return nil end
+    seen[t] = true
+    lines[#lines + 1] = {t, q}
+    sum = sum + q
+  end
+  if #lines == 0 then return nil end
+  return lines, sum
+end
+-- The first tier or quota the lines overrun, as the answer to give; nil when all have room.
+local function tiers_short(lines)
+  for _, l in ipairs(lines) do
+    local t = tiers[l[1]]
+    local left = t[1] - t[2] - t[3]
+    if left < l[2] then return {10, tonumber(l[1]), math.max(left, 0)} end
+  end
+  for _, q in ipairs(quotas) do
+    local asked, taken = 0, 0
+    for _, l in ipairs(lines) do
+      if q[3][l[1]] then asked = asked + l[2] end
+    end
+    if asked > 0 then
+      for id, _ in pairs(q[3]) do
+        local t = tiers[id]
+        if t then taken = taken + t[2] + t[3] end
+      end
+      if asked > q[2] - taken then return {11, tonumber(q[1]), math.max(q[2] - taken, 0)} end
+    end
+  end
+  return nil
+end
 
 local bucketed = ARGV[2] == '1'
 local rkeys, users, base, charges = {}, {}, {}, {}
@@ -92,11 +164,17 @@ local batch_req, batch_rec = {}, {}   -- request key -> hold id, hold id -> reco
 local new_req, new_holds, touched = {}, {}, {}
 for i = 1, n do
   local b = base[i] - 1
-  local user, qty, now = users[i], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 7])
+  local qs = ARGV[b + 2]
+  local slash = string.find(qs, '/', 1, true)
+  local qtext, ltext = qs, nil
+  if slash then qtext, ltext = string.sub(qs, 1, slash - 1), string.sub(qs, slash + 1) end
+  local lines, lsum = parse_lines(ltext)
+  local user, qty, now = users[i], tonumber(qtext), tonumber(ARGV[b + 7])
   local prev = prevs[i] or batch_req[rkeys[i]]
   local refused = tonumber(ARGV[b + 9]) or 0
+  local short = nil
   pending = nil
-  if not qty or qty < 1 or qty % 1 ~= 0 or not now then
+  if not qty or qty < 1 or qty % 1 ~= 0 or not now or not lines or (lsum and lsum ~= qty) then
     out[i] = {7}
   elseif prev then
     out[i] = {0, prev, batch_rec[prev] or redis.call('HGET', KEYS[2], prev)}
@@ -123,10 +201,23 @@ for i = 1, n do
     charge()
     out[i] = {2, avail}
   else
+    if tiers then short = tiers_short(lines) end
+  end
+  if out[i] == nil and short then
+    charge()
+    out[i] = short
+  elseif out[i] == nil then
     charge()
     local hid = ARGV[b + 4]
-    local rec = 'H|' .. user .. '|' .. ARGV[b + 2] .. '|' .. ARGV[b + 5] .. '|'
+    local rec = 'H|' .. user .. '|' .. qtext .. '|' .. ARGV[b + 5] .. '|'
       .. ARGV[b + 7] .. '|' .. ARGV[b + 6]
+    if ltext then
+      rec = rec .. '|' .. ltext
+      for _, l in ipairs(lines) do
+        tiers[l[1]][2] = tiers[l[1]][2] + l[2]
+        tier_touched[l[1]] = true
+      end
+    end
     avail = avail - qty
     held = held + qty
     has[user] = has[user] + qty
@@ -162,5 +253,11 @@ if #new_req > 0 then
   redis.call('HSET', KEYS[2], unpack(new_holds))
   redis.call('HSET', KEYS[3], unpack(new_counts))
   redis.call('HSET', KEYS[1], 'avail', avail, 'held', held)
+  local tnew = {}
+  for id, _ in pairs(tier_touched) do
+    tnew[#tnew + 1] = 't' .. id .. 'h'
+    tnew[#tnew + 1] = tiers[id][2]
+  end
+  if #tnew > 0 then redis.call('HSET', KEYS[1], unpack(tnew)) end
 end
 return out
