@@ -46,6 +46,7 @@ async fn main() -> seckill_core::Result<()> {
             event_id: None,
             tiers: Vec::new(),
             quotas: Vec::new(),
+            seats: Vec::new(),
         })
         .await?;
     engine.warm_up(activity.id).await?;

@@ -517,6 +517,7 @@ fn books_of(
         per_user_limit: limit,
         tiers: Vec::new(),
         quotas: Vec::new(),
+        seats: Vec::new(),
     });
     books.orders = orders
         .iter()

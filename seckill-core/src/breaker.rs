@@ -436,9 +436,11 @@ guarded! {
     bulk async fn live_holds(&self, activity: ActivityId) -> Result<Vec<HoldRecord>>;
     bulk async fn buckets(&self, activity: ActivityId) -> Result<Vec<StockSnapshot>>;
     bulk async fn tiers(&self, activity: ActivityId) -> Result<Vec<TierSnapshot>>;
+    bulk async fn taken_seats(&self, activity: ActivityId) -> Result<Vec<String>>;
     fn sold_out_hint(&self, activity: ActivityId) -> bool;
     fn max_buckets(&self) -> u32;
     fn sells_tiers(&self) -> bool;
+    fn sells_seats(&self) -> bool;
 }
 
 guarded! {

@@ -52,6 +52,8 @@ pub struct SaleFigures {
     pub tiers: Vec<crate::domain::Tier>,
     /// Its quotas over tiers.
     pub quotas: Vec<crate::domain::Quota>,
+    /// Its seat map.
+    pub seats: Vec<crate::domain::SeatBlock>,
 }
 
 impl From<&Activity> for SaleFigures {
@@ -62,6 +64,7 @@ impl From<&Activity> for SaleFigures {
             per_user_limit: a.per_user_limit,
             tiers: a.tiers.clone(),
             quotas: a.quotas.clone(),
+            seats: a.seats.clone(),
         }
     }
 }
@@ -232,7 +235,14 @@ pub fn violations(books: &Books, expect: &Expect) -> Vec<String> {
 
     // 1b. No tier or quota oversold: in the database's orders and in the stock backend; each
     //     order of a session names tiers of it adding up to its units.
-    if !act.tiers.is_empty() {
+    if act.tiers.is_empty() {
+        for o in orders.iter().filter(|o| !o.lines.is_empty()) {
+            v.push(format!(
+                "order {} of a plain sale has tier lines {:?}",
+                o.id, o.lines
+            ));
+        }
+    } else {
         let mut per_tier: BTreeMap<u32, u64> = BTreeMap::new();
         for o in orders {
             let sum: u64 = o.lines.iter().map(|l| u64::from(l.quantity)).sum();
@@ -294,6 +304,35 @@ pub fn violations(books: &Books, expect: &Expect) -> Vec<String> {
                     "quota {} oversold in the stock backend: {taken} units of {}",
                     q.id, q.cap
                 ));
+            }
+        }
+    }
+
+    // 1c. No seat sold twice: each seated line of a live order has its units' worth of seats of
+    //     its tier, and no seat is in two live orders.
+    if !act.seats.is_empty() {
+        let mut owner: HashMap<&str, OrderId> = HashMap::new();
+        for o in orders.iter().filter(|o| o.status.holds_stock()) {
+            for l in &o.lines {
+                let blocks: Vec<_> = act.seats.iter().filter(|b| b.tier == l.tier).collect();
+                if blocks.is_empty() {
+                    continue;
+                }
+                if l.seats.len() != l.quantity as usize
+                    || l.seats
+                        .iter()
+                        .any(|s| !blocks.iter().any(|b| crate::domain::tier::holds_seat(b, s)))
+                {
+                    v.push(format!(
+                        "order {} has seats {:?} for {} units of tier {}",
+                        o.id, l.seats, l.quantity, l.tier
+                    ));
+                }
+                for s in &l.seats {
+                    if let Some(first) = owner.insert(s, o.id) {
+                        v.push(format!("seat {s} sold twice: orders {first} and {}", o.id));
+                    }
+                }
             }
         }
     }
@@ -540,6 +579,7 @@ mod tests {
             per_user_limit: 1,
             tiers: Vec::new(),
             quotas: Vec::new(),
+            seats: Vec::new(),
         });
         books.stock = Some(snapshot(5, 3, 0, 2));
         books.user_units = Some(HashMap::from([(UserId(1), 1), (UserId(2), 1)]));

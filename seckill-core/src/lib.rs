@@ -36,6 +36,7 @@
 //!         activity_id: activity,
 //!         quantity: 1,
 //!         request_id: Some("req-1".into()),
+//!         lines: Vec::new(),
 //!     })
 //!     .await?;
 //! if let BuyOutcome::Reserved { order_id, .. } = outcome {

@@ -6,7 +6,9 @@
 //! entry. Nothing else on the buy path writes anything, so the outbox entry is the durable
 //! hand-off to the rest of the pipeline.
 
-use crate::domain::{ActivityId, Hold, HoldId, HoldState, OrderId, Quota, Tier, TierLine, UserId};
+use crate::domain::{
+    ActivityId, Hold, HoldId, HoldState, OrderId, Quota, SeatBlock, Tier, TierLine, UserId,
+};
 use crate::{Result, Timestamp};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -53,6 +55,45 @@ pub struct StockSpec {
     pub tiers: Vec<Tier>,
     /// Caps over several tiers (their numbers and caps matter here), checked with the tiers.
     pub quotas: Vec<Quota>,
+    /// The session's seat map, best blocks first (docs/adr/0021): a seated tier's units are
+    /// its seats. Empty for an unseated session. A backend that does not keep seats
+    /// ([`StockReserver::sells_seats`]) refuses a spec with some.
+    pub seats: Vec<SeatBlock>,
+}
+
+/// Refuses a spec whose tiers the backend cannot keep exactly: with tiers, one bucket, no
+/// `sold` of the database's (the tiers could not tell whose) and every adopted hold naming
+/// tiers of the spec once each, adding up to its units (a plain spec's adopted holds name
+/// none); seats only with tiers. Both backends check it before they write anything.
+pub fn check_tier_spec(spec: &StockSpec) -> Result<()> {
+    if spec.tiers.is_empty() {
+        if !spec.seats.is_empty() || !spec.quotas.is_empty() {
+            return Err(crate::Error::invalid("quotas and seats need tiers"));
+        }
+    } else if spec.buckets != 1 || spec.sold > 0 {
+        return Err(crate::Error::invalid(
+            "a session with tiers has one stock bucket and counts its sold units by its holds",
+        ));
+    }
+    for h in &spec.adopt {
+        let fits = if spec.tiers.is_empty() {
+            h.lines.is_empty()
+        } else {
+            crate::domain::tier::check_lines(&spec.tiers, &spec.seats, &h.lines)
+                .is_ok_and(|n| n == h.quantity)
+                && h.lines.iter().all(|l| {
+                    // An adopted seated line lists its seats (it was allocated).
+                    !spec.seats.iter().any(|b| b.tier == l.tier) || !l.seats.is_empty()
+                })
+        };
+        if !fits {
+            return Err(crate::Error::invalid(format!(
+                "adopted hold {}: its lines do not fit the session's tiers",
+                h.id
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Most stock buckets an activity may have.
@@ -169,6 +210,11 @@ pub enum ReserveOutcome {
         /// Its units left.
         available: u32,
     },
+    /// Seats the request named are taken (held or sold): nothing was reserved.
+    SeatsTaken {
+        /// The named seats that are taken.
+        seats: Vec<String>,
+    },
 }
 
 /// Stock figures of one price tier of a session: `total = available + held + sold` (the tier's
@@ -277,6 +323,12 @@ pub struct OutboxEntry {
 ///   `InsufficientStock`. Confirm and release move each line's units as they move the hold's.
 ///   Lines naming a tier the spec lacks, or a plain activity given lines (or a tiered one
 ///   given none), are `InvalidArgument`.
+/// - With seats ([`sells_seats`](StockReserver::sells_seats)), each unit of a seated tier is a
+///   seat, held by one live hold at most. A line names its seats (all free, or `SeatsTaken`
+///   and nothing taken) or none, and then gets the best available: `quantity` adjacent seats
+///   of one block, trying the blocks in the spec's order, else the first free seats in that
+///   order. The hold's lines list the seats; a release frees exactly them. Named seats that are
+///   not the tier's are `InvalidArgument`. The checks after the quotas: the seats.
 /// - `sold_out_hint` answers from memory, without I/O: `true` only if the activity was seen
 ///   sold out recently (on this node or, through the backend's notifications, on another) and
 ///   no release or reload since. It may be stale for at most about a second; it is a fast path
@@ -327,6 +379,17 @@ pub trait StockReserver: Send + Sync + std::fmt::Debug {
     /// when it does.
     fn sells_tiers(&self) -> bool {
         false
+    }
+    /// Whether this backend keeps seat maps ([`StockSpec::seats`]); the seat cases of the
+    /// conformance suite run when it does.
+    fn sells_seats(&self) -> bool {
+        false
+    }
+    /// The session's seats held or sold now, in no order; empty for an unseated session or
+    /// if never loaded.
+    async fn taken_seats(&self, activity: ActivityId) -> Result<Vec<String>> {
+        let _ = activity;
+        Ok(Vec::new())
     }
     /// Each tier's figures, in the order the spec gave them; empty for a plain sale or if
     /// never loaded.

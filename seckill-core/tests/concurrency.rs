@@ -125,3 +125,21 @@ async fn lowering_the_total_during_a_race_never_oversells() {
     );
     assert!(e.reconcile(a.id, false).await.unwrap().consistent);
 }
+
+/// 10,000 buyers for a 500-seat map, best available (docs/adr/0021): every seat sold once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_thousand_buyers_for_500_seats_never_double_sell() {
+    seckill_core::conformance::engine::seat_race::ten_thousand_buyers_for_500_seats(
+        &Fixture::memory(),
+    )
+    .await;
+}
+
+/// Its negative control: an allocator that sells a seat twice is caught by the checker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_checker_catches_a_seat_sold_twice_in_the_race() {
+    seckill_core::conformance::engine::seat_race::the_checker_catches_a_seat_sold_twice(
+        &Fixture::double_selling_seats_memory(),
+    )
+    .await;
+}

@@ -27,6 +27,7 @@ fn spec(a: &Activity, total: u32, fence: u64) -> StockSpec {
         buckets: 1,
         tiers: Vec::new(),
         quotas: Vec::new(),
+        seats: Vec::new(),
     }
 }
 

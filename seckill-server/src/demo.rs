@@ -61,6 +61,7 @@ pub async fn seed(
             event_id: None,
             tiers: Vec::new(),
             quotas: Vec::new(),
+            seats: Vec::new(),
         })
         .await?;
     e.warm_up(activity.id).await?;

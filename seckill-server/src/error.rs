@@ -79,6 +79,8 @@ pub enum Code {
     TierShort = 3012,
     /// A quota the buy counts against has fewer units left than it asks.
     QuotaShort = 3013,
+    /// Seats the buy named are taken.
+    SeatsTaken = 3014,
     /// No such order (or not yours; or still being written: retry shortly).
     OrderNotFound = 4001,
     /// The order's state does not allow this.
@@ -123,10 +125,9 @@ impl Code {
             WrongCode | NoPendingCode => StatusCode::BAD_REQUEST,
             Forbidden => StatusCode::FORBIDDEN,
             UsernameTaken | NotStarted | Ended | SoldOut | InsufficientStock | LimitExceeded
-            | TierShort | QuotaShort | NotWarmedUp | ActivityCancelled | ActivityBusy
-            | SalePaused | ProviderDisabled | OrderStateConflict | PaymentConflict | Conflict => {
-                StatusCode::CONFLICT
-            }
+            | TierShort | QuotaShort | SeatsTaken | NotWarmedUp | ActivityCancelled
+            | ActivityBusy | SalePaused | ProviderDisabled | OrderStateConflict
+            | PaymentConflict | Conflict => StatusCode::CONFLICT,
             IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             MalformedBody | InvalidField | InvalidParameter | BadCallback => {
                 StatusCode::BAD_REQUEST

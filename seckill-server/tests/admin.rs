@@ -672,26 +672,11 @@ async fn a_tiered_session_sells_lines_all_or_nothing() {
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{field}: {}", r.body);
     }
-    let r = a
-        .call(
-            "POST",
-            "/api/v1/admin/seckill/activities",
-            Some(&admin),
-            Some(body),
-        )
+    let act = a.create_warm(&admin, body).await;
+    let shown = a
+        .get(&format!("/api/v1/seckill/activities/{act}"), None)
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    assert_eq!(r.data()["price"], 38000, "the cheapest tier's");
-    let act = r.data()["id"].as_str().unwrap().to_string();
-    let w = a
-        .call(
-            "POST",
-            &format!("/api/v1/admin/seckill/warmup/{act}"),
-            Some(&admin),
-            None,
-        )
-        .await;
-    assert_eq!(w.status, StatusCode::OK, "{}", w.body);
+    assert_eq!(shown.data()["price"], 38000, "the cheapest tier's");
 
     let buyer = a.user("tier-buyer").await;
     let other = a.user("tier-student").await;
@@ -781,4 +766,123 @@ async fn a_tiered_session_sells_lines_all_or_nothing() {
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+}
+
+/// A seated session (docs/adr/0021): created with its seat map, a buy names seats or takes
+/// the best available, a taken seat answers 3014 with the seats, the seat map shows what is
+/// taken, the order's lines list its seats, and a cancel frees them.
+#[tokio::test]
+async fn a_seated_session_sells_each_seat_once() {
+    let a = api(false).await;
+    let admin = a.login("admin", "admin-password").await;
+    let pid = a.product(&admin).await;
+    let mut body = activity_body(&pid, 6, 4, 1);
+    body["tiers"] = json!([{"id": 1, "name": "580", "price": 58000, "stock": 6}]);
+    body["seats"] = json!([
+        {"section": "A", "row": "1", "tier": 1, "from": 1, "to": 3},
+        {"section": "A", "row": "2", "tier": 1, "from": 1, "to": 3},
+    ]);
+    let mut short = body.clone();
+    short["seats"][1]["to"] = json!(2);
+    let r = a
+        .call(
+            "POST",
+            "/api/v1/admin/seckill/activities",
+            Some(&admin),
+            Some(short),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "5 seats for a stock of 6: {}",
+        r.body
+    );
+    let act = a.create_warm(&admin, body).await;
+    let path = format!("/api/v1/seckill/activities/{act}/buy");
+    let alice = a.user("seat-alice").await;
+    let bob = a.user("seat-bob").await;
+    let r = a
+        .call(
+            "POST",
+            &path,
+            Some(&alice),
+            Some(json!({"lines": [{"tier": 1, "quantity": 2, "seats": ["A-1-2", "A-1-3"]}]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    assert_eq!(r.data()["lines"][0]["seats"], json!(["A-1-2", "A-1-3"]));
+    let order = r.data()["order_id"].as_str().unwrap().to_string();
+    let r = a
+        .call(
+            "POST",
+            &path,
+            Some(&bob),
+            Some(json!({"lines": [{"tier": 1, "quantity": 1, "seats": ["A-1-3"]}]})),
+        )
+        .await;
+    assert_eq!(
+        (r.code(), r.data()["seats"].clone()),
+        (3014, json!(["A-1-3"])),
+        "{}",
+        r.body
+    );
+    let r = a
+        .call(
+            "POST",
+            &path,
+            Some(&bob),
+            Some(json!({"lines": [{"tier": 1, "quantity": 1, "seats": ["Z-9-9"]}]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    // Two adjacent: row A-1 has only seat 1 left, so row A-2.
+    let r = a
+        .call(
+            "POST",
+            &path,
+            Some(&bob),
+            Some(json!({"lines": [{"tier": 1, "quantity": 2}]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    assert_eq!(r.data()["lines"][0]["seats"], json!(["A-2-1", "A-2-2"]));
+    let map = a
+        .get(&format!("/api/v1/seckill/activities/{act}/seats"), None)
+        .await;
+    assert_eq!(
+        map.data()["taken"],
+        json!(["A-1-2", "A-1-3", "A-2-1", "A-2-2"]),
+        "{}",
+        map.body
+    );
+    assert_eq!(map.data()["blocks"].as_array().unwrap().len(), 2);
+    a.settle_pipeline().await;
+    let o = a
+        .get(&format!("/api/v1/orders/{order}"), Some(&alice))
+        .await;
+    assert_eq!(
+        o.data()["lines"][0]["seats"],
+        json!(["A-1-2", "A-1-3"]),
+        "{}",
+        o.body
+    );
+    let c = a
+        .call(
+            "POST",
+            &format!("/api/v1/orders/{order}/cancel"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(c.status, StatusCode::OK, "{}", c.body);
+    let map = a
+        .get(&format!("/api/v1/seckill/activities/{act}/seats"), None)
+        .await;
+    assert_eq!(
+        map.data()["taken"],
+        json!(["A-2-1", "A-2-2"]),
+        "{}",
+        map.body
+    );
 }

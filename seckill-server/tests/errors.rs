@@ -173,6 +173,7 @@ async fn the_engine_refuses_an_invalid_activity_with_the_code_http_answers() {
             event_id: None,
             tiers: Vec::new(),
             quotas: Vec::new(),
+            seats: Vec::new(),
         };
         spoil(&mut new);
         let direct = a.state.engine.create_activity(new).await.unwrap_err();

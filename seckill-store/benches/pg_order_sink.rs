@@ -84,10 +84,10 @@ async fn run(url: &str, last: i32) -> (f64, f64) {
     let sep = if url.contains('?') { '&' } else { '?' };
     let p = pool(&BackendUrl::parse(&format!("{url}{sep}schema={schema}")).unwrap()).unwrap();
     migrate_to(&p, last).await.unwrap();
-    // Migrations 7 to 9 (the activities' stock_buckets, event_id and tiers columns and the
-    // orders' tier lines, which today's store writes; empty here) do not change what is
+    // Migrations 7 to 10 (the activities' stock_buckets, event_id, tiers and seats columns and
+    // the orders' tier lines, which today's store writes; empty here) do not change what is
     // measured: add them to the older schema too.
-    for &(version, sql) in &seckill_store::postgres::MIGRATIONS[6..9] {
+    for &(version, sql) in &seckill_store::postgres::MIGRATIONS[6..10] {
         if last < version {
             p.get().await.unwrap().batch_execute(sql).await.unwrap();
         }
@@ -118,6 +118,7 @@ async fn run(url: &str, last: i32) -> (f64, f64) {
         event_id: None,
         tiers: Vec::new(),
         quotas: Vec::new(),
+        seats: Vec::new(),
     };
     store.insert_activity(&activity).await.unwrap();
 

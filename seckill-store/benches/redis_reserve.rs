@@ -56,6 +56,7 @@ async fn fresh_activity(r: &RedisStockReserver, buckets: u32) -> ActivityId {
         buckets,
         tiers: Vec::new(),
         quotas: Vec::new(),
+        seats: Vec::new(),
     })
     .await
     .expect("load");

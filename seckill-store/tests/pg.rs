@@ -359,6 +359,7 @@ mod partitioning {
             event_id: None,
             tiers: Vec::new(),
             quotas: Vec::new(),
+            seats: Vec::new(),
         };
         let c = pool.get().await.unwrap();
         c.execute(
@@ -475,7 +476,7 @@ mod partitioning {
         let sold = s.activity(a.id).await.unwrap().unwrap().sold;
         assert_eq!((before.total, sold), (40, 39));
 
-        assert_eq!(migrate(&pool).await.unwrap(), [6, 7, 8, 9]);
+        assert_eq!(migrate(&pool).await.unwrap(), [6, 7, 8, 9, 10]);
 
         // Every row, as it was.
         let after = s.list_orders(&OrderFilter::default(), ALL).await.unwrap();

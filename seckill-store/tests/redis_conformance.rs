@@ -151,6 +151,7 @@ async fn sold_out_spreads_between_nodes(var: &str) {
             buckets: 1,
             tiers: Vec::new(),
             quotas: Vec::new(),
+            seats: Vec::new(),
         })
         .await
         .unwrap();
@@ -234,6 +235,7 @@ async fn the_reserve_script_refuses_bad_input() {
         buckets: 1,
         tiers: Vec::new(),
         quotas: Vec::new(),
+        seats: Vec::new(),
     })
     .await
     .unwrap();

@@ -48,6 +48,7 @@ async fn activity(b: &Backend, total: u32, limit: u32) -> Activity {
         event_id: None,
         tiers: Vec::new(),
         quotas: Vec::new(),
+        seats: Vec::new(),
     };
     b.catalog.insert_activity(&a).await.unwrap();
     a
@@ -292,7 +293,7 @@ pub async fn tiers_and_lines_round_trip(b: &Backend) {
     let with = |user: i64, lines: &[(u32, u32)]| Order {
         lines: lines
             .iter()
-            .map(|&(tier, quantity)| TierLine { tier, quantity })
+            .map(|&(tier, quantity)| TierLine::new(tier, quantity))
             .collect(),
         ..order(&a, user, lines.iter().map(|l| l.1).sum())
     };

@@ -29,6 +29,7 @@ fn spec(a: ActivityId, total: u32, limit: u32) -> StockSpec {
         buckets: 1,
         tiers: Vec::new(),
         quotas: Vec::new(),
+        seats: Vec::new(),
     }
 }
 
@@ -215,6 +216,7 @@ pub async fn reload_keeps_holds(b: &Backend) {
         buckets: 1,
         tiers: Vec::new(),
         quotas: Vec::new(),
+        seats: Vec::new(),
     })
     .await
     .unwrap();
@@ -233,6 +235,7 @@ pub async fn reload_keeps_holds(b: &Backend) {
         buckets: 1,
         tiers: Vec::new(),
         quotas: Vec::new(),
+        seats: Vec::new(),
     };
     assert!(matches!(
         b.load(&too_small).await,
@@ -259,6 +262,7 @@ pub async fn fresh_load_counts_prior_sales(b: &Backend) {
         buckets: 1,
         tiers: Vec::new(),
         quotas: Vec::new(),
+        seats: Vec::new(),
     })
     .await
     .unwrap();
@@ -736,7 +740,7 @@ async fn fresh_tiers(b: &Backend, limit: u32) -> Option<(ActivityId, StockSpec)>
 
 fn lines(l: &[(u32, u32)]) -> Vec<crate::domain::TierLine> {
     l.iter()
-        .map(|&(tier, quantity)| crate::domain::TierLine { tier, quantity })
+        .map(|&(tier, quantity)| crate::domain::TierLine::new(tier, quantity))
         .collect()
 }
 
@@ -922,6 +926,171 @@ pub async fn tiers_survive_reloads_and_adoption(b: &Backend) {
     assert_eq!(tier_figures(b, a).await, [(3, 0, 0), (2, 0, 0), (6, 0, 0)]);
 }
 
+/// A session of one tier (id 1) seated in rows A-1 (seats 1-4) and A-2 (seats 1-3), best
+/// first, and an unseated tier 2 of 5; or `None` when the backend keeps no seat maps.
+async fn fresh_seats(b: &Backend) -> Option<(ActivityId, StockSpec)> {
+    if !b.sells_seats() {
+        eprintln!("skipped: the backend does not keep seat maps");
+        return None;
+    }
+    let block = |row: &str, to: u32| crate::domain::SeatBlock {
+        section: "A".into(),
+        row: row.into(),
+        tier: 1,
+        from: 1,
+        to,
+    };
+    let tier = |id: u32, stock: u32| crate::domain::Tier {
+        id,
+        name: format!("tier {id}"),
+        price: crate::domain::Money(100),
+        stock,
+    };
+    let id = ActivityId(super::unique_id());
+    let s = StockSpec {
+        tiers: vec![tier(1, 7), tier(2, 5)],
+        seats: vec![block("1", 4), block("2", 3)],
+        ..spec(id, 12, 10)
+    };
+    b.load(&s).await.expect("load");
+    Some((id, s))
+}
+
+fn seated(seats: &[&str]) -> crate::domain::TierLine {
+    crate::domain::TierLine {
+        seats: seats.iter().map(|s| s.to_string()).collect(),
+        ..crate::domain::TierLine::new(1, seats.len() as u32)
+    }
+}
+
+fn seat_req(
+    a: ActivityId,
+    user: i64,
+    lines: Vec<crate::domain::TierLine>,
+    key: &str,
+) -> ReserveRequest {
+    ReserveRequest {
+        quantity: lines.iter().map(|l| l.quantity).sum(),
+        lines,
+        ..req(a, user, 1, key)
+    }
+}
+
+async fn taken(b: &Backend, a: ActivityId) -> Vec<String> {
+    let mut t = b.taken_seats(a).await.unwrap();
+    t.sort();
+    t
+}
+
+/// Each seat goes to one live hold: named seats are taken all or none (`SeatsTaken` names the
+/// taken ones), the best available are adjacent in the best block that has room, else the
+/// first free ones; a release frees exactly the hold's seats; a reload keeps them and an
+/// adopted hold takes its own.
+pub async fn seats_are_sold_once(b: &Backend) {
+    let Some((a, s)) = fresh_seats(b).await else {
+        return;
+    };
+    let first = reserved(b, &seat_req(a, 1, vec![seated(&["A-1-2", "A-1-3"])], "s1")).await;
+    assert_eq!(first.lines[0].seats, ["A-1-2", "A-1-3"]);
+    // A-1-3 is taken: nothing of this request is.
+    assert_eq!(
+        b.reserve(&seat_req(a, 2, vec![seated(&["A-1-4", "A-1-3"])], "s2"))
+            .await
+            .unwrap(),
+        ReserveOutcome::SeatsTaken {
+            seats: vec!["A-1-3".into()]
+        }
+    );
+    // Two adjacent: row A-1 has 1 and 4 apart, so row A-2 gives 1 and 2.
+    let pair = reserved(
+        b,
+        &seat_req(a, 2, vec![crate::domain::TierLine::new(1, 2)], "s3"),
+    )
+    .await;
+    assert_eq!(pair.lines[0].seats, ["A-2-1", "A-2-2"]);
+    // Three more: no block has three adjacent, so the first free ones in block order.
+    let spread = reserved(
+        b,
+        &seat_req(
+            a,
+            3,
+            vec![
+                crate::domain::TierLine::new(1, 3),
+                crate::domain::TierLine::new(2, 1),
+            ],
+            "s4",
+        ),
+    )
+    .await;
+    assert_eq!(spread.lines[0].seats, ["A-1-1", "A-1-4", "A-2-3"]);
+    assert!(spread.lines[1].seats.is_empty(), "tier 2 is unseated");
+    assert_eq!(taken(b, a).await.len(), 7);
+    assert_eq!(
+        b.reserve(&seat_req(
+            a,
+            4,
+            vec![crate::domain::TierLine::new(1, 1)],
+            "s5"
+        ))
+        .await
+        .unwrap(),
+        ReserveOutcome::TierShort {
+            tier: 1,
+            available: 0
+        }
+    );
+    // A replay answers the same seats.
+    match b
+        .reserve(&seat_req(
+            a,
+            2,
+            vec![crate::domain::TierLine::new(1, 2)],
+            "s3",
+        ))
+        .await
+        .unwrap()
+    {
+        ReserveOutcome::Reserved {
+            hold,
+            replayed: true,
+        } => assert_eq!(hold.lines, pair.lines),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(b.release(a, pair.id).await.unwrap(), Transition::Applied);
+    assert_eq!(
+        taken(b, a).await,
+        ["A-1-1", "A-1-2", "A-1-3", "A-1-4", "A-2-3"]
+    );
+    b.load(&s).await.unwrap();
+    assert_eq!(taken(b, a).await.len(), 5, "a reload keeps the seats");
+    assert_eq!(b.confirm(a, first.id).await.unwrap(), Transition::Applied);
+    let lost = crate::domain::Hold {
+        id: HoldId(super::unique_id()),
+        order_id: OrderId(super::unique_id()),
+        activity_id: a,
+        user_id: UserId(5),
+        quantity: 1,
+        created_at: t0(),
+        expires_at: t0() + CDuration::minutes(15),
+        lines: vec![seated(&["A-2-2"])],
+    };
+    b.load(&StockSpec {
+        adopt: vec![lost],
+        ..s.clone()
+    })
+    .await
+    .unwrap();
+    assert_eq!(taken(b, a).await.len(), 6, "an adopted hold takes its seat");
+    let last = reserved(
+        b,
+        &seat_req(a, 6, vec![crate::domain::TierLine::new(1, 1)], "s6"),
+    )
+    .await;
+    assert_eq!(last.lines[0].seats, ["A-2-1"]);
+    let t = b.tiers(a).await.unwrap();
+    assert_eq!((t[0].available, t[0].held, t[0].sold), (0, 4, 3));
+}
+
 /// Stamps out every case of this suite as a test for a backend.
 #[macro_export]
 macro_rules! stock_reserver_conformance {
@@ -948,6 +1117,7 @@ macro_rules! stock_reserver_conformance {
             tiers_take_all_or_nothing,
             tiers_never_oversell_under_concurrency,
             tiers_survive_reloads_and_adoption,
+            seats_are_sold_once,
         );
     };
 }

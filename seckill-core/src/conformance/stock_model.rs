@@ -122,6 +122,7 @@ pub async fn run_case(b: &dyn StockReserver, c: &Case) -> Result<(), String> {
         buckets: c.buckets,
         tiers: Vec::new(),
         quotas: Vec::new(),
+        seats: Vec::new(),
     })
     .await
     .map_err(|e| format!("load: {e}"))?;

@@ -226,6 +226,7 @@ pub async fn run_case(b: &dyn StockReserver, c: &Case) -> Result<(), String> {
         buckets: 1,
         tiers,
         quotas,
+        seats: Vec::new(),
     })
     .await
     .map_err(|e| format!("load: {e}"))?;
@@ -243,7 +244,7 @@ pub async fn run_case(b: &dyn StockReserver, c: &Case) -> Result<(), String> {
                     let tier = t as u32 + 1;
                     match merged.iter_mut().find(|l| l.tier == tier) {
                         Some(l) => l.quantity += q,
-                        None => merged.push(TierLine { tier, quantity: q }),
+                        None => merged.push(TierLine::new(tier, q)),
                     }
                 }
                 let r = ReserveRequest {

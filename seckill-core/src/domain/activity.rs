@@ -1,7 +1,7 @@
 //! Activities: flash sales of a product.
 
 use super::text::check_line;
-use super::{ActivityId, EventId, Money, ProductId, Quota, Tier};
+use super::{ActivityId, EventId, Money, ProductId, Quota, SeatBlock, Tier};
 use crate::{Error, Result, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +68,11 @@ pub struct Activity {
     /// the capacity. Fixed at creation.
     #[serde(default)]
     pub quotas: Vec<Quota>,
+    /// Its seat map (docs/adr/0021): blocks of seats, each of one row and one tier, best
+    /// first; empty for an unseated session. A seated tier's stock is its seat count, and
+    /// each of its units is a seat. Fixed at creation.
+    #[serde(default)]
+    pub seats: Vec<SeatBlock>,
 }
 
 fn one_bucket() -> u32 {
@@ -113,6 +118,7 @@ impl Activity {
             self.stock_buckets,
             Self::STOCK_MAX,
         )?;
+        super::seat::check_seats(&self.tiers, &self.seats)?;
         if let Some(cheapest) = self.tiers.iter().map(|t| t.price).min() {
             if self.price != cheapest {
                 return Err(Error::invalid(
@@ -170,6 +176,7 @@ mod tests {
             event_id: None,
             tiers: Vec::new(),
             quotas: Vec::new(),
+            seats: Vec::new(),
         };
         assert_eq!(
             a.status_at(t - Duration::seconds(1)),

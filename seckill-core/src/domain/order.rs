@@ -121,9 +121,9 @@ pub struct Order {
     /// settles it joins the buy's trace; `None` when untraced. Not part of any answer.
     #[serde(skip)]
     pub trace_parent: Option<String>,
-    /// Its units per price tier, adding up to `quantity` (docs/adr/0021); empty for a plain
-    /// sale.
-    #[serde(default)]
+    /// Its units per price tier, adding up to `quantity` (docs/adr/0021); empty (and left out
+    /// of answers) for a plain sale.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lines: Vec<TierLine>,
 }
 

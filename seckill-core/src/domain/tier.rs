@@ -45,7 +45,7 @@ pub struct Quota {
 }
 
 /// Units of one tier in a buy, a hold or an order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TierLine {
@@ -55,6 +55,23 @@ pub struct TierLine {
     /// Units of it (at least 1).
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub quantity: u32,
+    /// Its seats, for a seated tier (`section-row-n`): a buy names `quantity` of them, or
+    /// none to get the best available; a hold's and an order's line lists the seats it has.
+    /// Empty for an unseated tier.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 1000))]
+    pub seats: Vec<String>,
+}
+
+impl TierLine {
+    /// `quantity` units of `tier`, no seats named.
+    pub fn new(tier: u32, quantity: u32) -> Self {
+        Self {
+            tier,
+            quantity,
+            seats: Vec::new(),
+        }
+    }
 }
 
 /// Most tiers, and most quotas, in one session.
@@ -138,9 +155,11 @@ pub fn check_tiers(
     Ok(())
 }
 
-/// The units of a buy's `lines` against a session's `tiers`: each line a tier of the session,
-/// each tier once, at least one unit each; their sum. A plain sale (no tiers) takes no lines.
-pub fn check_lines(tiers: &[Tier], lines: &[TierLine]) -> Result<u32> {
+/// The units of a buy's `lines` against a session's `tiers` and `seats`: each line a tier of
+/// the session, each tier once, at least one unit each; seats only for a seated tier, and
+/// then none (the best available) or `quantity` distinct seats of that tier; their sum. A plain
+/// sale (no tiers) takes no lines.
+pub fn check_lines(tiers: &[Tier], seats: &[super::SeatBlock], lines: &[TierLine]) -> Result<u32> {
     if tiers.is_empty() {
         if lines.is_empty() {
             return Ok(0);
@@ -172,11 +191,48 @@ pub fn check_lines(tiers: &[Tier], lines: &[TierLine]) -> Result<u32> {
         if l.quantity == 0 {
             return Err(Error::invalid("lines.quantity must be at least 1"));
         }
+        if !l.seats.is_empty() {
+            let blocks: Vec<&super::SeatBlock> =
+                seats.iter().filter(|b| b.tier == l.tier).collect();
+            if blocks.is_empty() {
+                return Err(Error::invalid(format!(
+                    "lines.seats: tier {} has no seat map",
+                    l.tier
+                )));
+            }
+            if l.seats.len() != l.quantity as usize {
+                return Err(Error::invalid(
+                    "lines.seats: name as many seats as the line's quantity, or none",
+                ));
+            }
+            let mut named = BTreeSet::new();
+            for s in &l.seats {
+                if !named.insert(s.as_str()) || !blocks.iter().any(|b| holds_seat(b, s)) {
+                    return Err(Error::invalid(format!(
+                        "lines.seats: {s:?} is not a seat of tier {} (or is named twice)",
+                        l.tier
+                    )));
+                }
+            }
+        }
         sum = sum
             .checked_add(l.quantity)
             .ok_or_else(|| Error::invalid("lines: too many units"))?;
     }
     Ok(sum)
+}
+
+/// Whether `seat` (`section-row-n`) is one of `b`'s seats.
+pub fn holds_seat(b: &super::SeatBlock, seat: &str) -> bool {
+    let mut parts = seat.rsplitn(2, '-');
+    let (Some(n), Some(rest)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let Ok(n) = n.parse::<u32>() else {
+        return false;
+    };
+    rest.split_once('-') == Some((b.section.as_str(), b.row.as_str()))
+        && (b.from..=b.to).contains(&n)
 }
 
 /// The price of `lines` at the session's tier prices, `None` if it overflows or a line names
@@ -257,17 +313,59 @@ mod tests {
     #[test]
     fn lines_name_tiers_of_the_session_once() {
         let tiers = vec![tier(1, 38_000, 100), tier(2, 58_000, 50)];
-        let l = |tier, quantity| TierLine { tier, quantity };
-        assert_eq!(check_lines(&tiers, &[l(1, 2), l(2, 1)]).unwrap(), 3);
+        let l = TierLine::new;
+        assert_eq!(check_lines(&tiers, &[], &[l(1, 2), l(2, 1)]).unwrap(), 3);
         assert_eq!(
             lines_amount(&tiers, &[l(1, 2), l(2, 1)]),
             Some(Money(2 * 38_000 + 58_000))
         );
         assert_eq!(lines_amount(&tiers, &[l(3, 1)]), None);
-        assert_eq!(check_lines(&[], &[]).unwrap(), 0);
+        assert_eq!(check_lines(&[], &[], &[]).unwrap(), 0);
         for bad in [vec![], vec![l(3, 1)], vec![l(1, 1), l(1, 1)], vec![l(1, 0)]] {
-            assert!(check_lines(&tiers, &bad).is_err(), "{bad:?}");
+            assert!(check_lines(&tiers, &[], &bad).is_err(), "{bad:?}");
         }
-        assert!(check_lines(&[], &[l(1, 1)]).is_err());
+        assert!(check_lines(&[], &[], &[l(1, 1)]).is_err());
+        let map = [crate::domain::SeatBlock {
+            section: "A".into(),
+            row: "1".into(),
+            tier: 2,
+            from: 1,
+            to: 50,
+        }];
+        let seated = |seats: &[&str]| TierLine {
+            seats: seats.iter().map(|s| s.to_string()).collect(),
+            ..l(2, seats.len() as u32)
+        };
+        assert_eq!(
+            check_lines(&tiers, &map, &[seated(&["A-1-1", "A-1-50"])]).unwrap(),
+            2
+        );
+        assert_eq!(
+            check_lines(&tiers, &map, &[l(2, 2)]).unwrap(),
+            2,
+            "best available"
+        );
+        for bad in [
+            &["A-1-51"][..],
+            &["A-2-1"],
+            &["A-1-1", "A-1-1"],
+            &["B-1-1"],
+            &["A-1-x"],
+        ] {
+            assert!(
+                check_lines(&tiers, &map, &[seated(bad)]).is_err(),
+                "{bad:?}"
+            );
+        }
+        let short = TierLine {
+            quantity: 2,
+            ..seated(&["A-1-1"])
+        };
+        assert!(check_lines(&tiers, &map, &[short]).is_err());
+        let unseated = TierLine {
+            seats: vec!["A-1-1".into()],
+            ..l(1, 1)
+        };
+        assert!(check_lines(&tiers, &map, &[unseated]).is_err());
     }
 }

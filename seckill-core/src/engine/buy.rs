@@ -26,7 +26,7 @@ pub struct BuyRequest {
 }
 
 /// Why a buy was refused. All of these are normal outcomes of a flash sale.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BuyRejection {
     /// No such activity.
     UnknownActivity,
@@ -74,6 +74,11 @@ pub enum BuyRejection {
         /// Its units left.
         available: u32,
     },
+    /// Seats the buy named are taken.
+    SeatsTaken {
+        /// Those seats.
+        seats: Vec<String>,
+    },
 }
 
 impl BuyRejection {
@@ -92,6 +97,7 @@ impl BuyRejection {
             BuyRejection::Paused => "paused",
             BuyRejection::TierShort { .. } => "tier_short",
             BuyRejection::QuotaShort { .. } => "quota_short",
+            BuyRejection::SeatsTaken { .. } => "seats_taken",
         }
     }
 }
@@ -192,15 +198,16 @@ impl Engine {
             ActivityStatus::Live => {}
         }
         // A session's units come per tier; the domain's rules, before any backend sees them.
-        let quantity = match crate::domain::tier::check_lines(&activity.tiers, &req.lines)? {
-            0 => req.quantity,
-            sum if req.quantity == 0 || req.quantity == sum => sum,
-            _ => {
-                return Err(Error::invalid(
-                    "quantity: the units of lines add up to another number",
-                ))
-            }
-        };
+        let quantity =
+            match crate::domain::tier::check_lines(&activity.tiers, &activity.seats, &req.lines)? {
+                0 => req.quantity,
+                sum if req.quantity == 0 || req.quantity == sum => sum,
+                _ => {
+                    return Err(Error::invalid(
+                        "quantity: the units of lines add up to another number",
+                    ))
+                }
+            };
         if self.controls().is_paused(req.activity_id) {
             return Ok(BuyOutcome::Rejected(R::Paused));
         }
@@ -256,7 +263,7 @@ impl Engine {
             ReserveOutcome::Reserved {
                 hold,
                 replayed: true,
-            } if hold.quantity != quantity || hold.lines != req.lines => {
+            } if hold.quantity != quantity || !same_lines(&hold.lines, &req.lines) => {
                 return Err(Error::conflict(
                     Entity::IdempotencyKey,
                     format!("of hold {}", hold.id),
@@ -290,6 +297,20 @@ impl Engine {
             ReserveOutcome::QuotaShort { quota, available } => {
                 BuyOutcome::Rejected(R::QuotaShort { quota, available })
             }
+            ReserveOutcome::SeatsTaken { seats } => BuyOutcome::Rejected(R::SeatsTaken { seats }),
         })
     }
+}
+
+/// Whether a hold's lines answer a request's: the same tiers and units, and the same seats
+/// where the request named them (a request for the best available gets whichever seats).
+fn same_lines(hold: &[TierLine], asked: &[TierLine]) -> bool {
+    hold.len() == asked.len()
+        && asked.iter().all(|a| {
+            hold.iter().any(|h| {
+                h.tier == a.tier
+                    && h.quantity == a.quantity
+                    && (a.seats.is_empty() || h.seats == a.seats)
+            })
+        })
 }

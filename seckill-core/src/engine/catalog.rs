@@ -7,7 +7,7 @@
 use super::Engine;
 use crate::domain::{
     Activity, ActivityId, CancelReason, Event, EventId, Money, Order, OrderId, OrderStatus,
-    Product, ProductId, Quota, Role, Tier, User, UserId,
+    Product, ProductId, Quota, Role, SeatBlock, Tier, User, UserId,
 };
 use crate::repo::PageRequest;
 use crate::{Entity, Error, Result, Timestamp};
@@ -91,6 +91,10 @@ pub struct NewActivity {
     /// Caps over several tiers (a "student" quota); up to 32, fixed once created.
     #[serde(default)]
     pub quotas: Vec<Quota>,
+    /// A seat map: blocks of seats of one row and one tier, best first (a seated tier's stock
+    /// is its seat count); up to 100,000 seats, fixed once created.
+    #[serde(default)]
+    pub seats: Vec<SeatBlock>,
 }
 
 /// An event to create (the body of `POST /api/v1/admin/events`); its sessions are activities
@@ -251,13 +255,17 @@ impl Engine {
             event_id: new.event_id,
             tiers: new.tiers,
             quotas: new.quotas,
+            seats: new.seats,
         };
         a.validate()?;
-        if !a.tiers.is_empty() && !self.backends().stock.sells_tiers() {
+        let stock = &self.backends().stock;
+        if (!a.tiers.is_empty() && !stock.sells_tiers())
+            || (!a.seats.is_empty() && !stock.sells_seats())
+        {
             return Err(Error::conflict(
                 Entity::Activity,
                 "to create",
-                "this stock backend does not keep price tiers yet (docs/adr/0021)",
+                "this stock backend does not keep price tiers or seat maps yet (docs/adr/0021)",
             ));
         }
         let most = self.backends().stock.max_buckets();

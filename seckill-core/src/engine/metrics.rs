@@ -217,7 +217,7 @@ pub struct EngineMetrics {
 }
 
 /// Every `reason` label of `seckill_fail_reason`.
-pub const FAIL_REASONS: [&str; 14] = [
+pub const FAIL_REASONS: [&str; 17] = [
     "unknown_activity",
     "not_started",
     "ended",
@@ -228,6 +228,9 @@ pub const FAIL_REASONS: [&str; 14] = [
     "limit_exceeded",
     "rate_limited",
     "paused",
+    "tier_short",
+    "quota_short",
+    "seats_taken",
     "invalid_request",
     "idempotency_mismatch",
     "unauthenticated",

@@ -98,13 +98,23 @@ impl Engine {
             }
             let a = &activities[&hold.activity_id];
             // A plain sale's price × units; a session's each line at its tier's price.
+            if a.tiers.is_empty() != hold.lines.is_empty() {
+                results.push(Some(Err(Error::invalid(format!(
+                    "hold {}: its tier lines do not fit its activity's tiers",
+                    hold.id
+                )))));
+                continue;
+            }
             let amount = if hold.lines.is_empty() {
                 a.price.checked_mul(hold.quantity)
             } else {
                 crate::domain::tier::lines_amount(&a.tiers, &hold.lines)
             };
             let Some(amount) = amount else {
-                results.push(Some(Err(Error::invalid("order amount overflows"))));
+                results.push(Some(Err(Error::invalid(format!(
+                    "hold {}: its amount overflows, or a line names a tier its session lacks",
+                    hold.id
+                )))));
                 continue;
             };
             results.push(None);

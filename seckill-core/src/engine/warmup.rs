@@ -137,6 +137,7 @@ impl Engine {
                 buckets: a.stock_buckets,
                 tiers: a.tiers.clone(),
                 quotas: a.quotas.clone(),
+                seats: a.seats.clone(),
             })
             .await?;
         let snap = b.stock.snapshot(id).await?.ok_or_else(|| {
@@ -211,11 +212,15 @@ impl Engine {
                 ),
             ));
         }
-        if a.event_id != old.event_id || a.tiers != old.tiers || a.quotas != old.quotas {
+        if a.event_id != old.event_id
+            || a.tiers != old.tiers
+            || a.quotas != old.quotas
+            || a.seats != old.seats
+        {
             return Err(Error::conflict(
                 Entity::Activity,
                 a.id,
-                "event_id, tiers and quotas are fixed at creation",
+                "event_id, tiers, quotas and seats are fixed at creation",
             ));
         }
         let snapshot = b.stock.snapshot(a.id).await?;

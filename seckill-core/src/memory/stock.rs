@@ -2,7 +2,7 @@
 //! the Redis Lua script is.
 
 use crate::clock::{Clock, SystemClock};
-use crate::domain::{ActivityId, Hold, HoldId, HoldState, Quota, TierLine, UserId};
+use crate::domain::{ActivityId, Hold, HoldId, HoldState, Quota, SeatBlock, TierLine, UserId};
 use crate::stock::{
     HoldRecord, OutboxEntry, ReserveOutcome, ReserveRequest, StockReserver, StockSnapshot,
     StockSpec, TierSnapshot, Transition,
@@ -32,6 +32,72 @@ struct ActivityStock {
     tiers: Vec<TierSnapshot>,
     /// Caps over several tiers; what one has taken is its tiers' `held + sold`.
     quotas: Vec<Quota>,
+    /// The seat map as loaded, and each seated tier's seats, best block first.
+    seat_map: Vec<SeatBlock>,
+    seats: HashMap<u32, SeatTier>,
+}
+
+/// A seated tier's seats: its blocks in the map's order, each seat taken or not, and where
+/// each seat id is.
+#[derive(Debug, Default)]
+struct SeatTier {
+    blocks: Vec<Vec<(String, bool)>>,
+    at: HashMap<String, (usize, usize)>,
+}
+
+impl SeatTier {
+    fn of(map: &[SeatBlock], tier: u32) -> Self {
+        let mut t = SeatTier::default();
+        for b in map.iter().filter(|b| b.tier == tier) {
+            let j = t.blocks.len();
+            let seats: Vec<(String, bool)> = b.seat_ids().map(|s| (s, false)).collect();
+            for (k, (s, _)) in seats.iter().enumerate() {
+                t.at.insert(s.clone(), (j, k));
+            }
+            t.blocks.push(seats);
+        }
+        t
+    }
+
+    /// The named seats that are taken (an unknown one counts as taken: the engine checks
+    /// names first).
+    fn taken<'a>(&self, named: &'a [String]) -> Vec<&'a String> {
+        named
+            .iter()
+            .filter(|s| self.at.get(*s).is_none_or(|&(j, k)| self.blocks[j][k].1))
+            .collect()
+    }
+
+    /// `n` free seats: adjacent in the first block that has them, else the first free ones in
+    /// block order; `None` if there are fewer than `n`.
+    fn best(&self, n: usize) -> Option<Vec<String>> {
+        for b in &self.blocks {
+            let mut run = 0;
+            for (k, (_, taken)) in b.iter().enumerate() {
+                run = if *taken { 0 } else { run + 1 };
+                if run == n {
+                    return Some(b[k + 1 - n..=k].iter().map(|(s, _)| s.clone()).collect());
+                }
+            }
+        }
+        let free: Vec<String> = self
+            .blocks
+            .iter()
+            .flatten()
+            .filter(|(_, taken)| !taken)
+            .take(n)
+            .map(|(s, _)| s.clone())
+            .collect();
+        (free.len() == n).then_some(free)
+    }
+
+    fn set(&mut self, seats: &[String], taken: bool) {
+        for s in seats {
+            if let Some(&(j, k)) = self.at.get(s) {
+                self.blocks[j][k].1 = taken;
+            }
+        }
+    }
 }
 
 /// One stock bucket: `total = available + held + sold`, where `total` moves when units are lent
@@ -100,6 +166,59 @@ impl ActivityStock {
             }
         }
         None
+    }
+
+    /// The seats each line of a request gets (its named ones, or the best available), or the
+    /// refusal when named seats are taken; `broken` double-sells (the negative control).
+    fn place_seats(
+        &self,
+        lines: &[TierLine],
+        broken: bool,
+    ) -> std::result::Result<Vec<TierLine>, ReserveOutcome> {
+        let mut placed = Vec::with_capacity(lines.len());
+        for l in lines {
+            let mut l = l.clone();
+            if let Some(t) = self.seats.get(&l.tier) {
+                if l.seats.is_empty() {
+                    let got = if broken {
+                        // Always the first seats of the map, taken or not.
+                        t.blocks
+                            .iter()
+                            .flatten()
+                            .take(l.quantity as usize)
+                            .map(|(s, _)| s.clone())
+                            .collect()
+                    } else {
+                        t.best(l.quantity as usize).unwrap_or_default()
+                    };
+                    if got.len() != l.quantity as usize {
+                        return Err(ReserveOutcome::TierShort {
+                            tier: l.tier,
+                            available: 0,
+                        });
+                    }
+                    l.seats = got;
+                } else if !broken {
+                    let taken = t.taken(&l.seats);
+                    if !taken.is_empty() {
+                        return Err(ReserveOutcome::SeatsTaken {
+                            seats: taken.into_iter().cloned().collect(),
+                        });
+                    }
+                }
+            }
+            placed.push(l);
+        }
+        Ok(placed)
+    }
+
+    /// Marks the seats of `lines` taken or free.
+    fn mark_seats(&mut self, lines: &[TierLine], taken: bool) {
+        for l in lines {
+            if let Some(t) = self.seats.get_mut(&l.tier) {
+                t.set(&l.seats, taken);
+            }
+        }
     }
 
     /// Moves `lines`' units between a tier's counters: `(from, to)` of held, sold, available.
@@ -256,6 +375,7 @@ pub struct MemoryStockReserver {
     skip_stock_check: bool,
     skip_borrowing: bool,
     skip_tier_check: bool,
+    double_sell_seats: bool,
 }
 
 impl Default for MemoryStockReserver {
@@ -274,6 +394,18 @@ impl MemoryStockReserver {
             skip_stock_check: false,
             skip_borrowing: false,
             skip_tier_check: false,
+            double_sell_seats: false,
+        }
+    }
+
+    /// **Deliberately broken**: a reserver whose seat allocator hands out the first seats of
+    /// the map whether or not they are taken, and never checks named seats: a seat is sold
+    /// twice. Only for the negative control of the seat cases and the seat race.
+    #[doc(hidden)]
+    pub fn broken_double_selling_seats(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            double_sell_seats: true,
+            ..Self::new(clock)
         }
     }
 
@@ -349,9 +481,7 @@ impl StockReserver for MemoryStockReserver {
             return Err(Error::invalid("sold exceeds total"));
         }
         crate::stock::check_buckets(spec, self.max_buckets())?;
-        if !spec.tiers.is_empty() && spec.buckets != 1 {
-            return Err(Error::invalid("a session with tiers has one stock bucket"));
-        }
+        crate::stock::check_tier_spec(spec)?;
         let mut map = self.activities.lock();
         let existing = map.get(&spec.activity_id).cloned();
         let fresh = existing.is_none().then(|| {
@@ -371,6 +501,8 @@ impl StockReserver for MemoryStockReserver {
                 rates: HashMap::new(),
                 tiers: Vec::new(),
                 quotas: Vec::new(),
+                seat_map: Vec::new(),
+                seats: HashMap::new(),
             }))
         });
         let act = existing
@@ -465,8 +597,31 @@ impl StockReserver for MemoryStockReserver {
             }
             t.available = i64::from(t.total) - i64::from(t.held) - i64::from(t.sold);
         }
+        let seats_taken = a
+            .seats
+            .values()
+            .any(|t| t.blocks.iter().flatten().any(|s| s.1));
+        if spec.seats != a.seat_map && seats_taken {
+            return Err(Error::conflict(
+                Entity::Activity,
+                spec.activity_id,
+                "its seat map cannot change while seats are held or sold",
+            ));
+        }
         a.tiers = tiers;
         a.quotas = spec.quotas.clone();
+        if spec.seats != a.seat_map {
+            a.seat_map = spec.seats.clone();
+            let seated: std::collections::BTreeSet<u32> =
+                spec.seats.iter().map(|b| b.tier).collect();
+            a.seats = seated
+                .into_iter()
+                .map(|t| (t, SeatTier::of(&spec.seats, t)))
+                .collect();
+        }
+        for h in &adopt {
+            a.mark_seats(&h.lines, true);
+        }
         for h in adopt {
             let j = a.home(h.user_id);
             let b = &mut a.buckets[j];
@@ -566,9 +721,17 @@ impl StockReserver for MemoryStockReserver {
                 quantity: req.quantity,
                 created_at: req.now,
                 expires_at: req.expires_at,
-                lines: req.lines.clone(),
+                lines: if a.seats.is_empty() {
+                    req.lines.clone()
+                } else {
+                    match a.place_seats(&req.lines, self.double_sell_seats) {
+                        Ok(placed) => placed,
+                        Err(refused) => return Ok(refused),
+                    }
+                },
             };
             a.move_lines(&req.lines, Counter::Available, Counter::Held);
+            a.mark_seats(&hold.lines, true);
             let b = &mut a.buckets[home];
             b.available -= i64::from(req.quantity);
             b.held += req.quantity;
@@ -651,6 +814,7 @@ impl StockReserver for MemoryStockReserver {
             *c = c.saturating_sub(q);
         }
         a.move_lines(&lines, counter(was), Counter::Available);
+        a.mark_seats(&lines, false);
         Ok(Transition::Applied)
     }
 
@@ -686,6 +850,25 @@ impl StockReserver for MemoryStockReserver {
 
     fn sells_tiers(&self) -> bool {
         true
+    }
+
+    fn sells_seats(&self) -> bool {
+        true
+    }
+
+    async fn taken_seats(&self, activity: ActivityId) -> Result<Vec<String>> {
+        Ok(self
+            .activity(activity)
+            .map(|act| {
+                act.lock()
+                    .seats
+                    .values()
+                    .flat_map(|t| t.blocks.iter().flatten())
+                    .filter(|(_, taken)| *taken)
+                    .map(|(s, _)| s.clone())
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     async fn tiers(&self, activity: ActivityId) -> Result<Vec<TierSnapshot>> {

@@ -2,7 +2,9 @@
 //! `/api/v1/seckill/activities*`.
 
 use crate::error::{ok, ApiResult, PathParam, QueryParams, Refusals, Success};
-use crate::service::catalog::{self, ActivityView, EventView, ProductStock, StatusView};
+use crate::service::catalog::{
+    self, ActivityView, EventView, ProductStock, SeatMapView, StatusView,
+};
 use crate::service::page_request;
 use crate::state::AppState;
 use axum::extract::State;
@@ -146,4 +148,19 @@ pub async fn get_event(
     PathParam(id): PathParam<EventId>,
 ) -> ApiResult<EventView> {
     Ok(ok(catalog::event(&s, id).await?))
+}
+
+/// `GET /api/v1/seckill/activities/{id}/seats`: the session's seat map and its taken seats.
+#[utoipa::path(
+    get,
+    path = "/api/v1/seckill/activities/{id}/seats",
+    tag = "catalog",
+    params(("id" = ActivityId, Path, description = "activity id")),
+    responses((status = 200, description = "success", body = Success<SeatMapView>), Refusals)
+)]
+pub async fn seat_map(
+    State(s): State<AppState>,
+    PathParam(id): PathParam<ActivityId>,
+) -> ApiResult<SeatMapView> {
+    Ok(ok(catalog::seat_map(&s, id).await?))
 }

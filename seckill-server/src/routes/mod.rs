@@ -49,6 +49,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(catalog::list_activities))
         .routes(routes!(catalog::get_activity))
         .routes(routes!(catalog::activity_status))
+        .routes(routes!(catalog::seat_map))
         .routes(routes!(catalog::list_events))
         .routes(routes!(catalog::get_event))
         .routes(routes!(buy::buy))

@@ -64,6 +64,11 @@ pub fn rejection(r: BuyRejection) -> ApiError {
             format!("quota {quota}: only {available} left"),
         )
         .with_data(json!({ "quota": quota, "available": available })),
+        R::SeatsTaken { seats } => ApiError::new(
+            Code::SeatsTaken,
+            format!("{} of the seats asked for are taken", seats.len()),
+        )
+        .with_data(json!({ "seats": seats })),
     }
 }
 

@@ -5,6 +5,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use seckill_core::domain::{
     Activity, ActivityId, ActivityStatus, Event, EventId, Money, Product, ProductId, Quota,
+    SeatBlock,
 };
 use seckill_core::engine::{NewActivity, NewEvent, NewProduct, ReconcileReport};
 use seckill_core::repo::{Page, PageRequest};
@@ -45,6 +46,17 @@ pub struct ActivityView {
     pub tiers: Vec<TierView>,
     /// Its quotas over tiers.
     pub quotas: Vec<Quota>,
+}
+
+/// A session's seat map and which seats are taken now.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SeatMapView {
+    /// The session.
+    pub activity_id: ActivityId,
+    /// Its blocks of seats, best first (empty for an unseated session).
+    pub blocks: Vec<SeatBlock>,
+    /// Seats held or sold now, sorted (empty until warmed up).
+    pub taken: Vec<String>,
 }
 
 /// A price tier as buyers see it.
@@ -292,6 +304,27 @@ pub async fn activity(s: &AppState, id: ActivityId) -> Result<ActivityView, ApiE
         id,
     )?;
     view(s, a).await
+}
+
+/// A session's seat map with its taken seats (the map from a read replica when there are any,
+/// the seats live from the stock backend).
+pub async fn seat_map(s: &AppState, id: ActivityId) -> Result<SeatMapView, ApiError> {
+    let a = found(
+        s.engine.backends().read().catalog.activity(id).await?,
+        Entity::Activity,
+        id,
+    )?;
+    let mut taken = if a.seats.is_empty() {
+        Vec::new()
+    } else {
+        s.engine.backends().stock.taken_seats(id).await?
+    };
+    taken.sort();
+    Ok(SeatMapView {
+        activity_id: id,
+        blocks: a.seats,
+        taken,
+    })
 }
 
 /// One activity's status and the server's clock.

@@ -239,12 +239,18 @@ impl Api {
         total: u32,
         per_user_limit: u32,
     ) -> String {
+        self.create_warm(admin, activity_body(product, total, per_user_limit, 1))
+            .await
+    }
+
+    /// Creates the activity `body` describes and warms it up; its id.
+    pub async fn create_warm(&self, admin: &str, body: Value) -> String {
         let r = self
             .call(
                 "POST",
                 "/api/v1/admin/seckill/activities",
                 Some(admin),
-                Some(activity_body(product, total, per_user_limit, 1)),
+                Some(body),
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);

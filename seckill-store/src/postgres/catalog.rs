@@ -4,9 +4,7 @@
 use super::map_err;
 use super::store::PgStore;
 use async_trait::async_trait;
-use seckill_core::domain::{
-    Activity, ActivityId, Event, EventId, Money, Product, ProductId, Quota, Tier,
-};
+use seckill_core::domain::{Activity, ActivityId, Event, EventId, Money, Product, ProductId};
 use seckill_core::repo::{CatalogRepo, Page, PageRequest};
 use seckill_core::{Entity, Error, Result};
 use tokio_postgres::types::Json;
@@ -37,6 +35,17 @@ fn has(r: &Row, column: &str) -> bool {
     r.columns().iter().any(|c| c.name() == column)
 }
 
+/// A JSONB list column, empty when the schema predates it; one that does not decode (written
+/// by a newer release) is an error, never a panic.
+pub(super) fn json_column<T: serde::de::DeserializeOwned>(r: &Row, column: &str) -> Result<Vec<T>> {
+    if !has(r, column) {
+        return Ok(Vec::new());
+    }
+    r.try_get::<_, Json<Vec<T>>>(column)
+        .map(|j| j.0)
+        .map_err(|e| Error::backend("postgres", format!("column {column}: {e}")))
+}
+
 fn activity(r: &Row) -> Result<Activity> {
     Ok(Activity {
         id: ActivityId(r.get("id")),
@@ -63,16 +72,10 @@ fn activity(r: &Row) -> Result<Activity> {
             None
         },
         // Before migration 9 there are no tiers.
-        tiers: if has(r, "tiers") {
-            r.get::<_, Json<Vec<Tier>>>("tiers").0
-        } else {
-            Vec::new()
-        },
-        quotas: if has(r, "quotas") {
-            r.get::<_, Json<Vec<Quota>>>("quotas").0
-        } else {
-            Vec::new()
-        },
+        tiers: json_column(r, "tiers")?,
+        quotas: json_column(r, "quotas")?,
+        // Before migration 10 there are no seat maps.
+        seats: json_column(r, "seats")?,
     })
 }
 
@@ -193,8 +196,8 @@ impl CatalogRepo for PgStore {
             .exec(
                 "INSERT INTO activities (id, product_id, title, price, total_stock, sold,
                      per_user_limit, starts_at, ends_at, cancelled, created_at, stock_buckets,
-                     event_id, tiers, quotas)
-                 VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                     event_id, tiers, quotas, seats)
+                 VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
                 &[
                     &a.id.0,
                     &a.product_id.0,
@@ -210,6 +213,7 @@ impl CatalogRepo for PgStore {
                     &event,
                     &Json(&a.tiers),
                     &Json(&a.quotas),
+                    &Json(&a.seats),
                 ],
             )
             .await;

@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     (7, include_str!("migrations/0007_stock_buckets.sql")),
     (8, include_str!("migrations/0008_events.sql")),
     (9, include_str!("migrations/0009_tiers.sql")),
+    (10, include_str!("migrations/0010_seats.sql")),
 ];
 
 const LOCK_KEY: i64 = 0x005e_c411_0001;

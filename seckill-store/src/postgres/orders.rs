@@ -47,7 +47,7 @@ fn order(r: &Row) -> Result<Order> {
         created_at: r.get("created_at"),
         updated_at: r.get("updated_at"),
         trace_parent: r.get("trace_parent"),
-        lines: r.get::<_, Json<Vec<TierLine>>>("lines").0,
+        lines: super::catalog::json_column::<TierLine>(r, "lines")?,
     })
 }
 

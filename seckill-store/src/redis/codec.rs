@@ -104,10 +104,7 @@ fn parse_lines(text: &str) -> Option<Vec<TierLine>> {
     text.split(',')
         .map(|l| {
             let (t, q) = l.split_once(':')?;
-            Some(TierLine {
-                tier: t.parse().ok()?,
-                quantity: q.parse().ok()?,
-            })
+            Some(TierLine::new(t.parse().ok()?, q.parse().ok()?))
         })
         .collect()
 }
@@ -160,19 +157,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s, HoldState::Held);
-        assert_eq!(
-            h.lines,
-            [
-                TierLine {
-                    tier: 2,
-                    quantity: 2
-                },
-                TierLine {
-                    tier: 3,
-                    quantity: 1
-                }
-            ]
-        );
+        assert_eq!(h.lines, [TierLine::new(2, 2), TierLine::new(3, 1)]);
         let text = hold_record_text(&h, HoldState::Confirmed);
         assert_eq!(text, "C|7|3|99|1893456000000|1893456900000|2:2,3:1");
         for bad in [

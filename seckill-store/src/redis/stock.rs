@@ -955,6 +955,11 @@ fn bucket_name(a: ActivityId, j: u32) -> String {
 }
 
 /// A charge's GCRA parameters in microseconds: (emission interval, tolerance).
+/// A hold record the scripts cannot read (they wrote nothing).
+fn malformed_record(hold: HoldId) -> Error {
+    Error::backend("redis", format!("malformed hold record of hold {hold}"))
+}
+
 /// A session's tiers as the load script takes them: `id:stock,...` in spec order.
 fn tiers_arg(tiers: &[seckill_core::domain::Tier]) -> String {
     tiers
@@ -1014,8 +1019,11 @@ impl StockReserver for RedisStockReserver {
             return Err(Error::invalid("sold exceeds total"));
         }
         seckill_core::stock::check_buckets(spec, self.max_buckets())?;
-        if !spec.tiers.is_empty() && spec.buckets != 1 {
-            return Err(Error::invalid("a session with tiers has one stock bucket"));
+        seckill_core::stock::check_tier_spec(spec)?;
+        if !spec.seats.is_empty() {
+            return Err(Error::invalid(
+                "this stock backend does not keep seat maps yet (docs/adr/0021)",
+            ));
         }
         let i = &self.inner;
         let a = spec.activity_id;
@@ -1093,6 +1101,10 @@ impl StockReserver for RedisStockReserver {
         if req.quantity == 0 {
             return Err(Error::invalid("quantity must be at least 1"));
         }
+        if req.lines.iter().any(|l| !l.seats.is_empty()) {
+            // No session here has a seat map (a load with one is refused).
+            return Err(Answer::invalid());
+        }
         seckill_core::rate_limit::check_charges(&req.rates)?;
         let i = &self.inner;
         let k = i.count(req.activity_id).await?;
@@ -1127,6 +1139,7 @@ impl StockReserver for RedisStockReserver {
             Some(0) => Transition::Applied,
             Some(1) => Transition::AlreadyDone,
             Some(2) => Transition::Refused(HoldState::Released),
+            Some(4) => return Err(malformed_record(hold)),
             _ => Transition::Unknown,
         })
     }
@@ -1156,6 +1169,7 @@ impl StockReserver for RedisStockReserver {
                     return Ok(Transition::Applied);
                 }
                 Some(1) => return Ok(Transition::AlreadyDone),
+                Some(4) => return Err(malformed_record(hold)),
                 _ => {}
             }
         }

@@ -66,6 +66,7 @@ pub fn open_stock(a: seckill_core::domain::ActivityId) -> seckill_core::stock::S
         buckets: 1,
         tiers: Vec::new(),
         quotas: Vec::new(),
+        seats: Vec::new(),
     }
 }
 

@@ -11,6 +11,7 @@
 
 pub mod machine;
 pub mod race;
+pub mod seat_race;
 pub mod stock_loss;
 
 use crate::domain::{Activity, ActivityId, Money, OrderId, Product, ProductId};
@@ -100,6 +101,19 @@ impl Fixture {
             Box::pin(async move {
                 let mut b = Backends::in_memory(clock.clone(), provider);
                 b.stock = Arc::new(MemoryStockReserver::broken_skipping_stock_check(clock))
+                    as Arc<dyn StockReserver>;
+                b
+            })
+        })
+    }
+
+    /// In memory, with a **deliberately broken** seat allocator that sells a seat twice: the
+    /// negative control of the seat checks.
+    pub fn double_selling_seats_memory() -> Self {
+        Self::new("double-selling-seats-memory", |clock, provider| {
+            Box::pin(async move {
+                let mut b = Backends::in_memory(clock.clone(), provider);
+                b.stock = Arc::new(MemoryStockReserver::broken_double_selling_seats(clock))
                     as Arc<dyn StockReserver>;
                 b
             })
@@ -217,6 +231,7 @@ pub async fn live_activity_in(
         event_id: None,
         tiers: Vec::new(),
         quotas: Vec::new(),
+        seats: Vec::new(),
     };
     catalog
         .insert_activity(&activity)

@@ -29,16 +29,6 @@ pub async fn race(fixture: &Fixture, buckets: u32) -> (Sale, Vec<OrderId>) {
         },
     )
     .await;
-    // The pipeline runs while the buyers race.
-    let runner = crate::engine::Runner::start(
-        &s.engine,
-        &[
-            crate::engine::Role::Relay,
-            crate::engine::Role::OrderWorker,
-            crate::engine::Role::OrderWorker,
-        ],
-        crate::engine::runner_pace_for_tests(),
-    );
     // 2,500 distinct users, each trying four times with quantities 1 or 2. With buckets, all
     // of them belong to the first half of the buckets: the other half must lend every unit.
     let k = s
@@ -54,22 +44,36 @@ pub async fn race(fixture: &Fixture, buckets: u32) -> (Sale, Vec<OrderId>) {
         .filter(|u| k <= 1 || crate::stock::bucket_of(*u, k) < k.div_ceil(2))
         .take(2_500)
         .collect();
-    let mut tasks = Vec::with_capacity(BUYERS as usize);
-    for i in 0..BUYERS {
+    let activity = s.activity;
+    let reserved = buyers(&s, BUYERS, |i| BuyRequest {
+        user_id: users[(i % 2_500) as usize],
+        activity_id: activity,
+        quantity: 1 + (i as u32 / 2_500) % 2,
+        request_id: None,
+        lines: Vec::new(),
+    })
+    .await;
+    (s, reserved)
+}
+
+/// Fires `n` buyer tasks, buyer `i` sending `buy(i)`, while the relay and two order workers
+/// run; then stops them and drains what is left. The order ids the buyers were told about.
+pub async fn buyers(s: &Sale, n: i64, buy: impl Fn(i64) -> BuyRequest) -> Vec<OrderId> {
+    // The pipeline runs while the buyers race.
+    let runner = crate::engine::Runner::start(
+        &s.engine,
+        &[
+            crate::engine::Role::Relay,
+            crate::engine::Role::OrderWorker,
+            crate::engine::Role::OrderWorker,
+        ],
+        crate::engine::runner_pace_for_tests(),
+    );
+    let mut tasks = Vec::with_capacity(n as usize);
+    for i in 0..n {
         let e = s.engine.clone();
-        let activity = s.activity;
-        let user = users[(i % 2_500) as usize];
-        tasks.push(tokio::spawn(async move {
-            e.buy(BuyRequest {
-                user_id: user,
-                activity_id: activity,
-                quantity: 1 + (i as u32 / 2_500) % 2,
-                request_id: None,
-                lines: Vec::new(),
-            })
-            .await
-            .unwrap()
-        }));
+        let req = buy(i);
+        tasks.push(tokio::spawn(async move { e.buy(req).await.unwrap() }));
     }
     let mut reserved = Vec::new();
     for t in tasks {
@@ -82,7 +86,7 @@ pub async fn race(fixture: &Fixture, buckets: u32) -> (Sale, Vec<OrderId>) {
     runner.stop().await;
     let mut w = s.engine.order_worker().await.unwrap();
     s.drain(&mut w).await;
-    (s, reserved)
+    reserved
 }
 
 /// 10,000 buyers race for 1,000 units (limit 2) with relay and two order workers running:

@@ -71,9 +71,11 @@ local function parse_lines(text)
   end
   if not tiers then return nil end
   local lines, seen, sum = {}, {}, 0
-  for t, q in string.gmatch(text, '([^:,]+):([^,]+)') do
+  for part in string.gmatch(text .. ',', '([^,]*),') do
+    local t, q = string.match(part, '^(%d+):(%d+)$')
+    if not t then return nil end
     q = tonumber(q)
-    if not tiers[t] or seen[t] or not q or q < 1 or q % 1 ~= 0 then return nil end
+    if not tiers[t] or seen[t] or q < 1 then return nil end
     seen[t] = true
     lines[#lines + 1] = {t, q}
     sum = sum + q
