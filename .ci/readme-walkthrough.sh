@@ -42,7 +42,7 @@ if [ "$paid" != '"paid"' ]; then
   echo "--- server log"; tail -n 30 "$log"
   exit 1
 fi
-want='{"amount":244000,"lines":[{"tier":2,"quantity":2},{"tier":3,"quantity":1}]}'
+want='{"amount":244000,"lines":[{"tier":2,"quantity":2},{"tier":3,"quantity":1,"seats":["VIP-1-5"]}]}'
 if [ "$last" != "$want" ]; then
   echo "README tier walkthrough did not end with $want (last line: $last)"
   echo "--- server log"; tail -n 30 "$log"

@@ -72,12 +72,25 @@ def _answer(response):
 
 
 # Refusals of a schema-valid request that are right, for a reason the document cannot state:
-# (operation label or None for any, error code, message or None for any).
+# (operation label or None for any, error code, message or None for any; a message ending in
+# "*" is a prefix).
 REFUSALS_BEYOND_THE_DOCUMENT = {
     # A relation between two fields of the body (or, for a PUT naming one of the two instants,
     # between a field and the stored activity).
     ("POST /api/v1/admin/seckill/activities", 2002, "starts_at must be before ends_at"),
     ("PUT /api/v1/admin/seckill/activities/{id}", 2002, "starts_at must be before ends_at"),
+    # A session's tiers, quotas and seat map (docs/adr/0021): relations between them and with
+    # the capacity and the stock buckets (distinct numbers, quotas naming the session's tiers,
+    # seats of a tier adding up to its stock, blocks that do not overlap, from <= to), and the
+    # seat names' characters.
+    ("POST /api/v1/admin/seckill/activities", 2002, "tiers*"),
+    ("POST /api/v1/admin/seckill/activities", 2002, "quotas*"),
+    ("POST /api/v1/admin/seckill/activities", 2002, "seats*"),
+    ("POST /api/v1/admin/seckill/activities", 2002, "total_stock (the session's capacity*"),
+    ("POST /api/v1/admin/seckill/activities", 2002, "stock_buckets: a session with tiers*"),
+    # A buy's lines against the activity's tiers and seats (a state of the catalog).
+    ("POST /api/v1/seckill/activities/{id}/buy", 2002, "lines*"),
+    ("POST /api/v1/seckill/activities/{id}/buy", 2002, "quantity: the units of lines*"),
     # An Idempotency-Key the run already sent with another request: 422, as the IETF draft on
     # the header says (the pay routes share one scope, so `pay` then `create` under a key counts).
     (None, 2005, None),
@@ -87,9 +100,17 @@ REFUSALS_BEYOND_THE_DOCUMENT = {
 }
 
 
+def _matches(pattern, message):
+    if pattern is None:
+        return True
+    if pattern.endswith("*"):
+        return message.startswith(pattern[:-1])
+    return message == pattern
+
+
 def _beyond_the_document(label, code, message):
     return any(
-        (op is None or op == label) and c == code and (m is None or m == message)
+        (op is None or op == label) and c == code and _matches(m, message)
         for op, c, m in REFUSALS_BEYOND_THE_DOCUMENT
     )
 

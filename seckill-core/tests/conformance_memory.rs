@@ -176,3 +176,24 @@ async fn the_tier_model_catches_an_oversold_tier() {
     assert!(err.contains("the model says"), "{err}");
     eprintln!("caught: {}", err.lines().next().unwrap_or(""));
 }
+
+/// The seat model (docs/adr/0021): best-available and named seats against a plain map of
+/// taken seats and the contract's allocation.
+#[tokio::test]
+async fn the_seat_model_holds() {
+    let b = seckill_core::memory::MemoryStockReserver::default();
+    if let Err(e) = seckill_core::conformance::stock_seat_model::run(&b, 256).await {
+        panic!("{e}");
+    }
+}
+
+/// Its negative control: an allocator that hands out taken seats is caught.
+#[tokio::test]
+async fn the_seat_model_catches_a_seat_sold_twice() {
+    let clock = std::sync::Arc::new(seckill_core::clock::SystemClock);
+    let broken = seckill_core::memory::MemoryStockReserver::broken_double_selling_seats(clock);
+    let err = seckill_core::conformance::stock_seat_model::run(&broken, 256)
+        .await
+        .expect_err("a seat sold twice must be caught");
+    eprintln!("caught: {}", err.lines().next().unwrap_or(""));
+}

@@ -70,6 +70,17 @@ macro_rules! suites {
                     panic!("{e}");
                 }
             }
+            /// The seat model (docs/adr/0021): the reserve script's allocator against the
+            /// contract's.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn the_seat_model_holds() {
+                let Some(b) = stock_batched().await else {
+                    return;
+                };
+                if let Err(e) = seckill_core::conformance::stock_seat_model::run(&*b, 64).await {
+                    panic!("{e}");
+                }
+            }
             /// The tier model (docs/adr/0021): tiers and a quota in the reserve script.
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn the_tier_model_holds() {

@@ -3,7 +3,7 @@
 //! Broker and repositories stay in memory here (their own issues bring Kafka/RabbitMQ/Redis
 //! Streams and PostgreSQL into the same suite).
 
-use seckill_core::conformance::engine::{machine, race, stock_loss, Fixture};
+use seckill_core::conformance::engine::{machine, race, seat_race, stock_loss, Fixture};
 use seckill_core::conformance::{service_url, unique_id};
 use seckill_core::engine::Backends;
 use seckill_core::registry::BackendUrl;
@@ -45,6 +45,13 @@ macro_rules! engine_suite {
             async fn ten_thousand_buyers_never_oversell() {
                 let Some(url) = service_url($var) else { return };
                 race::ten_thousand_buyers(&fixture(url)).await;
+            }
+
+            /// 10,000 buyers for a 500-seat map, best available (docs/adr/0021).
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn ten_thousand_buyers_for_500_seats_never_double_sell() {
+                let Some(url) = service_url($var) else { return };
+                seat_race::ten_thousand_buyers_for_500_seats(&fixture(url)).await;
             }
 
             #[tokio::test]

@@ -26,6 +26,7 @@ pub mod session;
 pub mod settings;
 pub mod stock;
 pub mod stock_model;
+pub mod stock_seat_model;
 pub mod stock_tier_model;
 
 pub use own_server::{Launch, OwnServer};

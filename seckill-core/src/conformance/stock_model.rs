@@ -79,17 +79,37 @@ pub fn case() -> impl Strategy<Value = Case> {
 /// [`max_buckets`](StockReserver::max_buckets) are cut to it); the first violation, with its
 /// case.
 pub async fn run(b: &dyn StockReserver, cases: u32) -> Result<(), String> {
+    let most = b.max_buckets();
+    run_generated(case(), cases, |mut c: Case| async move {
+        c.buckets = c.buckets.min(most);
+        run_case(b, &c).await
+    })
+    .await
+}
+
+/// Runs `cases` cases drawn from `strategy` one by one with `one`, in the caller's async
+/// context; the first failure, with its case (as drawn).
+pub(crate) async fn run_generated<S, F, Fut>(
+    strategy: S,
+    cases: u32,
+    mut one: F,
+) -> Result<(), String>
+where
+    S: Strategy,
+    S::Value: Clone + std::fmt::Debug,
+    F: FnMut(S::Value) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
     let mut runner = TestRunner::new(Config {
         cases,
         ..Config::default()
     });
     for _ in 0..cases {
-        let mut c = case()
+        let c = strategy
             .new_tree(&mut runner)
             .map_err(|e| e.to_string())?
             .current();
-        c.buckets = c.buckets.min(b.max_buckets());
-        run_case(b, &c)
+        one(c.clone())
             .await
             .map_err(|e| format!("{e}\nin {c:#?}"))?;
     }

@@ -14,8 +14,6 @@ use crate::domain::{ActivityId, HoldId, HoldState, OrderId, Quota, Tier, TierLin
 use crate::stock::{ReserveOutcome, ReserveRequest, StockReserver, StockSpec, Transition};
 use chrono::{Duration as CDuration, TimeZone, Utc};
 use proptest::prelude::*;
-use proptest::strategy::ValueTree;
-use proptest::test_runner::{Config, TestRunner};
 use std::collections::HashMap;
 
 /// One step.
@@ -94,20 +92,12 @@ pub async fn run(b: &dyn StockReserver, cases: u32) -> Result<(), String> {
         eprintln!("skipped: the backend does not keep price tiers");
         return Ok(());
     }
-    let mut runner = TestRunner::new(Config {
+    super::stock_model::run_generated(
+        case(),
         cases,
-        ..Config::default()
-    });
-    for _ in 0..cases {
-        let c = case()
-            .new_tree(&mut runner)
-            .map_err(|e| e.to_string())?
-            .current();
-        run_case(b, &c)
-            .await
-            .map_err(|e| format!("{e}\nin {c:#?}"))?;
-    }
-    Ok(())
+        |c: Case| async move { run_case(b, &c).await },
+    )
+    .await
 }
 
 /// The session's tiers and quota as the spec gives them.

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 #[serde(deny_unknown_fields)]
 pub struct SeatBlock {
     /// The section ("A", "看台3"): 1 to 16 characters, none of them a space, a control
-    /// character or one of `-,:|/`.
+    /// character or one of `-,:;|/`.
     #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 16))]
     pub section: String,
     /// The row in the section, under the same rules.
@@ -61,10 +61,10 @@ fn check_name(field: &str, v: &str) -> Result<()> {
     if n == 0
         || n > 16
         || v.chars()
-            .any(|c| c.is_control() || c.is_whitespace() || "-,:|/".contains(c))
+            .any(|c| c.is_control() || c.is_whitespace() || "-,:;|/".contains(c))
     {
         return Err(Error::invalid(format!(
-            "seats.{field}: 1 to 16 characters, without spaces, control characters or -,:|/ \
+            "seats.{field}: 1 to 16 characters, without spaces, control characters or -,:;|/ \
              ({v:?} is not)"
         )));
     }

@@ -42,6 +42,8 @@ struct ActivityStock {
 #[derive(Debug, Default)]
 struct SeatTier {
     blocks: Vec<Vec<(String, bool)>>,
+    /// Free seats per block (a full block is skipped without a look at its seats).
+    free: Vec<usize>,
     at: HashMap<String, (usize, usize)>,
 }
 
@@ -54,6 +56,7 @@ impl SeatTier {
             for (k, (s, _)) in seats.iter().enumerate() {
                 t.at.insert(s.clone(), (j, k));
             }
+            t.free.push(seats.len());
             t.blocks.push(seats);
         }
         t
@@ -71,7 +74,7 @@ impl SeatTier {
     /// `n` free seats: adjacent in the first block that has them, else the first free ones in
     /// block order; `None` if there are fewer than `n`.
     fn best(&self, n: usize) -> Option<Vec<String>> {
-        for b in &self.blocks {
+        for (b, _) in self.blocks.iter().zip(&self.free).filter(|(_, f)| **f >= n) {
             let mut run = 0;
             for (k, (_, taken)) in b.iter().enumerate() {
                 run = if *taken { 0 } else { run + 1 };
@@ -83,7 +86,9 @@ impl SeatTier {
         let free: Vec<String> = self
             .blocks
             .iter()
-            .flatten()
+            .zip(&self.free)
+            .filter(|(_, f)| **f > 0)
+            .flat_map(|(b, _)| b)
             .filter(|(_, taken)| !taken)
             .take(n)
             .map(|(s, _)| s.clone())
@@ -94,7 +99,15 @@ impl SeatTier {
     fn set(&mut self, seats: &[String], taken: bool) {
         for s in seats {
             if let Some(&(j, k)) = self.at.get(s) {
-                self.blocks[j][k].1 = taken;
+                let seat = &mut self.blocks[j][k].1;
+                if *seat != taken {
+                    *seat = taken;
+                    if taken {
+                        self.free[j] -= 1;
+                    } else {
+                        self.free[j] += 1;
+                    }
+                }
             }
         }
     }

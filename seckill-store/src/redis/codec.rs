@@ -87,7 +87,8 @@ pub fn hold_record(
     Ok((hold, state))
 }
 
-/// A hold's lines as records and the reserve script carry them: `t:q,t:q`.
+/// A hold's lines as records and the reserve script carry them: `t:q,t:q`, a seated line
+/// `t:q:seat;seat` (seat ids have no `,:;|`).
 pub fn lines_text(lines: &[TierLine]) -> String {
     let mut s = String::new();
     for (i, l) in lines.iter().enumerate() {
@@ -95,6 +96,10 @@ pub fn lines_text(lines: &[TierLine]) -> String {
             s.push(',');
         }
         s.push_str(&format!("{}:{}", l.tier, l.quantity));
+        if !l.seats.is_empty() {
+            s.push(':');
+            s.push_str(&l.seats.join(";"));
+        }
     }
     s
 }
@@ -103,8 +108,16 @@ pub fn lines_text(lines: &[TierLine]) -> String {
 fn parse_lines(text: &str) -> Option<Vec<TierLine>> {
     text.split(',')
         .map(|l| {
-            let (t, q) = l.split_once(':')?;
-            Some(TierLine::new(t.parse().ok()?, q.parse().ok()?))
+            let mut f = l.splitn(3, ':');
+            let (t, q) = (f.next()?, f.next()?);
+            let mut line = TierLine::new(t.parse().ok()?, q.parse().ok()?);
+            if let Some(seats) = f.next() {
+                line.seats = seats.split(';').map(str::to_string).collect();
+                if line.seats.iter().any(String::is_empty) {
+                    return None;
+                }
+            }
+            Some(line)
         })
         .collect()
 }
@@ -160,6 +173,17 @@ mod tests {
         assert_eq!(h.lines, [TierLine::new(2, 2), TierLine::new(3, 1)]);
         let text = hold_record_text(&h, HoldState::Confirmed);
         assert_eq!(text, "C|7|3|99|1893456000000|1893456900000|2:2,3:1");
+        let (seated, _) = hold_record(
+            ActivityId(1),
+            HoldId(2),
+            "H|7|3|99|1893456000000|1893456900000|1:2:A-1-2;A-1-3,2:1",
+        )
+        .unwrap();
+        assert_eq!(seated.lines[0].seats, ["A-1-2", "A-1-3"]);
+        assert_eq!(
+            hold_record_text(&seated, HoldState::Held),
+            "H|7|3|99|1893456000000|1893456900000|1:2:A-1-2;A-1-3,2:1"
+        );
         for bad in [
             "H|7|3|99|1|2|",
             "H|7|3|99|1|2|x",

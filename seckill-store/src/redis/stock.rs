@@ -333,7 +333,7 @@ impl Inner {
         reqs: &[(ReserveRequest, u64)],
     ) -> Result<Vec<Answer>> {
         let mut inv = RESERVE.prepare_invoke();
-        for part in ["stock", "holds", "users", "req", "outbox", "rate"] {
+        for part in ["stock", "holds", "users", "req", "outbox", "rate", "seats"] {
             inv.key(self.key_in(a, j, part));
         }
         inv.arg(reqs.len()).arg(u8::from(bucketed));
@@ -392,6 +392,21 @@ impl Inner {
                                 lines: r.lines.clone(),
                             },
                             replayed: false,
+                        },
+                        // Reserved now in a seated session: the record has the seats it got.
+                        Some(14) => {
+                            let rec = string(&f[1], "hold record")?;
+                            let (hold, _) = hold_record(a, r.hold_id, &rec)?;
+                            ReserveOutcome::Reserved {
+                                hold,
+                                replayed: false,
+                            }
+                        }
+                        Some(12) => ReserveOutcome::SeatsTaken {
+                            seats: f[1..]
+                                .iter()
+                                .map(|v| string(v, "seat"))
+                                .collect::<Result<_>>()?,
                         },
                         Some(0) => {
                             let id = HoldId(int(&f[1], "hold id")?);
@@ -969,6 +984,28 @@ fn tiers_arg(tiers: &[seckill_core::domain::Tier]) -> String {
         .join(",")
 }
 
+/// A session's seat map as the scripts keep it: `tier:start:len:section:row:from;...` in block
+/// order, `start` being the block's first bit in the seat bitmap.
+fn seatmap_arg(seats: &[seckill_core::domain::SeatBlock]) -> String {
+    let mut start = 0u32;
+    seats
+        .iter()
+        .map(|b| {
+            let s = format!(
+                "{}:{start}:{}:{}:{}:{}",
+                b.tier,
+                b.len(),
+                b.section,
+                b.row,
+                b.from
+            );
+            start += b.len();
+            s
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
 /// A session's quotas as the scripts keep them: `id:cap:t.t;...`.
 fn quotas_arg(quotas: &[seckill_core::domain::Quota]) -> String {
     quotas
@@ -1020,11 +1057,6 @@ impl StockReserver for RedisStockReserver {
         }
         seckill_core::stock::check_buckets(spec, self.max_buckets())?;
         seckill_core::stock::check_tier_spec(spec)?;
-        if !spec.seats.is_empty() {
-            return Err(Error::invalid(
-                "this stock backend does not keep seat maps yet (docs/adr/0021)",
-            ));
-        }
         let i = &self.inner;
         let a = spec.activity_id;
         if spec.buckets > 1 {
@@ -1051,6 +1083,7 @@ impl StockReserver for RedisStockReserver {
             .key(i.key(a, "users"))
             .key(i.key(a, "outbox"))
             .key(i.key(a, "holds"))
+            .key(i.key(a, "seats"))
             .arg(spec.total)
             .arg(spec.sold)
             .arg(spec.per_user_limit)
@@ -1059,7 +1092,8 @@ impl StockReserver for RedisStockReserver {
             .arg(spec.fence)
             .arg(spec.user_counts.len())
             .arg(tiers_arg(&spec.tiers))
-            .arg(quotas_arg(&spec.quotas));
+            .arg(quotas_arg(&spec.quotas))
+            .arg(seatmap_arg(&spec.seats));
         for (u, n) in &spec.user_counts {
             inv.arg(u.0).arg(*n);
         }
@@ -1083,6 +1117,11 @@ impl StockReserver for RedisStockReserver {
                 spec.fence,
                 u64::try_from(int(&reply[1], "newest fence")?).unwrap_or(0),
             )),
+            Some(4) => Err(Error::conflict(
+                Entity::Activity,
+                a,
+                "its seat map cannot change while seats are held or sold",
+            )),
             Some(3) => Err(Error::conflict(
                 Entity::Activity,
                 a,
@@ -1100,10 +1139,6 @@ impl StockReserver for RedisStockReserver {
     async fn reserve(&self, req: &ReserveRequest) -> Result<ReserveOutcome> {
         if req.quantity == 0 {
             return Err(Error::invalid("quantity must be at least 1"));
-        }
-        if req.lines.iter().any(|l| !l.seats.is_empty()) {
-            // No session here has a seat map (a load with one is refused).
-            return Err(Answer::invalid());
         }
         seckill_core::rate_limit::check_charges(&req.rates)?;
         let i = &self.inner;
@@ -1152,6 +1187,7 @@ impl StockReserver for RedisStockReserver {
                 .key(i.key_in(a, j, "stock"))
                 .key(i.key_in(a, j, "holds"))
                 .key(i.key_in(a, j, "users"))
+                .key(i.key_in(a, j, "seats"))
                 .arg(hold.0)
                 .invoke_async(&mut i.conn())
                 .await
@@ -1225,6 +1261,53 @@ impl StockReserver for RedisStockReserver {
 
     fn sells_tiers(&self) -> bool {
         true
+    }
+
+    fn sells_seats(&self) -> bool {
+        true
+    }
+
+    async fn taken_seats(&self, activity: ActivityId) -> Result<Vec<String>> {
+        let i = &self.inner;
+        let mut conn = i.conn();
+        let map: Option<String> = redis::cmd("HGET")
+            .arg(i.key(activity, "stock"))
+            .arg("seatmap")
+            .query_async(&mut conn)
+            .await
+            .map_err(map_err)?;
+        let Some(map) = map else {
+            return Ok(Vec::new());
+        };
+        let bits: Vec<u8> = redis::cmd("GET")
+            .arg(i.key(activity, "seats"))
+            .query_async::<Option<Vec<u8>>>(&mut conn)
+            .await
+            .map_err(map_err)?
+            .unwrap_or_default();
+        let taken = |o: u32| {
+            bits.get((o / 8) as usize)
+                .is_some_and(|byte| byte & (0x80 >> (o % 8)) != 0)
+        };
+        let bad = || Error::backend("redis", format!("malformed seat map {map:?}"));
+        let mut out = Vec::new();
+        for b in map.split(';') {
+            let f: Vec<&str> = b.split(':').collect();
+            let [_, start, len, section, row, from] = f[..] else {
+                return Err(bad());
+            };
+            let (start, len, from): (u32, u32, u32) = (
+                start.parse().map_err(|_| bad())?,
+                len.parse().map_err(|_| bad())?,
+                from.parse().map_err(|_| bad())?,
+            );
+            for k in 0..len {
+                if taken(start + k) {
+                    out.push(seckill_core::domain::seat::seat_id(section, row, from + k));
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn tiers(&self, activity: ActivityId) -> Result<Vec<TierSnapshot>> {

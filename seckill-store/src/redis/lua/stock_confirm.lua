@@ -14,6 +14,7 @@ local lines, text = {}, string.match(rec, '^.|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|(.*)
 if text then
   for part in string.gmatch(text .. ',', '([^,]*),') do
     local t, q = string.match(part, '^(%d+):(%d+)$')
+    if not t then t, q = string.match(part, '^(%d+):(%d+):[^:]+$') end
     if not t then return 4 end
     lines[#lines + 1] = {t, tonumber(q)}
   end

@@ -1,19 +1,21 @@
 -- Installs or refreshes an activity's stock (warm-up).
--- KEYS: 1 stock hash, 2 per-user counts hash, 3 outbox stream, 4 holds hash
+-- KEYS: 1 stock hash, 2 per-user counts hash, 3 outbox stream, 4 holds hash, 5 seat bitmap
 -- ARGV: 1 total, 2 sold, 3 per-user limit, 4 starts_at ms, 5 ends_at ms, 6 fencing token (0:
 --   unfenced), 7 number of user/count pairs u, 8 the session's tiers "id:stock,..." in spec
---   order ('' for a plain sale), 9 its quotas "id:cap:t.t;..." (docs/adr/0021), then u
+--   order ('' for a plain sale), 9 its quotas "id:cap:t.t;..." (docs/adr/0021), 10 its seat
+--   map "tier:start:len:section:row:from;..." ('' for none), then u
 --   user/count pairs, then hold id/record pairs to adopt: holds of live orders that the stock
 --   backend lost, installed as confirmed ("C|user|qty|order|created|expires[|t:q,...]") unless
 --   a hold with that id is already here (in any state).
 -- Returns {0} on success, {1, held_plus_sold} if total is below what is already held or sold
 -- (adopted holds included), {2, newest_fence} if the fencing token is below the highest one
 -- the activity was loaded with, {3, tier, held_plus_sold} if a tier's stock is below its units
--- held or sold (a tier left out counts as stock 0); then nothing changed.
+-- held or sold (a tier left out counts as stock 0), {4} if the seat map changes while seats are
+-- taken; then nothing changed. An adopted hold's seats are taken.
 local total = tonumber(ARGV[1])
 local fence = tonumber(ARGV[6])
 local nusers = tonumber(ARGV[7])
-local first_adopt = 10 + 2 * nusers
+local first_adopt = 11 + 2 * nusers
 if fence > 0 then
   local newest = tonumber(redis.call('HGET', KEYS[1], 'fence') or '0')
   if fence < newest then
@@ -27,7 +29,8 @@ for i = first_adopt, #ARGV, 2 do
     adopt[#adopt + 1] = {ARGV[i], ARGV[i + 1], user, tonumber(qty)}
     adopted = adopted + tonumber(qty)
     local lines = string.match(ARGV[i + 1], '^.|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|(.*)$')
-    for t, q in string.gmatch(lines or '', '([^:,]+):([^,]+)') do
+    for part in string.gmatch(lines or '', '[^,]+') do
+      local t, q = string.match(part, '^(%d+):(%d+)')
       tier_adopted[t] = (tier_adopted[t] or 0) + tonumber(q)
     end
   end
@@ -54,6 +57,34 @@ for id, t in pairs(old_taken) do
     return {3, tonumber(id), t[1] + t[2]}
   end
 end
+-- The seat map: a new one only while no seat is taken; adopted holds' seats as {block, bit}.
+local old_map = redis.call('HGET', KEYS[1], 'seatmap') or ''
+local new_map = ARGV[10]
+if new_map ~= old_map and redis.call('BITCOUNT', KEYS[5]) > 0 then
+  return {4}
+end
+local map, seat_bits = {}, {}
+for b in string.gmatch(new_map, '[^;]+') do
+  local t, st0, len, sec, row, from = string.match(b, '^(%d+):(%d+):(%d+):([^:]+):([^:]+):(%d+)$')
+  map[#map + 1] = {t, tonumber(st0), tonumber(len), sec, row, tonumber(from)}
+end
+for _, h in ipairs(adopt) do
+  local lines = string.match(h[2], '^.|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|(.*)$') or ''
+  for part in string.gmatch(lines, '[^,]+') do
+    local t, named = string.match(part, '^(%d+):%d+:([^:]+)$')
+    if named then
+      for id in string.gmatch(named, '[^;]+') do
+        local sec, row, num = string.match(id, '^([^-]+)-([^-]+)-(%d+)$')
+        num = tonumber(num)
+        for j, b in ipairs(map) do
+          if b[1] == t and b[4] == sec and b[5] == row and num >= b[6] and num < b[6] + b[3] then
+            seat_bits[#seat_bits + 1] = {j, b[2] + num - b[6]}
+          end
+        end
+      end
+    end
+  end
+end
 local exists = redis.call('EXISTS', KEYS[1]) == 1
 local held, sold = 0, tonumber(ARGV[2])
 if exists then
@@ -66,7 +97,7 @@ end
 redis.pcall('XGROUP', 'CREATE', KEYS[3], 'relay', '0', 'MKSTREAM')
 if not exists then
   redis.call('HSET', KEYS[1], 'held', 0, 'sold', ARGV[2])
-  for i = 10, first_adopt - 1, 2 do
+  for i = 11, first_adopt - 1, 2 do
     redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
   end
 end
@@ -79,6 +110,22 @@ redis.call('HSET', KEYS[1], 'total', total, 'limit', ARGV[3], 'start', ARGV[4], 
   'sold', sold, 'avail', total - held - sold)
 if fence > 0 then
   redis.call('HSET', KEYS[1], 'fence', ARGV[6])
+end
+if new_map ~= old_map then
+  redis.call('DEL', KEYS[5])
+  local j = 1
+  while redis.call('HDEL', KEYS[1], 'sf' .. j) == 1 do j = j + 1 end
+  if new_map == '' then
+    redis.call('HDEL', KEYS[1], 'seatmap')
+  else
+    redis.call('HSET', KEYS[1], 'seatmap', new_map)
+    for k, b in ipairs(map) do redis.call('HSET', KEYS[1], 'sf' .. k, b[3]) end
+  end
+end
+for _, sb in ipairs(seat_bits) do
+  if redis.call('SETBIT', KEYS[5], sb[2], 1) == 0 then
+    redis.call('HINCRBY', KEYS[1], 'sf' .. sb[1], -1)
+  end
 end
 for _, id in ipairs(old_ids) do
   if not new_stock[id] then

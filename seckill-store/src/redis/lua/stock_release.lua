@@ -1,6 +1,8 @@
 -- Held|Confirmed -> Released: units back to available, the user's quota back, and a session's
 -- tiers their units (the record's lines "t:q,t:q": docs/adr/0021). Once.
--- KEYS: 1 stock hash, 2 holds hash, 3 per-user counts hash. ARGV: 1 hold id.
+-- A seated line ("t:q:seat;seat") frees its seats: their bits in the seat bitmap and their
+-- blocks' free counts ('seatmap', 'sf<j>', as the reserve script keeps them).
+-- KEYS: 1 stock hash, 2 holds hash, 3 per-user counts hash, 4 seat bitmap. ARGV: 1 hold id.
 -- Returns {0, available_before} applied, {1} already released, {3} unknown hold, {4} a
 -- malformed record (nothing written).
 local rec = redis.call('HGET', KEYS[2], ARGV[1])
@@ -13,9 +15,34 @@ qty = tonumber(qty)
 local lines, text = {}, string.match(rec, '^.|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|(.*)$')
 if text then
   for part in string.gmatch(text .. ',', '([^,]*),') do
-    local t, q = string.match(part, '^(%d+):(%d+)$')
+    local t, q, named = string.match(part, '^(%d+):(%d+):([^:]+)$')
+    if not t then t, q = string.match(part, '^(%d+):(%d+)$') end
     if not t then return {4} end
-    lines[#lines + 1] = {t, tonumber(q)}
+    lines[#lines + 1] = {t, tonumber(q), named}
+  end
+end
+-- The seats to free, as {block, bit}, found in the map before anything is written.
+local frees = {}
+for _, l in ipairs(lines) do
+  if l[3] then
+    local map = redis.call('HGET', KEYS[1], 'seatmap') or ''
+    for id in string.gmatch(l[3] .. ';', '([^;]*);') do
+      local sec, row, num = string.match(id, '^([^-]+)-([^-]+)-(%d+)$')
+      if not sec then return {4} end
+      num = tonumber(num)
+      local j, found = 0, false
+      for b in string.gmatch(map, '[^;]+') do
+        j = j + 1
+        local t, st0, len, bs, br, from = string.match(b, '^(%d+):(%d+):(%d+):([^:]+):([^:]+):(%d+)$')
+        st0, len, from = tonumber(st0), tonumber(len), tonumber(from)
+        if t == l[1] and bs == sec and br == row and num >= from and num < from + len then
+          frees[#frees + 1] = {j, st0 + num - from}
+          found = true
+          break
+        end
+      end
+      if not found then return {4} end
+    end
   end
 end
 redis.call('HSET', KEYS[2], ARGV[1], 'R' .. string.sub(rec, 2))
@@ -28,6 +55,10 @@ else
 end
 for _, l in ipairs(lines) do
   redis.call('HINCRBY', KEYS[1], 't' .. l[1] .. suffix, -l[2])
+end
+for _, f in ipairs(frees) do
+  redis.call('SETBIT', KEYS[4], f[2], 0)
+  redis.call('HINCRBY', KEYS[1], 'sf' .. f[1], 1)
 end
 local before = tonumber(redis.call('HGET', KEYS[1], 'avail'))
 redis.call('HINCRBY', KEYS[1], 'avail', qty)

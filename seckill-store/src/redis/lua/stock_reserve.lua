@@ -1,7 +1,8 @@
 -- The atomic reserve step, for a batch of requests against one activity (or one of its stock
 -- buckets, docs/adr/0020), in order.
 -- KEYS: 1 stock hash, 2 holds hash, 3 per-user counts hash, 4 request-id hash, 5 outbox stream,
--- 6 rate hash (charge key -> theoretical arrival time, microseconds)
+-- 6 rate hash (charge key -> theoretical arrival time, microseconds), 7 the seat bitmap (one
+-- bit per seat of the map, in block order, 1 = taken)
 -- ARGV: 1 n, 2 bucketed (1: the activity has several buckets, so a short bucket answers {9}
 -- for its caller to borrow and retry, instead of sold out or insufficient), then per request
 -- 10 fields: user, qty, request_id, hold_id, order_id, expires ms, now ms, traceparent (''
@@ -12,7 +13,11 @@
 -- its units per tier, adding up to n, each tier once. A session's stock hash keeps its tier
 -- numbers in spec order ('tiers' = "1,2,3"), each tier's stock, held and sold ('t<id>',
 -- 't<id>h', 't<id>s') and its quotas ('quotas' = "id:cap:t.t;..."); a quota's use is its
--- tiers' held + sold. After the capacity, each line's tier is checked, then each quota.
+-- tiers' held + sold. After the capacity, each line's tier is checked, then each quota, then
+-- the seats. A seated session's stock hash keeps its map ('seatmap' =
+-- "tier:start:len:section:row:from;..." in block order, start being the block's first bit)
+-- and each block's free seats ('sf<j>'); a seated line is "t:q" (the best available) or
+-- "t:q:seat;seat" (those seats), and its record lists the seats it got.
 -- Rate charges are GCRA steps (seckill_core::rate_limit::gcra), checked after the window and
 -- before the limit and the stock; a replay charges nothing, a refused request charges none,
 -- and a request sent back to borrow charges nothing yet.
@@ -29,9 +34,12 @@
 --   {8, retry_after_us} a rate charge is over its quota
 --   {9, available} (bucketed only) this bucket has too few units: borrow, then send it again
 --   {10, tier, available} a tier has too few units   {11, quota, available} a quota has too few
+--   {12, seat, ...} named seats are taken   {14, record} reserved now, in a seated session
+--   (the record has the seats it got)
 local n = tonumber(ARGV[1])
 local out = {}
-local s = redis.call('HMGET', KEYS[1], 'avail', 'held', 'limit', 'start', 'end', 'tiers')
+local s = redis.call('HMGET', KEYS[1], 'avail', 'held', 'limit', 'start', 'end', 'tiers',
+  'seatmap')
 if not s[1] then
   for i = 1, n do out[i] = {6} end
   return out
@@ -62,8 +70,97 @@ if s[6] and s[6] ~= '' then
     quotas[#quotas + 1] = {qid, tonumber(cap), set}
   end
 end
--- A request's lines ({tier, units} in order) and their sum, or nil when malformed or when
--- they do not fit the session (a plain sale takes none, a session needs some).
+-- The seat map: blocks {tier, start, len, section, row, from}, each tier's blocks in order,
+-- each row's blocks, each block's free seats; taken bits read once, changed ones kept aside.
+local blocks, seated, rows, free, bits, changed = {}, {}, {}, {}, '', {}
+if s[7] and s[7] ~= '' then
+  local fields = {}
+  for b in string.gmatch(s[7], '[^;]+') do
+    local t, st0, len, sec, row, from = string.match(b, '^(%d+):(%d+):(%d+):([^:]+):([^:]+):(%d+)$')
+    local j = #blocks + 1
+    blocks[j] = {t, tonumber(st0), tonumber(len), sec, row, tonumber(from)}
+    seated[t] = seated[t] or {}
+    seated[t][#seated[t] + 1] = j
+    local r = sec .. '-' .. row
+    rows[r] = rows[r] or {}
+    rows[r][#rows[r] + 1] = j
+    fields[j] = 'sf' .. j
+  end
+  local v = redis.call('HMGET', KEYS[1], unpack(fields))
+  for j = 1, #blocks do free[j] = tonumber(v[j] or blocks[j][3]) end
+  bits = redis.call('GET', KEYS[7]) or ''
+end
+local function is_taken(o)
+  local c = changed[o]
+  if c ~= nil then return c == 1 end
+  local byte = string.byte(bits, math.floor(o / 8) + 1) or 0
+  return bit.band(byte, bit.rshift(128, o % 8)) ~= 0
+end
+local function seat_name(j, o)
+  local b = blocks[j]
+  return b[4] .. '-' .. b[5] .. '-' .. (b[6] + o - b[2])
+end
+-- A named seat's {block, bit} in tier t, or nil.
+local function seat_of(t, id)
+  local sec, row, num = string.match(id, '^([^-]+)-([^-]+)-(%d+)$')
+  if not sec then return nil end
+  num = tonumber(num)
+  for _, j in ipairs(rows[sec .. '-' .. row] or {}) do
+    local b = blocks[j]
+    if b[1] == t and num >= b[6] and num < b[6] + b[3] then return {j, b[2] + num - b[6]} end
+  end
+  return nil
+end
+-- Seats for each seated line (named ones checked, else the best available: q adjacent in the
+-- first block of the tier that has them, else the first free in block order), or the answer
+-- refusing them. Nothing is changed here.
+local function place(lines)
+  local got = {}
+  for i, l in ipairs(lines) do
+    if l[3] then
+      local taken = {12}
+      for _, p in ipairs(l[3]) do
+        if is_taken(p[2]) then taken[#taken + 1] = seat_name(p[1], p[2]) end
+      end
+      if #taken > 1 then return nil, taken end
+      got[i] = l[3]
+    elseif seated[l[1]] then
+      local q, pick = l[2], nil
+      for _, j in ipairs(seated[l[1]]) do
+        if free[j] >= q then
+          local b, run = blocks[j], 0
+          for o = b[2], b[2] + b[3] - 1 do
+            if is_taken(o) then run = 0 else run = run + 1 end
+            if run == q then
+              pick = {}
+              for k = o - q + 1, o do pick[#pick + 1] = {j, k} end
+              break
+            end
+          end
+        end
+        if pick then break end
+      end
+      if not pick then
+        pick = {}
+        for _, j in ipairs(seated[l[1]]) do
+          if free[j] > 0 then
+            local b = blocks[j]
+            for o = b[2], b[2] + b[3] - 1 do
+              if #pick < q and not is_taken(o) then pick[#pick + 1] = {j, o} end
+            end
+          end
+          if #pick == q then break end
+        end
+        if #pick < q then return nil, {10, tonumber(l[1]), 0} end
+      end
+      got[i] = pick
+    end
+  end
+  return got, nil
+end
+-- A request's lines ({tier, units[, named seats {block, bit}]} in order) and their sum, or nil
+-- when malformed or when they do not fit the session (a plain sale takes none, a session needs
+-- some; seats only for a seated tier, as many as its units, each once).
 local function parse_lines(text)
   if text == nil then
     if tiers then return nil end
@@ -72,12 +169,28 @@ local function parse_lines(text)
   if not tiers then return nil end
   local lines, seen, sum = {}, {}, 0
   for part in string.gmatch(text .. ',', '([^,]*),') do
-    local t, q = string.match(part, '^(%d+):(%d+)$')
+    local t, q, named = string.match(part, '^(%d+):(%d+):([^:]+)$')
+    if not t then
+      t, q = string.match(part, '^(%d+):(%d+)$')
+    end
     if not t then return nil end
     q = tonumber(q)
     if not tiers[t] or seen[t] or q < 1 then return nil end
     seen[t] = true
-    lines[#lines + 1] = {t, q}
+    local picks = nil
+    if named then
+      if not seated[t] then return nil end
+      picks = {}
+      local dup = {}
+      for id in string.gmatch(named .. ';', '([^;]*);') do
+        local p = seat_of(t, id)
+        if not p or dup[p[2]] then return nil end
+        dup[p[2]] = true
+        picks[#picks + 1] = p
+      end
+      if #picks ~= q then return nil end
+    end
+    lines[#lines + 1] = {t, q, picks}
     sum = sum + q
   end
   if #lines == 0 then return nil end
@@ -205,6 +318,10 @@ for i = 1, n do
   else
     if tiers then short = tiers_short(lines) end
   end
+  local seats = nil
+  if out[i] == nil and not short and #blocks > 0 then
+    seats, short = place(lines)
+  end
   if out[i] == nil and short then
     charge()
     out[i] = short
@@ -214,11 +331,23 @@ for i = 1, n do
     local rec = 'H|' .. user .. '|' .. qtext .. '|' .. ARGV[b + 5] .. '|'
       .. ARGV[b + 7] .. '|' .. ARGV[b + 6]
     if ltext then
-      rec = rec .. '|' .. ltext
-      for _, l in ipairs(lines) do
+      local parts = {}
+      for k, l in ipairs(lines) do
         tiers[l[1]][2] = tiers[l[1]][2] + l[2]
         tier_touched[l[1]] = true
+        local text = l[1] .. ':' .. l[2]
+        if seats and seats[k] then
+          local names = {}
+          for m, p in ipairs(seats[k]) do
+            names[m] = seat_name(p[1], p[2])
+            changed[p[2]] = 1
+            free[p[1]] = free[p[1]] - 1
+          end
+          text = text .. ':' .. table.concat(names, ';')
+        end
+        parts[k] = text
       end
+      rec = rec .. '|' .. table.concat(parts, ',')
     end
     avail = avail - qty
     held = held + qty
@@ -236,7 +365,7 @@ for i = 1, n do
     else
       redis.call('XADD', KEYS[5], '*', 'h', hid .. '|' .. rec, 't', tp)
     end
-    out[i] = {0}
+    if #blocks > 0 then out[i] = {14, rec} else out[i] = {0} end
   end
 end
 local rnew = {}
@@ -261,5 +390,14 @@ if #new_req > 0 then
     tnew[#tnew + 1] = tiers[id][2]
   end
   if #tnew > 0 then redis.call('HSET', KEYS[1], unpack(tnew)) end
+  if #blocks > 0 then
+    for o, _ in pairs(changed) do redis.call('SETBIT', KEYS[7], o, 1) end
+    local fnew = {}
+    for j = 1, #blocks do
+      fnew[#fnew + 1] = 'sf' .. j
+      fnew[#fnew + 1] = free[j]
+    end
+    redis.call('HSET', KEYS[1], unpack(fnew))
+  end
 end
 return out
