@@ -1089,6 +1089,29 @@ pub async fn seats_are_sold_once(b: &Backend) {
     assert_eq!(last.lines[0].seats, ["A-2-1"]);
     let t = b.tiers(a).await.unwrap();
     assert_eq!((t[0].available, t[0].held, t[0].sold), (0, 4, 3));
+    // A lost hold whose seat another live hold has since been given is refused, not adopted
+    // (the seat would be held twice), and nothing changes.
+    let clash = crate::domain::Hold {
+        id: HoldId(super::unique_id()),
+        order_id: OrderId(super::unique_id()),
+        activity_id: a,
+        user_id: UserId(7),
+        quantity: 1,
+        created_at: t0(),
+        expires_at: t0() + CDuration::minutes(15),
+        lines: vec![seated(&["A-2-1"])],
+    };
+    assert!(matches!(
+        b.load(&StockSpec {
+            adopt: vec![clash],
+            ..s.clone()
+        })
+        .await,
+        Err(crate::Error::Conflict { .. })
+    ));
+    assert_eq!(taken(b, a).await.len(), 7);
+    let t = b.tiers(a).await.unwrap();
+    assert_eq!((t[0].available, t[0].held, t[0].sold), (0, 4, 3));
 }
 
 /// Stamps out every case of this suite as a test for a backend.

@@ -55,6 +55,8 @@ pub fn seat_id(section: &str, row: &str, n: u32) -> String {
 pub const SEATS_MAX: u32 = 100_000;
 /// Most seats in one block.
 pub const BLOCK_MAX: u32 = 1_000;
+/// Most blocks in one seat map (the reserve script reads every block's free count at once).
+pub const BLOCKS_MAX: usize = 2_000;
 
 fn check_name(field: &str, v: &str) -> Result<()> {
     let n = v.chars().count();
@@ -71,13 +73,18 @@ fn check_name(field: &str, v: &str) -> Result<()> {
     Ok(())
 }
 
-/// The rules of a seat map against the session's tiers: each block names a tier of the
-/// session, has 1 to [`BLOCK_MAX`] seats numbered from 1 up and overlaps no other block of its
-/// row; at most [`SEATS_MAX`] seats in all; and a tier with seats has exactly as much stock as
+/// The rules of a seat map against the session's tiers: at most [`BLOCKS_MAX`] blocks, each
+/// naming a tier of the session, with 1 to [`BLOCK_MAX`] seats numbered from 1 up, and
+/// overlapping no other block of its row; at most [`SEATS_MAX`] seats in all; and a tier with seats has exactly as much stock as
 /// seats (a seat is a unit of its tier). No seats: an unseated session.
 pub fn check_seats(tiers: &[Tier], seats: &[SeatBlock]) -> Result<()> {
     if seats.is_empty() {
         return Ok(());
+    }
+    if seats.len() > BLOCKS_MAX {
+        return Err(Error::invalid(format!(
+            "seats: at most {BLOCKS_MAX} blocks in a session"
+        )));
     }
     let mut per_tier: HashMap<u32, u64> = HashMap::new();
     let mut rows: BTreeMap<(&str, &str), Vec<(u32, u32)>> = BTreeMap::new();

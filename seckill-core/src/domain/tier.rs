@@ -228,7 +228,18 @@ pub fn holds_seat(b: &super::SeatBlock, seat: &str) -> bool {
     let (Some(n), Some(rest)) = (parts.next(), parts.next()) else {
         return false;
     };
-    let Ok(n) = n.parse::<u32>() else {
+    // Written as the map writes it: no sign, no leading zero.
+    let Ok(n) =
+        n.parse::<u32>().map_err(|_| ()).and_then(
+            |v| {
+                if v.to_string() == n {
+                    Ok(v)
+                } else {
+                    Err(())
+                }
+            },
+        )
+    else {
         return false;
     };
     rest.split_once('-') == Some((b.section.as_str(), b.row.as_str()))

@@ -337,7 +337,11 @@ fn counter(state: HoldState) -> Counter {
 }
 
 /// Refuses lines that do not fit the session's tiers (a plain sale takes none).
-fn check_request_lines(tiers: &[TierSnapshot], req: &ReserveRequest) -> Result<()> {
+fn check_request_lines(
+    tiers: &[TierSnapshot],
+    map: &[SeatBlock],
+    req: &ReserveRequest,
+) -> Result<()> {
     if tiers.is_empty() != req.lines.is_empty() {
         return Err(Error::invalid(if tiers.is_empty() {
             "lines: this activity has no price tiers"
@@ -355,6 +359,20 @@ fn check_request_lines(tiers: &[TierSnapshot], req: &ReserveRequest) -> Result<(
         }
         if req.lines[..i].iter().any(|o| o.tier == l.tier) {
             return Err(Error::invalid(format!("lines: tier {} twice", l.tier)));
+        }
+        let blocks: Vec<&SeatBlock> = map.iter().filter(|b| b.tier == l.tier).collect();
+        let mut named = std::collections::BTreeSet::new();
+        if !l.seats.is_empty()
+            && (l.seats.len() != l.quantity as usize
+                || l.seats.iter().any(|s| {
+                    !named.insert(s.as_str())
+                        || !blocks.iter().any(|b| crate::domain::tier::holds_seat(b, s))
+                }))
+        {
+            return Err(Error::invalid(format!(
+                "lines.seats: not {} distinct seats of tier {}",
+                l.quantity, l.tier
+            )));
         }
         sum = sum.saturating_add(l.quantity);
     }
@@ -621,6 +639,29 @@ impl StockReserver for MemoryStockReserver {
                 "its seat map cannot change while seats are held or sold",
             ));
         }
+        // An adopted hold's seats must be free (another live hold may have been sold them
+        // after the backend lost the adopted one): a seat is never held twice.
+        let mut claimed = std::collections::HashSet::new();
+        for h in &adopt {
+            for l in &h.lines {
+                for seat in &l.seats {
+                    let busy = spec.seats == a.seat_map
+                        && a.seats
+                            .get(&l.tier)
+                            .is_some_and(|t| !t.taken(std::slice::from_ref(seat)).is_empty());
+                    if busy || !claimed.insert(seat.clone()) {
+                        return Err(Error::conflict(
+                            Entity::Activity,
+                            spec.activity_id,
+                            format!(
+                                "seat {seat} of adopted hold {} is held by another hold",
+                                h.id
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
         a.tiers = tiers;
         a.quotas = spec.quotas.clone();
         if spec.seats != a.seat_map {
@@ -672,7 +713,7 @@ impl StockReserver for MemoryStockReserver {
         };
         let hold = {
             let mut a = act.lock();
-            check_request_lines(&a.tiers, req)?;
+            check_request_lines(&a.tiers, &a.seat_map, req)?;
             let home = a.home(req.user_id);
             let key = (req.user_id, req.request_id.clone());
             if let Some(id) = a.buckets[home].requests.get(&key) {

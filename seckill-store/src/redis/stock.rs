@@ -1122,6 +1122,14 @@ impl StockReserver for RedisStockReserver {
                 a,
                 "its seat map cannot change while seats are held or sold",
             )),
+            Some(5) => Err(Error::conflict(
+                Entity::Activity,
+                a,
+                format!(
+                    "the seat at bit {} of an adopted hold is held by another hold",
+                    int(&reply[1], "seat")?
+                ),
+            )),
             Some(3) => Err(Error::conflict(
                 Entity::Activity,
                 a,

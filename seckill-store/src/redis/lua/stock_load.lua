@@ -11,7 +11,8 @@
 -- (adopted holds included), {2, newest_fence} if the fencing token is below the highest one
 -- the activity was loaded with, {3, tier, held_plus_sold} if a tier's stock is below its units
 -- held or sold (a tier left out counts as stock 0), {4} if the seat map changes while seats are
--- taken; then nothing changed. An adopted hold's seats are taken.
+-- taken, {5, seat bit} if an adopted hold's seat is held by another hold (or by two adopted
+-- ones); then nothing changed. An adopted hold's seats are taken.
 local total = tonumber(ARGV[1])
 local fence = tonumber(ARGV[6])
 local nusers = tonumber(ARGV[7])
@@ -85,6 +86,12 @@ for _, h in ipairs(adopt) do
     end
   end
 end
+local claimed = {}
+for _, sb in ipairs(seat_bits) do
+  local busy = new_map == old_map and redis.call('GETBIT', KEYS[5], sb[2]) == 1
+  if busy or claimed[sb[2]] then return {5, sb[2]} end
+  claimed[sb[2]] = true
+end
 local exists = redis.call('EXISTS', KEYS[1]) == 1
 local held, sold = 0, tonumber(ARGV[2])
 if exists then
@@ -123,9 +130,8 @@ if new_map ~= old_map then
   end
 end
 for _, sb in ipairs(seat_bits) do
-  if redis.call('SETBIT', KEYS[5], sb[2], 1) == 0 then
-    redis.call('HINCRBY', KEYS[1], 'sf' .. sb[1], -1)
-  end
+  redis.call('SETBIT', KEYS[5], sb[2], 1)
+  redis.call('HINCRBY', KEYS[1], 'sf' .. sb[1], -1)
 end
 for _, id in ipairs(old_ids) do
   if not new_stock[id] then

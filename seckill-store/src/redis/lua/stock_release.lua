@@ -57,8 +57,9 @@ for _, l in ipairs(lines) do
   redis.call('HINCRBY', KEYS[1], 't' .. l[1] .. suffix, -l[2])
 end
 for _, f in ipairs(frees) do
-  redis.call('SETBIT', KEYS[4], f[2], 0)
-  redis.call('HINCRBY', KEYS[1], 'sf' .. f[1], 1)
+  if redis.call('SETBIT', KEYS[4], f[2], 0) == 1 then
+    redis.call('HINCRBY', KEYS[1], 'sf' .. f[1], 1)
+  end
 end
 local before = tonumber(redis.call('HGET', KEYS[1], 'avail'))
 redis.call('HINCRBY', KEYS[1], 'avail', qty)

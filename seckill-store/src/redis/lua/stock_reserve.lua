@@ -73,6 +73,7 @@ end
 -- The seat map: blocks {tier, start, len, section, row, from}, each tier's blocks in order,
 -- each row's blocks, each block's free seats; taken bits read once, changed ones kept aside.
 local blocks, seated, rows, free, bits, changed = {}, {}, {}, {}, '', {}
+local block_touched = {}
 if s[7] and s[7] ~= '' then
   local fields = {}
   for b in string.gmatch(s[7], '[^;]+') do
@@ -342,6 +343,7 @@ for i = 1, n do
             names[m] = seat_name(p[1], p[2])
             changed[p[2]] = 1
             free[p[1]] = free[p[1]] - 1
+            block_touched[p[1]] = true
           end
           text = text .. ':' .. table.concat(names, ';')
         end
@@ -393,11 +395,11 @@ if #new_req > 0 then
   if #blocks > 0 then
     for o, _ in pairs(changed) do redis.call('SETBIT', KEYS[7], o, 1) end
     local fnew = {}
-    for j = 1, #blocks do
+    for j, _ in pairs(block_touched) do
       fnew[#fnew + 1] = 'sf' .. j
       fnew[#fnew + 1] = free[j]
     end
-    redis.call('HSET', KEYS[1], unpack(fnew))
+    if #fnew > 0 then redis.call('HSET', KEYS[1], unpack(fnew)) end
   end
 end
 return out
