@@ -293,12 +293,7 @@ pub fn violations(books: &Books, expect: &Expect) -> Vec<String> {
             }
         }
         for q in &act.quotas {
-            let taken: u64 = books
-                .tier_stock
-                .iter()
-                .filter(|s| q.tiers.contains(&s.tier))
-                .map(|s| u64::from(s.held) + u64::from(s.sold))
-                .sum();
+            let taken = crate::stock::quota_taken(q, &books.tier_stock);
             if taken > u64::from(q.cap) {
                 v.push(format!(
                     "quota {} oversold in the stock backend: {taken} units of {}",

@@ -61,6 +61,16 @@ pub struct StockSpec {
     pub seats: Vec<SeatBlock>,
 }
 
+/// Units a quota has taken: its tiers' `held + sold` (docs/adr/0021; a quota keeps no counter
+/// of its own, so it cannot drift from its tiers).
+pub fn quota_taken(quota: &Quota, tiers: &[TierSnapshot]) -> u64 {
+    tiers
+        .iter()
+        .filter(|t| quota.tiers.contains(&t.tier))
+        .map(|t| u64::from(t.held) + u64::from(t.sold))
+        .sum()
+}
+
 /// Refuses a spec whose tiers the backend cannot keep exactly: with tiers, one bucket, no
 /// `sold` of the database's (the tiers could not tell whose) and every adopted hold naming
 /// tiers of the spec once each, adding up to its units (a plain spec's adopted holds name

@@ -159,12 +159,7 @@ impl ActivityStock {
             }
         }
         for q in &self.quotas {
-            let taken: i64 = self
-                .tiers
-                .iter()
-                .filter(|t| q.tiers.contains(&t.tier))
-                .map(|t| i64::from(t.held) + i64::from(t.sold))
-                .sum();
+            let taken = crate::stock::quota_taken(q, &self.tiers) as i64;
             let asked: i64 = lines
                 .iter()
                 .filter(|l| q.tiers.contains(&l.tier))

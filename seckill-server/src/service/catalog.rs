@@ -235,12 +235,7 @@ pub async fn view(s: &AppState, a: Activity) -> Result<ActivityView, ApiError> {
                         .iter()
                         .filter(|q| q.tiers.contains(&t.id))
                         .map(|q| {
-                            let taken: i64 = live
-                                .iter()
-                                .filter(|x| q.tiers.contains(&x.tier))
-                                .map(|x| i64::from(x.held) + i64::from(x.sold))
-                                .sum();
-                            i64::from(q.cap) - taken
+                            i64::from(q.cap) - seckill_core::stock::quota_taken(q, &live) as i64
                         });
                     Some(quotas.fold(own.min(cap), i64::min).max(0))
                 }),
