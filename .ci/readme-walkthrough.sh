@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the README's curl walkthroughs, exactly as written, against the server binary started
 # with no configuration, and checks that the first ends with the order paid and the second
-# (a concert by price tier, continuing in the same shell) with the tiered order's amount and
-# lines. Stops what it started.
+# (a concert by price tier, continuing in the same shell) with the tiered order's amount, lines
+# and masked holders, a taken document refused on the way. Stops what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,7 +42,13 @@ if [ "$paid" != '"paid"' ]; then
   echo "--- server log"; tail -n 30 "$log"
   exit 1
 fi
-want='{"amount":244000,"lines":[{"tier":2,"quantity":2},{"tier":3,"quantity":1,"seats":["VIP-1-5"]}]}'
+want='{"amount":244000,"lines":[{"tier":2,"quantity":2},{"tier":3,"quantity":1,"seats":["VIP-1-5"]}],"holders":["张三 110***********002X","李四 440***********1239","Anna Li E1*****78"]}'
+refused='{"code":3015,"holders":["110***********002X"]}'
+if ! echo "$out" | grep -qxF "$refused"; then
+  echo "README tier walkthrough did not show the taken document refused ($refused)"
+  echo "$out" | tail -n 5
+  exit 1
+fi
 if [ "$last" != "$want" ]; then
   echo "README tier walkthrough did not end with $want (last line: $last)"
   echo "--- server log"; tail -n 30 "$log"

@@ -88,9 +88,14 @@ REFUSALS_BEYOND_THE_DOCUMENT = {
     ("POST /api/v1/admin/seckill/activities", 2002, "seats*"),
     ("POST /api/v1/admin/seckill/activities", 2002, "total_stock (the session's capacity*"),
     ("POST /api/v1/admin/seckill/activities", 2002, "stock_buckets: a session with tiers*"),
+    ("POST /api/v1/admin/seckill/activities", 2002, "stock_buckets: a real-name session*"),
     # A buy's lines against the activity's tiers and seats (a state of the catalog).
     ("POST /api/v1/seckill/activities/{id}/buy", 2002, "lines*"),
     ("POST /api/v1/seckill/activities/{id}/buy", 2002, "quantity: the units of lines*"),
+    # A buy's holders (docs/adr/0021): one per ticket of a real-name session and none
+    # otherwise (a state of the catalog), each document once, an ID card's check digit, a
+    # number's form per document kind and the characters a name may not have.
+    ("POST /api/v1/seckill/activities/{id}/buy", 2002, "holders*"),
     # An Idempotency-Key the run already sent with another request: 422, as the IETF draft on
     # the header says (the pay routes share one scope, so `pay` then `create` under a key counts).
     (None, 2005, None),

@@ -35,6 +35,7 @@ async fn main() -> seckill_core::Result<()> {
         .await?;
     let activity = engine
         .create_activity(NewActivity {
+            real_name: false,
             product_id: product.id,
             title: "100 tickets at half price".into(),
             price: Money(49_000),
@@ -58,6 +59,7 @@ async fn main() -> seckill_core::Result<()> {
         let e = engine.clone();
         buyers.push(tokio::spawn(async move {
             e.buy(BuyRequest {
+                holders: Vec::new(),
                 user_id: UserId(u),
                 activity_id: activity.id,
                 quantity: 1,

@@ -108,6 +108,7 @@ async fn buy(engine: &Engine, activity: ActivityId, user: i64) -> bool {
     matches!(
         engine
             .buy(BuyRequest {
+                holders: Vec::new(),
                 user_id: UserId(user),
                 activity_id: activity,
                 quantity: 1,

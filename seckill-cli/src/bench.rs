@@ -512,6 +512,7 @@ fn books_of(
             ))
         })?;
     let mut books = Books::new(SaleFigures {
+        real_name: false,
         total_stock: stock,
         sold,
         per_user_limit: limit,

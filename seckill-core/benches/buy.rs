@@ -31,6 +31,7 @@ fn engine(rt: &tokio::runtime::Runtime, total: u32, limit: u32) -> (Engine, Acti
 /// One buy of one unit by a user never seen before.
 async fn one(e: &Engine, act: ActivityId, next_user: &AtomicI64) -> BuyOutcome {
     e.buy(BuyRequest {
+        holders: Vec::new(),
         user_id: UserId(next_user.fetch_add(1, Ordering::Relaxed)),
         activity_id: act,
         quantity: 1,

@@ -59,6 +59,7 @@ fn spec(a: ActivityId) -> StockSpec {
 fn request(a: ActivityId, user: i64, tier: u32) -> ReserveRequest {
     let now = Utc::now();
     ReserveRequest {
+        holders: Vec::new(),
         activity_id: a,
         user_id: UserId(user),
         quantity: 2,

@@ -441,6 +441,7 @@ guarded! {
     fn max_buckets(&self) -> u32;
     fn sells_tiers(&self) -> bool;
     fn sells_seats(&self) -> bool;
+    fn sells_holders(&self) -> bool;
 }
 
 guarded! {

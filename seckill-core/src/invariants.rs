@@ -54,6 +54,8 @@ pub struct SaleFigures {
     pub quotas: Vec<crate::domain::Quota>,
     /// Its seat map.
     pub seats: Vec<crate::domain::SeatBlock>,
+    /// Whether each ticket names its holder (one document, one live ticket).
+    pub real_name: bool,
 }
 
 impl From<&Activity> for SaleFigures {
@@ -65,6 +67,7 @@ impl From<&Activity> for SaleFigures {
             tiers: a.tiers.clone(),
             quotas: a.quotas.clone(),
             seats: a.seats.clone(),
+            real_name: a.real_name,
         }
     }
 }
@@ -332,6 +335,49 @@ pub fn violations(books: &Books, expect: &Expect) -> Vec<String> {
         }
     }
 
+    // 1d. Real names: each live order of a real-name session names one holder per unit, and no
+    //     document is in two live orders (nor twice in one), nor in two live holds of the
+    //     stock backend; an order of another session names nobody.
+    let mut doc_owner: HashMap<&str, OrderId> = HashMap::new();
+    for o in orders.iter().filter(|o| o.status.holds_stock()) {
+        let named = if act.real_name {
+            o.holders.len() == o.quantity as usize
+        } else {
+            o.holders.is_empty()
+        };
+        if !named {
+            v.push(format!(
+                "order {} has {} holders for {} units (real-name: {})",
+                o.id,
+                o.holders.len(),
+                o.quantity,
+                act.real_name
+            ));
+        }
+        for h in &o.holders {
+            if let Some(first) = doc_owner.insert(&h.id_hash, o.id) {
+                v.push(format!(
+                    "document {} ({}) holds two tickets: orders {first} and {}",
+                    h.id_masked, h.id_hash, o.id
+                ));
+            }
+        }
+    }
+    if let Some(holds) = &books.holds {
+        let mut in_hold: HashMap<&str, crate::domain::HoldId> = HashMap::new();
+        for r in &holds.live {
+            for h in &r.hold.holders {
+                if let Some(first) = in_hold.insert(&h.id_hash, r.hold.id) {
+                    v.push(format!(
+                        "document {} holds two tickets in the stock backend: holds {first} \
+                         and {}",
+                        h.id_masked, r.hold.id
+                    ));
+                }
+            }
+        }
+    }
+
     // 2. Per-user limit.
     let mut per_user: BTreeMap<UserId, u64> = BTreeMap::new();
     for o in orders.iter().filter(|o| o.status.holds_stock()) {
@@ -511,6 +557,7 @@ mod tests {
     /// Order `id` (from hold `id`) of `user`.
     fn order(id: i64, user: i64, quantity: u32, status: OrderStatus) -> Order {
         Order {
+            holders: Vec::new(),
             id: OrderId(id),
             hold_id: HoldId(id),
             user_id: UserId(user),
@@ -569,6 +616,7 @@ mod tests {
         let p11 = payment(11, &paid, PaymentStatus::Succeeded);
         let p12 = payment(12, &cancelled, PaymentStatus::Failed);
         let mut books = Books::new(SaleFigures {
+            real_name: false,
             total_stock: 5,
             sold: 2,
             per_user_limit: 1,
@@ -637,6 +685,68 @@ mod tests {
             },
         );
         assert_eq!(v, Vec::<String>::new());
+    }
+
+    /// The clean sale as a real-name session: each order names its one holder.
+    fn real_name(b: &mut Books) {
+        b.activity.real_name = true;
+        for (i, o) in b.orders.iter_mut().enumerate() {
+            o.holders = vec![crate::domain::Holder {
+                name: format!("H{i}"),
+                id_type: crate::domain::IdType::Passport,
+                id_masked: "E1****67".into(),
+                id_hash: format!("{i:032x}"),
+            }];
+        }
+        if let Some(h) = &mut b.holds {
+            for r in h.live.iter_mut() {
+                let o = b.orders.iter().find(|o| o.hold_id == r.hold.id).unwrap();
+                r.hold.holders = o.holders.clone();
+            }
+        }
+    }
+
+    #[test]
+    fn the_real_name_rules_catch_a_document_twice_and_a_missing_holder() {
+        assert_eq!(violated(|b, _| real_name(b)), Vec::<String>::new());
+        let paid_doc = |b: &Books| b.orders[0].holders.clone();
+        has(
+            &violated(|b, _| {
+                real_name(b);
+                b.orders[1].holders = paid_doc(b);
+            }),
+            "holds two tickets: orders",
+        );
+        // A cancelled order's document is free again.
+        assert_eq!(
+            violated(|b, _| {
+                real_name(b);
+                b.orders[2].holders = paid_doc(b);
+            }),
+            Vec::<String>::new()
+        );
+        has(
+            &violated(|b, _| {
+                real_name(b);
+                let doc = paid_doc(b);
+                b.holds.as_mut().unwrap().live[1].hold.holders = doc;
+            }),
+            "holds two tickets in the stock backend",
+        );
+        has(
+            &violated(|b, _| {
+                real_name(b);
+                b.orders[1].holders.clear();
+            }),
+            "has 0 holders for 1 units (real-name: true)",
+        );
+        has(
+            &violated(|b, _| {
+                real_name(b);
+                b.activity.real_name = false;
+            }),
+            "(real-name: false)",
+        );
     }
 
     #[test]

@@ -37,6 +37,7 @@
 //!         quantity: 1,
 //!         request_id: Some("req-1".into()),
 //!         lines: Vec::new(),
+//!         holders: Vec::new(),
 //!     })
 //!     .await?;
 //! if let BuyOutcome::Reserved { order_id, .. } = outcome {

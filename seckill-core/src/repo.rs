@@ -136,6 +136,9 @@ pub enum OrderRejection {
     /// The order id was declared lost before its order was written
     /// ([`OrderRepo::void_unwritten`]): its buyer was told it failed.
     Voided,
+    /// A holder's document holds a live ticket of the activity already (real-name sessions,
+    /// docs/adr/0021).
+    HolderTaken,
 }
 
 /// The result of [`OrderRepo::void_unwritten`].
@@ -204,10 +207,13 @@ pub struct OrderFilter {
 /// - `create_from_hold` is one atomic step: if `message_id` was processed or an order with the
 ///   hold id exists → `Duplicate`; else if the order id was voided → `Rejected(Voided)`; else if `activity.sold + quantity > total_stock` →
 ///   `Rejected(SoldOut)`; else if the user's units in non-cancelled orders of the activity plus
-///   `quantity` exceed `per_user_limit` → `Rejected(LimitExceeded)`; else the order is inserted,
+///   `quantity` exceed `per_user_limit` → `Rejected(LimitExceeded)`; else if a holder's document
+///   ([`Holder::id_hash`](crate::domain::Holder::id_hash)) is in another non-cancelled order of
+///   the activity, or twice in this one → `Rejected(HolderTaken)`; else the order is inserted,
 ///   `sold` grows by its quantity and the message id is recorded.
 /// - `change_status` is a compare-and-set on `from` and allows only legal transitions
-///   (`InvalidArgument` otherwise). `→ cancelled` gives the units back to `sold` in the same step.
+///   (`InvalidArgument` otherwise). `→ cancelled` gives the units back to `sold`, and the
+///   holders' documents back, in the same step.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait OrderRepo: Send + Sync + std::fmt::Debug {

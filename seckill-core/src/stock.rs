@@ -7,7 +7,7 @@
 //! hand-off to the rest of the pipeline.
 
 use crate::domain::{
-    ActivityId, Hold, HoldId, HoldState, OrderId, Quota, SeatBlock, Tier, TierLine, UserId,
+    ActivityId, Hold, HoldId, HoldState, Holder, OrderId, Quota, SeatBlock, Tier, TierLine, UserId,
 };
 use crate::{Result, Timestamp};
 use async_trait::async_trait;
@@ -166,6 +166,10 @@ pub struct ReserveRequest {
     /// for a plain sale. All or nothing: every tier's stock and every quota is checked in the
     /// same atomic step.
     pub lines: Vec<TierLine>,
+    /// The tickets' holders of a real-name session, sealed (docs/adr/0021): none, or one per
+    /// unit. Checked last in the same atomic step: no document ([`Holder::id_hash`]) may hold
+    /// a live ticket of the activity already, nor two of this request; a release frees them.
+    pub holders: Vec<Holder>,
 }
 
 /// The result of a reserve: every business outcome is a value, not an error.
@@ -224,6 +228,12 @@ pub enum ReserveOutcome {
     SeatsTaken {
         /// The named seats that are taken.
         seats: Vec<String>,
+    },
+    /// Documents of the request's [`holders`](ReserveRequest::holders) hold a live ticket of
+    /// the activity already (or two of the request name one): nothing was reserved.
+    HolderTaken {
+        /// Their hashes ([`Holder::id_hash`]).
+        id_hashes: Vec<String>,
     },
 }
 
@@ -339,6 +349,12 @@ pub struct OutboxEntry {
 ///   of one block, trying the blocks in the spec's order, else the first free seats in that
 ///   order. The hold's lines list the seats; a release frees exactly them. Named seats that are
 ///   not the tier's are `InvalidArgument`. The checks after the quotas: the seats.
+/// - With holders ([`sells_holders`](StockReserver::sells_holders)), a document
+///   ([`Holder::id_hash`]) holds at most one unit of the activity's live holds: a reserve whose
+///   holders name one that does (or name one twice) is `HolderTaken` and takes nothing; a
+///   release frees its holders' documents; `load` installs adopted holds' documents and refuses
+///   (`Conflict`) one held by another live hold. Holders, when given, are one per unit
+///   (else `InvalidArgument`). The last check: after the seats.
 /// - `sold_out_hint` answers from memory, without I/O: `true` only if the activity was seen
 ///   sold out recently (on this node or, through the backend's notifications, on another) and
 ///   no release or reload since. It may be stale for at most about a second; it is a fast path
@@ -393,6 +409,12 @@ pub trait StockReserver: Send + Sync + std::fmt::Debug {
     /// Whether this backend keeps seat maps ([`StockSpec::seats`]); the seat cases of the
     /// conformance suite run when it does.
     fn sells_seats(&self) -> bool {
+        false
+    }
+    /// Whether this backend keeps real-name holders ([`ReserveRequest::holders`]: one
+    /// document, one live ticket per activity); the holder cases of the conformance suite run
+    /// when it does. A backend that does not refuses a request with holders as invalid.
+    fn sells_holders(&self) -> bool {
         false
     }
     /// The session's seats held or sold now, in no order; empty for an unseated session or

@@ -197,3 +197,25 @@ async fn the_seat_model_catches_a_seat_sold_twice() {
         .expect_err("a seat sold twice must be caught");
     eprintln!("caught: {}", err.lines().next().unwrap_or(""));
 }
+
+/// The holder model (docs/adr/0021): documents clashing from a small pool, against a plain
+/// model of which document holds a live ticket.
+#[tokio::test]
+async fn the_holder_model_holds() {
+    let b = seckill_core::memory::MemoryStockReserver::default();
+    if let Err(e) = seckill_core::conformance::stock_holder_model::run(&b, 256).await {
+        panic!("{e}");
+    }
+}
+
+/// Its negative control: a reserve that never checks documents is caught.
+#[tokio::test]
+async fn the_holder_model_catches_a_document_holding_two_tickets() {
+    let clock = std::sync::Arc::new(seckill_core::clock::SystemClock);
+    let broken = seckill_core::memory::MemoryStockReserver::broken_ignoring_documents(clock);
+    let err = seckill_core::conformance::stock_holder_model::run(&broken, 256)
+        .await
+        .expect_err("a document holding two tickets must be caught");
+    assert!(err.contains("HolderTaken"), "{err}");
+    eprintln!("caught: {}", err.lines().next().unwrap_or(""));
+}

@@ -9,6 +9,7 @@ use seckill_core::Error;
 
 fn buy(user: i64, qty: u32, key: Option<&str>, s: &Sale) -> BuyRequest {
     BuyRequest {
+        holders: Vec::new(),
         user_id: UserId(user),
         activity_id: s.activity,
         quantity: qty,

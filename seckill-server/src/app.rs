@@ -87,6 +87,19 @@ pub async fn build_from(
             (lease.id, Some(lease))
         }
     };
+    let document_key = match &s.document_key {
+        Some(k) => seckill_core::domain::DocumentKey::new(k.expose())
+            .map_err(|e| format!("sale.document_key: {e}"))?,
+        None => {
+            if !roles.is_empty() {
+                tracing::warn!(
+                    "sale.document_key is not set: real-name document hashes use a random key \
+                     of this process; set one key for the whole deployment"
+                );
+            }
+            seckill_core::domain::DocumentKey::random()
+        }
+    };
     let engine = Engine::new(
         backends,
         EngineConfig {
@@ -95,6 +108,7 @@ pub async fn build_from(
                 .then(|| Quota::per_second(s.buy_rate_per_sec, s.buy_burst.max(1))),
             batch_size: s.batch_size.max(1),
             worker_id,
+            document_key,
             ..EngineConfig::default()
         },
     );

@@ -132,6 +132,12 @@ pub struct SaleConfig {
     /// The kill switch: activities whose buys are refused now (code 3011), by id. Reloadable:
     /// set it live with `PUT /api/v1/admin/config` or `seckill config set`.
     pub paused_activities: Vec<seckill_core::domain::ActivityId>,
+    /// The key real-name holders' document numbers are hashed under (HMAC-SHA256, at least 16
+    /// bytes; docs/adr/0021): the same in every process of a deployment, and kept, since a
+    /// document is "the same" only under one key. Unset: random per process (a warning at
+    /// start; one document could then hold a ticket per process, or again after a restart,
+    /// until the database's unique key refuses the order).
+    pub document_key: Option<Secret>,
 }
 
 impl Default for SaleConfig {
@@ -144,6 +150,7 @@ impl Default for SaleConfig {
             worker_id: None,
             reconcile_every_secs: 30,
             paused_activities: Vec::new(),
+            document_key: None,
         }
     }
 }

@@ -50,6 +50,7 @@ pub async fn seed(
         .await?;
     let activity = e
         .create_activity(NewActivity {
+            real_name: false,
             product_id: product.id,
             title: "Demo flash sale: 100 VIP tickets".into(),
             price: Money(128_000),

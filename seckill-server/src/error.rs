@@ -81,6 +81,9 @@ pub enum Code {
     QuotaShort = 3013,
     /// Seats the buy named are taken.
     SeatsTaken = 3014,
+    /// A ticket's holder holds a ticket of this real-name session already (one document, one
+    /// ticket per session).
+    HolderTaken = 3015,
     /// No such order (or not yours; or still being written: retry shortly).
     OrderNotFound = 4001,
     /// The order's state does not allow this.
@@ -125,9 +128,9 @@ impl Code {
             WrongCode | NoPendingCode => StatusCode::BAD_REQUEST,
             Forbidden => StatusCode::FORBIDDEN,
             UsernameTaken | NotStarted | Ended | SoldOut | InsufficientStock | LimitExceeded
-            | TierShort | QuotaShort | SeatsTaken | NotWarmedUp | ActivityCancelled
-            | ActivityBusy | SalePaused | ProviderDisabled | OrderStateConflict
-            | PaymentConflict | Conflict => StatusCode::CONFLICT,
+            | TierShort | QuotaShort | SeatsTaken | HolderTaken | NotWarmedUp
+            | ActivityCancelled | ActivityBusy | SalePaused | ProviderDisabled
+            | OrderStateConflict | PaymentConflict | Conflict => StatusCode::CONFLICT,
             IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             MalformedBody | InvalidField | InvalidParameter | BadCallback => {
                 StatusCode::BAD_REQUEST

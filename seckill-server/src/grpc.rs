@@ -121,11 +121,15 @@ impl SeckillService for Grpc {
             &self.state,
             &me,
             &ip,
-            ActivityId(r.activity_id),
-            r.quantity.max(1),
-            // Tiered sessions are bought over HTTP for now (docs/adr/0021).
-            Vec::new(),
-            key,
+            // Tiered and real-name sessions are bought over HTTP for now (docs/adr/0021).
+            seckill_core::engine::BuyRequest {
+                user_id: me.0.id,
+                activity_id: ActivityId(r.activity_id),
+                quantity: r.quantity.max(1),
+                request_id: key,
+                lines: Vec::new(),
+                holders: Vec::new(),
+            },
         )
         .await
         .map_err(status)?;

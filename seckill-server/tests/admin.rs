@@ -886,3 +886,125 @@ async fn a_seated_session_sells_each_seat_once() {
         map.body
     );
 }
+
+/// A real-name session (docs/adr/0021): each ticket of a buy names its holder; the answer and
+/// the order show the document masked, never in the clear; a document holding a ticket is
+/// refused for another (3015, the masked numbers), a bad number or a missing holder is a 400
+/// that does not repeat the number, and a cancel frees the document.
+#[tokio::test]
+async fn a_real_name_session_sells_one_ticket_per_document() {
+    const CARD: &str = "11010519491231002X";
+    let a = api(false).await;
+    let admin = a.login("admin", "admin-password").await;
+    let pid = a.product(&admin).await;
+    let mut body = activity_body(&pid, 6, 4, 1);
+    body["tiers"] = json!([
+        {"id": 1, "name": "580", "price": 58000, "stock": 3},
+        {"id": 2, "name": "380", "price": 38000, "stock": 3},
+    ]);
+    body["seats"] = json!([{"section": "A", "row": "1", "tier": 1, "from": 1, "to": 3}]);
+    body["real_name"] = json!(true);
+    let act = a.create_warm(&admin, body).await;
+    let view = a
+        .get(&format!("/api/v1/seckill/activities/{act}"), None)
+        .await;
+    assert_eq!(view.data()["real_name"], json!(true), "{}", view.body);
+    let path = format!("/api/v1/seckill/activities/{act}/buy");
+    let alice = a.user("rn-alice").await;
+    let bob = a.user("rn-bob").await;
+    let lines = json!([
+        {"tier": 1, "quantity": 1, "seats": ["A-1-1"]},
+        {"tier": 2, "quantity": 1},
+    ]);
+    let zhang = json!({"name": "张三", "id_type": "id_card", "id_number": CARD});
+    let li = json!({"name": "Li Si", "id_type": "passport", "id_number": "E12345678"});
+    for (holders, why) in [
+        (json!([zhang.clone()]), "one holder for two tickets"),
+        (json!([zhang.clone(), zhang.clone()]), "one document twice"),
+        (
+            json!([zhang.clone(), {"name": "Li Si", "id_type": "id_card", "id_number": "110105194912310021"}]),
+            "a wrong check digit",
+        ),
+    ] {
+        let r = a
+            .call(
+                "POST",
+                &path,
+                Some(&alice),
+                Some(json!({"lines": lines, "holders": holders})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{why}: {}", r.body);
+        assert!(
+            !r.body.to_string().contains(CARD)
+                && !r.body.to_string().contains("110105194912310021"),
+            "{}",
+            r.body
+        );
+    }
+    let r = a
+        .call(
+            "POST",
+            &path,
+            Some(&alice),
+            Some(json!({"lines": lines, "holders": [zhang.clone(), li]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    assert!(!r.body.to_string().contains(CARD), "{}", r.body);
+    assert_eq!(r.data()["holders"][0]["id_masked"], "110***********002X");
+    assert_eq!(r.data()["holders"][1]["id_masked"], "E1*****78");
+    assert_eq!(r.data()["lines"][0]["seats"], json!(["A-1-1"]));
+    let order = r.data()["order_id"].as_str().unwrap().to_string();
+    // 张三's card holds a ticket: Bob cannot name it, whatever the name or the letter case.
+    let other =
+        json!({"name": "Zhang San", "id_type": "id_card", "id_number": CARD.to_lowercase()});
+    let bobs = json!({"lines": [{"tier": 2, "quantity": 1}], "holders": [other]});
+    let r = a.call("POST", &path, Some(&bob), Some(bobs.clone())).await;
+    assert_eq!(
+        (r.code(), r.data()["holders"].clone()),
+        (3015, json!(["110***********002X"])),
+        "{}",
+        r.body
+    );
+    a.settle_pipeline().await;
+    let o = a
+        .get(&format!("/api/v1/orders/{order}"), Some(&alice))
+        .await;
+    assert_eq!(o.data()["holders"][0]["name"], "张三", "{}", o.body);
+    assert_eq!(o.data()["holders"][0]["id_masked"], "110***********002X");
+    assert!(!o.body.to_string().contains(CARD), "{}", o.body);
+    let (_, metrics) = a.text("/metrics").await;
+    assert!(
+        metrics.contains("seckill_fail_reason{reason=\"holder_taken\"} 1"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(CARD));
+    let c = a
+        .call(
+            "POST",
+            &format!("/api/v1/orders/{order}/cancel"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(c.status, StatusCode::OK, "{}", c.body);
+    let r = a.call("POST", &path, Some(&bob), Some(bobs)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::ACCEPTED,
+        "a cancel frees it: {}",
+        r.body
+    );
+    // A session that is not real-name takes no holders.
+    let plain = a.create_warm(&admin, activity_body(&pid, 5, 2, 1)).await;
+    let r = a
+        .call(
+            "POST",
+            &format!("/api/v1/seckill/activities/{plain}/buy"),
+            Some(&bob),
+            Some(json!({"holders": [zhang]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+}

@@ -162,6 +162,7 @@ async fn the_engine_refuses_an_invalid_activity_with_the_code_http_answers() {
     ];
     for (field, value, spoil) in invalid {
         let mut new = NewActivity {
+            real_name: false,
             product_id: ProductId(pid),
             title: "a sale".into(),
             price: Money(100),

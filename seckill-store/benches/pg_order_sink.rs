@@ -28,6 +28,7 @@ fn orders(a: &Activity, base: i64) -> Vec<(String, Order)> {
     (0..ROWS as i64)
         .map(|i| {
             let o = Order {
+                holders: Vec::new(),
                 id: OrderId(base + i),
                 hold_id: HoldId(base + ROWS as i64 + i),
                 user_id: UserId(i % 20_000),
@@ -103,6 +104,7 @@ async fn run(url: &str, last: i32) -> (f64, f64) {
     };
     store.insert_product(&product).await.unwrap();
     let activity = Activity {
+        real_name: false,
         id: ActivityId(1),
         product_id: product.id,
         title: "bench".into(),

@@ -149,6 +149,7 @@ async fn ours_in(r: Arc<RedisStockReserver>, buckets: u32) -> f64 {
             for i in 0..per_client {
                 let now = Utc::now();
                 let req = ReserveRequest {
+                    holders: Vec::new(),
                     activity_id: a,
                     user_id: UserId(rand::random::<i64>().rem_euclid(100_000_000)),
                     quantity: 1,

@@ -134,6 +134,7 @@ pub(crate) mod order_transaction {
     pub(crate) fn order(a: &Activity, hold: i64, user: i64) -> Order {
         let now = Utc::now();
         Order {
+            holders: Vec::new(),
             id: OrderId(hold + 1_000_000),
             hold_id: HoldId(hold),
             user_id: UserId(user),
@@ -253,6 +254,7 @@ async fn pay_and_timeout_race_and_one_wins() {
     for u in 0..30 {
         let r = e
             .buy(BuyRequest {
+                holders: Vec::new(),
                 user_id: UserId(u),
                 activity_id: s.activity,
                 quantity: 1,
@@ -344,6 +346,7 @@ mod partitioning {
         let now = Utc::now() - CDuration::minutes(1);
         let id = seckill_core::conformance::unique_id;
         let a = Activity {
+            real_name: false,
             id: ActivityId(id()),
             product_id: ProductId(id()),
             title: "flash sale".into(),
@@ -399,15 +402,12 @@ mod partitioning {
         };
         let pool = super::support::pg_schema_at(&url).await;
         assert_eq!(migrate_to(&pool, 5).await.unwrap(), [1, 2, 3, 4, 5]);
-        // Today's store writes the orders' tier lines (migration 9, which does nothing to the
-        // partitioning under test and runs again, as a no-op, below).
-        let (_, lines) = seckill_store::postgres::MIGRATIONS[8];
-        pool.get()
-            .await
-            .unwrap()
-            .batch_execute(lines)
-            .await
-            .unwrap();
+        // Today's store writes the orders' tier lines and holders (migrations 9 and 11, which
+        // do nothing to the partitioning under test and run again, as no-ops, below).
+        for m in [8, 10] {
+            let (_, sql) = seckill_store::postgres::MIGRATIONS[m];
+            pool.get().await.unwrap().batch_execute(sql).await.unwrap();
+        }
         let s = PgStore::new(pool.clone());
         let a = activity_at_5(&pool).await;
         // 40 orders of 20 buyers (2 each, the limit), in a batch and one at a time.
@@ -476,7 +476,7 @@ mod partitioning {
         let sold = s.activity(a.id).await.unwrap().unwrap().sold;
         assert_eq!((before.total, sold), (40, 39));
 
-        assert_eq!(migrate(&pool).await.unwrap(), [6, 7, 8, 9, 10]);
+        assert_eq!(migrate(&pool).await.unwrap(), [6, 7, 8, 9, 10, 11]);
 
         // Every row, as it was.
         let after = s.list_orders(&OrderFilter::default(), ALL).await.unwrap();

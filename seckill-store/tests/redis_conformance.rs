@@ -81,6 +81,17 @@ macro_rules! suites {
                     panic!("{e}");
                 }
             }
+            /// The holder model (docs/adr/0021): one document, one live ticket, in the reserve,
+            /// release and load scripts.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn the_holder_model_holds() {
+                let Some(b) = stock_batched().await else {
+                    return;
+                };
+                if let Err(e) = seckill_core::conformance::stock_holder_model::run(&*b, 64).await {
+                    panic!("{e}");
+                }
+            }
             /// The tier model (docs/adr/0021): tiers and a quota in the reserve script.
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn the_tier_model_holds() {
@@ -167,6 +178,7 @@ async fn sold_out_spreads_between_nodes(var: &str) {
         .await
         .unwrap();
     let req = |user: i64| ReserveRequest {
+        holders: Vec::new(),
         activity_id: act,
         user_id: UserId(user),
         quantity: 1,

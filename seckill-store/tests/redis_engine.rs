@@ -74,3 +74,88 @@ macro_rules! engine_suite {
 
 engine_suite!(standalone, "SECKILL_TEST_REDIS_URL");
 engine_suite!(cluster, "SECKILL_TEST_REDIS_CLUSTER_URL");
+
+/// Real-name documents are never in Redis in the clear (docs/adr/0021): after the seat race,
+/// whose 10,000 buyers name holders by passport numbers `P0000nnn`, no key or value of the
+/// database has one (holds, outbox entries, the documents hash, request ids, everything).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_document_number_reaches_redis_in_the_clear() {
+    let Some(url) = service_url("SECKILL_TEST_REDIS_URL") else {
+        return;
+    };
+    let (s, reserved) = seat_race::race(&fixture(url.clone())).await;
+    assert!(!reserved.is_empty());
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let mut seen = 0usize;
+    let mut holders = 0usize;
+    for k in keys {
+        let kind: String = redis::cmd("TYPE")
+            .arg(&k)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let dump: Vec<String> = match kind.as_str() {
+            "string" => vec![redis::cmd("GET")
+                .arg(&k)
+                .query_async::<Option<Vec<u8>>>(&mut c)
+                .await
+                .unwrap()
+                .map(|v| String::from_utf8_lossy(&v).into_owned())
+                .unwrap_or_default()],
+            "hash" => redis::cmd("HGETALL")
+                .arg(&k)
+                .query_async(&mut c)
+                .await
+                .unwrap(),
+            "set" => redis::cmd("SMEMBERS")
+                .arg(&k)
+                .query_async(&mut c)
+                .await
+                .unwrap(),
+            "zset" => redis::cmd("ZRANGE")
+                .arg(&k)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut c)
+                .await
+                .unwrap(),
+            "list" => redis::cmd("LRANGE")
+                .arg(&k)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut c)
+                .await
+                .unwrap(),
+            "stream" => {
+                let v: redis::Value = redis::cmd("XRANGE")
+                    .arg(&k)
+                    .arg("-")
+                    .arg("+")
+                    .query_async(&mut c)
+                    .await
+                    .unwrap();
+                vec![format!("{v:?}")]
+            }
+            _ => Vec::new(),
+        };
+        for v in std::iter::once(&k).chain(&dump) {
+            seen += 1;
+            holders += v.matches("Holder ").count();
+            assert!(
+                !v.contains("P0000"),
+                "a document number in the clear in {k}: {v}"
+            );
+        }
+    }
+    assert!(
+        holders > 0,
+        "the scan saw the race's holders ({seen} keys and values)"
+    );
+    drop(s);
+}

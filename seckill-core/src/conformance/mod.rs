@@ -25,6 +25,7 @@ pub mod repo;
 pub mod session;
 pub mod settings;
 pub mod stock;
+pub mod stock_holder_model;
 pub mod stock_model;
 pub mod stock_seat_model;
 pub mod stock_tier_model;

@@ -33,6 +33,7 @@ async fn activity(b: &Backend, total: u32, limit: u32) -> Activity {
     };
     b.catalog.insert_product(&p).await.unwrap();
     let a = Activity {
+        real_name: false,
         id: ActivityId(id()),
         product_id: p.id,
         title: "flash".into(),
@@ -56,6 +57,7 @@ async fn activity(b: &Backend, total: u32, limit: u32) -> Activity {
 
 fn order(a: &Activity, user: i64, qty: u32) -> Order {
     Order {
+        holders: Vec::new(),
         id: OrderId(id()),
         hold_id: HoldId(id()),
         user_id: UserId(user),
@@ -954,6 +956,108 @@ pub async fn payments_page_by_id(b: &Backend) {
     assert_eq!(seen, pending);
 }
 
+/// One document, one live ticket per session, in the order step itself: an order naming a
+/// document of another live order of the activity (or one twice) is `Rejected(HolderTaken)`
+/// and writes nothing; another session takes it; a cancellation (by a status change or the
+/// expiry sweep) frees it, a refund does not; a batch refuses the one order that clashes.
+pub async fn ticket_documents_are_unique_per_session(b: &Backend) {
+    let doc = |n: u32| crate::domain::Holder {
+        name: format!("Holder {n}"),
+        id_type: crate::domain::IdType::IdCard,
+        id_masked: "110***********002X".into(),
+        id_hash: format!("{:032x}", 1_000 + n),
+    };
+    let named = |a: &Activity, user: i64, docs: &[u32]| Order {
+        holders: docs.iter().map(|&n| doc(n)).collect(),
+        ..order(a, user, docs.len() as u32)
+    };
+    let a = activity(b, 20, 10).await;
+    let first = named(&a, 1, &[1, 2]);
+    assert_eq!(
+        b.orders.create_from_hold("d1", &first).await.unwrap(),
+        CreateOrder::Created(first.clone())
+    );
+    assert_eq!(
+        b.orders.order(first.id).await.unwrap().unwrap().holders,
+        first.holders,
+        "the holders read back"
+    );
+    for (m, docs) in [("d2", &[2][..]), ("d3", &[3, 3][..])] {
+        assert_eq!(
+            b.orders
+                .create_from_hold(m, &named(&a, 2, docs))
+                .await
+                .unwrap(),
+            CreateOrder::Rejected(OrderRejection::HolderTaken),
+            "{docs:?}"
+        );
+    }
+    assert_eq!(b.catalog.activity(a.id).await.unwrap().unwrap().sold, 2);
+    let other = activity(b, 20, 10).await;
+    let elsewhere = named(&other, 2, &[2]);
+    assert_eq!(
+        b.orders.create_from_hold("d4", &elsewhere).await.unwrap(),
+        CreateOrder::Created(elsewhere),
+        "another session"
+    );
+    b.orders
+        .change_status(
+            first.id,
+            to(OrderStatus::PendingPayment, OrderStatus::Cancelled),
+        )
+        .await
+        .unwrap();
+    let again = named(&a, 2, &[2]);
+    assert_eq!(
+        b.orders.create_from_hold("d5", &again).await.unwrap(),
+        CreateOrder::Created(again.clone()),
+        "a cancellation frees its documents"
+    );
+    // A batch: the second order naming document 4 is refused, the others are written.
+    let batch = vec![
+        ("d6".to_string(), named(&a, 3, &[4])),
+        ("d7".to_string(), named(&a, 4, &[4])),
+        ("d8".to_string(), named(&a, 5, &[5])),
+    ];
+    let out = b.orders.create_from_holds(&batch).await.unwrap();
+    assert_eq!(out[0], CreateOrder::Created(batch[0].1.clone()));
+    assert_eq!(out[1], CreateOrder::Rejected(OrderRejection::HolderTaken));
+    assert_eq!(out[2], CreateOrder::Created(batch[2].1.clone()));
+    // The expiry sweep frees them too (a deadline long past, so no other case's order is swept).
+    let mut late = named(&a, 6, &[6]);
+    late.expires_at = t0() - CDuration::days(10);
+    b.orders.create_from_hold("d9", &late).await.unwrap();
+    let swept = b
+        .orders
+        .cancel_expired(t0() - CDuration::days(9), 100)
+        .await
+        .unwrap();
+    assert!(swept.iter().any(|o| o.id == late.id), "{swept:?}");
+    let after = named(&a, 7, &[6]);
+    assert_eq!(
+        b.orders.create_from_hold("d10", &after).await.unwrap(),
+        CreateOrder::Created(after.clone())
+    );
+    // A refunded ticket keeps its document, as it keeps its unit.
+    for (from, next) in [
+        (OrderStatus::PendingPayment, OrderStatus::Paid),
+        (OrderStatus::Paid, OrderStatus::Refunded),
+    ] {
+        b.orders
+            .change_status(after.id, to(from, next))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        b.orders
+            .create_from_hold("d11", &named(&a, 8, &[6]))
+            .await
+            .unwrap(),
+        CreateOrder::Rejected(OrderRejection::HolderTaken)
+    );
+    assert_eq!(b.catalog.activity(a.id).await.unwrap().unwrap().sold, 4);
+}
+
 /// Stamps out every case of this suite as a test for a backend.
 #[macro_export]
 macro_rules! repo_conformance {
@@ -974,6 +1078,7 @@ macro_rules! repo_conformance {
             payments_page_by_id,
             order_batches_match_one_at_a_time,
             expired_orders_are_cancelled_once,
+            ticket_documents_are_unique_per_session,
         );
     };
 }

@@ -15,7 +15,7 @@ fn t0() -> Timestamp {
 }
 
 /// A spec of `total` units, `limit` per user, open for an hour from `t0`, nothing sold yet.
-fn spec(a: ActivityId, total: u32, limit: u32) -> StockSpec {
+pub(crate) fn spec(a: ActivityId, total: u32, limit: u32) -> StockSpec {
     StockSpec {
         activity_id: a,
         total,
@@ -39,8 +39,10 @@ async fn fresh(b: &Backend, total: u32, limit: u32) -> ActivityId {
     id
 }
 
-fn req(a: ActivityId, user: i64, qty: u32, key: &str) -> ReserveRequest {
+/// A plain reserve of `qty` units by `user` under `key`, a minute into the spec's window.
+pub(crate) fn req(a: ActivityId, user: i64, qty: u32, key: &str) -> ReserveRequest {
     ReserveRequest {
+        holders: Vec::new(),
         activity_id: a,
         user_id: UserId(user),
         quantity: qty,
@@ -281,6 +283,7 @@ pub async fn fresh_load_counts_prior_sales(b: &Backend) {
 pub async fn load_adopts_lost_holds(b: &Backend) {
     let a = ActivityId(super::unique_id());
     let lost = |user: i64, qty: u32| crate::domain::Hold {
+        holders: Vec::new(),
         id: HoldId(super::unique_id()),
         order_id: OrderId(super::unique_id()),
         activity_id: a,
@@ -905,6 +908,7 @@ pub async fn tiers_survive_reloads_and_adoption(b: &Backend) {
     b.load(&more).await.unwrap();
     assert_eq!(tier_figures(b, a).await, [(1, 2, 0), (2, 0, 0), (5, 1, 0)]);
     let lost = crate::domain::Hold {
+        holders: Vec::new(),
         id: HoldId(super::unique_id()),
         order_id: OrderId(super::unique_id()),
         activity_id: a,
@@ -1065,6 +1069,7 @@ pub async fn seats_are_sold_once(b: &Backend) {
     assert_eq!(taken(b, a).await.len(), 5, "a reload keeps the seats");
     assert_eq!(b.confirm(a, first.id).await.unwrap(), Transition::Applied);
     let lost = crate::domain::Hold {
+        holders: Vec::new(),
         id: HoldId(super::unique_id()),
         order_id: OrderId(super::unique_id()),
         activity_id: a,
@@ -1092,6 +1097,7 @@ pub async fn seats_are_sold_once(b: &Backend) {
     // A lost hold whose seat another live hold has since been given is refused, not adopted
     // (the seat would be held twice), and nothing changes.
     let clash = crate::domain::Hold {
+        holders: Vec::new(),
         id: HoldId(super::unique_id()),
         order_id: OrderId(super::unique_id()),
         activity_id: a,
@@ -1112,6 +1118,188 @@ pub async fn seats_are_sold_once(b: &Backend) {
     assert_eq!(taken(b, a).await.len(), 7);
     let t = b.tiers(a).await.unwrap();
     assert_eq!((t[0].available, t[0].held, t[0].sold), (0, 4, 3));
+}
+
+/// A sealed holder whose document hash is `n`'s (the backend sees only sealed holders).
+fn holder(n: u32) -> crate::domain::Holder {
+    crate::domain::Holder {
+        name: format!("Holder {n}"),
+        id_type: crate::domain::IdType::Passport,
+        id_masked: format!("E1****{:02}", n % 100),
+        id_hash: format!("{n:032x}"),
+    }
+}
+
+fn named(mut r: ReserveRequest, docs: &[u32]) -> ReserveRequest {
+    r.holders = docs.iter().map(|&n| holder(n)).collect();
+    r
+}
+
+fn doc_taken(docs: &[u32]) -> ReserveOutcome {
+    ReserveOutcome::HolderTaken {
+        id_hashes: docs.iter().map(|&n| holder(n).id_hash).collect(),
+    }
+}
+
+/// One document holds at most one ticket of an activity's live holds: a request naming a
+/// document in a live hold (or one twice) is `HolderTaken` and takes nothing, a replay answers
+/// the first holders, the hold as stored keeps them, a release frees them, and a reload keeps
+/// them; an adopted hold takes its documents, and one whose document another live hold has is
+/// refused. Holders, when given, are one per unit.
+pub async fn holders_hold_one_ticket_per_document(b: &Backend) {
+    if !b.sells_holders() {
+        eprintln!("skipped: the backend does not keep real-name holders");
+        return;
+    }
+    let a = fresh(b, 10, 4).await;
+    let first = reserved(b, &named(req(a, 1, 2, "h1"), &[1, 2])).await;
+    assert_eq!(first.holders, [holder(1), holder(2)]);
+    let stored = b.hold(a, first.id).await.unwrap().expect("stored");
+    assert_eq!(stored.hold, first, "the stored hold keeps its holders");
+    assert_eq!(
+        b.reserve(&named(req(a, 2, 2, "h2"), &[3, 1]))
+            .await
+            .unwrap(),
+        doc_taken(&[1])
+    );
+    assert_eq!(
+        b.reserve(&named(req(a, 2, 2, "h3"), &[3, 3]))
+            .await
+            .unwrap(),
+        doc_taken(&[3]),
+        "one document twice in a request"
+    );
+    assert!(matches!(
+        b.reserve(&named(req(a, 2, 2, "h4"), &[3])).await,
+        Err(crate::Error::InvalidArgument(_))
+    ));
+    let s = b.snapshot(a).await.unwrap().unwrap();
+    assert_eq!((s.available, s.held), (8, 2), "a refusal takes nothing");
+    match b
+        .reserve(&named(req(a, 1, 2, "h1"), &[1, 2]))
+        .await
+        .unwrap()
+    {
+        ReserveOutcome::Reserved {
+            hold,
+            replayed: true,
+        } => assert_eq!(hold, first),
+        other => panic!("{other:?}"),
+    }
+    // A plain buy beside them names nobody.
+    let anon = reserved(b, &req(a, 3, 1, "h5")).await;
+    assert!(anon.holders.is_empty());
+    let second = reserved(b, &named(req(a, 2, 2, "h6"), &[3, 4])).await;
+    b.load(&spec(a, 10, 4)).await.unwrap();
+    assert_eq!(
+        b.reserve(&named(req(a, 4, 1, "h7"), &[4])).await.unwrap(),
+        doc_taken(&[4]),
+        "a reload keeps the documents"
+    );
+    assert_eq!(b.confirm(a, first.id).await.unwrap(), Transition::Applied);
+    assert_eq!(b.release(a, first.id).await.unwrap(), Transition::Applied);
+    let again = reserved(b, &named(req(a, 4, 2, "h8"), &[2, 1])).await;
+    assert_eq!(again.holders, [holder(2), holder(1)]);
+    // Adoption: a lost hold's documents are taken; one clashing with a live hold is refused.
+    let lost = |docs: &[u32]| crate::domain::Hold {
+        id: HoldId(super::unique_id()),
+        order_id: OrderId(super::unique_id()),
+        activity_id: a,
+        user_id: UserId(9),
+        quantity: docs.len() as u32,
+        created_at: t0(),
+        expires_at: t0() + CDuration::minutes(15),
+        lines: Vec::new(),
+        holders: docs.iter().map(|&n| holder(n)).collect(),
+    };
+    b.load(&StockSpec {
+        adopt: vec![lost(&[5])],
+        ..spec(a, 10, 4)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        b.reserve(&named(req(a, 5, 1, "h9"), &[5])).await.unwrap(),
+        doc_taken(&[5])
+    );
+    for clash in [lost(&[3]), lost(&[6, 6])] {
+        assert!(matches!(
+            b.load(&StockSpec {
+                adopt: vec![clash],
+                ..spec(a, 10, 4)
+            })
+            .await,
+            Err(crate::Error::Conflict { .. })
+        ));
+    }
+    let s = b.snapshot(a).await.unwrap().unwrap();
+    assert_eq!((s.held, s.sold), (5, 1), "a refused load changes nothing");
+    assert_eq!(b.release(a, second.id).await.unwrap(), Transition::Applied);
+    assert_eq!(b.release(a, anon.id).await.unwrap(), Transition::Applied);
+    reserved(b, &named(req(a, 6, 2, "h10"), &[3, 6])).await;
+}
+
+/// Holders in a tiered, seated session: the hold has its lines, its seats and its holders,
+/// and a taken document refuses the buy after its seats were found free.
+pub async fn holders_in_a_seated_session(b: &Backend) {
+    if !b.sells_holders() {
+        eprintln!("skipped: the backend does not keep real-name holders");
+        return;
+    }
+    let Some((a, _)) = fresh_seats(b).await else {
+        return;
+    };
+    let r = named(
+        seat_req(
+            a,
+            1,
+            vec![seated(&["A-1-1"]), crate::domain::TierLine::new(2, 1)],
+            "hs1",
+        ),
+        &[11, 12],
+    );
+    let first = reserved(b, &r).await;
+    assert_eq!(first.lines[0].seats, ["A-1-1"]);
+    assert_eq!(first.holders, [holder(11), holder(12)]);
+    let live = b.live_holds(a).await.unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].hold, first);
+    let clash = named(
+        seat_req(a, 2, vec![crate::domain::TierLine::new(1, 2)], "hs2"),
+        &[13, 12],
+    );
+    assert_eq!(b.reserve(&clash).await.unwrap(), doc_taken(&[12]));
+    assert_eq!(taken(b, a).await, ["A-1-1"], "the refused buy took no seat");
+    assert_eq!(b.release(a, first.id).await.unwrap(), Transition::Applied);
+    let second = reserved(b, &clash).await;
+    assert_eq!(second.lines[0].seats, ["A-1-1", "A-1-2"]);
+}
+
+/// Many buyers naming one document at once: exactly one gets a ticket.
+pub async fn holders_race_for_one_document(b: &Backend) {
+    if !b.sells_holders() {
+        eprintln!("skipped: the backend does not keep real-name holders");
+        return;
+    }
+    let a = fresh(b, 100, 2).await;
+    let tries = (0..20).map(|u| {
+        let b = b.clone();
+        async move {
+            b.reserve(&named(req(a, 100 + u, 1, &format!("race{u}")), &[7]))
+                .await
+                .unwrap()
+        }
+    });
+    let outs = futures::future::join_all(tries).await;
+    let won = outs
+        .iter()
+        .filter(|o| matches!(o, ReserveOutcome::Reserved { .. }))
+        .count();
+    assert_eq!(won, 1, "{outs:?}");
+    assert!(outs
+        .iter()
+        .all(|o| matches!(o, ReserveOutcome::Reserved { .. }) || *o == doc_taken(&[7])));
+    assert_eq!(b.snapshot(a).await.unwrap().unwrap().held, 1);
 }
 
 /// Stamps out every case of this suite as a test for a backend.
@@ -1141,6 +1329,9 @@ macro_rules! stock_reserver_conformance {
             tiers_never_oversell_under_concurrency,
             tiers_survive_reloads_and_adoption,
             seats_are_sold_once,
+            holders_hold_one_ticket_per_document,
+            holders_in_a_seated_session,
+            holders_race_for_one_document,
         );
     };
 }

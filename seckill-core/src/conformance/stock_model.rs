@@ -158,6 +158,7 @@ pub async fn run_case(b: &dyn StockReserver, c: &Case) -> Result<(), String> {
         match s {
             Step::Reserve { user, qty } => {
                 let r = ReserveRequest {
+                    holders: Vec::new(),
                     activity_id: a,
                     user_id: UserId(*user),
                     quantity: *qty,

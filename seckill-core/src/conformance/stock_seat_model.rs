@@ -203,6 +203,7 @@ pub async fn run_case(b: &dyn StockReserver, c: &Case) -> Result<(), String> {
             }
         };
         let r = ReserveRequest {
+            holders: Vec::new(),
             activity_id: a,
             user_id: UserId(1 + i as i64),
             quantity: line.quantity,

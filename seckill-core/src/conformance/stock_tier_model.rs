@@ -238,6 +238,7 @@ pub async fn run_case(b: &dyn StockReserver, c: &Case) -> Result<(), String> {
                     }
                 }
                 let r = ReserveRequest {
+                    holders: Vec::new(),
                     activity_id: a,
                     user_id: UserId(*user),
                     quantity: merged.iter().map(|l| l.quantity).sum(),

@@ -73,6 +73,11 @@ pub struct Activity {
     /// each of its units is a seat. Fixed at creation.
     #[serde(default)]
     pub seats: Vec<SeatBlock>,
+    /// Whether each ticket names its holder (实名制, docs/adr/0021): a buy then gives one
+    /// holder (name, document kind and number) per ticket, and one document holds at most one
+    /// live ticket of the session. Fixed at creation; one stock bucket.
+    #[serde(default)]
+    pub real_name: bool,
 }
 
 fn one_bucket() -> u32 {
@@ -119,6 +124,11 @@ impl Activity {
             Self::STOCK_MAX,
         )?;
         super::seat::check_seats(&self.tiers, &self.seats)?;
+        if self.real_name && self.stock_buckets != 1 {
+            return Err(Error::invalid(
+                "stock_buckets: a real-name session has one stock bucket (docs/adr/0021)",
+            ));
+        }
         if let Some(cheapest) = self.tiers.iter().map(|t| t.price).min() {
             if self.price != cheapest {
                 return Err(Error::invalid(
@@ -177,6 +187,7 @@ mod tests {
             tiers: Vec::new(),
             quotas: Vec::new(),
             seats: Vec::new(),
+            real_name: false,
         };
         assert_eq!(
             a.status_at(t - Duration::seconds(1)),
@@ -197,6 +208,13 @@ mod tests {
             (|a| a.total_stock = Activity::STOCK_MAX + 1, "total_stock"),
             (|a| a.per_user_limit = 0, "per_user_limit"),
             (|a| a.ends_at = a.starts_at, "starts_at"),
+            (
+                |a| {
+                    a.real_name = true;
+                    a.stock_buckets = 2
+                },
+                "stock_buckets",
+            ),
         ] {
             let mut b = a.clone();
             f(&mut b);

@@ -1,6 +1,6 @@
 //! Holds: units taken from stock by the atomic reserve step, waiting to become an order.
 
-use super::{ActivityId, HoldId, OrderId, TierLine, UserId};
+use super::{ActivityId, HoldId, Holder, OrderId, TierLine, UserId};
 use crate::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +30,10 @@ pub struct Hold {
     /// sale, whose messages are then as they always were.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lines: Vec<TierLine>,
+    /// Its tickets' holders, one per unit in line order, for a real-name session
+    /// (docs/adr/0021; document numbers only hashed and masked); empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holders: Vec<Holder>,
 }
 
 /// Where a hold stands in the stock backend.

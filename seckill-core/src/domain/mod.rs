@@ -1,4 +1,5 @@
-//! The domain: products, events, activities (an event's sessions), holds, orders, payments and users.
+//! The domain: products, events, activities (an event's sessions), holds, ticket holders,
+//! orders, payments and users.
 //!
 //! Money is integer minor units ([`Money`]), time is UTC ([`crate::Timestamp`]), and ids are
 //! snowflake `i64`s in their own types ([`ids`]).
@@ -6,6 +7,7 @@
 mod activity;
 mod event;
 mod hold;
+pub mod holder;
 pub mod ids;
 mod money;
 mod order;
@@ -19,6 +21,7 @@ mod user;
 pub use activity::{Activity, ActivityStatus};
 pub use event::Event;
 pub use hold::{Hold, HoldEvent, HoldState};
+pub use holder::{DocumentKey, Holder, HolderInput, IdType};
 pub use ids::{ActivityId, EventId, HoldId, OrderId, PaymentId, ProductId, Snowflake, UserId};
 pub use money::Money;
 pub use order::{CancelReason, Order, OrderStatus};

@@ -1,6 +1,6 @@
 //! Orders.
 
-use super::{ActivityId, HoldId, Money, OrderId, PaymentId, TierLine, UserId};
+use super::{ActivityId, HoldId, Holder, Money, OrderId, PaymentId, TierLine, UserId};
 use crate::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -125,6 +125,11 @@ pub struct Order {
     /// of answers) for a plain sale.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lines: Vec<TierLine>,
+    /// Its tickets' holders, one per unit in line order, for a real-name session
+    /// (docs/adr/0021): names, document kinds, numbers masked and keyed-hashed; empty (and
+    /// left out of answers) otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holders: Vec<Holder>,
 }
 
 impl Order {
@@ -139,6 +144,7 @@ impl Order {
             created_at: self.created_at,
             expires_at: self.expires_at,
             lines: self.lines.clone(),
+            holders: self.holders.clone(),
         }
     }
 }

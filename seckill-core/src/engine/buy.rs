@@ -1,7 +1,9 @@
 //! Step 1, the hot path: gate, then one atomic reserve. Never waits for the broker or the DB.
 
 use super::Engine;
-use crate::domain::{ActivityId, ActivityStatus, HoldId, OrderId, TierLine, UserId};
+use crate::domain::{
+    ActivityId, ActivityStatus, HoldId, Holder, HolderInput, OrderId, TierLine, UserId,
+};
 use crate::rate_limit::RateCharge;
 use crate::stock::{ReserveOutcome, ReserveRequest};
 use crate::{Entity, Error, Result, Timestamp};
@@ -23,6 +25,10 @@ pub struct BuyRequest {
     /// Units per price tier, for a session with tiers (docs/adr/0021): all or nothing, each
     /// tier once. Empty for a plain sale.
     pub lines: Vec<TierLine>,
+    /// One holder per ticket, in line order, for a real-name session (docs/adr/0021); empty
+    /// otherwise. The engine seals them (the numbers hashed and masked) before any backend
+    /// sees them.
+    pub holders: Vec<HolderInput>,
 }
 
 /// Why a buy was refused. All of these are normal outcomes of a flash sale.
@@ -79,6 +85,12 @@ pub enum BuyRejection {
         /// Those seats.
         seats: Vec<String>,
     },
+    /// Holders of the buy hold a live ticket of this session already (one document, one
+    /// ticket per session).
+    HolderTaken {
+        /// Their documents, masked (as the buyer gave them, ticket order).
+        holders: Vec<String>,
+    },
 }
 
 impl BuyRejection {
@@ -98,6 +110,7 @@ impl BuyRejection {
             BuyRejection::TierShort { .. } => "tier_short",
             BuyRejection::QuotaShort { .. } => "quota_short",
             BuyRejection::SeatsTaken { .. } => "seats_taken",
+            BuyRejection::HolderTaken { .. } => "holder_taken",
         }
     }
 }
@@ -119,6 +132,8 @@ pub enum BuyOutcome {
         replayed: bool,
         /// Its units per tier (empty for a plain sale).
         lines: Vec<TierLine>,
+        /// Its tickets' holders, sealed (empty unless real-name).
+        holders: Vec<Holder>,
     },
     /// Refused.
     Rejected(BuyRejection),
@@ -208,6 +223,12 @@ impl Engine {
                     ))
                 }
             };
+        let holders = crate::domain::holder::seal_holders(
+            &self.config().document_key,
+            activity.real_name,
+            quantity,
+            &req.holders,
+        )?;
         if self.controls().is_paused(req.activity_id) {
             return Ok(BuyOutcome::Rejected(R::Paused));
         }
@@ -256,6 +277,7 @@ impl Engine {
                 trace_parent,
                 rates,
                 lines: req.lines.clone(),
+                holders: holders.clone(),
             })
             .instrument(span)
             .await?;
@@ -263,7 +285,10 @@ impl Engine {
             ReserveOutcome::Reserved {
                 hold,
                 replayed: true,
-            } if hold.quantity != quantity || !same_lines(&hold.lines, &req.lines) => {
+            } if hold.quantity != quantity
+                || !same_lines(&hold.lines, &req.lines)
+                || hold.holders != holders =>
+            {
                 return Err(Error::conflict(
                     Entity::IdempotencyKey,
                     format!("of hold {}", hold.id),
@@ -277,6 +302,7 @@ impl Engine {
                 expires_at: hold.expires_at,
                 replayed,
                 lines: hold.lines,
+                holders: hold.holders,
             },
             ReserveOutcome::SoldOut => BuyOutcome::Rejected(R::SoldOut),
             ReserveOutcome::InsufficientStock { available } => {
@@ -298,6 +324,13 @@ impl Engine {
                 BuyOutcome::Rejected(R::QuotaShort { quota, available })
             }
             ReserveOutcome::SeatsTaken { seats } => BuyOutcome::Rejected(R::SeatsTaken { seats }),
+            ReserveOutcome::HolderTaken { id_hashes } => BuyOutcome::Rejected(R::HolderTaken {
+                holders: holders
+                    .iter()
+                    .filter(|h| id_hashes.contains(&h.id_hash))
+                    .map(|h| h.id_masked.clone())
+                    .collect(),
+            }),
         })
     }
 }

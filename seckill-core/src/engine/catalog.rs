@@ -95,6 +95,11 @@ pub struct NewActivity {
     /// is its seat count); up to 100,000 seats, fixed once created.
     #[serde(default)]
     pub seats: Vec<SeatBlock>,
+    /// Real-name tickets (实名制): each ticket of a buy names its holder, and one identity
+    /// document holds at most one live ticket of the session. One stock bucket; fixed once
+    /// created.
+    #[serde(default)]
+    pub real_name: bool,
 }
 
 /// An event to create (the body of `POST /api/v1/admin/events`); its sessions are activities
@@ -256,16 +261,19 @@ impl Engine {
             tiers: new.tiers,
             quotas: new.quotas,
             seats: new.seats,
+            real_name: new.real_name,
         };
         a.validate()?;
         let stock = &self.backends().stock;
         if (!a.tiers.is_empty() && !stock.sells_tiers())
             || (!a.seats.is_empty() && !stock.sells_seats())
+            || (a.real_name && !stock.sells_holders())
         {
             return Err(Error::conflict(
                 Entity::Activity,
                 "to create",
-                "this stock backend does not keep price tiers or seat maps yet (docs/adr/0021)",
+                "this stock backend does not keep price tiers, seat maps or real-name holders \
+                 yet (docs/adr/0021)",
             ));
         }
         let most = self.backends().stock.max_buckets();

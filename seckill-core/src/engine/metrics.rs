@@ -217,7 +217,7 @@ pub struct EngineMetrics {
 }
 
 /// Every `reason` label of `seckill_fail_reason`.
-pub const FAIL_REASONS: [&str; 17] = [
+pub const FAIL_REASONS: [&str; 18] = [
     "unknown_activity",
     "not_started",
     "ended",
@@ -231,6 +231,7 @@ pub const FAIL_REASONS: [&str; 17] = [
     "tier_short",
     "quota_short",
     "seats_taken",
+    "holder_taken",
     "invalid_request",
     "idempotency_mismatch",
     "unauthenticated",

@@ -199,6 +199,10 @@ pub struct EngineConfig {
     pub reconcile_page: usize,
     /// Snowflake worker id of this process.
     pub worker_id: u16,
+    /// The key real-name holders' document numbers are hashed under (docs/adr/0021): the same
+    /// in every process of a deployment, and kept. The default is random, for this process
+    /// alone.
+    pub document_key: crate::domain::DocumentKey,
 }
 
 impl Default for EngineConfig {
@@ -216,6 +220,7 @@ impl Default for EngineConfig {
             activity_cache_ttl: Duration::from_secs(1),
             reconcile_page: 500,
             worker_id: 0,
+            document_key: crate::domain::DocumentKey::random(),
         }
     }
 }

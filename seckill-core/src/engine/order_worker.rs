@@ -135,6 +135,7 @@ impl Engine {
                     updated_at: self.now(),
                     trace_parent: traces.get(i).cloned().flatten(),
                     lines: hold.lines.clone(),
+                    holders: hold.holders.clone(),
                 },
             ));
         }

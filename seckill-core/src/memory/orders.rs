@@ -49,6 +49,18 @@ impl OrderRepo for MemoryStore {
         if mine + order.quantity > act.per_user_limit {
             return Ok(CreateOrder::Rejected(OrderRejection::LimitExceeded));
         }
+        let mut docs = std::collections::HashSet::new();
+        if order.holders.iter().any(|h| {
+            !docs.insert(&h.id_hash)
+                || t.ticket_docs
+                    .contains_key(&(order.activity_id, h.id_hash.clone()))
+        }) {
+            return Ok(CreateOrder::Rejected(OrderRejection::HolderTaken));
+        }
+        for h in &order.holders {
+            t.ticket_docs
+                .insert((order.activity_id, h.id_hash.clone()), order.id);
+        }
         t.activities
             .get_mut(&order.activity_id)
             .expect("checked above")
@@ -131,6 +143,9 @@ impl OrderRepo for MemoryStore {
             }
             if let Some(n) = t.user_units.get_mut(&(o.activity_id, o.user_id)) {
                 *n -= o.quantity;
+            }
+            for h in &o.holders {
+                t.ticket_docs.remove(&(o.activity_id, h.id_hash.clone()));
             }
         }
         Ok(StatusChanged::Applied(o))

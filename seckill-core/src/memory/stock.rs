@@ -35,6 +35,8 @@ struct ActivityStock {
     /// The seat map as loaded, and each seated tier's seats, best block first.
     seat_map: Vec<SeatBlock>,
     seats: HashMap<u32, SeatTier>,
+    /// The documents (holders' hashes) of live holds, and the hold each is in.
+    docs: HashMap<String, HoldId>,
 }
 
 /// A seated tier's seats: its blocks in the map's order, each seat taken or not, and where
@@ -402,6 +404,7 @@ pub struct MemoryStockReserver {
     skip_borrowing: bool,
     skip_tier_check: bool,
     double_sell_seats: bool,
+    skip_document_check: bool,
 }
 
 impl Default for MemoryStockReserver {
@@ -421,6 +424,18 @@ impl MemoryStockReserver {
             skip_borrowing: false,
             skip_tier_check: false,
             double_sell_seats: false,
+            skip_document_check: false,
+        }
+    }
+
+    /// **Deliberately broken**: a reserver that never checks the holders' documents, so one
+    /// document holds several tickets of a real-name session. Only for the negative control
+    /// of the holder cases and model.
+    #[doc(hidden)]
+    pub fn broken_ignoring_documents(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            skip_document_check: true,
+            ..Self::new(clock)
         }
     }
 
@@ -529,6 +544,7 @@ impl StockReserver for MemoryStockReserver {
                 quotas: Vec::new(),
                 seat_map: Vec::new(),
                 seats: HashMap::new(),
+                docs: HashMap::new(),
             }))
         });
         let act = existing
@@ -657,6 +673,22 @@ impl StockReserver for MemoryStockReserver {
                 }
             }
         }
+        // An adopted hold's documents must be free too: one document, one live ticket.
+        let mut docs = std::collections::HashSet::new();
+        for h in &adopt {
+            for d in &h.holders {
+                if a.docs.contains_key(&d.id_hash) || !docs.insert(d.id_hash.as_str()) {
+                    return Err(Error::conflict(
+                        Entity::Activity,
+                        spec.activity_id,
+                        format!(
+                            "a holder of adopted hold {} holds a ticket of another hold",
+                            h.id
+                        ),
+                    ));
+                }
+            }
+        }
         a.tiers = tiers;
         a.quotas = spec.quotas.clone();
         if spec.seats != a.seat_map {
@@ -670,6 +702,9 @@ impl StockReserver for MemoryStockReserver {
         }
         for h in &adopt {
             a.mark_seats(&h.lines, true);
+            for d in &h.holders {
+                a.docs.insert(d.id_hash.clone(), h.id);
+            }
         }
         for h in adopt {
             let j = a.home(h.user_id);
@@ -706,6 +741,9 @@ impl StockReserver for MemoryStockReserver {
         let Some(act) = self.activity(req.activity_id) else {
             return Ok(ReserveOutcome::NotLoaded);
         };
+        if !req.holders.is_empty() && req.holders.len() != req.quantity as usize {
+            return Err(Error::invalid("holders: one per unit, or none"));
+        }
         let hold = {
             let mut a = act.lock();
             check_request_lines(&a.tiers, &a.seat_map, req)?;
@@ -778,7 +816,23 @@ impl StockReserver for MemoryStockReserver {
                         Err(refused) => return Ok(refused),
                     }
                 },
+                holders: req.holders.clone(),
             };
+            if !self.skip_document_check {
+                let mut mine = std::collections::HashSet::new();
+                let taken: Vec<String> = req
+                    .holders
+                    .iter()
+                    .filter(|h| a.docs.contains_key(&h.id_hash) || !mine.insert(&h.id_hash))
+                    .map(|h| h.id_hash.clone())
+                    .collect();
+                if !taken.is_empty() {
+                    return Ok(ReserveOutcome::HolderTaken { id_hashes: taken });
+                }
+            }
+            for h in &req.holders {
+                a.docs.insert(h.id_hash.clone(), hold.id);
+            }
             a.move_lines(&req.lines, Counter::Available, Counter::Held);
             a.mark_seats(&hold.lines, true);
             let b = &mut a.buckets[home];
@@ -854,6 +908,7 @@ impl StockReserver for MemoryStockReserver {
         rec.state = HoldState::Released;
         let (q, user) = (rec.hold.quantity, rec.hold.user_id);
         let lines = rec.hold.lines.clone();
+        let holders = rec.hold.holders.clone();
         match was {
             HoldState::Held => b.held -= q,
             _ => b.sold -= q,
@@ -864,6 +919,11 @@ impl StockReserver for MemoryStockReserver {
         }
         a.move_lines(&lines, counter(was), Counter::Available);
         a.mark_seats(&lines, false);
+        for h in &holders {
+            if a.docs.get(&h.id_hash) == Some(&hold) {
+                a.docs.remove(&h.id_hash);
+            }
+        }
         Ok(Transition::Applied)
     }
 
@@ -898,6 +958,10 @@ impl StockReserver for MemoryStockReserver {
     }
 
     fn sells_tiers(&self) -> bool {
+        true
+    }
+
+    fn sells_holders(&self) -> bool {
         true
     }
 

@@ -24,6 +24,9 @@ pub(super) struct Tables {
     pub(super) voided: HashMap<OrderId, Timestamp>,
     // (activity, user) → units in the user's non-cancelled orders: the per-user limit's index.
     pub(super) user_units: HashMap<(ActivityId, UserId), u32>,
+    // (activity, document hash) → the non-cancelled order whose ticket it holds: one document,
+    // one live ticket per real-name session (PostgreSQL's ticket_documents).
+    pub(super) ticket_docs: HashMap<(ActivityId, String), OrderId>,
     pub(super) payments: BTreeMap<PaymentId, Payment>,
     pub(super) txn_ids: HashMap<String, PaymentId>,
     // activity → the highest fencing token an update of it was made with.

@@ -8,7 +8,8 @@ use crate::service::buy::{place, Bought};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use seckill_core::domain::{ActivityId, TierLine};
+use seckill_core::domain::{ActivityId, HolderInput, TierLine};
+use seckill_core::engine::BuyRequest;
 use serde::Deserialize;
 
 /// The buy request body.
@@ -24,6 +25,12 @@ pub struct BuyReq {
     #[serde(default)]
     #[schema(max_items = 32)]
     lines: Vec<TierLine>,
+    /// One holder per ticket, in line order, for a real-name session (docs/adr/0021): name,
+    /// document kind and number; omitted otherwise. The number is hashed and masked at once
+    /// and never stored, logged or answered in the clear.
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    holders: Vec<HolderInput>,
 }
 
 /// Buys. `202 Accepted` with the order id, or a 4xx with the reason.
@@ -49,6 +56,19 @@ pub async fn buy(
     let quantity = req.quantity.unwrap_or(u32::from(req.lines.is_empty()));
     Ok(Reply(
         StatusCode::ACCEPTED,
-        place(&s, &me, &ip.0, id, quantity, req.lines, key).await?,
+        place(
+            &s,
+            &me,
+            &ip.0,
+            BuyRequest {
+                user_id: me.0.id,
+                activity_id: id,
+                quantity,
+                request_id: key,
+                lines: req.lines,
+                holders: req.holders,
+            },
+        )
+        .await?,
     ))
 }

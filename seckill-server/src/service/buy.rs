@@ -4,7 +4,7 @@ use crate::auth::{ensure_unrevoked, SignedUser};
 use crate::error::{ApiError, Code};
 use crate::limits::{rate_charge, Limit};
 use crate::state::AppState;
-use seckill_core::domain::{ActivityId, HoldId, OrderId, TierLine};
+use seckill_core::domain::{HoldId, Holder, OrderId, TierLine};
 use seckill_core::engine::{BuyOutcome, BuyRejection, BuyRequest};
 use seckill_core::Timestamp;
 use serde::Serialize;
@@ -27,6 +27,9 @@ pub struct Bought {
     /// Units per tier, for a session with tiers.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub lines: Vec<TierLine>,
+    /// The tickets' holders, for a real-name session (document numbers masked and hashed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub holders: Vec<Holder>,
 }
 
 /// Maps a refusal to its code.
@@ -69,6 +72,14 @@ pub fn rejection(r: BuyRejection) -> ApiError {
             format!("{} of the seats asked for are taken", seats.len()),
         )
         .with_data(json!({ "seats": seats })),
+        R::HolderTaken { holders } => ApiError::new(
+            Code::HolderTaken,
+            format!(
+                "{} of the holders hold a ticket of this session already",
+                holders.len()
+            ),
+        )
+        .with_data(json!({ "holders": holders })),
     }
 }
 
@@ -80,20 +91,14 @@ pub async fn place(
     s: &AppState,
     me: &SignedUser,
     ip: &str,
-    id: ActivityId,
-    quantity: u32,
-    lines: Vec<TierLine>,
-    key: Option<String>,
+    req: BuyRequest,
 ) -> Result<Bought, ApiError> {
     let outcome = s
         .engine
         .buy_with(
             BuyRequest {
                 user_id: me.0.id,
-                activity_id: id,
-                quantity,
-                request_id: key,
-                lines,
+                ..req
             },
             rate_charge(s, Limit::BuyPerIp, ip).into_iter().collect(),
             ensure_unrevoked(s, &me.0),
@@ -107,6 +112,7 @@ pub async fn place(
             expires_at,
             replayed,
             lines,
+            holders,
         } => Ok(Bought {
             hold_id,
             order_id,
@@ -114,6 +120,7 @@ pub async fn place(
             expires_at,
             replayed,
             lines,
+            holders,
         }),
         BuyOutcome::Rejected(r) => Err(rejection(r)),
     }

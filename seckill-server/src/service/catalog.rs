@@ -46,6 +46,9 @@ pub struct ActivityView {
     pub tiers: Vec<TierView>,
     /// Its quotas over tiers.
     pub quotas: Vec<Quota>,
+    /// Whether each ticket names its holder (a buy gives one holder per ticket; one identity
+    /// document, one ticket of the session).
+    pub real_name: bool,
 }
 
 /// A session's seat map and which seats are taken now.
@@ -257,6 +260,7 @@ pub async fn view(s: &AppState, a: Activity) -> Result<ActivityView, ApiError> {
         available,
         stock_buckets: a.stock_buckets,
         event_id: a.event_id,
+        real_name: a.real_name,
     })
 }
 

@@ -76,6 +76,8 @@ fn activity(r: &Row) -> Result<Activity> {
         quotas: json_column(r, "quotas")?,
         // Before migration 10 there are no seat maps.
         seats: json_column(r, "seats")?,
+        // Before migration 11 no session is real-name.
+        real_name: has(r, "real_name") && r.get::<_, bool>("real_name"),
     })
 }
 
@@ -196,8 +198,9 @@ impl CatalogRepo for PgStore {
             .exec(
                 "INSERT INTO activities (id, product_id, title, price, total_stock, sold,
                      per_user_limit, starts_at, ends_at, cancelled, created_at, stock_buckets,
-                     event_id, tiers, quotas, seats)
-                 VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                     event_id, tiers, quotas, seats, real_name)
+                 VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                     $16)",
                 &[
                     &a.id.0,
                     &a.product_id.0,
@@ -214,6 +217,7 @@ impl CatalogRepo for PgStore {
                     &Json(&a.tiers),
                     &Json(&a.quotas),
                     &Json(&a.seats),
+                    &a.real_name,
                 ],
             )
             .await;

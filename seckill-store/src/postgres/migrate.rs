@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     (8, include_str!("migrations/0008_events.sql")),
     (9, include_str!("migrations/0009_tiers.sql")),
     (10, include_str!("migrations/0010_seats.sql")),
+    (11, include_str!("migrations/0011_holders.sql")),
 ];
 
 const LOCK_KEY: i64 = 0x005e_c411_0001;

@@ -6,7 +6,7 @@ use super::store::{bad, page, PgStore};
 use async_trait::async_trait;
 use deadpool_postgres::Object;
 use seckill_core::domain::{
-    ActivityId, CancelReason, HoldId, Money, Order, OrderId, PaymentId, TierLine, UserId,
+    ActivityId, CancelReason, HoldId, Holder, Money, Order, OrderId, PaymentId, TierLine, UserId,
 };
 use seckill_core::repo::{
     CreateOrder, OrderFilter, OrderRejection, OrderRepo, Page, PageRequest, StatusChange,
@@ -48,11 +48,12 @@ fn order(r: &Row) -> Result<Order> {
         updated_at: r.get("updated_at"),
         trace_parent: r.get("trace_parent"),
         lines: super::catalog::json_column::<TierLine>(r, "lines")?,
+        holders: super::catalog::json_column::<Holder>(r, "holders")?,
     })
 }
 
 const ORDER_COLUMNS: &str = "id, hold_id, user_id, activity_id, quantity, amount, status, \
-     expires_at, payment_id, cancel_reason, created_at, updated_at, trace_parent, lines";
+     expires_at, payment_id, cancel_reason, created_at, updated_at, trace_parent, lines, holders";
 
 /// A transaction at READ COMMITTED whatever the role's or database's default: the order
 /// transaction and [`OrderRepo::void_unwritten`] exclude each other by an advisory lock and then
@@ -173,13 +174,38 @@ impl PgStore {
             .map(|(_, o)| o.trace_parent.as_deref())
             .collect();
         let lines: Vec<Json<&Vec<TierLine>>> = batch.iter().map(|(_, o)| Json(&o.lines)).collect();
+        let holders: Vec<Json<&Vec<Holder>>> =
+            batch.iter().map(|(_, o)| Json(&o.holders)).collect();
+        // One document, one live ticket per session: the batch's documents, all new.
+        let (mut doc_acts, mut doc_hashes, mut doc_orders) = (Vec::new(), Vec::new(), Vec::new());
+        for (_, o) in batch {
+            for h in &o.holders {
+                doc_acts.push(o.activity_id.0);
+                doc_hashes.push(h.id_hash.as_str());
+                doc_orders.push(o.id.0);
+            }
+        }
+        if !doc_hashes.is_empty() {
+            let fresh = tx
+                .execute(
+                    "INSERT INTO ticket_documents (activity_id, doc_hash, order_id)
+                     SELECT * FROM unnest($1::BIGINT[], $2::TEXT[], $3::BIGINT[])
+                     ON CONFLICT DO NOTHING",
+                    &[&doc_acts, &doc_hashes, &doc_orders],
+                )
+                .await
+                .map_err(map_err)?;
+            if fresh as usize != doc_hashes.len() {
+                return Ok(false); // one at a time tells which order is refused
+            }
+        }
         let inserted = tx
             .execute(
                 "INSERT INTO orders (id, hold_id, user_id, activity_id, quantity, amount, status,
-                 expires_at, created_at, updated_at, trace_parent, lines)
+                 expires_at, created_at, updated_at, trace_parent, lines, holders)
              SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[],
                  $5::INT[], $6::BIGINT[], $7::TEXT[], $8::TIMESTAMPTZ[], $9::TIMESTAMPTZ[],
-                 $10::TIMESTAMPTZ[], $11::TEXT[], $12::JSONB[])",
+                 $10::TIMESTAMPTZ[], $11::TEXT[], $12::JSONB[], $13::JSONB[])",
                 &[
                     &ids,
                     &holds,
@@ -193,6 +219,7 @@ impl PgStore {
                     &updated,
                     &traces,
                     &lines,
+                    &holders,
                 ],
             )
             .await
@@ -300,16 +327,32 @@ impl OrderRepo for PgStore {
         if !within {
             return Ok(CreateOrder::Rejected(OrderRejection::LimitExceeded));
         }
-        // 4. The order (unique hold id). A concurrent transaction for the same hold (under
+        // 4. One document, one live ticket per session (the primary key of ticket_documents;
+        //    a concurrent order naming one waits for this one's outcome).
+        if !o.holders.is_empty() {
+            let hashes: Vec<&str> = o.holders.iter().map(|h| h.id_hash.as_str()).collect();
+            let fresh = tx
+                .execute(
+                    "INSERT INTO ticket_documents (activity_id, doc_hash, order_id)
+                     SELECT $1, unnest($2::TEXT[]), $3 ON CONFLICT DO NOTHING",
+                    &[&o.activity_id.0, &hashes, &o.id.0],
+                )
+                .await
+                .map_err(map_err)?;
+            if fresh as usize != hashes.len() {
+                return Ok(CreateOrder::Rejected(OrderRejection::HolderTaken));
+            }
+        }
+        // 5. The order (unique hold id). A concurrent transaction for the same hold (under
         //    another message id) that committed first makes this insert a unique violation:
         //    that is a duplicate, answered with the winner's order after rolling back.
         let inserted = tx
             .execute(
-                &format!("INSERT INTO orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"),
+                &format!("INSERT INTO orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"),
                 &[&o.id.0, &o.hold_id.0, &o.user_id.0, &o.activity_id.0, &(o.quantity as i32),
                   &o.amount.0, &o.status.as_str(), &o.expires_at, &o.payment_id.map(|p| p.0),
                   &o.cancel_reason.map(cancel_reason_str), &o.created_at, &o.updated_at,
-                  &o.trace_parent, &Json(&o.lines)],
+                  &o.trace_parent, &Json(&o.lines), &Json(&o.holders)],
             )
             .await
             .map_err(map_err);
@@ -451,7 +494,11 @@ impl OrderRepo for PgStore {
                      u AS (
                          UPDATE activity_user_units SET units = activity_user_units.units - o.quantity
                          FROM o WHERE $7 AND activity_user_units.activity_id = o.activity_id
-                             AND activity_user_units.user_id = o.user_id)
+                             AND activity_user_units.user_id = o.user_id),
+                     d AS (
+                         DELETE FROM ticket_documents USING o
+                         WHERE $7 AND ticket_documents.activity_id = o.activity_id
+                             AND ticket_documents.order_id = o.id)
                      SELECT * FROM o"
                 ),
                 &[&id.0, &ch.from.as_str(), &ch.to.as_str(), &ch.at, &ch.payment_id.map(|p| p.0),
@@ -502,7 +549,11 @@ impl OrderRepo for PgStore {
                      FROM (SELECT activity_id, user_id, sum(quantity)::INT AS q FROM o
                            GROUP BY activity_id, user_id) x
                      WHERE activity_user_units.activity_id = x.activity_id
-                       AND activity_user_units.user_id = x.user_id)
+                       AND activity_user_units.user_id = x.user_id),
+                 d AS (
+                     DELETE FROM ticket_documents USING o
+                     WHERE ticket_documents.activity_id = o.activity_id
+                       AND ticket_documents.order_id = o.id)
                  SELECT {ORDER_COLUMNS} FROM o"
             ),
             &[&now, &(limit as i64)],

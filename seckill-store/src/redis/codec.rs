@@ -3,6 +3,8 @@
 
 use chrono::DateTime;
 use redis::Value;
+pub use seckill_core::domain::holder::holders_text;
+use seckill_core::domain::holder::parse_holders;
 use seckill_core::domain::{ActivityId, Hold, HoldId, HoldState, OrderId, TierLine, UserId};
 use seckill_core::{Error, Timestamp};
 
@@ -53,7 +55,8 @@ fn millis(s: &str) -> Option<Timestamp> {
 }
 
 /// Parses a hold record `S|user|qty|order|created_ms|expires_ms`, with `|t:q,t:q` after it for
-/// a session's hold (its units per tier, docs/adr/0021).
+/// a session's hold (its units per tier, docs/adr/0021), and `|holders` after that for a
+/// real-name one ([`holders_text`]; the lines then may be empty).
 pub fn hold_record(
     activity: ActivityId,
     id: HoldId,
@@ -61,12 +64,16 @@ pub fn hold_record(
 ) -> Result<(Hold, HoldState), Error> {
     let bad = || Error::backend("redis", format!("malformed hold record {rec:?}"));
     let f: Vec<&str> = rec.split('|').collect();
-    if f.len() != 6 && f.len() != 7 {
+    if !(6..=8).contains(&f.len()) {
         return Err(bad());
     }
     let lines = match f.get(6) {
-        None => Vec::new(),
+        None | Some(&"") => Vec::new(),
         Some(text) => parse_lines(text).ok_or_else(bad)?,
+    };
+    let holders = match f.get(7) {
+        None => Vec::new(),
+        Some(text) => parse_holders(text).ok_or_else(bad)?,
     };
     let state = match f[0] {
         "H" => HoldState::Held,
@@ -75,6 +82,7 @@ pub fn hold_record(
         _ => return Err(bad()),
     };
     let hold = Hold {
+        holders,
         id,
         order_id: OrderId(f[3].parse().map_err(|_| bad())?),
         activity_id: activity,
@@ -138,9 +146,13 @@ pub fn hold_record_text(hold: &Hold, state: HoldState) -> String {
         hold.created_at.timestamp_millis(),
         hold.expires_at.timestamp_millis()
     );
-    if !hold.lines.is_empty() {
+    if !hold.lines.is_empty() || !hold.holders.is_empty() {
         rec.push('|');
         rec.push_str(&lines_text(&hold.lines));
+    }
+    if !hold.holders.is_empty() {
+        rec.push('|');
+        rec.push_str(&holders_text(&hold.holders));
     }
     rec
 }
@@ -232,5 +244,34 @@ mod tests {
         let big = 685_772_521_681_333_727_i64;
         let v = Value::BulkString(big.to_string().into_bytes());
         assert_eq!(int(&v, "t").unwrap(), big);
+    }
+
+    #[test]
+    fn real_name_records_carry_their_holders_with_or_without_lines() {
+        use seckill_core::domain::{Holder, IdType};
+        let holder = |n: &str| Holder {
+            name: n.into(),
+            id_type: IdType::Passport,
+            id_masked: "E1****67".into(),
+            id_hash: format!("{n}00ff"),
+        };
+        let (mut h, _) = hold_record(
+            ActivityId(1),
+            HoldId(2),
+            "H|7|2|99|1893456000000|1893456900000",
+        )
+        .unwrap();
+        h.holders = vec![holder("张三"), holder("Li Si")];
+        let plain = hold_record_text(&h, HoldState::Held);
+        assert!(plain.ends_with("||pp:E1****67:张三00ff:张三;pp:E1****67:Li Si00ff:Li Si"));
+        assert_eq!(hold_record(ActivityId(1), HoldId(2), &plain).unwrap().0, h);
+        h.lines = vec![TierLine::new(3, 2)];
+        let tiered = hold_record_text(&h, HoldState::Confirmed);
+        assert_eq!(
+            hold_record(ActivityId(1), HoldId(2), &tiered).unwrap(),
+            (h, HoldState::Confirmed)
+        );
+        assert!(hold_record(ActivityId(1), HoldId(2), &format!("{plain}|x")).is_err());
+        assert!(hold_record(ActivityId(1), HoldId(2), &format!("{plain};zz")).is_err());
     }
 }

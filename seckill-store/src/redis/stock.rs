@@ -21,7 +21,8 @@
 //! renewed, and a (re)subscription clears every flag, so a lost message costs at most that long.
 
 use super::codec::{
-    hold_record, hold_record_text, int, items, lines_text, outbox_payload, string, unexpected,
+    hold_record, hold_record_text, holders_text, int, items, lines_text, outbox_payload, string,
+    unexpected,
 };
 use super::conn::{map_err, RedisConn, RedisTarget};
 use async_trait::async_trait;
@@ -333,16 +334,23 @@ impl Inner {
         reqs: &[(ReserveRequest, u64)],
     ) -> Result<Vec<Answer>> {
         let mut inv = RESERVE.prepare_invoke();
-        for part in ["stock", "holds", "users", "req", "outbox", "rate", "seats"] {
+        for part in [
+            "stock", "holds", "users", "req", "outbox", "rate", "seats", "docs",
+        ] {
             inv.key(self.key_in(a, j, part));
         }
         inv.arg(reqs.len()).arg(u8::from(bucketed));
         for (r, refused) in reqs {
             inv.arg(r.user_id.0);
-            if r.lines.is_empty() {
+            if r.lines.is_empty() && r.holders.is_empty() {
                 inv.arg(r.quantity);
             } else {
-                inv.arg(format!("{}/{}", r.quantity, lines_text(&r.lines)));
+                let mut q = format!("{}/{}", r.quantity, lines_text(&r.lines));
+                if !r.holders.is_empty() {
+                    q.push('#');
+                    q.push_str(&holders_text(&r.holders));
+                }
+                inv.arg(q);
             }
             inv.arg(&r.request_id)
                 .arg(r.hold_id.0)
@@ -382,6 +390,7 @@ impl Inner {
                         // Reserved now: the hold is exactly what the request described.
                         Some(0) if f.len() == 1 => ReserveOutcome::Reserved {
                             hold: Hold {
+                                holders: r.holders.clone(),
                                 id: r.hold_id,
                                 order_id: r.order_id,
                                 activity_id: a,
@@ -402,6 +411,12 @@ impl Inner {
                                 replayed: false,
                             }
                         }
+                        Some(15) => ReserveOutcome::HolderTaken {
+                            id_hashes: f[1..]
+                                .iter()
+                                .map(|v| string(v, "document"))
+                                .collect::<Result<_>>()?,
+                        },
                         Some(12) => ReserveOutcome::SeatsTaken {
                             seats: f[1..]
                                 .iter()
@@ -1084,6 +1099,7 @@ impl StockReserver for RedisStockReserver {
             .key(i.key(a, "outbox"))
             .key(i.key(a, "holds"))
             .key(i.key(a, "seats"))
+            .key(i.key(a, "docs"))
             .arg(spec.total)
             .arg(spec.sold)
             .arg(spec.per_user_limit)
@@ -1130,6 +1146,14 @@ impl StockReserver for RedisStockReserver {
                     int(&reply[1], "seat")?
                 ),
             )),
+            Some(6) => Err(Error::conflict(
+                Entity::Activity,
+                a,
+                format!(
+                    "a holder of adopted hold {} holds a ticket of another hold",
+                    string(&reply[1], "hold")?
+                ),
+            )),
             Some(3) => Err(Error::conflict(
                 Entity::Activity,
                 a,
@@ -1149,9 +1173,17 @@ impl StockReserver for RedisStockReserver {
             return Err(Error::invalid("quantity must be at least 1"));
         }
         seckill_core::rate_limit::check_charges(&req.rates)?;
+        if !req.holders.is_empty() && req.holders.len() != req.quantity as usize {
+            return Err(Error::invalid("holders: one per unit, or none"));
+        }
         let i = &self.inner;
         let k = i.count(req.activity_id).await?;
         if k > 1 {
+            if !req.holders.is_empty() {
+                return Err(Error::invalid(
+                    "holders: a real-name session has one stock bucket",
+                ));
+            }
             return i.reserve_in_buckets(req, k).await;
         }
         match i.submit(req.activity_id, 0, false, req, 0).await? {
@@ -1196,6 +1228,7 @@ impl StockReserver for RedisStockReserver {
                 .key(i.key_in(a, j, "holds"))
                 .key(i.key_in(a, j, "users"))
                 .key(i.key_in(a, j, "seats"))
+                .key(i.key_in(a, j, "docs"))
                 .arg(hold.0)
                 .invoke_async(&mut i.conn())
                 .await
@@ -1272,6 +1305,10 @@ impl StockReserver for RedisStockReserver {
     }
 
     fn sells_seats(&self) -> bool {
+        true
+    }
+
+    fn sells_holders(&self) -> bool {
         true
     }
 

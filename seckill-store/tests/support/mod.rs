@@ -78,6 +78,7 @@ pub fn one_unit(
     use seckill_core::domain::{HoldId, OrderId, UserId};
     let now = chrono::Utc::now();
     seckill_core::stock::ReserveRequest {
+        holders: Vec::new(),
         activity_id: a,
         user_id: UserId(1),
         quantity: 1,

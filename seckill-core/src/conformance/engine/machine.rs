@@ -147,6 +147,7 @@ async fn step(
             let earlier = key.and_then(|k| m.keys.get(&(*user, k)).copied());
             let r = e
                 .buy(BuyRequest {
+                    holders: Vec::new(),
                     user_id: UserId(*user),
                     activity_id: s.activity,
                     quantity: *qty,

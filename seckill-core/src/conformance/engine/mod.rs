@@ -120,6 +120,19 @@ impl Fixture {
         })
     }
 
+    /// In memory, with a **deliberately broken** stock backend that lets one document hold
+    /// several tickets of a real-name session: the negative control of the holder checks.
+    pub fn ignoring_documents_memory() -> Self {
+        Self::new("ignoring-documents-memory", |clock, provider| {
+            Box::pin(async move {
+                let mut b = Backends::in_memory(clock.clone(), provider);
+                b.stock = Arc::new(MemoryStockReserver::broken_ignoring_documents(clock))
+                    as Arc<dyn StockReserver>;
+                b
+            })
+        })
+    }
+
     /// In memory, with **deliberately broken** stock buckets that never borrow from each
     /// other (an undersell): the negative control of the bucket checks.
     pub fn not_borrowing_memory() -> Self {
@@ -216,6 +229,7 @@ pub async fn live_activity_in(
         .await
         .expect("insert product");
     let activity = Activity {
+        real_name: false,
         id: ActivityId(super::unique_id()),
         product_id: product.id,
         title: "flash sale".into(),

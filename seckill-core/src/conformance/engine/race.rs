@@ -46,6 +46,7 @@ pub async fn race(fixture: &Fixture, buckets: u32) -> (Sale, Vec<OrderId>) {
         .collect();
     let activity = s.activity;
     let reserved = buyers(&s, BUYERS, |i| BuyRequest {
+        holders: Vec::new(),
         user_id: users[(i % 2_500) as usize],
         activity_id: activity,
         quantity: 1 + (i as u32 / 2_500) % 2,

@@ -1,6 +1,7 @@
-//! The seat race (docs/adr/0021): 10,000 buyer tasks for a 500-seat map, each asking for the
-//! best 1 or 2 seats of the session's one seated tier, with the relay and two order workers
-//! running meanwhile.
+//! The seat race (docs/adr/0021): 10,000 buyer tasks for a 500-seat map of a real-name session,
+//! each asking for the best 1 or 2 seats of the session's one seated tier and naming a holder
+//! per ticket from a pool of 600 documents (each wanted by some 20 buyers, from the start), with the relay
+//! and two order workers running meanwhile.
 
 use super::{sale, Fixture, Sale, SaleSpec};
 use crate::clock::Clock;
@@ -18,8 +19,20 @@ pub const ROWS: u32 = 20;
 pub const PER_ROW: u32 = 25;
 /// Per-user limit.
 pub const LIMIT: u32 = 4;
+/// Documents the buyers name holders from.
+pub const DOCUMENTS: i64 = 600;
 
-/// A live session with one tier of `rows × per_row` seats (sections A and B, best rows first).
+/// The holder of document `n` of the pool (a passport).
+pub fn holder(n: i64) -> crate::domain::HolderInput {
+    crate::domain::HolderInput {
+        name: format!("Holder {n}"),
+        id_type: crate::domain::IdType::Passport,
+        id_number: format!("P{n:07}"),
+    }
+}
+
+/// A live real-name session with one tier of `rows × per_row` seats (sections A and B, best
+/// rows first).
 pub async fn seated_session(s: &Sale, rows: u32, per_row: u32, limit: u32) -> Activity {
     let catalog = &s.engine.backends().catalog;
     let now = s.clock.now();
@@ -41,6 +54,7 @@ pub async fn seated_session(s: &Sale, rows: u32, per_row: u32, limit: u32) -> Ac
         })
         .collect();
     let a = Activity {
+        real_name: true,
         id: ActivityId(super::super::unique_id()),
         product_id: product.id,
         title: "seated session".into(),
@@ -85,19 +99,26 @@ pub async fn race(fixture: &Fixture) -> (Sale, Vec<OrderId>) {
     .await;
     let a = seated_session(&s, ROWS, PER_ROW, LIMIT).await;
     s.activity = a.id;
-    let reserved = super::race::buyers(&s, BUYERS, |i| BuyRequest {
-        user_id: UserId(i % 2_500),
-        activity_id: a.id,
-        quantity: 0,
-        request_id: None,
-        lines: vec![TierLine::new(1, 1 + (i as u32 / 2_500) % 2)],
+    let reserved = super::race::buyers(&s, BUYERS, |i| {
+        let n = 1 + (i as u32 / 2_500) % 2;
+        BuyRequest {
+            holders: (0..i64::from(n))
+                .map(|k| holder((i * 7 + k * DOCUMENTS / 2) % DOCUMENTS))
+                .collect(),
+            user_id: UserId(i % 2_500),
+            activity_id: a.id,
+            quantity: 0,
+            request_id: None,
+            lines: vec![TierLine::new(1, n)],
+        }
     })
     .await;
     (s, reserved)
 }
 
-/// 10,000 buyers race for 500 seats (best available, 1 or 2 each, limit 4): every seat is
-/// sold exactly once, every hold became an order with its seats, the tier balances, and every
+/// 10,000 buyers race for 500 seats (best available, 1 or 2 each, limit 4, a holder per
+/// ticket): every seat is sold exactly once, each to a document that holds no other ticket,
+/// every hold became an order with its seats and holders, the tier balances, and every
 /// guarantee holds at rest. Run it on a multi-threaded runtime.
 pub async fn ten_thousand_buyers_for_500_seats(fixture: &Fixture) {
     let (s, reserved) = race(fixture).await;
@@ -117,6 +138,18 @@ pub async fn ten_thousand_buyers_for_500_seats(fixture: &Fixture) {
     assert_eq!(distinct.len(), seats.len(), "no seat sold twice");
     assert_eq!(seats.len() as u32, ROWS * PER_ROW, "every seat sold");
     assert_eq!(orders.len(), reserved.len(), "every hold became an order");
+    let docs: Vec<&String> = orders
+        .iter()
+        .flat_map(|o| &o.holders)
+        .map(|h| &h.id_hash)
+        .collect();
+    let distinct_docs: HashSet<&String> = docs.iter().copied().collect();
+    assert_eq!(docs.len(), seats.len(), "a holder per seat");
+    assert_eq!(
+        distinct_docs.len(),
+        docs.len(),
+        "no document holds two tickets"
+    );
     // A pair of seats is adjacent in one row whenever one was free there: with every row
     // filled in order, all but at most one pair per row are.
     let split = orders
@@ -150,6 +183,18 @@ pub async fn ten_thousand_buyers_for_500_seats(fixture: &Fixture) {
     s.assert_at_rest(reserved).await;
     drop(s);
     fixture.tear_down().await;
+}
+
+/// The negative control of the holders: on a fixture whose stock backend lets a document
+/// hold several tickets, buyers are told they have tickets that the database then refuses
+/// (its unique key on the document), and the checker reports those reservations lost.
+pub async fn the_checker_catches_a_document_holding_two_tickets(fixture: &Fixture) {
+    let (s, reserved) = race(fixture).await;
+    let v = s.violations_at_rest(reserved).await;
+    assert!(
+        v.iter().any(|m| m.contains("was lost")),
+        "a reserve that lets a document hold two tickets must be caught: {v:#?}"
+    );
 }
 
 /// The negative control: on a fixture whose allocator double-sells seats, the checker

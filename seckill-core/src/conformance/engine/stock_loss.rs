@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 fn buy(user: i64, qty: u32, activity: crate::domain::ActivityId) -> BuyRequest {
     BuyRequest {
+        holders: Vec::new(),
         user_id: UserId(user),
         activity_id: activity,
         quantity: qty,
@@ -155,6 +156,7 @@ pub async fn an_acknowledged_buy_lost_with_the_stock_backend_is_told_lost(fixtur
     assert!(matches!(lookup(1, kept).await, OrderLookup::Written(_)));
     // A late delivery of the lost hold (a broker that kept it) writes nothing.
     let hold = crate::domain::Hold {
+        holders: Vec::new(),
         id: hold_id,
         order_id: lost_id,
         activity_id: s.activity,

@@ -10,7 +10,9 @@ if state == 'C' then return 1 end
 if state == 'R' then return 2 end
 local qty = tonumber(string.match(rec, '^.|[^|]*|([^|]*)|'))
 -- The record's lines, read whole before anything is written (4: a malformed record).
-local lines, text = {}, string.match(rec, '^.|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|(.*)$')
+-- (A real-name record has its holders after the lines: "|lines|holders"; lines may be empty.)
+local lines, text = {}, string.match(rec, '^.|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|([^|]*)')
+if text == '' then text = nil end
 if text then
   for part in string.gmatch(text .. ',', '([^,]*),') do
     local t, q = string.match(part, '^(%d+):(%d+)$')

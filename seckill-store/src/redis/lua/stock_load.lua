@@ -1,18 +1,21 @@
 -- Installs or refreshes an activity's stock (warm-up).
--- KEYS: 1 stock hash, 2 per-user counts hash, 3 outbox stream, 4 holds hash, 5 seat bitmap
+-- KEYS: 1 stock hash, 2 per-user counts hash, 3 outbox stream, 4 holds hash, 5 seat bitmap,
+-- 6 documents hash (a real-name session's document hash -> live hold)
 -- ARGV: 1 total, 2 sold, 3 per-user limit, 4 starts_at ms, 5 ends_at ms, 6 fencing token (0:
 --   unfenced), 7 number of user/count pairs u, 8 the session's tiers "id:stock,..." in spec
 --   order ('' for a plain sale), 9 its quotas "id:cap:t.t;..." (docs/adr/0021), 10 its seat
 --   map "tier:start:len:section:row:from;..." ('' for none), then u
 --   user/count pairs, then hold id/record pairs to adopt: holds of live orders that the stock
---   backend lost, installed as confirmed ("C|user|qty|order|created|expires[|t:q,...]") unless
+--   backend lost, installed as confirmed ("C|user|qty|order|created|expires[|t:q,...[|holders]]") unless
 --   a hold with that id is already here (in any state).
 -- Returns {0} on success, {1, held_plus_sold} if total is below what is already held or sold
 -- (adopted holds included), {2, newest_fence} if the fencing token is below the highest one
 -- the activity was loaded with, {3, tier, held_plus_sold} if a tier's stock is below its units
 -- held or sold (a tier left out counts as stock 0), {4} if the seat map changes while seats are
 -- taken, {5, seat bit} if an adopted hold's seat is held by another hold (or by two adopted
--- ones); then nothing changed. An adopted hold's seats are taken.
+-- ones), {6, hold id} if an adopted hold's holder's document holds a ticket of another hold
+-- (or of two adopted ones); then nothing changed. An adopted hold's seats and documents are
+-- taken. A fresh load (no stock hash) starts with no documents.
 local total = tonumber(ARGV[1])
 local fence = tonumber(ARGV[6])
 local nusers = tonumber(ARGV[7])
@@ -29,7 +32,7 @@ for i = first_adopt, #ARGV, 2 do
     local user, qty = string.match(ARGV[i + 1], '^.|([^|]*)|([^|]*)|')
     adopt[#adopt + 1] = {ARGV[i], ARGV[i + 1], user, tonumber(qty)}
     adopted = adopted + tonumber(qty)
-    local lines = string.match(ARGV[i + 1], '^.|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|(.*)$')
+    local lines = string.match(ARGV[i + 1], '^.|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|([^|]*)')
     for part in string.gmatch(lines or '', '[^,]+') do
       local t, q = string.match(part, '^(%d+):(%d+)')
       tier_adopted[t] = (tier_adopted[t] or 0) + tonumber(q)
@@ -70,7 +73,7 @@ for b in string.gmatch(new_map, '[^;]+') do
   map[#map + 1] = {t, tonumber(st0), tonumber(len), sec, row, tonumber(from)}
 end
 for _, h in ipairs(adopt) do
-  local lines = string.match(h[2], '^.|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|(.*)$') or ''
+  local lines = string.match(h[2], '^.|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|([^|]*)') or ''
   for part in string.gmatch(lines, '[^,]+') do
     local t, named = string.match(part, '^(%d+):%d+:([^:]+)$')
     if named then
@@ -93,6 +96,18 @@ for _, sb in ipairs(seat_bits) do
   claimed[sb[2]] = true
 end
 local exists = redis.call('EXISTS', KEYS[1]) == 1
+-- Adopted holds' documents: free (a fresh load has none yet), each in one adopted hold.
+local doc_claims, doc_owner = {}, {}
+for _, h in ipairs(adopt) do
+  local htext = string.match(h[2], '^.|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|(.*)$') or ''
+  for d in string.gmatch(htext, '[^:;]*:[^:;]*:(%x+):[^;]*') do
+    local cur = exists and redis.call('HGET', KEYS[6], d)
+    if (cur and cur ~= h[1]) or doc_owner[d] then return {6, h[1]} end
+    doc_owner[d] = h[1]
+    doc_claims[#doc_claims + 1] = d
+    doc_claims[#doc_claims + 1] = h[1]
+  end
+end
 local held, sold = 0, tonumber(ARGV[2])
 if exists then
   local v = redis.call('HMGET', KEYS[1], 'held', 'sold')
@@ -103,6 +118,7 @@ if total < held + sold + adopted then
 end
 redis.pcall('XGROUP', 'CREATE', KEYS[3], 'relay', '0', 'MKSTREAM')
 if not exists then
+  redis.call('DEL', KEYS[6])
   redis.call('HSET', KEYS[1], 'held', 0, 'sold', ARGV[2])
   for i = 11, first_adopt - 1, 2 do
     redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
@@ -129,6 +145,7 @@ if new_map ~= old_map then
     for k, b in ipairs(map) do redis.call('HSET', KEYS[1], 'sf' .. k, b[3]) end
   end
 end
+if #doc_claims > 0 then redis.call('HSET', KEYS[6], unpack(doc_claims)) end
 for _, sb in ipairs(seat_bits) do
   redis.call('SETBIT', KEYS[5], sb[2], 1)
   redis.call('HINCRBY', KEYS[1], 'sf' .. sb[1], -1)

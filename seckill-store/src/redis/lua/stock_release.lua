@@ -2,7 +2,10 @@
 -- tiers their units (the record's lines "t:q,t:q": docs/adr/0021). Once.
 -- A seated line ("t:q:seat;seat") frees its seats: their bits in the seat bitmap and their
 -- blocks' free counts ('seatmap', 'sf<j>', as the reserve script keeps them).
--- KEYS: 1 stock hash, 2 holds hash, 3 per-user counts hash, 4 seat bitmap. ARGV: 1 hold id.
+-- A real-name hold's holders (the record's "|code:masked:hash:name;..." after its lines) give
+-- their documents back: each leaves the documents hash if it still names this hold.
+-- KEYS: 1 stock hash, 2 holds hash, 3 per-user counts hash, 4 seat bitmap, 5 documents hash.
+-- ARGV: 1 hold id.
 -- Returns {0, available_before} applied, {1} already released, {3} unknown hold, {4} a
 -- malformed record (nothing written).
 local rec = redis.call('HGET', KEYS[2], ARGV[1])
@@ -13,6 +16,17 @@ local user, qty = string.match(rec, '^.|([^|]*)|([^|]*)|')
 qty = tonumber(qty)
 -- The record's lines, read whole before anything is written ({4}: a malformed record).
 local lines, text = {}, string.match(rec, '^.|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|(.*)$')
+local docs = {}
+if text and string.find(text, '|', 1, true) then
+  local htext
+  text, htext = string.match(text, '^([^|]*)|(.*)$')
+  for part in string.gmatch(htext .. ';', '([^;]*);') do
+    local d = string.match(part, '^%a%a:[^:]*:(%x+):.+$')
+    if not d then return {4} end
+    docs[#docs + 1] = d
+  end
+end
+if text == '' then text = nil end
 if text then
   for part in string.gmatch(text .. ',', '([^,]*),') do
     local t, q, named = string.match(part, '^(%d+):(%d+):([^:]+)$')
@@ -60,6 +74,9 @@ for _, f in ipairs(frees) do
   if redis.call('SETBIT', KEYS[4], f[2], 0) == 1 then
     redis.call('HINCRBY', KEYS[1], 'sf' .. f[1], 1)
   end
+end
+for _, d in ipairs(docs) do
+  if redis.call('HGET', KEYS[5], d) == ARGV[1] then redis.call('HDEL', KEYS[5], d) end
 end
 local before = tonumber(redis.call('HGET', KEYS[1], 'avail'))
 redis.call('HINCRBY', KEYS[1], 'avail', qty)

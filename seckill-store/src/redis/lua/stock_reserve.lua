@@ -2,7 +2,8 @@
 -- buckets, docs/adr/0020), in order.
 -- KEYS: 1 stock hash, 2 holds hash, 3 per-user counts hash, 4 request-id hash, 5 outbox stream,
 -- 6 rate hash (charge key -> theoretical arrival time, microseconds), 7 the seat bitmap (one
--- bit per seat of the map, in block order, 1 = taken)
+-- bit per seat of the map, in block order, 1 = taken), 8 the documents hash (a real-name
+-- session's holders: document hash -> the live hold whose ticket it holds)
 -- ARGV: 1 n, 2 bucketed (1: the activity has several buckets, so a short bucket answers {9}
 -- for its caller to borrow and retry, instead of sold out or insufficient), then per request
 -- 10 fields: user, qty, request_id, hold_id, order_id, expires ms, now ms, traceparent (''
@@ -18,6 +19,10 @@
 -- "tier:start:len:section:row:from;..." in block order, start being the block's first bit)
 -- and each block's free seats ('sf<j>'); a seated line is "t:q" (the best available) or
 -- "t:q:seat;seat" (those seats), and its record lists the seats it got.
+-- A real-name request's qty ends in "#holders": "code:masked:hash:name;..." one per unit (its
+-- lines may then be empty: "n/#..."); after the seats, no holder's document hash may be in the
+-- documents hash, in an earlier request of the batch or twice in the request ({15}). The
+-- record keeps the holders after its lines ("|lines|holders").
 -- Rate charges are GCRA steps (seckill_core::rate_limit::gcra), checked after the window and
 -- before the limit and the stock; a replay charges nothing, a refused request charges none,
 -- and a request sent back to borrow charges nothing yet.
@@ -35,7 +40,7 @@
 --   {9, available} (bucketed only) this bucket has too few units: borrow, then send it again
 --   {10, tier, available} a tier has too few units   {11, quota, available} a quota has too few
 --   {12, seat, ...} named seats are taken   {14, record} reserved now, in a seated session
---   (the record has the seats it got)
+--   (the record has the seats it got)   {15, hash, ...} holders' documents hold a live ticket
 local n = tonumber(ARGV[1])
 local out = {}
 local s = redis.call('HMGET', KEYS[1], 'avail', 'held', 'limit', 'start', 'end', 'tiers',
@@ -198,6 +203,29 @@ local function parse_lines(text)
   return lines, sum
 end
 -- The first tier or quota the lines overrun, as the answer to give; nil when all have room.
+-- A real-name request's documents ({hash, ...}, one per unit), or nil when malformed.
+local function parse_docs(text)
+  local docs = {}
+  for part in string.gmatch(text .. ';', '([^;]*);') do
+    local d = string.match(part, '^%a%a:[^:]*:(%x+):.+$')
+    if not d then return nil end
+    docs[#docs + 1] = d
+  end
+  return docs
+end
+local batch_docs, new_docs = {}, {}
+-- The refusal {15, hash, ...} when a document holds a live ticket (here, earlier in this batch,
+-- or twice in this request); nil when all are free.
+local function docs_taken(docs)
+  local v = redis.call('HMGET', KEYS[8], unpack(docs))
+  local taken, mine = {15}, {}
+  for k, d in ipairs(docs) do
+    if v[k] or batch_docs[d] or mine[d] then taken[#taken + 1] = d end
+    mine[d] = true
+  end
+  if #taken > 1 then return taken end
+  return nil
+end
 local function tiers_short(lines)
   for _, l in ipairs(lines) do
     local t = tiers[l[1]]
@@ -281,16 +309,22 @@ local new_req, new_holds, touched = {}, {}, {}
 for i = 1, n do
   local b = base[i] - 1
   local qs = ARGV[b + 2]
+  local htext, docs = nil, nil
+  local mark = string.find(qs, '#', 1, true)
+  if mark then htext, qs = string.sub(qs, mark + 1), string.sub(qs, 1, mark - 1) end
   local slash = string.find(qs, '/', 1, true)
   local qtext, ltext = qs, nil
   if slash then qtext, ltext = string.sub(qs, 1, slash - 1), string.sub(qs, slash + 1) end
+  if ltext == '' then ltext = nil end
   local lines, lsum = parse_lines(ltext)
+  if htext then docs = parse_docs(htext) end
   local user, qty, now = users[i], tonumber(qtext), tonumber(ARGV[b + 7])
   local prev = prevs[i] or batch_req[rkeys[i]]
   local refused = tonumber(ARGV[b + 9]) or 0
   local short = nil
   pending = nil
-  if not qty or qty < 1 or qty % 1 ~= 0 or not now or not lines or (lsum and lsum ~= qty) then
+  if not qty or qty < 1 or qty % 1 ~= 0 or not now or not lines or (lsum and lsum ~= qty)
+    or (htext and (not docs or #docs ~= qty)) then
     out[i] = {7}
   elseif prev then
     out[i] = {0, prev, batch_rec[prev] or redis.call('HGET', KEYS[2], prev)}
@@ -323,6 +357,9 @@ for i = 1, n do
   if out[i] == nil and not short and #blocks > 0 then
     seats, short = place(lines)
   end
+  if out[i] == nil and not short and docs then
+    short = docs_taken(docs)
+  end
   if out[i] == nil and short then
     charge()
     out[i] = short
@@ -350,6 +387,15 @@ for i = 1, n do
         parts[k] = text
       end
       rec = rec .. '|' .. table.concat(parts, ',')
+    end
+    if docs then
+      if not ltext then rec = rec .. '|' end
+      rec = rec .. '|' .. htext
+      for _, d in ipairs(docs) do
+        batch_docs[d] = hid
+        new_docs[#new_docs + 1] = d
+        new_docs[#new_docs + 1] = hid
+      end
     end
     avail = avail - qty
     held = held + qty
@@ -386,6 +432,7 @@ if #new_req > 0 then
   redis.call('HSET', KEYS[2], unpack(new_holds))
   redis.call('HSET', KEYS[3], unpack(new_counts))
   redis.call('HSET', KEYS[1], 'avail', avail, 'held', held)
+  if #new_docs > 0 then redis.call('HSET', KEYS[8], unpack(new_docs)) end
   local tnew = {}
   for id, _ in pairs(tier_touched) do
     tnew[#tnew + 1] = 't' .. id .. 'h'
