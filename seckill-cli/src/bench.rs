@@ -12,7 +12,7 @@
 
 use crate::http1;
 use hdrhistogram::Histogram;
-use seckill_core::domain::Order;
+use seckill_core::domain::{Activity, Order};
 use seckill_core::invariants::{self, Books, Expect, SaleFigures};
 use seckill_core::stock::StockSnapshot;
 use serde_json::{json, Value};
@@ -52,6 +52,16 @@ pub struct BenchArgs {
     /// Also run the same load against the no-op route (`/health`) and print the ratio.
     #[arg(long)]
     pub baseline: bool,
+    /// A seated sale (docs/adr/0021): a session of one price tier seated on a map of this many
+    /// seats (rows of 25), each buy asking for the best available seat; `--stock` is then the
+    /// seat count. The verdict adds: no seat in two live orders, each order's seats its tier's.
+    #[arg(long)]
+    pub seats: Option<u32>,
+    /// A real-name sale: each buy names a holder, by a passport from a pool of half as many
+    /// documents as buyers (so buyers clash on documents and some are refused, 3015). The
+    /// verdict adds: no document in two live orders, one holder per ticket.
+    #[arg(long)]
+    pub real_name: bool,
     /// Admin username (to create the sale and read every order).
     #[arg(long, default_value = "admin")]
     pub admin: String,
@@ -131,6 +141,8 @@ enum Outcome {
     Reserved,
     SoldOut,
     Limit,
+    /// A document named holds a ticket already (3015).
+    HolderTaken,
     RateLimited,
     /// Refused at once for load (503, code 9003).
     Shed,
@@ -141,8 +153,10 @@ impl Outcome {
     fn of(status: u16, code: u64) -> Self {
         match (status, code) {
             (202, _) | (200, _) => Outcome::Reserved,
-            (_, 3004 | 3005) => Outcome::SoldOut,
+            // A tier sold out, or its seats: in the bench's one-tier session, the sale's end.
+            (_, 3004 | 3005 | 3012 | 3014) => Outcome::SoldOut,
             (_, 3006) => Outcome::Limit,
+            (_, 3015) => Outcome::HolderTaken,
             (429, _) | (_, 3007) => Outcome::RateLimited,
             (503, 9003) => Outcome::Shed,
             _ => Outcome::Error,
@@ -154,6 +168,7 @@ impl Outcome {
             Outcome::Reserved => "reserved",
             Outcome::SoldOut => "sold_out",
             Outcome::Limit => "limit",
+            Outcome::HolderTaken => "holder_taken",
             Outcome::RateLimited => "rate_limited",
             Outcome::Shed => "shed",
             Outcome::Error => "errors",
@@ -203,6 +218,22 @@ fn quantiles(h: &Histogram<u64>) -> Value {
     })
 }
 
+/// Buyer `i`'s buy body: one unit, one seat of tier 1 (seated), and a holder from a pool of
+/// half as many documents as buyers (real-name).
+fn buy_body(a: &BenchArgs, i: usize) -> String {
+    let mut body = if a.seats.is_some() {
+        json!({"lines": [{"tier": 1, "quantity": 1}]})
+    } else {
+        json!({"quantity": 1})
+    };
+    if a.real_name {
+        let doc = i % (a.buyers / 2).max(1);
+        body["holders"] = json!([{"name": format!("Bench {doc}"), "id_type": "passport",
+            "id_number": format!("B{doc:08}")}]);
+    }
+    body.to_string()
+}
+
 /// Sends `a.requests` requests, closed or open loop, bounded by `a.max_seconds`: buys of
 /// `buy_path` by every buyer in turn, or (no path) `GET /health`. Each request is built once and
 /// sent over a kept-alive connection per sender ([`http1`]).
@@ -211,7 +242,8 @@ fn fire(authority: &str, a: &BenchArgs, tokens: &[String], buy_path: Option<&str
     let requests: Vec<Vec<u8>> = match buy_path {
         Some(path) => tokens
             .iter()
-            .map(|t| http1::request("POST", authority, path, Some(t), Some(r#"{"quantity":1}"#)))
+            .enumerate()
+            .map(|(i, t)| http1::request("POST", authority, path, Some(t), Some(&buy_body(a, i))))
             .collect(),
         None => vec![http1::request("GET", authority, "/health", None, None)],
     };
@@ -302,9 +334,9 @@ fn fire(authority: &str, a: &BenchArgs, tokens: &[String], buy_path: Option<&str
 
 /// Runs the bench; its report (with the verdict).
 pub fn run(server: &str, a: &BenchArgs) -> Result<Value, BenchError> {
-    if a.buyers == 0 || a.requests == 0 || a.stock == 0 || a.limit == 0 {
+    if a.buyers == 0 || a.requests == 0 || a.stock == 0 || a.limit == 0 || a.seats == Some(0) {
         return Err(BenchError(
-            "buyers, requests, stock and limit must be at least 1".into(),
+            "buyers, requests, stock, seats and limit must be at least 1".into(),
         ));
     }
     let base = server.trim_end_matches('/').to_string();
@@ -339,18 +371,29 @@ pub fn run(server: &str, a: &BenchArgs) -> Result<Value, BenchError> {
         Some(json!({"name": format!("bench {run_id}"), "list_price": 10000})),
     )?;
     let now = chrono::Utc::now();
+    let stock = a.seats.unwrap_or(a.stock);
+    let mut body = json!({"product_id": product["data"]["id"], "title": format!("bench {run_id}"),
+        "price": 9900, "total_stock": stock, "per_user_limit": a.limit,
+        "starts_at": now - chrono::Duration::seconds(1),
+        "ends_at": now + chrono::Duration::hours(2), "real_name": a.real_name});
+    if let Some(n) = a.seats {
+        body["tiers"] = json!([{"id": 1, "name": "seated", "price": 9900, "stock": n}]);
+        body["seats"] = json!((0..n.div_ceil(25))
+            .map(
+                |r| json!({"section": "A", "row": (r + 1).to_string(), "tier": 1,
+                "from": 1, "to": (n - 25 * r).min(25)})
+            )
+            .collect::<Vec<_>>());
+    }
     let activity = must(
         &agent,
         "POST",
         &u("/api/v1/admin/seckill/activities"),
         Some(&admin),
-        Some(
-            json!({"product_id": product["data"]["id"], "title": format!("bench {run_id}"),
-            "price": 9900, "total_stock": a.stock, "per_user_limit": a.limit,
-            "starts_at": now - chrono::Duration::seconds(1),
-            "ends_at": now + chrono::Duration::hours(2)}),
-        ),
+        Some(body),
     )?;
+    let created: Activity = serde_json::from_value(activity["data"].clone())
+        .map_err(|e| BenchError(format!("the created activity cannot be read ({e})")))?;
     let act = activity["data"]["id"]
         .as_str()
         .unwrap_or_default()
@@ -457,15 +500,16 @@ pub fn run(server: &str, a: &BenchArgs) -> Result<Value, BenchError> {
         None,
     )?;
     let consistent = report["data"]["consistent"] == json!(true);
-    let books = books_of(a.stock, a.limit, reserved, &orders, &report["data"])?;
+    let books = books_of(&created, reserved, &orders, &report["data"])?;
     let units = books.live_units();
     let violations = verdict(&books, &report["data"]);
 
     let baseline = a.baseline.then(|| fire(&authority, a, &tokens, None));
     let mut out = json!({
         "activity_id": act,
-        "config": {"buyers": a.buyers, "stock": a.stock, "limit": a.limit, "requests": a.requests,
-            "concurrency": a.concurrency, "rate": a.rate, "shed_backoff_ms": a.shed_backoff_ms},
+        "config": {"buyers": a.buyers, "stock": stock, "limit": a.limit, "requests": a.requests,
+            "concurrency": a.concurrency, "rate": a.rate, "shed_backoff_ms": a.shed_backoff_ms,
+            "seats": a.seats, "real_name": a.real_name},
         "buy": buys.report(),
         "verdict": {
             "clean": violations.is_empty(),
@@ -491,14 +535,14 @@ fn held(stock: &Value) -> u64 {
         .unwrap_or(0)
 }
 
-/// The [`Books`] of the sale from what the server shows: its figures (`stock` units, `limit` per
-/// buyer, the database's sold units from the reconciler's report), its orders as the admin API
-/// lists them, the stock backend's figures (the reconciler's snapshot, not clamped at 0) and the
-/// `reserved` buys counted. The server does not show the stock backend's per-user counts, holds
-/// or outbox, nor payments (the bench pays nothing): those parts stay unobserved.
+/// The [`Books`] of the sale from what the server shows: its figures (the activity as created:
+/// units, limit, tiers, seat map, real names; the database's sold units from the reconciler's
+/// report), its orders as the admin API lists them, the stock backend's figures (the
+/// reconciler's snapshot, not clamped at 0) and the `reserved` buys counted. The server does
+/// not show the stock backend's per-user counts, holds or outbox, nor payments (the bench pays
+/// nothing): those parts stay unobserved.
 fn books_of(
-    stock: u32,
-    limit: u32,
+    created: &Activity,
     reserved: usize,
     orders: &[Value],
     reconciled: &Value,
@@ -512,13 +556,8 @@ fn books_of(
             ))
         })?;
     let mut books = Books::new(SaleFigures {
-        real_name: false,
-        total_stock: stock,
         sold,
-        per_user_limit: limit,
-        tiers: Vec::new(),
-        quotas: Vec::new(),
-        seats: Vec::new(),
+        ..SaleFigures::from(created)
     });
     books.orders = orders
         .iter()
@@ -622,6 +661,15 @@ mod tests {
             "issues": issues, "consistent": consistent})
     }
 
+    /// A sale of `stock` units, `limit` per buyer, as the server answers its creation.
+    fn sale(stock: u32, limit: u32) -> Activity {
+        serde_json::from_value(json!({"id": "1", "product_id": "1", "title": "bench",
+            "price": 9900, "total_stock": stock, "sold": 0, "per_user_limit": limit,
+            "starts_at": "2030-01-01T00:00:00Z", "ends_at": "2030-01-01T02:00:00Z",
+            "cancelled": false, "created_at": "2030-01-01T00:00:00Z"}))
+        .unwrap()
+    }
+
     /// Units sold and the verdict of a sale of `stock` units, `limit` per buyer.
     fn judged(
         stock: u32,
@@ -630,7 +678,7 @@ mod tests {
         orders: &[Value],
         reconciled: &Value,
     ) -> (u64, Vec<String>) {
-        let books = books_of(stock, limit, reserved, orders, reconciled).expect("books");
+        let books = books_of(&sale(stock, limit), reserved, orders, reconciled).expect("books");
         (books.live_units(), verdict(&books, reconciled))
     }
 
@@ -689,7 +737,41 @@ mod tests {
     #[test]
     fn unreadable_server_data_is_an_error_not_a_verdict() {
         let r = report(0, [1, 1, 0, 0], true);
-        assert!(books_of(1, 1, 0, &[json!({"id": "x"})], &r).is_err());
-        assert!(books_of(1, 1, 0, &[], &json!({"consistent": true})).is_err());
+        assert!(books_of(&sale(1, 1), 0, &[json!({"id": "x"})], &r).is_err());
+        assert!(books_of(&sale(1, 1), 0, &[], &json!({"consistent": true})).is_err());
+    }
+
+    /// A seated real-name sale's verdict adds the seat and document rules.
+    #[test]
+    fn a_seated_real_name_verdict_catches_a_seat_or_a_document_twice() {
+        let mut a = sale(4, 1);
+        a.tiers =
+            serde_json::from_value(json!([{"id": 1, "name": "seated", "price": 9900, "stock": 4}]))
+                .unwrap();
+        a.seats = serde_json::from_value(
+            json!([{"section": "A", "row": "1", "tier": 1, "from": 1, "to": 4}]),
+        )
+        .unwrap();
+        a.real_name = true;
+        let seated = |id: u64, seat: &str, doc: &str| {
+            let mut o = order(id, id, id, "paid");
+            o["lines"] = json!([{"tier": 1, "quantity": 1, "seats": [seat]}]);
+            o["holders"] = json!([{"name": "B", "id_type": "passport", "id_masked": "B0****01",
+                "id_hash": doc}]);
+            o
+        };
+        let r = report(2, [4, 2, 0, 2], true);
+        let judge = |orders: &[Value]| {
+            let books = books_of(&a, 2, orders, &r).expect("books");
+            verdict(&books, &r)
+        };
+        assert_eq!(
+            judge(&[seated(1, "A-1-1", "d1"), seated(2, "A-1-2", "d2")]),
+            Vec::<String>::new()
+        );
+        let v = judge(&[seated(1, "A-1-1", "d1"), seated(2, "A-1-1", "d2")]);
+        assert!(v.iter().any(|x| x.contains("sold twice")), "{v:?}");
+        let v = judge(&[seated(1, "A-1-1", "d1"), seated(2, "A-1-2", "d1")]);
+        assert!(v.iter().any(|x| x.contains("holds two tickets")), "{v:?}");
     }
 }

@@ -8,6 +8,7 @@
 
 mod bench;
 mod http1;
+mod plan;
 
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
@@ -49,6 +50,11 @@ enum Cmd {
     /// Sale activities: list, show, create, update, warm up, live status.
     #[command(subcommand)]
     Activities(ActivityCmd),
+    /// Events (concerts, matches) and their sessions: list; show with live availability per
+    /// price tier; create an event with its product and sessions (tiers, quotas, seat maps,
+    /// real names) from a JSON or TOML file (admin).
+    #[command(subcommand)]
+    Events(EventCmd),
     /// Orders: yours (or, with --all and an admin token, everyone's); show; cancel.
     #[command(subcommand)]
     Orders(OrderCmd),
@@ -220,6 +226,26 @@ enum ActivityCmd {
     Status {
         /// Activity id.
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EventCmd {
+    /// Every event, newest first.
+    List,
+    /// One event: each session's status and what is left of each price tier.
+    Show {
+        /// Event id.
+        id: String,
+    },
+    /// Creates an event, its product (unless the file names one) and its sessions from a
+    /// file (`.toml`, else JSON; see the crate's README), each session warmed up unless it
+    /// says `warm_up = false`. The whole file is checked by the domain's rules first: nothing
+    /// is created from a file with a mistake.
+    Create {
+        /// The plan.
+        #[arg(long)]
+        file: String,
     },
 }
 
@@ -404,6 +430,11 @@ fn run(cli: &Cli) -> Result<Value, Failure> {
             }
             ActivityCmd::Status { id } => status(&c, id),
         },
+        Cmd::Events(e) => match e {
+            EventCmd::List => c.call("GET", "/api/v1/events?page_size=100", None),
+            EventCmd::Show { id } => c.call("GET", &format!("/api/v1/events/{id}"), None),
+            EventCmd::Create { file } => create_event(&c, file),
+        },
         Cmd::Orders(o) => match o {
             OrderCmd::List {
                 status,
@@ -451,6 +482,104 @@ fn run(cli: &Cli) -> Result<Value, Failure> {
             Ok(v)
         }
     }
+}
+
+/// Creates what a plan file describes, in order (product, event, sessions, warm-ups), after
+/// checking all of it; the created ids, or the first refusal with what was created before it.
+fn create_event(c: &Client, path: &str) -> Result<Value, Failure> {
+    let refuse = |m: String| Failure::Refused(json!({ "message": m, "code": 2 }));
+    let text = std::fs::read_to_string(path).map_err(|e| refuse(format!("{path}: {e}")))?;
+    let p = plan::parse(path, &text).map_err(refuse)?;
+    plan::check(&p).map_err(refuse)?;
+    let product = match (&p.product_id, &p.product) {
+        (Some(id), _) => id.clone(),
+        (None, Some(np)) => c.call(
+            "POST",
+            "/api/v1/admin/products",
+            Some(json!({ "name": np.name, "list_price": np.list_price,
+                "description": np.description })),
+        )?["data"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        (None, None) => unreachable!("checked"),
+    };
+    let event = c.call(
+        "POST",
+        "/api/v1/admin/events",
+        Some(json!({ "title": p.title, "venue": p.venue, "description": p.description })),
+    )?["data"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let mut sessions = Vec::new();
+    for s in &p.sessions {
+        let made = c
+            .call(
+                "POST",
+                "/api/v1/admin/seckill/activities",
+                Some(s.body(&product, &event)),
+            )
+            .map_err(|f| match f {
+                Failure::Refused(v) => Failure::Refused(json!({
+                    "code": v["code"],
+                    "message": format!("session {:?}: {} (created before it: product {product}, \
+                        event {event}, sessions {sessions:?})", s.title, v["message"]),
+                })),
+                other => other,
+            })?;
+        let id = made["data"]["id"].as_str().unwrap_or_default().to_string();
+        if s.warm_up {
+            c.call("POST", &format!("/api/v1/admin/seckill/warmup/{id}"), None)?;
+        }
+        sessions.push(id);
+    }
+    c.call("GET", &format!("/api/v1/events/{event}"), None)
+        .map(|mut v| {
+            v["data"]["product_id"] = json!(product);
+            v
+        })
+}
+
+/// An event's sessions, each with its status and each tier's availability, one line each.
+fn event_lines(d: &Value) -> String {
+    let mut out = format!(
+        "{}  {}{}",
+        s(&d["id"]),
+        s(&d["title"]),
+        match d["venue"].as_str() {
+            Some(v) if !v.is_empty() => format!(" @ {v}"),
+            _ => String::new(),
+        }
+    );
+    for a in d["sessions"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "
+  {}  {:<9} {:>6}/{:<6} {}{}",
+            s(&a["id"]),
+            s(&a["status"]),
+            a["available"],
+            a["total_stock"],
+            s(&a["title"]),
+            if a["real_name"] == json!(true) {
+                "  (real name)"
+            } else {
+                ""
+            }
+        ));
+        for t in a["tiers"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "
+      tier {:<3} {:<12} {:>10}  {:>6}/{:<6} left",
+                t["id"],
+                s(&t["name"]),
+                t["price"],
+                t["available"],
+                t["stock"]
+            ));
+        }
+    }
+    out
 }
 
 /// An activity's live figures (from its product's stock report) and, with an admin token,
@@ -572,6 +701,10 @@ fn summary(cmd: &Cmd, v: &Value) -> String {
             )
         }
         Cmd::Activities(ActivityCmd::Show { .. }) => activity(d),
+        Cmd::Events(EventCmd::List) => list(&d["items"], |e| {
+            format!("{}  {}  {}", s(&e["id"]), s(&e["title"]), s(&e["venue"]))
+        }),
+        Cmd::Events(_) => event_lines(d),
         Cmd::Orders(OrderCmd::List { .. }) => {
             format!("{} orders\n{}", d["total"], list(&d["items"], order))
         }

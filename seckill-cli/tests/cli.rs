@@ -277,3 +277,144 @@ fn the_cli_runs_a_sale() {
     assert_eq!(seckill(url, None, &["products", "frobnicate"]).0, 2);
     assert_eq!(seckill("http://127.0.0.1:9", None, &["health"]).0, 3);
 }
+
+/// `seckill events create --file` makes an event, its product and its sessions (tiers, a seat
+/// map, real names) from TOML, warmed up; `events show` prints each tier's availability; a file
+/// with a mistake creates nothing; and `bench --seats --real-name` fires a seated real-name
+/// sale whose verdict covers seats and documents.
+#[test]
+fn the_cli_creates_an_event_from_a_file_and_benches_a_seated_real_name_sale() {
+    let s = served();
+    let url = &s.url;
+    let (_, login) = seckill(
+        url,
+        None,
+        &["login", "admin", "--password", "admin-password"],
+    );
+    let admin = login["data"]["token"].as_str().map(str::to_string);
+    let admin = admin.as_deref();
+    let now = chrono::Utc::now();
+    let plan = format!(
+        r#"
+title = "Jay Chou 2027"
+venue = "Shanghai Stadium"
+[product]
+name = "Jay Chou 2027 ticket"
+list_price = 38000
+[[sessions]]
+title = "Saturday night"
+starts_at = "{}"
+ends_at = "{}"
+per_user_limit = 4
+real_name = true
+tiers = [{{ id = 1, name = "380", price = 38000, stock = 8 }},
+         {{ id = 2, name = "VIP", price = 128000, stock = 2 }}]
+seats = [{{ section = "VIP", row = "1", tier = 2, from = 1, to = 2 }}]
+[[sessions]]
+title = "Sunday matinee"
+starts_at = "{}"
+ends_at = "{}"
+total_stock = 5
+price = 38000
+warm_up = false
+"#,
+        (now - chrono::Duration::minutes(1)).to_rfc3339(),
+        (now + chrono::Duration::hours(1)).to_rfc3339(),
+        (now + chrono::Duration::days(1)).to_rfc3339(),
+        (now + chrono::Duration::days(1) + chrono::Duration::hours(2)).to_rfc3339(),
+    );
+    let dir = std::env::temp_dir().join(format!("seckill-cli-plan-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("concert.toml");
+    std::fs::write(&good, &plan).unwrap();
+    // 1 VIP seat for a VIP stock of 2: refused before anything is created.
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, plan.replace("from = 1, to = 2", "from = 1, to = 1")).unwrap();
+    let (_, before) = seckill(url, None, &["events", "list"]);
+    let (code, refused) = seckill(
+        url,
+        admin,
+        &["events", "create", "--file", bad.to_str().unwrap()],
+    );
+    assert_eq!(code, 1, "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("session 1"),
+        "{refused}"
+    );
+    let (_, after) = seckill(url, None, &["events", "list"]);
+    assert_eq!(
+        before["data"]["total"], after["data"]["total"],
+        "nothing created"
+    );
+    let (code, made) = seckill(
+        url,
+        admin,
+        &["events", "create", "--file", good.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{made}");
+    let sessions = made["data"]["sessions"].as_array().unwrap().clone();
+    assert_eq!(sessions.len(), 2, "{made}");
+    let sat = &sessions[0];
+    assert_eq!(
+        (
+            sat["real_name"].clone(),
+            sat["status"].clone(),
+            sat["available"].clone()
+        ),
+        (json!(true), json!("live"), json!(10)),
+        "{made}"
+    );
+    assert_eq!(sat["tiers"][1]["available"], json!(2), "warmed up: {made}");
+    assert_eq!(
+        sessions[1]["available"],
+        Value::Null,
+        "not warmed up: {made}"
+    );
+    // The summary: each tier of each session with what is left.
+    let event = made["data"]["id"].as_str().unwrap().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_seckill"))
+        .args(["--server", url, "events", "show", &event])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Jay Chou 2027 @ Shanghai Stadium"), "{text}");
+    assert!(text.contains("(real name)"), "{text}");
+    assert!(
+        text.lines().any(|l| l.contains("VIP") && l.contains("2/2")),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // A seated real-name bench: 12 seats, 20 buyers naming 10 passports.
+    let (code, b) = seckill(
+        url,
+        None,
+        &[
+            "bench",
+            "--buyers",
+            "20",
+            "--seats",
+            "12",
+            "--real-name",
+            "--limit",
+            "1",
+            "--requests",
+            "80",
+            "--concurrency",
+            "4",
+            "--admin-password",
+            "admin-password",
+        ],
+    );
+    assert_eq!(code, 0, "{b}");
+    assert_eq!(b["verdict"]["clean"], true, "{b}");
+    assert_eq!(
+        b["verdict"]["units_sold"],
+        json!(10),
+        "10 documents, one ticket each: {b}"
+    );
+    assert!(
+        b["buy"]["outcomes"]["holder_taken"].as_u64().unwrap_or(0) > 0,
+        "{b}"
+    );
+}

@@ -7,7 +7,7 @@
 
 use chrono::{Duration as CDuration, Utc};
 use criterion::{criterion_group, criterion_main, Criterion};
-use seckill_core::domain::{ActivityId, HoldId, Money, OrderId, SeatBlock, Tier, TierLine, UserId};
+use seckill_core::domain::{ActivityId, HoldId, OrderId, TierLine, UserId};
 use seckill_core::memory::MemoryStockReserver;
 use seckill_core::stock::{ReserveOutcome, ReserveRequest, StockReserver, StockSpec};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -16,44 +16,7 @@ const ROWS: u32 = 40;
 const PER_ROW: u32 = 50;
 
 fn spec(a: ActivityId) -> StockSpec {
-    let now = Utc::now();
-    let seats = ROWS * PER_ROW;
-    StockSpec {
-        activity_id: a,
-        total: seats + 1_000_000,
-        sold: 0,
-        per_user_limit: 10,
-        starts_at: now - CDuration::minutes(1),
-        ends_at: now + CDuration::hours(1),
-        user_counts: vec![],
-        adopt: vec![],
-        fence: 0,
-        buckets: 1,
-        tiers: vec![
-            Tier {
-                id: 1,
-                name: "seated".into(),
-                price: Money(58_000),
-                stock: seats,
-            },
-            Tier {
-                id: 2,
-                name: "standing".into(),
-                price: Money(38_000),
-                stock: 1_000_000,
-            },
-        ],
-        quotas: Vec::new(),
-        seats: (0..ROWS)
-            .map(|r| SeatBlock {
-                section: "A".into(),
-                row: (r + 1).to_string(),
-                tier: 1,
-                from: 1,
-                to: PER_ROW,
-            })
-            .collect(),
-    }
+    seckill_core::conformance::stock_seat_model::bench_session(a, ROWS, PER_ROW)
 }
 
 fn request(a: ActivityId, user: i64, tier: u32) -> ReserveRequest {

@@ -40,3 +40,29 @@ fn the_checker_catches_buckets_that_do_not_borrow() {
         err.lines().take(3).collect::<Vec<_>>().join(" ")
     );
 }
+
+/// A quarter of the machine's cases sell the concert session (tiers, a quota, seats, real
+/// names): an allocator that hands out taken seats is caught there.
+#[test]
+fn the_checker_catches_a_seat_sold_twice() {
+    let err = machine::state_machine(&Fixture::double_selling_seats_memory(), 256)
+        .expect_err("a seat sold twice must be caught");
+    assert!(err.contains("sold twice"), "{err}");
+    eprintln!(
+        "negative control caught the double-selling allocator: {}",
+        err.lines().take(3).collect::<Vec<_>>().join(" ")
+    );
+}
+
+/// And a reserve that lets a document hold two tickets is caught (the database refuses the
+/// second ticket that its buyer was told of).
+#[test]
+fn the_checker_catches_a_document_holding_two_tickets() {
+    let err = machine::state_machine(&Fixture::ignoring_documents_memory(), 256)
+        .expect_err("a document holding two tickets must be caught");
+    assert!(err.contains("two tickets") || err.contains("lost"), "{err}");
+    eprintln!(
+        "negative control caught the reserve ignoring documents: {}",
+        err.lines().take(3).collect::<Vec<_>>().join(" ")
+    );
+}

@@ -260,3 +260,48 @@ async fn check_taken(
     }
     Ok(())
 }
+
+/// The seat benchmarks' session (`seckill-core/benches/seats.rs`, `seckill-store/benches/
+/// redis_seats.rs`; docs/benchmarks.md), open from a minute ago for an hour: tier 1 seated on
+/// `rows` rows of `per_row` seats (section A, best row first), tier 2 unseated with a million
+/// units (the baseline's), a capacity of both and no per-user limit to speak of.
+pub fn bench_session(a: ActivityId, rows: u32, per_row: u32) -> StockSpec {
+    let now = Utc::now();
+    let seats = rows * per_row;
+    StockSpec {
+        activity_id: a,
+        total: seats + 1_000_000,
+        sold: 0,
+        per_user_limit: 1_000_000,
+        starts_at: now - CDuration::minutes(1),
+        ends_at: now + CDuration::hours(1),
+        user_counts: vec![],
+        adopt: vec![],
+        fence: 0,
+        buckets: 1,
+        tiers: vec![
+            Tier {
+                id: 1,
+                name: "seated".into(),
+                price: Money(58_000),
+                stock: seats,
+            },
+            Tier {
+                id: 2,
+                name: "standing".into(),
+                price: Money(38_000),
+                stock: 1_000_000,
+            },
+        ],
+        quotas: Vec::new(),
+        seats: (0..rows)
+            .map(|r| SeatBlock {
+                section: "A".into(),
+                row: (r + 1).to_string(),
+                tier: 1,
+                from: 1,
+                to: per_row,
+            })
+            .collect(),
+    }
+}

@@ -68,7 +68,9 @@ pub fn hold_record(
         return Err(bad());
     }
     let lines = match f.get(6) {
-        None | Some(&"") => Vec::new(),
+        None => Vec::new(),
+        // No lines, only holders: a real-name plain sale's hold (`…||holders`).
+        Some(&"") if f.len() == 8 => Vec::new(),
         Some(text) => parse_lines(text).ok_or_else(bad)?,
     };
     let holders = match f.get(7) {

@@ -138,12 +138,31 @@ if new_map ~= old_map then
   redis.call('DEL', KEYS[5])
   local j = 1
   while redis.call('HDEL', KEYS[1], 'sf' .. j) == 1 do j = j + 1 end
+  -- The old map's row index goes with it.
+  for b in string.gmatch(old_map, '[^;]+') do
+    local sec, row = string.match(b, '^%d+:%d+:%d+:([^:]+):([^:]+):%d+$')
+    if sec then redis.call('HDEL', KEYS[1], 'sr:' .. sec .. '-' .. row) end
+  end
+  redis.call('HDEL', KEYS[1], 'srx')
   if new_map == '' then
     redis.call('HDEL', KEYS[1], 'seatmap')
   else
     redis.call('HSET', KEYS[1], 'seatmap', new_map)
     for k, b in ipairs(map) do redis.call('HSET', KEYS[1], 'sf' .. k, b[3]) end
   end
+end
+-- The row index of the map, for a release to find its seats' blocks without reading the whole
+-- map: 'sr:<section>-<row>' = "j:tier:start:len:from;..." per row, and 'srx' once it is built
+-- (a map installed before the index existed gets it at its next load).
+if new_map ~= '' and redis.call('HEXISTS', KEYS[1], 'srx') == 0 then
+  local idx, order = {}, {}
+  for k, b in ipairs(map) do
+    local r = 'sr:' .. b[4] .. '-' .. b[5]
+    if not idx[r] then idx[r] = {}; order[#order + 1] = r end
+    idx[r][#idx[r] + 1] = k .. ':' .. b[1] .. ':' .. b[2] .. ':' .. b[3] .. ':' .. b[6]
+  end
+  for _, r in ipairs(order) do redis.call('HSET', KEYS[1], r, table.concat(idx[r], ';')) end
+  redis.call('HSET', KEYS[1], 'srx', 1)
 end
 if #doc_claims > 0 then redis.call('HSET', KEYS[6], unpack(doc_claims)) end
 for _, sb in ipairs(seat_bits) do

@@ -35,22 +35,46 @@ if text then
     lines[#lines + 1] = {t, tonumber(q), named}
   end
 end
--- The seats to free, as {block, bit}, found in the map before anything is written.
-local frees = {}
+-- The seats to free, as {block, bit}, found before anything is written: each seat's row's
+-- blocks from the map's row index ('sr:<section>-<row>' = "j:tier:start:len:from;...", written
+-- by the load), or, for a map loaded before the index existed ('srx' unset), from the whole
+-- map, read once.
+local frees, rows, indexed = {}, {}, nil
+local function row_blocks(r)
+  if rows[r] then return rows[r] end
+  if indexed == nil then
+    indexed = redis.call('HEXISTS', KEYS[1], 'srx') == 1
+    if not indexed then
+      local j = 0
+      for b in string.gmatch(redis.call('HGET', KEYS[1], 'seatmap') or '', '[^;]+') do
+        j = j + 1
+        local t, st0, len, bs, br, from = string.match(b, '^(%d+):(%d+):(%d+):([^:]+):([^:]+):(%d+)$')
+        local k = bs .. '-' .. br
+        rows[k] = rows[k] or {}
+        rows[k][#rows[k] + 1] = {j, t, tonumber(st0), tonumber(len), tonumber(from)}
+      end
+      return rows[r] or {}
+    end
+  end
+  if not indexed then return {} end
+  local list = {}
+  for e in string.gmatch(redis.call('HGET', KEYS[1], 'sr:' .. r) or '', '[^;]+') do
+    local j, t, st0, len, from = string.match(e, '^(%d+):(%d+):(%d+):(%d+):(%d+)$')
+    list[#list + 1] = {tonumber(j), t, tonumber(st0), tonumber(len), tonumber(from)}
+  end
+  rows[r] = list
+  return list
+end
 for _, l in ipairs(lines) do
   if l[3] then
-    local map = redis.call('HGET', KEYS[1], 'seatmap') or ''
     for id in string.gmatch(l[3] .. ';', '([^;]*);') do
       local sec, row, num = string.match(id, '^([^-]+)-([^-]+)-(%d+)$')
       if not sec then return {4} end
       num = tonumber(num)
-      local j, found = 0, false
-      for b in string.gmatch(map, '[^;]+') do
-        j = j + 1
-        local t, st0, len, bs, br, from = string.match(b, '^(%d+):(%d+):(%d+):([^:]+):([^:]+):(%d+)$')
-        st0, len, from = tonumber(st0), tonumber(len), tonumber(from)
-        if t == l[1] and bs == sec and br == row and num >= from and num < from + len then
-          frees[#frees + 1] = {j, st0 + num - from}
+      local found = false
+      for _, b in ipairs(row_blocks(sec .. '-' .. row)) do
+        if b[2] == l[1] and num >= b[5] and num < b[5] + b[4] then
+          frees[#frees + 1] = {b[1], b[3] + num - b[5]}
           found = true
           break
         end
