@@ -491,48 +491,59 @@ fn create_event(c: &Client, path: &str) -> Result<Value, Failure> {
     let text = std::fs::read_to_string(path).map_err(|e| refuse(format!("{path}: {e}")))?;
     let p = plan::parse(path, &text).map_err(refuse)?;
     plan::check(&p).map_err(refuse)?;
+    // What exists so far, named in a refusal that stops half way.
+    let mut made: Vec<String> = Vec::new();
+    let said = |made: &[String], f: Failure| match f {
+        Failure::Refused(v) if !made.is_empty() => Failure::Refused(json!({
+            "code": v["code"],
+            "message": format!("{} (created before it: {})", v["message"], made.join(", ")),
+        })),
+        other => other,
+    };
     let product = match (&p.product_id, &p.product) {
         (Some(id), _) => id.clone(),
-        (None, Some(np)) => c.call(
-            "POST",
-            "/api/v1/admin/products",
-            Some(json!({ "name": np.name, "list_price": np.list_price,
-                "description": np.description })),
-        )?["data"]["id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
+        (None, Some(np)) => {
+            let id = c.call(
+                "POST",
+                "/api/v1/admin/products",
+                Some(json!({ "name": np.name, "list_price": np.list_price,
+                    "description": np.description })),
+            )?["data"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            made.push(format!("product {id}"));
+            id
+        }
         (None, None) => unreachable!("checked"),
     };
-    let event = c.call(
-        "POST",
-        "/api/v1/admin/events",
-        Some(json!({ "title": p.title, "venue": p.venue, "description": p.description })),
-    )?["data"]["id"]
+    let event = c
+        .call(
+            "POST",
+            "/api/v1/admin/events",
+            Some(json!({ "title": p.title, "venue": p.venue, "description": p.description })),
+        )
+        .map_err(|f| said(&made, f))?["data"]["id"]
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let mut sessions = Vec::new();
+    made.push(format!("event {event}"));
     for s in &p.sessions {
-        let made = c
+        let id = c
             .call(
                 "POST",
                 "/api/v1/admin/seckill/activities",
                 Some(s.body(&product, &event)),
             )
-            .map_err(|f| match f {
-                Failure::Refused(v) => Failure::Refused(json!({
-                    "code": v["code"],
-                    "message": format!("session {:?}: {} (created before it: product {product}, \
-                        event {event}, sessions {sessions:?})", s.title, v["message"]),
-                })),
-                other => other,
-            })?;
-        let id = made["data"]["id"].as_str().unwrap_or_default().to_string();
+            .map_err(|f| said(&made, f))?["data"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        made.push(format!("session {id}"));
         if s.warm_up {
-            c.call("POST", &format!("/api/v1/admin/seckill/warmup/{id}"), None)?;
+            c.call("POST", &format!("/api/v1/admin/seckill/warmup/{id}"), None)
+                .map_err(|f| said(&made, f))?;
         }
-        sessions.push(id);
     }
     c.call("GET", &format!("/api/v1/events/{event}"), None)
         .map(|mut v| {

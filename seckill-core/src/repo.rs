@@ -139,6 +139,10 @@ pub enum OrderRejection {
     /// A holder's document holds a live ticket of the activity already (real-name sessions,
     /// docs/adr/0021).
     HolderTaken,
+    /// A price tier's units in live orders would exceed its stock.
+    TierShort,
+    /// A seat of the order is in another live order of the activity.
+    SeatTaken,
 }
 
 /// The result of [`OrderRepo::void_unwritten`].
@@ -207,13 +211,16 @@ pub struct OrderFilter {
 /// - `create_from_hold` is one atomic step: if `message_id` was processed or an order with the
 ///   hold id exists → `Duplicate`; else if the order id was voided → `Rejected(Voided)`; else if `activity.sold + quantity > total_stock` →
 ///   `Rejected(SoldOut)`; else if the user's units in non-cancelled orders of the activity plus
-///   `quantity` exceed `per_user_limit` → `Rejected(LimitExceeded)`; else if a holder's document
+///   `quantity` exceed `per_user_limit` → `Rejected(LimitExceeded)`; else if a line's tier's
+///   units in non-cancelled orders plus the line's would exceed the tier's stock →
+///   `Rejected(TierShort)`; else if a seat of the order is in another non-cancelled order of the
+///   activity (or twice in this one) → `Rejected(SeatTaken)`; else if a holder's document
 ///   ([`Holder::id_hash`](crate::domain::Holder::id_hash)) is in another non-cancelled order of
 ///   the activity, or twice in this one → `Rejected(HolderTaken)`; else the order is inserted,
 ///   `sold` grows by its quantity and the message id is recorded.
 /// - `change_status` is a compare-and-set on `from` and allows only legal transitions
-///   (`InvalidArgument` otherwise). `→ cancelled` gives the units back to `sold`, and the
-///   holders' documents back, in the same step.
+///   (`InvalidArgument` otherwise). `→ cancelled` gives the units back to `sold` and to their
+///   tiers, and the seats and the holders' documents back, in the same step.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait OrderRepo: Send + Sync + std::fmt::Debug {

@@ -42,12 +42,13 @@ fn the_checker_catches_buckets_that_do_not_borrow() {
 }
 
 /// A quarter of the machine's cases sell the concert session (tiers, a quota, seats, real
-/// names): an allocator that hands out taken seats is caught there.
+/// names): an allocator that hands out taken seats is caught there (the database's seat guard
+/// refuses the second order of a seat, whose buyer was told "reserved").
 #[test]
 fn the_checker_catches_a_seat_sold_twice() {
     let err = machine::state_machine(&Fixture::double_selling_seats_memory(), 256)
         .expect_err("a seat sold twice must be caught");
-    assert!(err.contains("sold twice"), "{err}");
+    assert!(err.contains("sold twice") || err.contains("lost"), "{err}");
     eprintln!(
         "negative control caught the double-selling allocator: {}",
         err.lines().take(3).collect::<Vec<_>>().join(" ")

@@ -793,3 +793,43 @@ async fn stock_buckets_are_fixed_at_creation() {
     );
     assert_eq!(b.stock.buckets(a.id).await.unwrap().len(), 3);
 }
+
+/// Without a document key (a deployment that has not set one: each process would hash a
+/// document differently) a real-name session is refused at creation, with a conflict that says
+/// what to set; a plain one is created as ever.
+#[tokio::test]
+async fn a_real_name_session_needs_a_document_key() {
+    use seckill_core::engine::{Backends, Engine, EngineConfig, NewActivity, NewProduct};
+    let e = Engine::new(
+        Backends::in_memory_default(b"secret"),
+        EngineConfig {
+            document_key: None,
+            ..EngineConfig::default()
+        },
+    );
+    let p = e
+        .create_product(
+            serde_json::from_value::<NewProduct>(
+                serde_json::json!({"name": "ticket", "list_price": 100}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+    let session = |real_name: bool| {
+        serde_json::from_value::<NewActivity>(serde_json::json!({
+            "product_id": p.id, "title": "night", "price": 100, "total_stock": 5,
+            "per_user_limit": 2, "starts_at": now, "ends_at": now + chrono::Duration::hours(1),
+            "real_name": real_name,
+        }))
+        .unwrap()
+    };
+    match e.create_activity(session(true)).await {
+        Err(seckill_core::Error::Conflict { reason, .. }) => {
+            assert!(reason.contains("sale.document_key"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(e.create_activity(session(false)).await.is_ok());
+}

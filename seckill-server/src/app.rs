@@ -87,17 +87,25 @@ pub async fn build_from(
             (lease.id, Some(lease))
         }
     };
+    // Unset: a random key when the system of record is in memory (one process, nothing kept:
+    // no other hash to meet); otherwise none, and real-name sessions are refused, since each
+    // process (and each restart) would hash one document differently.
     let document_key = match &s.document_key {
-        Some(k) => seckill_core::domain::DocumentKey::new(k.expose())
-            .map_err(|e| format!("sale.document_key: {e}"))?,
+        Some(k) => Some(
+            seckill_core::domain::DocumentKey::new(k.expose())
+                .map_err(|e| format!("sale.document_key: {e}"))?,
+        ),
+        None if config.backends.database.starts_with("memory") => {
+            Some(seckill_core::domain::DocumentKey::random())
+        }
         None => {
             if !roles.is_empty() {
                 tracing::warn!(
-                    "sale.document_key is not set: real-name document hashes use a random key \
-                     of this process; set one key for the whole deployment"
+                    "sale.document_key is not set: real-name sessions are refused until it is \
+                     (one key for the whole deployment)"
                 );
             }
-            seckill_core::domain::DocumentKey::random()
+            None
         }
     };
     let engine = Engine::new(

@@ -134,9 +134,9 @@ pub struct SaleConfig {
     pub paused_activities: Vec<seckill_core::domain::ActivityId>,
     /// The key real-name holders' document numbers are hashed under (HMAC-SHA256, at least 16
     /// bytes; docs/adr/0021): the same in every process of a deployment, and kept, since a
-    /// document is "the same" only under one key. Unset: random per process (a warning at
-    /// start; one document could then hold a ticket per process, or again after a restart,
-    /// until the database's unique key refuses the order).
+    /// document is "the same" only under one key. Unset: with the in-memory database a random
+    /// key (one process, nothing kept); with any other, real-name sessions are refused (409)
+    /// until it is set, since each process would hash a document differently.
     pub document_key: Option<Secret>,
 }
 

@@ -574,3 +574,24 @@ mod body_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod whole_float_tests {
+    use super::whole_floats_to_integers;
+
+    /// A whole number spelled as a float reads as that integer, up to 2^53, however many
+    /// digits it has (serde_json's default float parsing is best-effort and can land a large
+    /// one off the integer: the crate's `float_roundtrip` feature makes it exact).
+    #[test]
+    fn large_whole_floats_become_their_integers() {
+        let mut v: serde_json::Value = serde_json::from_str(
+            r#"{"price": 4314982406991678.0, "n": [2.0, 9007199254740992.0], "f": 1.5}"#,
+        )
+        .unwrap();
+        assert!(whole_floats_to_integers(&mut v));
+        assert_eq!(
+            v,
+            serde_json::json!({"price": 4_314_982_406_991_678_i64, "n": [2, 9_007_199_254_740_992_i64], "f": 1.5})
+        );
+    }
+}

@@ -402,9 +402,10 @@ mod partitioning {
         };
         let pool = super::support::pg_schema_at(&url).await;
         assert_eq!(migrate_to(&pool, 5).await.unwrap(), [1, 2, 3, 4, 5]);
-        // Today's store writes the orders' tier lines and holders (migrations 9 and 11, which
-        // do nothing to the partitioning under test and run again, as no-ops, below).
-        for m in [8, 10] {
+        // Today's store writes the orders' tier lines, holders, tier units and seats
+        // (migrations 9, 11 and 12, which do nothing to the partitioning under test and run
+        // again, as no-ops, below).
+        for m in [8, 10, 11] {
             let (_, sql) = seckill_store::postgres::MIGRATIONS[m];
             pool.get().await.unwrap().batch_execute(sql).await.unwrap();
         }
@@ -476,7 +477,7 @@ mod partitioning {
         let sold = s.activity(a.id).await.unwrap().unwrap().sold;
         assert_eq!((before.total, sold), (40, 39));
 
-        assert_eq!(migrate(&pool).await.unwrap(), [6, 7, 8, 9, 10, 11]);
+        assert_eq!(migrate(&pool).await.unwrap(), [6, 7, 8, 9, 10, 11, 12]);
 
         // Every row, as it was.
         let after = s.list_orders(&OrderFilter::default(), ALL).await.unwrap();

@@ -1058,6 +1058,103 @@ pub async fn ticket_documents_are_unique_per_session(b: &Backend) {
     assert_eq!(b.catalog.activity(a.id).await.unwrap().unwrap().sold, 4);
 }
 
+/// The order step guards tiers and seats itself (docs/adr/0021), whatever the stock backend
+/// let through: a line above its tier's stock is `Rejected(TierShort)`, a seat of another live
+/// order (or twice in one) `Rejected(SeatTaken)`, and nothing is written; a cancellation (by a
+/// status change or the expiry sweep) gives the units and seats back; a batch refuses the one
+/// order that does not fit.
+pub async fn tier_and_seat_guards_refuse_what_the_stock_step_let_through(b: &Backend) {
+    use crate::domain::{Tier, TierLine};
+    let base = activity(b, 10, 10).await;
+    let tier = |id: u32, stock: u32| Tier {
+        id,
+        name: format!("tier {id}"),
+        price: Money(100),
+        stock,
+    };
+    let a = Activity {
+        id: ActivityId(id()),
+        tiers: vec![tier(1, 2), tier(2, 3)],
+        stock_buckets: 1,
+        ..base
+    };
+    b.catalog.insert_activity(&a).await.unwrap();
+    let line = |t: u32, q: u32, seats: &[&str]| TierLine {
+        seats: seats.iter().map(|s| s.to_string()).collect(),
+        ..TierLine::new(t, q)
+    };
+    let with = |user: i64, lines: Vec<TierLine>| Order {
+        quantity: lines.iter().map(|l| l.quantity).sum(),
+        lines,
+        ..order(&a, user, 1)
+    };
+    let first = with(1, vec![line(1, 2, &["A-1-1", "A-1-2"])]);
+    assert_eq!(
+        b.orders.create_from_hold("g1", &first).await.unwrap(),
+        CreateOrder::Created(first.clone())
+    );
+    for (m, o, why) in [
+        (
+            "g2",
+            with(2, vec![line(1, 1, &["A-1-3"])]),
+            OrderRejection::TierShort,
+        ),
+        (
+            "g3",
+            with(2, vec![line(2, 1, &["A-1-1"])]),
+            OrderRejection::SeatTaken,
+        ),
+        (
+            "g4",
+            with(2, vec![line(2, 2, &["B-1-1", "B-1-1"])]),
+            OrderRejection::SeatTaken,
+        ),
+    ] {
+        assert_eq!(
+            b.orders.create_from_hold(m, &o).await.unwrap(),
+            CreateOrder::Rejected(why),
+            "{m}"
+        );
+    }
+    assert_eq!(b.catalog.activity(a.id).await.unwrap().unwrap().sold, 2);
+    b.orders
+        .change_status(
+            first.id,
+            to(OrderStatus::PendingPayment, OrderStatus::Cancelled),
+        )
+        .await
+        .unwrap();
+    let again = with(2, vec![line(1, 1, &["A-1-1"])]);
+    assert_eq!(
+        b.orders.create_from_hold("g5", &again).await.unwrap(),
+        CreateOrder::Created(again.clone()),
+        "a cancellation gives the tier's units and the seats back"
+    );
+    let batch = vec![
+        ("g6".to_string(), with(3, vec![line(2, 2, &[])])),
+        ("g7".to_string(), with(4, vec![line(2, 2, &[])])),
+    ];
+    let out = b.orders.create_from_holds(&batch).await.unwrap();
+    assert_eq!(out[0], CreateOrder::Created(batch[0].1.clone()));
+    assert_eq!(out[1], CreateOrder::Rejected(OrderRejection::TierShort));
+    let mut late = with(5, vec![line(2, 1, &["C-1-1"])]);
+    late.expires_at = t0() - CDuration::days(10);
+    b.orders.create_from_hold("g8", &late).await.unwrap();
+    let swept = b
+        .orders
+        .cancel_expired(t0() - CDuration::days(9), 100)
+        .await
+        .unwrap();
+    assert!(swept.iter().any(|o| o.id == late.id), "{swept:?}");
+    let after = with(6, vec![line(2, 1, &["C-1-1"])]);
+    assert_eq!(
+        b.orders.create_from_hold("g9", &after).await.unwrap(),
+        CreateOrder::Created(after),
+        "the sweep gives them back too"
+    );
+    assert_eq!(b.catalog.activity(a.id).await.unwrap().unwrap().sold, 4);
+}
+
 /// Stamps out every case of this suite as a test for a backend.
 #[macro_export]
 macro_rules! repo_conformance {
@@ -1079,6 +1176,7 @@ macro_rules! repo_conformance {
             order_batches_match_one_at_a_time,
             expired_orders_are_cancelled_once,
             ticket_documents_are_unique_per_session,
+            tier_and_seat_guards_refuse_what_the_stock_step_let_through,
         );
     };
 }

@@ -73,8 +73,44 @@ pub struct HolderInput {
     /// The document's kind.
     pub id_type: IdType,
     /// The document's number (spaces around it are ignored, letters are read as capitals).
+    /// Only a JSON string: another type is refused without repeating the value.
     #[cfg_attr(feature = "openapi", schema(min_length = 5, max_length = 20))]
+    #[serde(deserialize_with = "number_text")]
     pub id_number: String,
+}
+
+/// Reads a document number as a string, refusing any other type with a message that does not
+/// repeat the value (serde's own would: "invalid type: integer `110105…`").
+fn number_text<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    struct Text;
+    impl serde::de::Visitor<'_> for Text {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a document number as a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_string<E: serde::de::Error>(self, v: String) -> std::result::Result<String, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> std::result::Result<String, E> {
+            Err(E::custom("holders.id_number must be a string"))
+        }
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> std::result::Result<String, E> {
+            Err(E::custom("holders.id_number must be a string"))
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> std::result::Result<String, E> {
+            Err(E::custom("holders.id_number must be a string"))
+        }
+        fn visit_u128<E: serde::de::Error>(self, _: u128) -> std::result::Result<String, E> {
+            Err(E::custom("holders.id_number must be a string"))
+        }
+        fn visit_i128<E: serde::de::Error>(self, _: i128) -> std::result::Result<String, E> {
+            Err(E::custom("holders.id_number must be a string"))
+        }
+    }
+    d.deserialize_any(Text)
 }
 
 impl fmt::Debug for HolderInput {
@@ -220,10 +256,11 @@ pub fn check_holder(h: &HolderInput) -> Result<String> {
 }
 
 /// A normalised number for display: an ID card keeps its first 3 and last 4 characters, any
-/// other document its first and last 2; the rest become `*`.
+/// other document its first and last 2 (1 each below 8 characters); the rest become `*`.
 pub fn mask(id_type: IdType, number: &str) -> String {
     let (head, tail) = match id_type {
         IdType::IdCard => (3, 4),
+        _ if number.len() < 8 => (1, 1),
         _ => (2, 2),
     };
     let n = number.len();
@@ -235,9 +272,11 @@ pub fn mask(id_type: IdType, number: &str) -> String {
 
 /// The holders of a buy of `quantity` tickets: one each for a real-name session (sealed in
 /// order, the first ticket's first), none otherwise; no document twice. The engine's rule,
-/// before any backend sees the buy.
+/// before any backend sees the buy. Without a key (a deployment that has not set one, whose
+/// processes would hash one document differently) a real-name session sells nothing
+/// (`Conflict`).
 pub fn seal_holders(
-    key: &DocumentKey,
+    key: Option<&DocumentKey>,
     real_name: bool,
     quantity: u32,
     holders: &[HolderInput],
@@ -250,6 +289,9 @@ pub fn seal_holders(
             "holders: this session does not sell real-name tickets",
         ));
     }
+    let Some(key) = key else {
+        return Err(no_key());
+    };
     if holders.len() != quantity as usize {
         return Err(Error::invalid(format!(
             "holders: a real-name session needs one holder per ticket ({quantity}), not {}",
@@ -272,6 +314,16 @@ pub fn seal_holders(
         }
     }
     Ok(sealed)
+}
+
+/// The refusal of a real-name session where no document key is set.
+pub fn no_key() -> Error {
+    Error::conflict(
+        crate::Entity::Activity,
+        "real-name",
+        "no document key is set (sale.document_key): real-name sessions need one key shared by \
+         every process, or one document could hold a ticket per process",
+    )
 }
 
 /// Holders as backends' compact records carry them: `code:masked:hash:name` joined by `;`
@@ -381,6 +433,20 @@ mod tests {
             "the kind is part of the document"
         );
         assert_eq!(mask(IdType::Passport, "E1234567"), "E1****67");
+        assert_eq!(
+            mask(IdType::Passport, "E1234"),
+            "E***4",
+            "a short number shows less"
+        );
+        let e = serde_json::from_str::<HolderInput>(
+            r#"{"name": "A", "id_type": "id_card", "id_number": 110105194912310021}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("must be a string") && !e.contains("1101051949"),
+            "{e}"
+        );
         assert!(DocumentKey::new("short").is_err());
         assert!(!format!("{k:?}").contains("0123"));
         assert!(!format!("{:?}", input("a", IdType::IdCard, CARD)).contains(CARD));
@@ -391,18 +457,22 @@ mod tests {
         let k = DocumentKey::random();
         let a = input("A", IdType::Passport, "E1234567");
         let b = input("B", IdType::Passport, "E7654321");
-        assert_eq!(seal_holders(&k, false, 2, &[]).unwrap(), []);
-        assert!(seal_holders(&k, false, 1, std::slice::from_ref(&a)).is_err());
-        assert!(seal_holders(&k, true, 2, std::slice::from_ref(&a)).is_err());
+        assert_eq!(seal_holders(Some(&k), false, 2, &[]).unwrap(), []);
+        assert!(matches!(
+            seal_holders(None, true, 1, std::slice::from_ref(&a)),
+            Err(Error::Conflict { .. })
+        ));
+        assert!(seal_holders(Some(&k), false, 1, std::slice::from_ref(&a)).is_err());
+        assert!(seal_holders(Some(&k), true, 2, std::slice::from_ref(&a)).is_err());
         let e = seal_holders(
-            &k,
+            Some(&k),
             true,
             2,
             &[a.clone(), input("C", IdType::Passport, "e1234567")],
         )
         .unwrap_err();
         assert!(e.to_string().contains("tickets 1 and 2"), "{e}");
-        let two = seal_holders(&k, true, 2, &[a, b]).unwrap();
+        let two = seal_holders(Some(&k), true, 2, &[a, b]).unwrap();
         assert_eq!(parse_holders(&holders_text(&two)).unwrap(), two);
         assert_eq!(parse_holders("").unwrap(), []);
         assert!(parse_holders("xx:a:b:c").is_none());

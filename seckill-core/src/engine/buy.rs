@@ -223,12 +223,6 @@ impl Engine {
                     ))
                 }
             };
-        let holders = crate::domain::holder::seal_holders(
-            &self.config().document_key,
-            activity.real_name,
-            quantity,
-            &req.holders,
-        )?;
         if self.controls().is_paused(req.activity_id) {
             return Ok(BuyOutcome::Rejected(R::Paused));
         }
@@ -238,6 +232,13 @@ impl Engine {
                 limit: activity.per_user_limit,
             }));
         }
+        // After the limit: a request of more tickets than anyone may buy costs no hashing.
+        let holders = crate::domain::holder::seal_holders(
+            self.config().document_key.as_ref(),
+            activity.real_name,
+            quantity,
+            &req.holders,
+        )?;
         // The stock backend's cached flag, before any I/O (most of a sale's traffic arrives
         // after sell-out). A retry with a key must reach the backend to replay its hold.
         if req.request_id.is_none() && self.backends().stock.sold_out_hint(req.activity_id) {

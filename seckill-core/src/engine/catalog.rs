@@ -276,6 +276,9 @@ impl Engine {
                  yet (docs/adr/0021)",
             ));
         }
+        if a.real_name && self.config().document_key.is_none() {
+            return Err(crate::domain::holder::no_key());
+        }
         let most = self.backends().stock.max_buckets();
         if a.stock_buckets > most {
             // A valid request this deployment cannot serve: a conflict with its configuration.

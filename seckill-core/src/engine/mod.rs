@@ -201,8 +201,9 @@ pub struct EngineConfig {
     pub worker_id: u16,
     /// The key real-name holders' document numbers are hashed under (docs/adr/0021): the same
     /// in every process of a deployment, and kept. The default is random, for this process
-    /// alone.
-    pub document_key: crate::domain::DocumentKey,
+    /// alone (right for in-memory backends, which live and die with it); `None` refuses to
+    /// create or sell real-name sessions.
+    pub document_key: Option<crate::domain::DocumentKey>,
 }
 
 impl Default for EngineConfig {
@@ -220,7 +221,7 @@ impl Default for EngineConfig {
             activity_cache_ttl: Duration::from_secs(1),
             reconcile_page: 500,
             worker_id: 0,
-            document_key: crate::domain::DocumentKey::random(),
+            document_key: Some(crate::domain::DocumentKey::random()),
         }
     }
 }

@@ -216,11 +216,12 @@ impl Engine {
             || a.tiers != old.tiers
             || a.quotas != old.quotas
             || a.seats != old.seats
+            || a.real_name != old.real_name
         {
             return Err(Error::conflict(
                 Entity::Activity,
                 a.id,
-                "event_id, tiers, quotas and seats are fixed at creation",
+                "event_id, tiers, quotas, seats and real_name are fixed at creation",
             ));
         }
         let snapshot = b.stock.snapshot(a.id).await?;

@@ -49,6 +49,27 @@ impl OrderRepo for MemoryStore {
         if mine + order.quantity > act.per_user_limit {
             return Ok(CreateOrder::Rejected(OrderRejection::LimitExceeded));
         }
+        for l in &order.lines {
+            let stock = act
+                .tiers
+                .iter()
+                .find(|x| x.id == l.tier)
+                .map_or(0, |x| x.stock);
+            let had = t
+                .tier_units
+                .get(&(order.activity_id, l.tier))
+                .copied()
+                .unwrap_or(0);
+            if u64::from(had) + u64::from(l.quantity) > u64::from(stock) {
+                return Ok(CreateOrder::Rejected(OrderRejection::TierShort));
+            }
+        }
+        let mut seats = std::collections::HashSet::new();
+        if order.lines.iter().flat_map(|l| &l.seats).any(|s| {
+            !seats.insert(s) || t.order_seats.contains_key(&(order.activity_id, s.clone()))
+        }) {
+            return Ok(CreateOrder::Rejected(OrderRejection::SeatTaken));
+        }
         let mut docs = std::collections::HashSet::new();
         if order.holders.iter().any(|h| {
             !docs.insert(&h.id_hash)
@@ -60,6 +81,13 @@ impl OrderRepo for MemoryStore {
         for h in &order.holders {
             t.ticket_docs
                 .insert((order.activity_id, h.id_hash.clone()), order.id);
+        }
+        for l in &order.lines {
+            *t.tier_units.entry((order.activity_id, l.tier)).or_insert(0) += l.quantity;
+            for s in &l.seats {
+                t.order_seats
+                    .insert((order.activity_id, s.clone()), order.id);
+            }
         }
         t.activities
             .get_mut(&order.activity_id)
@@ -146,6 +174,14 @@ impl OrderRepo for MemoryStore {
             }
             for h in &o.holders {
                 t.ticket_docs.remove(&(o.activity_id, h.id_hash.clone()));
+            }
+            for l in &o.lines {
+                if let Some(n) = t.tier_units.get_mut(&(o.activity_id, l.tier)) {
+                    *n = n.saturating_sub(l.quantity);
+                }
+                for s in &l.seats {
+                    t.order_seats.remove(&(o.activity_id, s.clone()));
+                }
             }
         }
         Ok(StatusChanged::Applied(o))

@@ -27,6 +27,10 @@ pub(super) struct Tables {
     // (activity, document hash) → the non-cancelled order whose ticket it holds: one document,
     // one live ticket per real-name session (PostgreSQL's ticket_documents).
     pub(super) ticket_docs: HashMap<(ActivityId, String), OrderId>,
+    // (activity, tier) → units in non-cancelled orders (PostgreSQL's activity_tier_units).
+    pub(super) tier_units: HashMap<(ActivityId, u32), u32>,
+    // (activity, seat) → the non-cancelled order that has it (PostgreSQL's order_seats).
+    pub(super) order_seats: HashMap<(ActivityId, String), OrderId>,
     pub(super) payments: BTreeMap<PaymentId, Payment>,
     pub(super) txn_ids: HashMap<String, PaymentId>,
     // activity → the highest fencing token an update of it was made with.

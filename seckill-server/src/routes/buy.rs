@@ -16,7 +16,7 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BuyReq {
-    /// Units (default 1; with `lines`, their sum).
+    /// Units (default 1, or one per holder; with `lines`, their sum).
     #[serde(default)]
     #[schema(minimum = 1)]
     quantity: Option<u32>,
@@ -52,8 +52,15 @@ pub async fn buy(
     Body(req): Body<BuyReq>,
 ) -> ApiResult<Bought> {
     let key = idempotent::key(&headers)?;
-    // Without lines one unit by default; with lines, their sum (0 asks the engine for it).
-    let quantity = req.quantity.unwrap_or(u32::from(req.lines.is_empty()));
+    // Without lines one unit by default, or one per holder; with lines, their sum (0 asks the
+    // engine for it).
+    let quantity = req.quantity.unwrap_or(if !req.lines.is_empty() {
+        0
+    } else if !req.holders.is_empty() {
+        u32::try_from(req.holders.len()).unwrap_or(u32::MAX)
+    } else {
+        1
+    });
     Ok(Reply(
         StatusCode::ACCEPTED,
         place(

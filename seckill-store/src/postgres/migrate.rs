@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     (9, include_str!("migrations/0009_tiers.sql")),
     (10, include_str!("migrations/0010_seats.sql")),
     (11, include_str!("migrations/0011_holders.sql")),
+    (12, include_str!("migrations/0012_tier_and_seat_guards.sql")),
 ];
 
 const LOCK_KEY: i64 = 0x005e_c411_0001;

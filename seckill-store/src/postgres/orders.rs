@@ -176,6 +176,32 @@ impl PgStore {
         let lines: Vec<Json<&Vec<TierLine>>> = batch.iter().map(|(_, o)| Json(&o.lines)).collect();
         let holders: Vec<Json<&Vec<Holder>>> =
             batch.iter().map(|(_, o)| Json(&o.holders)).collect();
+        // Each tier within its stock, each seat in one live order: the batch's units per tier
+        // and its seats, all new (else one at a time tells which order is refused).
+        let mut per_tier: BTreeMap<(i64, i32), i32> = BTreeMap::new();
+        let (mut seat_acts, mut seat_ids, mut seat_orders) = (Vec::new(), Vec::new(), Vec::new());
+        for (_, o) in batch {
+            for l in &o.lines {
+                *per_tier
+                    .entry((o.activity_id.0, l.tier as i32))
+                    .or_default() += l.quantity as i32;
+                for s in &l.seats {
+                    seat_acts.push(o.activity_id.0);
+                    seat_ids.push(s.as_str());
+                    seat_orders.push(o.id.0);
+                }
+            }
+        }
+        if !per_tier.is_empty() {
+            let (pairs, n): (Vec<(i64, i32)>, Vec<i32>) = per_tier.into_iter().unzip();
+            let (ta, tt): (Vec<i64>, Vec<i32>) = pairs.into_iter().unzip();
+            if !guard_tiers(&tx, &ta, &tt, &n).await? {
+                return Ok(false);
+            }
+        }
+        if !claim(&tx, Claim::Seats, &seat_acts, &seat_ids, &seat_orders).await? {
+            return Ok(false);
+        }
         // One document, one live ticket per session: the batch's documents, all new.
         let (mut doc_acts, mut doc_hashes, mut doc_orders) = (Vec::new(), Vec::new(), Vec::new());
         for (_, o) in batch {
@@ -185,19 +211,8 @@ impl PgStore {
                 doc_orders.push(o.id.0);
             }
         }
-        if !doc_hashes.is_empty() {
-            let fresh = tx
-                .execute(
-                    "INSERT INTO ticket_documents (activity_id, doc_hash, order_id)
-                     SELECT * FROM unnest($1::BIGINT[], $2::TEXT[], $3::BIGINT[])
-                     ON CONFLICT DO NOTHING",
-                    &[&doc_acts, &doc_hashes, &doc_orders],
-                )
-                .await
-                .map_err(map_err)?;
-            if fresh as usize != doc_hashes.len() {
-                return Ok(false); // one at a time tells which order is refused
-            }
+        if !claim(&tx, Claim::Documents, &doc_acts, &doc_hashes, &doc_orders).await? {
+            return Ok(false); // one at a time tells which order is refused
         }
         let inserted = tx
             .execute(
@@ -327,21 +342,41 @@ impl OrderRepo for PgStore {
         if !within {
             return Ok(CreateOrder::Rejected(OrderRejection::LimitExceeded));
         }
-        // 4. One document, one live ticket per session (the primary key of ticket_documents;
-        //    a concurrent order naming one waits for this one's outcome).
-        if !o.holders.is_empty() {
-            let hashes: Vec<&str> = o.holders.iter().map(|h| h.id_hash.as_str()).collect();
-            let fresh = tx
-                .execute(
-                    "INSERT INTO ticket_documents (activity_id, doc_hash, order_id)
-                     SELECT $1, unnest($2::TEXT[]), $3 ON CONFLICT DO NOTHING",
-                    &[&o.activity_id.0, &hashes, &o.id.0],
-                )
-                .await
-                .map_err(map_err)?;
-            if fresh as usize != hashes.len() {
-                return Ok(CreateOrder::Rejected(OrderRejection::HolderTaken));
+        // 4. Each tier's units within its stock, each seat in one live order, one document in
+        //    one live ticket (activity_tier_units' guarded upsert and CHECK, the primary keys of
+        //    order_seats and ticket_documents; a concurrent order on the same row waits for this
+        //    one's outcome).
+        if !o.lines.is_empty() {
+            let (tiers, units): (Vec<i32>, Vec<i32>) = o
+                .lines
+                .iter()
+                .map(|l| (l.tier as i32, l.quantity as i32))
+                .unzip();
+            let acts = vec![o.activity_id.0; tiers.len()];
+            if !guard_tiers(&tx, &acts, &tiers, &units).await? {
+                return Ok(CreateOrder::Rejected(OrderRejection::TierShort));
             }
+            let seats: Vec<&str> = o
+                .lines
+                .iter()
+                .flat_map(|l| &l.seats)
+                .map(String::as_str)
+                .collect();
+            let (acts, ids) = (
+                vec![o.activity_id.0; seats.len()],
+                vec![o.id.0; seats.len()],
+            );
+            if !claim(&tx, Claim::Seats, &acts, &seats, &ids).await? {
+                return Ok(CreateOrder::Rejected(OrderRejection::SeatTaken));
+            }
+        }
+        let hashes: Vec<&str> = o.holders.iter().map(|h| h.id_hash.as_str()).collect();
+        let (acts, ids) = (
+            vec![o.activity_id.0; hashes.len()],
+            vec![o.id.0; hashes.len()],
+        );
+        if !claim(&tx, Claim::Documents, &acts, &hashes, &ids).await? {
+            return Ok(CreateOrder::Rejected(OrderRejection::HolderTaken));
         }
         // 5. The order (unique hold id). A concurrent transaction for the same hold (under
         //    another message id) that committed first makes this insert a unique violation:
@@ -498,7 +533,18 @@ impl OrderRepo for PgStore {
                      d AS (
                          DELETE FROM ticket_documents USING o
                          WHERE $7 AND ticket_documents.activity_id = o.activity_id
-                             AND ticket_documents.order_id = o.id)
+                             AND ticket_documents.order_id = o.id),
+                     s AS (
+                         DELETE FROM order_seats USING o
+                         WHERE $7 AND order_seats.activity_id = o.activity_id
+                             AND order_seats.order_id = o.id),
+                     t AS (
+                         UPDATE activity_tier_units tu SET units = tu.units - x.q
+                         FROM (SELECT o.activity_id, (l->>'tier')::INT AS tier,
+                                   sum((l->>'quantity')::INT)::INT AS q
+                               FROM o CROSS JOIN LATERAL jsonb_array_elements(o.lines) l
+                               GROUP BY 1, 2) x
+                         WHERE $7 AND tu.activity_id = x.activity_id AND tu.tier = x.tier)
                      SELECT * FROM o"
                 ),
                 &[&id.0, &ch.from.as_str(), &ch.to.as_str(), &ch.at, &ch.payment_id.map(|p| p.0),
@@ -553,7 +599,18 @@ impl OrderRepo for PgStore {
                  d AS (
                      DELETE FROM ticket_documents USING o
                      WHERE ticket_documents.activity_id = o.activity_id
-                       AND ticket_documents.order_id = o.id)
+                       AND ticket_documents.order_id = o.id),
+                 s AS (
+                     DELETE FROM order_seats USING o
+                     WHERE order_seats.activity_id = o.activity_id
+                       AND order_seats.order_id = o.id),
+                 t AS (
+                     UPDATE activity_tier_units tu SET units = tu.units - x.q
+                     FROM (SELECT o.activity_id, (l->>'tier')::INT AS tier,
+                               sum((l->>'quantity')::INT)::INT AS q
+                           FROM o CROSS JOIN LATERAL jsonb_array_elements(o.lines) l
+                           GROUP BY 1, 2) x
+                     WHERE tu.activity_id = x.activity_id AND tu.tier = x.tier)
                  SELECT {ORDER_COLUMNS} FROM o"
             ),
             &[&now, &(limit as i64)],
@@ -569,4 +626,71 @@ impl OrderRepo for PgStore {
         let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE activity_id = $1 ORDER BY id");
         self.many(&sql, &[&a.0], order).await
     }
+}
+
+/// Adds `units[i]` to tier `tiers[i]` of activity `acts[i]` (each pair once: the caller sums a
+/// batch's units per activity and tier) in `activity_tier_units`, each within the tier's stock
+/// (from the activity's `tiers`); whether every one fitted. A tier the activity lacks does not.
+async fn guard_tiers(
+    tx: &deadpool_postgres::Transaction<'_>,
+    acts: &[i64],
+    tiers: &[i32],
+    units: &[i32],
+) -> Result<bool> {
+    let r = tx
+        .execute(
+            "INSERT INTO activity_tier_units AS u (activity_id, tier, units, stock)
+             SELECT x.a, x.t, x.n, (tt->>'stock')::INT
+             FROM unnest($1::BIGINT[], $2::INT[], $3::INT[]) AS x(a, t, n)
+             JOIN activities a ON a.id = x.a
+             CROSS JOIN LATERAL jsonb_array_elements(a.tiers) tt
+             WHERE (tt->>'id')::INT = x.t
+             ON CONFLICT (activity_id, tier) DO UPDATE SET units = u.units + EXCLUDED.units
+             WHERE u.units + EXCLUDED.units <= u.stock",
+            &[&acts, &tiers, &units],
+        )
+        .await
+        .map_err(map_err);
+    match r {
+        Ok(n) => Ok(n as usize == tiers.len()),
+        Err(Error::Conflict { .. }) => Ok(false), // the CHECK: a first order above the stock
+        Err(e) => Err(e),
+    }
+}
+
+/// What [`claim`] claims for live orders: a seat, or a holder's document.
+#[derive(Clone, Copy)]
+enum Claim {
+    Seats,
+    Documents,
+}
+
+/// Claims `keys[i]` of activity `acts[i]` for order `orders[i]` (`order_seats`,
+/// `ticket_documents`: one live order per key, their primary key); whether all were free (a
+/// key taken, or twice in `keys`, is not). Nothing to claim: `true`.
+async fn claim(
+    tx: &deadpool_postgres::Transaction<'_>,
+    what: Claim,
+    acts: &[i64],
+    keys: &[&str],
+    orders: &[i64],
+) -> Result<bool> {
+    if keys.is_empty() {
+        return Ok(true);
+    }
+    let sql = match what {
+        Claim::Seats => {
+            "INSERT INTO order_seats (activity_id, seat, order_id)
+             SELECT * FROM unnest($1::BIGINT[], $2::TEXT[], $3::BIGINT[]) ON CONFLICT DO NOTHING"
+        }
+        Claim::Documents => {
+            "INSERT INTO ticket_documents (activity_id, doc_hash, order_id)
+             SELECT * FROM unnest($1::BIGINT[], $2::TEXT[], $3::BIGINT[]) ON CONFLICT DO NOTHING"
+        }
+    };
+    let fresh = tx
+        .execute(sql, &[&acts, &keys, &orders])
+        .await
+        .map_err(map_err)?;
+    Ok(fresh as usize == keys.len())
 }
