@@ -63,8 +63,10 @@ case $backends in
     for kind in STOCK DELAY LOCK RATE_LIMIT IDEMPOTENCY SESSIONS; do
       server_env+=("SECKILL_BACKENDS__$kind=$R")
     done
+    # A persistent database: real-name sessions need the deployment's document key.
     server_env+=("SECKILL_BACKENDS__BROKER=${R/redis:/redis-stream:}"
-      "SECKILL_BACKENDS__DATABASE=$pg_url?schema=$schema")
+      "SECKILL_BACKENDS__DATABASE=$pg_url?schema=$schema"
+      "SECKILL_SALE__DOCUMENT_KEY=schemathesis-document-key")
     ;;
   *) echo "SCHEMATHESIS_SECKILL_BACKENDS: memory or redis-pg, not $backends"; exit 1 ;;
 esac
