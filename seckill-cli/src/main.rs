@@ -529,18 +529,15 @@ fn create_event(c: &Client, path: &str) -> Result<Value, Failure> {
         .to_string();
     made.push(format!("event {event}"));
     for s in &p.sessions {
+        let (body, warm_up) = plan::session(s, &product, &event);
         let id = c
-            .call(
-                "POST",
-                "/api/v1/admin/seckill/activities",
-                Some(s.body(&product, &event)),
-            )
+            .call("POST", "/api/v1/admin/seckill/activities", Some(body))
             .map_err(|f| said(&made, f))?["data"]["id"]
             .as_str()
             .unwrap_or_default()
             .to_string();
         made.push(format!("session {id}"));
-        if s.warm_up {
+        if warm_up {
             c.call("POST", &format!("/api/v1/admin/seckill/warmup/{id}"), None)
                 .map_err(|f| said(&made, f))?;
         }

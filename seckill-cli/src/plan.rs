@@ -1,7 +1,8 @@
 //! `seckill events create --file`: an event, its product and its sessions (tiers, quotas, seat
-//! maps, real names) from one JSON or TOML file, checked whole by the domain's own rules
-//! (`seckill_core`'s [`Event::validate`] and [`Activity::validate`]) before anything is
-//! created, then created through the admin API in order: product, event, sessions, warm-ups.
+//! maps, real names) from one JSON or TOML file, each session the admin API's own body
+//! ([`NewActivity`]), checked whole by the domain's rules ([`Event::validate`],
+//! [`NewActivity::into_activity`] and `Activity::validate`) before anything is created, then
+//! created through the admin API in order: product, event, sessions, warm-ups.
 //!
 //! ```toml
 //! title = "Jay Chou 2027"
@@ -21,9 +22,8 @@
 //! seats = [{ section = "VIP", row = "1", tier = 2, from = 1, to = 20 }]
 //! ```
 
-use seckill_core::domain::{
-    Activity, ActivityId, Event, EventId, Money, ProductId, Quota, SeatBlock, Tier,
-};
+use seckill_core::domain::{ActivityId, Event, EventId};
+use seckill_core::engine::NewActivity;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -45,8 +45,11 @@ pub struct EventPlan {
     /// a product to create first.
     #[serde(default)]
     pub product: Option<NewProduct>,
-    /// Its sessions, at least one.
-    pub sessions: Vec<SessionPlan>,
+    /// Its sessions, at least one: each the admin API's activity body
+    /// ([`NewActivity`]) without `product_id` and `event_id` (the plan's), `price` and
+    /// `total_stock` defaulting to the cheapest tier's and the tiers' stock together, and
+    /// `warm_up` (default true).
+    pub sessions: Vec<serde_json::Map<String, Value>>,
 }
 
 /// A product to create.
@@ -62,93 +65,29 @@ pub struct NewProduct {
     pub description: String,
 }
 
-/// One session.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SessionPlan {
-    /// Title.
-    pub title: String,
-    /// Sale opens (RFC 3339).
-    pub starts_at: chrono::DateTime<chrono::FixedOffset>,
-    /// Sale closes (RFC 3339).
-    pub ends_at: chrono::DateTime<chrono::FixedOffset>,
-    /// Capacity (with tiers: at most their stock together; default: their stock together).
-    #[serde(default)]
-    pub total_stock: Option<u32>,
-    /// Most tickets per buyer.
-    #[serde(default = "one")]
-    pub per_user_limit: u32,
-    /// Price of a plain session (with tiers: the cheapest tier's, the default).
-    #[serde(default)]
-    pub price: Option<i64>,
-    /// Price tiers.
-    #[serde(default)]
-    pub tiers: Vec<Tier>,
-    /// Quotas over tiers.
-    #[serde(default)]
-    pub quotas: Vec<Quota>,
-    /// Seat map.
-    #[serde(default)]
-    pub seats: Vec<SeatBlock>,
-    /// Real-name tickets.
-    #[serde(default)]
-    pub real_name: bool,
-    /// Warm its stock up once created (default true).
-    #[serde(default = "yes")]
-    pub warm_up: bool,
-}
-
-fn one() -> u32 {
-    1
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl SessionPlan {
-    /// The admin API's body for it (`product`, `event` the ids it is created under).
-    pub fn body(&self, product: &str, event: &str) -> Value {
-        let price = self
-            .price
-            .or_else(|| self.tiers.iter().map(|t| t.price.0).min())
-            .unwrap_or(0);
-        let total = self
-            .total_stock
-            .unwrap_or_else(|| self.tiers.iter().map(|t| t.stock).sum());
-        json!({
-            "product_id": product, "event_id": event, "title": self.title, "price": price,
-            "total_stock": total, "per_user_limit": self.per_user_limit,
-            "starts_at": self.starts_at, "ends_at": self.ends_at,
-            "tiers": self.tiers, "quotas": self.quotas, "seats": self.seats,
-            "real_name": self.real_name,
-        })
+/// A session of the plan: the admin API's body for it under `product` and `event`, and
+/// whether to warm it up.
+pub fn session(s: &serde_json::Map<String, Value>, product: &str, event: &str) -> (Value, bool) {
+    let mut body = s.clone();
+    let warm_up = body
+        .remove("warm_up")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(true);
+    let tiers = body
+        .get("tiers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let of = |k: &'static str| tiers.iter().filter_map(move |t| t[k].as_i64());
+    if !body.contains_key("price") {
+        body.insert("price".into(), json!(of("price").min().unwrap_or(0)));
     }
-
-    /// The session as the domain would store it (placeholder ids), for its rules.
-    fn activity(&self) -> Activity {
-        let body = self.body("1", "1");
-        let now = chrono::Utc::now();
-        Activity {
-            id: ActivityId(1),
-            product_id: ProductId(1),
-            title: self.title.clone(),
-            price: Money(body["price"].as_i64().unwrap_or(0)),
-            total_stock: body["total_stock"].as_u64().unwrap_or(0) as u32,
-            sold: 0,
-            per_user_limit: self.per_user_limit,
-            starts_at: self.starts_at.into(),
-            ends_at: self.ends_at.into(),
-            cancelled: false,
-            created_at: now,
-            stock_buckets: 1,
-            event_id: Some(EventId(1)),
-            tiers: self.tiers.clone(),
-            quotas: self.quotas.clone(),
-            seats: self.seats.clone(),
-            real_name: self.real_name,
-        }
+    if !body.contains_key("total_stock") {
+        body.insert("total_stock".into(), json!(of("stock").sum::<i64>()));
     }
+    body.insert("product_id".into(), json!(product));
+    body.insert("event_id".into(), json!(event));
+    (Value::Object(body), warm_up)
 }
 
 /// Reads a plan: TOML when the path ends in `.toml`, JSON otherwise.
@@ -180,9 +119,20 @@ pub fn check(p: &EventPlan) -> Result<(), String> {
         return Err("sessions: at least one".into());
     }
     for (i, s) in p.sessions.iter().enumerate() {
-        s.activity()
+        let title = s.get("title").and_then(Value::as_str).unwrap_or("?");
+        let at = |e: String| format!("session {} ({title:?}): {e}", i + 1);
+        if s.contains_key("product_id") || s.contains_key("event_id") {
+            return Err(at("product_id and event_id are the plan's".into()));
+        }
+        if s.get("warm_up").is_some_and(|v| !v.is_boolean()) {
+            return Err(at("warm_up: true or false".into()));
+        }
+        // Placeholder ids: the rules are the same for any.
+        let (body, _) = session(s, "1", "1");
+        let new: NewActivity = serde_json::from_value(body).map_err(|e| at(e.to_string()))?;
+        new.into_activity(ActivityId(1), chrono::Utc::now())
             .validate()
-            .map_err(|e| format!("session {} ({:?}): {e}", i + 1, s.title))?;
+            .map_err(|e| at(e.to_string()))?;
     }
     Ok(())
 }
@@ -212,20 +162,24 @@ seats = [{ section = "VIP", row = "1", tier = 2, from = 1, to = 20 }]
     fn a_toml_plan_reads_and_checks() {
         let p = parse("concert.toml", TOML).unwrap();
         check(&p).unwrap();
-        let b = p.sessions[0].body("7", "8");
+        let (b, warm_up) = session(&p.sessions[0], "7", "8");
         assert_eq!(
             (b["price"].clone(), b["total_stock"].clone()),
             (json!(38000), json!(300)),
             "the cheapest tier's price, the tiers' stock"
         );
         assert_eq!(b["real_name"], json!(true));
-        assert!(p.sessions[0].warm_up);
+        assert_eq!(
+            (b["product_id"].clone(), b["event_id"].clone()),
+            (json!("7"), json!("8"))
+        );
+        assert!(warm_up);
     }
 
     #[test]
     fn a_bad_plan_is_refused_before_anything_is_created() {
         let mut p = parse("concert.toml", TOML).unwrap();
-        p.sessions[0].seats[0].to = 19; // 19 seats for a VIP stock of 20
+        p.sessions[0]["seats"][0]["to"] = json!(19); // 19 seats for a VIP stock of 20
         let e = check(&p).unwrap_err();
         assert!(
             e.starts_with("session 1 (\"Saturday night\")") && e.contains("seats: tier 2"),
@@ -236,5 +190,9 @@ seats = [{ section = "VIP", row = "1", tier = 2, from = 1, to = 20 }]
         assert!(check(&p).unwrap_err().contains("one"));
         assert!(parse("x.toml", "title = 1").is_err());
         assert!(parse("x.json", r#"{"title": "t", "sessions": [], "bogus": 1}"#).is_err());
+        // A session's fields are the admin API's, unknown ones refused.
+        let mut p = parse("concert.toml", TOML).unwrap();
+        p.sessions[0].insert("bogus".into(), json!(1));
+        assert!(check(&p).unwrap_err().contains("bogus"));
     }
 }

@@ -315,6 +315,7 @@ title = "Sunday matinee"
 starts_at = "{}"
 ends_at = "{}"
 total_stock = 5
+per_user_limit = 2
 price = 38000
 warm_up = false
 "#,

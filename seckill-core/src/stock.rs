@@ -106,6 +106,15 @@ pub fn check_tier_spec(spec: &StockSpec) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a request whose holders are neither none nor one per unit (the contract's rule,
+/// which every backend checks before its atomic step).
+pub fn check_holders(req: &ReserveRequest) -> Result<()> {
+    if !req.holders.is_empty() && req.holders.len() != req.quantity as usize {
+        return Err(crate::Error::invalid("holders: one per unit, or none"));
+    }
+    Ok(())
+}
+
 /// Most stock buckets an activity may have.
 pub const MAX_BUCKETS: u32 = 64;
 

@@ -340,6 +340,108 @@ mod partitioning {
         }
     }
 
+    /// Migration 12 counts the live orders written before it: their units per tier in
+    /// `activity_tier_units` and their seats in `order_seats` (a cancelled order's not), so the
+    /// order transaction's tier and seat guards see every unit sold before the upgrade.
+    #[tokio::test]
+    async fn migration_12_counts_the_tiers_and_seats_sold_before_it() {
+        let Some(url) = service_url("SECKILL_TEST_PG_URL") else {
+            return;
+        };
+        let pool = super::support::pg_schema_at(&url).await;
+        assert_eq!(
+            migrate_to(&pool, 11).await.unwrap(),
+            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+        );
+        let s = PgStore::new(pool.clone());
+        let now = Utc::now() - CDuration::minutes(1);
+        // A session of the product of the plain activity a schema of its age had.
+        let a = Activity {
+            id: ActivityId(seckill_core::conformance::unique_id()),
+            total_stock: 3,
+            per_user_limit: 3,
+            tiers: vec![Tier {
+                id: 1,
+                name: "seated".into(),
+                price: Money(100),
+                stock: 3,
+            }],
+            seats: vec![SeatBlock {
+                section: "A".into(),
+                row: "1".into(),
+                tier: 1,
+                from: 1,
+                to: 3,
+            }],
+            ..activity_at_5(&pool).await
+        };
+        s.insert_activity(&a).await.unwrap();
+        let c = pool.get().await.unwrap();
+        for (n, status, seats) in [
+            (1, "paid", vec!["A-1-1", "A-1-2"]),
+            (2, "cancelled", vec!["A-1-3"]),
+        ] {
+            let line = TierLine {
+                seats: seats.iter().map(|x| x.to_string()).collect(),
+                ..TierLine::new(1, seats.len() as u32)
+            };
+            c.execute(
+                "INSERT INTO orders (id, hold_id, user_id, activity_id, quantity, amount, status,
+                     expires_at, created_at, updated_at, lines)
+                 VALUES ($1, $1, $2, $3, $4, 100, $5, $6, $6, $6, $7)",
+                &[
+                    &(base(&a) + n),
+                    &n,
+                    &a.id.0,
+                    &(line.quantity as i32),
+                    &status,
+                    &now,
+                    &tokio_postgres::types::Json(vec![line.clone()]),
+                ],
+            )
+            .await
+            .unwrap();
+        }
+        assert_eq!(migrate(&pool).await.unwrap(), [12]);
+        let units: i32 = c
+            .query_one(
+                "SELECT units FROM activity_tier_units WHERE activity_id = $1 AND tier = 1",
+                &[&a.id.0],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(units, 2, "the paid order's units, not the cancelled one's");
+        let seats: Vec<String> = c
+            .query(
+                "SELECT seat FROM order_seats WHERE activity_id = $1 ORDER BY seat",
+                &[&a.id.0],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(seats, ["A-1-1", "A-1-2"]);
+        // The guards count them: seat A-1-2 again is refused, the last unit on A-1-3 is not.
+        let line = |seat: &str| TierLine {
+            seats: vec![seat.to_string()],
+            ..TierLine::new(1, 1)
+        };
+        let mut again = super::order_transaction::order(&a, base(&a) + 3, 3);
+        again.lines = vec![line("A-1-2")];
+        assert_eq!(
+            s.create_from_hold("m3", &again).await.unwrap(),
+            CreateOrder::Rejected(seckill_core::repo::OrderRejection::SeatTaken)
+        );
+        let mut last = super::order_transaction::order(&a, base(&a) + 4, 4);
+        last.lines = vec![line("A-1-3")];
+        assert_eq!(
+            s.create_from_hold("m4", &last).await.unwrap(),
+            CreateOrder::Created(last.clone())
+        );
+    }
+
     /// A product and a live activity (100 units, 2 each), written as a schema at migration 5
     /// has them (the store of today writes columns of later migrations).
     async fn activity_at_5(pool: &seckill_store::postgres::Pool) -> Activity {

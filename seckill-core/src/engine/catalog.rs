@@ -102,6 +102,39 @@ pub struct NewActivity {
     pub real_name: bool,
 }
 
+impl NewActivity {
+    /// The activity it creates, as stored under `id` at `now` (nothing sold, not cancelled; with
+    /// tiers, `price` is the cheapest one's, what a listing shows as "from"). Not yet checked:
+    /// [`Activity::validate`] is the rule, for the engine and for a tool that checks a plan
+    /// before it sends it.
+    pub fn into_activity(self, id: ActivityId, now: Timestamp) -> Activity {
+        Activity {
+            id,
+            product_id: self.product_id,
+            title: self.title,
+            price: self
+                .tiers
+                .iter()
+                .map(|t| t.price)
+                .min()
+                .unwrap_or(self.price),
+            total_stock: self.total_stock,
+            sold: 0,
+            per_user_limit: self.per_user_limit,
+            starts_at: self.starts_at,
+            ends_at: self.ends_at,
+            cancelled: false,
+            created_at: now,
+            stock_buckets: self.stock_buckets,
+            event_id: self.event_id,
+            tiers: self.tiers,
+            quotas: self.quotas,
+            seats: self.seats,
+            real_name: self.real_name,
+        }
+    }
+}
+
 /// An event to create (the body of `POST /api/v1/admin/events`); its sessions are activities
 /// created with its `event_id`.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -243,26 +276,7 @@ impl Engine {
     /// Creates an activity of an existing product: checked, then stored (`NotFound` names the
     /// product, or the event, when it does not exist). Warm it up before it starts.
     pub async fn create_activity(&self, new: NewActivity) -> Result<Activity> {
-        let a = Activity {
-            id: ActivityId(self.next_id()),
-            product_id: new.product_id,
-            title: new.title,
-            // With tiers, the cheapest one's (what a listing shows as "from").
-            price: new.tiers.iter().map(|t| t.price).min().unwrap_or(new.price),
-            total_stock: new.total_stock,
-            sold: 0,
-            per_user_limit: new.per_user_limit,
-            starts_at: new.starts_at,
-            ends_at: new.ends_at,
-            cancelled: false,
-            created_at: self.now(),
-            stock_buckets: new.stock_buckets,
-            event_id: new.event_id,
-            tiers: new.tiers,
-            quotas: new.quotas,
-            seats: new.seats,
-            real_name: new.real_name,
-        };
+        let a = new.into_activity(ActivityId(self.next_id()), self.now());
         a.validate()?;
         let stock = &self.backends().stock;
         if (!a.tiers.is_empty() && !stock.sells_tiers())

@@ -741,9 +741,7 @@ impl StockReserver for MemoryStockReserver {
         let Some(act) = self.activity(req.activity_id) else {
             return Ok(ReserveOutcome::NotLoaded);
         };
-        if !req.holders.is_empty() && req.holders.len() != req.quantity as usize {
-            return Err(Error::invalid("holders: one per unit, or none"));
-        }
+        crate::stock::check_holders(req)?;
         let hold = {
             let mut a = act.lock();
             check_request_lines(&a.tiers, &a.seat_map, req)?;

@@ -530,22 +530,9 @@ impl OrderRepo for PgStore {
                          UPDATE activity_user_units SET units = activity_user_units.units - o.quantity
                          FROM o WHERE $7 AND activity_user_units.activity_id = o.activity_id
                              AND activity_user_units.user_id = o.user_id),
-                     d AS (
-                         DELETE FROM ticket_documents USING o
-                         WHERE $7 AND ticket_documents.activity_id = o.activity_id
-                             AND ticket_documents.order_id = o.id),
-                     s AS (
-                         DELETE FROM order_seats USING o
-                         WHERE $7 AND order_seats.activity_id = o.activity_id
-                             AND order_seats.order_id = o.id),
-                     t AS (
-                         UPDATE activity_tier_units tu SET units = tu.units - x.q
-                         FROM (SELECT o.activity_id, (l->>'tier')::INT AS tier,
-                                   sum((l->>'quantity')::INT)::INT AS q
-                               FROM o CROSS JOIN LATERAL jsonb_array_elements(o.lines) l
-                               GROUP BY 1, 2) x
-                         WHERE $7 AND tu.activity_id = x.activity_id AND tu.tier = x.tier)
-                     SELECT * FROM o"
+                     {}
+                     SELECT * FROM o",
+                    give_back_claims("$7 AND")
                 ),
                 &[&id.0, &ch.from.as_str(), &ch.to.as_str(), &ch.at, &ch.payment_id.map(|p| p.0),
                   &ch.cancel_reason.map(cancel_reason_str), &cancel],
@@ -596,22 +583,9 @@ impl OrderRepo for PgStore {
                            GROUP BY activity_id, user_id) x
                      WHERE activity_user_units.activity_id = x.activity_id
                        AND activity_user_units.user_id = x.user_id),
-                 d AS (
-                     DELETE FROM ticket_documents USING o
-                     WHERE ticket_documents.activity_id = o.activity_id
-                       AND ticket_documents.order_id = o.id),
-                 s AS (
-                     DELETE FROM order_seats USING o
-                     WHERE order_seats.activity_id = o.activity_id
-                       AND order_seats.order_id = o.id),
-                 t AS (
-                     UPDATE activity_tier_units tu SET units = tu.units - x.q
-                     FROM (SELECT o.activity_id, (l->>'tier')::INT AS tier,
-                               sum((l->>'quantity')::INT)::INT AS q
-                           FROM o CROSS JOIN LATERAL jsonb_array_elements(o.lines) l
-                           GROUP BY 1, 2) x
-                     WHERE tu.activity_id = x.activity_id AND tu.tier = x.tier)
-                 SELECT {ORDER_COLUMNS} FROM o"
+                 {}
+                 SELECT {ORDER_COLUMNS} FROM o",
+                give_back_claims("")
             ),
             &[&now, &(limit as i64)],
         )
@@ -693,4 +667,28 @@ async fn claim(
         .await
         .map_err(map_err)?;
     Ok(fresh as usize == keys.len())
+}
+
+/// The common table expressions that give a cancelled order's claims back, over the orders
+/// `o` just cancelled (when `when`, a condition followed by `AND`, holds): its holders'
+/// documents, its seats, and its units to each tier. Both cancellations (a status change and
+/// the expiry sweep) use them, after their own `a` (the activity's sold) and `u` (the
+/// buyer's units).
+fn give_back_claims(when: &str) -> String {
+    format!(
+        "d AS (
+             DELETE FROM ticket_documents USING o
+             WHERE {when} ticket_documents.activity_id = o.activity_id
+                 AND ticket_documents.order_id = o.id),
+         s AS (
+             DELETE FROM order_seats USING o
+             WHERE {when} order_seats.activity_id = o.activity_id AND order_seats.order_id = o.id),
+         t AS (
+             UPDATE activity_tier_units tu SET units = tu.units - x.q
+             FROM (SELECT o.activity_id, (l->>'tier')::INT AS tier,
+                       sum((l->>'quantity')::INT)::INT AS q
+                   FROM o CROSS JOIN LATERAL jsonb_array_elements(o.lines) l
+                   GROUP BY 1, 2) x
+             WHERE {when} tu.activity_id = x.activity_id AND tu.tier = x.tier)"
+    )
 }

@@ -1173,9 +1173,7 @@ impl StockReserver for RedisStockReserver {
             return Err(Error::invalid("quantity must be at least 1"));
         }
         seckill_core::rate_limit::check_charges(&req.rates)?;
-        if !req.holders.is_empty() && req.holders.len() != req.quantity as usize {
-            return Err(Error::invalid("holders: one per unit, or none"));
-        }
+        seckill_core::stock::check_holders(req)?;
         let i = &self.inner;
         let k = i.count(req.activity_id).await?;
         if k > 1 {
